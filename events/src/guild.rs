@@ -1,0 +1,75 @@
+use serde::{Deserialize, Serialize};
+
+use crate::{aggregate, EventKind};
+
+/// What a channel is for: chat (`text`) or posts with comments (`forum`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChannelKind {
+    Text,
+    Forum,
+}
+
+/// Events of the `guild` aggregate (a community server).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum GuildEvent {
+    GuildCreated {
+        name: String,
+        profile_image: Option<String>,
+        owner_id: String,
+        owner_nickname: String,
+    },
+    /// The whole new name and image, not a patch.
+    GuildUpdated {
+        name: String,
+        profile_image: Option<String>,
+    },
+    GuildDeleted,
+    MemberJoined {
+        user_id: String,
+        nickname: String,
+    },
+    MemberLeft {
+        user_id: String,
+    },
+    MemberNicknameChanged {
+        user_id: String,
+        nickname: String,
+    },
+    CategoryCreated {
+        category_id: String,
+        name: String,
+    },
+    ChannelCreated {
+        channel_id: String,
+        name: String,
+        kind: ChannelKind,
+        category_id: Option<String>,
+    },
+    ChannelDeleted {
+        channel_id: String,
+    },
+}
+
+impl EventKind for GuildEvent {
+    const AGGREGATE_TYPE: &'static str = aggregate::GUILD;
+
+    fn event_type(&self) -> &'static str {
+        match self {
+            Self::GuildCreated { .. } => "GuildCreated",
+            Self::GuildUpdated { .. } => "GuildUpdated",
+            Self::GuildDeleted => "GuildDeleted",
+            Self::MemberJoined { .. } => "MemberJoined",
+            Self::MemberLeft { .. } => "MemberLeft",
+            Self::MemberNicknameChanged { .. } => "MemberNicknameChanged",
+            Self::CategoryCreated { .. } => "CategoryCreated",
+            Self::ChannelCreated { .. } => "ChannelCreated",
+            Self::ChannelDeleted { .. } => "ChannelDeleted",
+        }
+    }
+
+    fn event_version(&self) -> &'static str {
+        "1.0"
+    }
+}

@@ -1,0 +1,74 @@
+//! Pure domain: aggregates, their commands and the rules they enforce.
+//!
+//! Nothing in here does I/O. Cross-aggregate facts arrive through each
+//! aggregate's `Services` trait, implemented in the adapter layer.
+
+pub mod account;
+pub mod guild;
+
+use std::fmt::Debug;
+
+use cqrs_es::DomainEvent;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tessera_events::EventKind;
+
+/// An event of the `events` crate as cqrs-es sees it.
+///
+/// The `events` crate stays free of cqrs-es (and so of tokio); this wrapper is
+/// where the two meet. It serializes exactly like the event it wraps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Recorded<E>(pub E);
+
+impl<E> DomainEvent for Recorded<E>
+where
+    E: EventKind + Serialize + DeserializeOwned + Clone + PartialEq + Debug + Send + Sync,
+{
+    fn event_type(&self) -> String {
+        self.0.event_type().to_owned()
+    }
+
+    fn event_version(&self) -> String {
+        self.0.event_version().to_owned()
+    }
+}
+
+/// How a domain error is to be answered. Everything but `Unavailable` is a
+/// rejection of the command (a 4xx); `Unavailable` means a fact the domain
+/// needed could not be fetched, an infrastructure failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    Invalid,
+    Forbidden,
+    NotFound,
+    Conflict,
+    Gone,
+    Unprocessable,
+    Unavailable,
+}
+
+/// A domain error with a stable, machine-readable code.
+pub trait DomainError: std::error::Error + Send + Sync + 'static {
+    fn kind(&self) -> ErrorKind;
+    /// `snake_case` code clients can match on (`already_member`, ...).
+    fn code(&self) -> &'static str;
+}
+
+/// Checks that a text has between `min` and `max` characters (not bytes).
+pub fn char_len_within(value: &str, min: usize, max: usize) -> bool {
+    let n = value.chars().count();
+    (min..=max).contains(&n)
+}
+
+/// Limits of the contract (API.md), shared by the HTTP layer and the domain.
+pub mod limits {
+    pub const NICKNAME: (usize, usize) = (1, 32);
+    pub const PASSWORD: (usize, usize) = (8, 128);
+    pub const GUILD_NAME: (usize, usize) = (1, 50);
+    pub const PROFILE_IMAGE: (usize, usize) = (1, 2048);
+    pub const CHARGE_AMOUNT: (i64, i64) = (1, 1_000_000);
+    pub const IDEMPOTENCY_KEY: (usize, usize) = (1, 128);
+    /// Upper bound of a balance, so that no sequence of charges overflows.
+    pub const MAX_BALANCE: i64 = 1_000_000_000_000;
+}
