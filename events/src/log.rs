@@ -9,7 +9,9 @@ use crate::Envelope;
 /// with a lower position may belong to a transaction that commits later, so
 /// the position alone is not a safe resume point. On SQLite writes are
 /// serialized and `tx_id` is always 0.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct LogPosition {
     pub tx_id: u64,
     pub position: i64,
@@ -39,8 +41,11 @@ pub struct LogError(pub String);
 pub trait EventLog: Send + Sync {
     /// Up to `limit` committed events after `after`, in commit order. Never
     /// returns an event while an earlier-committing one may still appear.
-    async fn read_after(&self, after: LogPosition, limit: usize)
-        -> Result<Vec<LogRecord>, LogError>;
+    async fn read_after(
+        &self,
+        after: LogPosition,
+        limit: usize,
+    ) -> Result<Vec<LogRecord>, LogError>;
 
     /// The position of the last committed event (for lag).
     async fn head(&self) -> Result<LogPosition, LogError>;

@@ -7,7 +7,7 @@ use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 use tessera_events::{aggregate, AccountEvent};
 
-use super::{char_len_within, limits, DomainError, ErrorKind, Recorded};
+use super::{char_len_within, image_ok, limits, DomainError, ErrorKind, Recorded};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AccountCommand {
@@ -79,6 +79,16 @@ impl DomainError for AccountError {
             Self::IdempotencyKeyReused => "idempotency_key_reused",
             Self::ReferenceReused => "reference_reused",
             Self::UnknownReference => "unknown_reference",
+        }
+    }
+
+    fn details(&self) -> serde_json::Value {
+        match self {
+            Self::Invalid { field } => serde_json::json!({ "field": field }),
+            Self::InsufficientPoints { balance, needed } => {
+                serde_json::json!({ "balance": balance, "needed": needed })
+            }
+            _ => serde_json::Value::Null,
         }
     }
 }
@@ -167,6 +177,11 @@ impl Account {
                 let nickname = nickname.unwrap_or_else(|| self.nickname.clone());
                 Self::check_nickname(&nickname)?;
                 let profile_image = profile_image.unwrap_or_else(|| self.profile_image.clone());
+                if !image_ok(profile_image.as_deref()) {
+                    return Err(AccountError::Invalid {
+                        field: "profile_image",
+                    });
+                }
                 if nickname == self.nickname && profile_image == self.profile_image {
                     return Ok(None);
                 }

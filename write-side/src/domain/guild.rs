@@ -10,7 +10,7 @@ use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 use tessera_events::{aggregate, ChannelKind, GuildEvent};
 
-use super::{char_len_within, limits, DomainError, ErrorKind, Recorded};
+use super::{char_len_within, image_ok, limits, DomainError, ErrorKind, Recorded};
 
 /// Facts from other aggregates that guild decisions need.
 #[async_trait]
@@ -128,6 +128,14 @@ impl DomainError for GuildError {
             Self::Unavailable(_) => "unavailable",
         }
     }
+
+    fn details(&self) -> serde_json::Value {
+        match self {
+            Self::Invalid { field } => serde_json::json!({ "field": field }),
+            Self::NameTaken(what) => serde_json::json!({ "field": "name", "kind": what }),
+            _ => serde_json::Value::Null,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -177,6 +185,16 @@ impl Guild {
         }
     }
 
+    fn check_image(image: Option<&str>) -> Result<(), GuildError> {
+        if image_ok(image) {
+            Ok(())
+        } else {
+            Err(GuildError::Invalid {
+                field: "profile_image",
+            })
+        }
+    }
+
     fn check_owner(&self, actor: &str) -> Result<(), GuildError> {
         if self.owner_id == actor {
             Ok(())
@@ -190,10 +208,7 @@ impl Guild {
         names.any(|n| n.trim().to_lowercase() == wanted)
     }
 
-    async fn nickname_of(
-        services: &GuildServicesRef,
-        user_id: &str,
-    ) -> Result<String, GuildError> {
+    async fn nickname_of(services: &GuildServicesRef, user_id: &str) -> Result<String, GuildError> {
         services
             .account_nickname(user_id)
             .await
@@ -217,6 +232,7 @@ impl Guild {
                 return Err(GuildError::AlreadyExists);
             }
             Self::check_name(&name)?;
+            Self::check_image(profile_image.as_deref())?;
             let owner_nickname = Self::nickname_of(services, &owner_id).await?;
             return Ok(Some(GuildEvent::GuildCreated {
                 name,
@@ -242,6 +258,7 @@ impl Guild {
                 let name = name.unwrap_or_else(|| self.name.clone());
                 Self::check_name(&name)?;
                 let profile_image = profile_image.unwrap_or_else(|| self.profile_image.clone());
+                Self::check_image(profile_image.as_deref())?;
                 if name == self.name && profile_image == self.profile_image {
                     return Ok(None);
                 }
@@ -707,13 +724,14 @@ mod tests {
 
     #[test]
     fn channels_are_owner_only_with_unique_names_in_known_categories() {
-        let create = |actor: &str, name: &str, category: Option<&str>| GuildCommand::CreateChannel {
-            actor: actor.into(),
-            channel_id: "c2".into(),
-            name: name.into(),
-            kind: ChannelKind::Text,
-            category_id: category.map(Into::into),
-        };
+        let create =
+            |actor: &str, name: &str, category: Option<&str>| GuildCommand::CreateChannel {
+                actor: actor.into(),
+                channel_id: "c2".into(),
+                name: name.into(),
+                kind: ChannelKind::Text,
+                category_id: category.map(Into::into),
+            };
         given(vec![created(), joined("ann", "Ann")])
             .when(create("ann", "general", None))
             .then_expect_error(GuildError::NotOwner);

@@ -53,12 +53,22 @@ pub trait DomainError: std::error::Error + Send + Sync + 'static {
     fn kind(&self) -> ErrorKind;
     /// `snake_case` code clients can match on (`already_member`, ...).
     fn code(&self) -> &'static str;
+    /// Machine-readable specifics for the error body's `details`.
+    fn details(&self) -> serde_json::Value {
+        serde_json::Value::Null
+    }
 }
 
 /// Checks that a text has between `min` and `max` characters (not bytes).
 pub fn char_len_within(value: &str, min: usize, max: usize) -> bool {
     let n = value.chars().count();
     (min..=max).contains(&n)
+}
+
+/// A profile image, when set, is a non-blank reference of bounded length.
+pub fn image_ok(image: Option<&str>) -> bool {
+    let (min, max) = limits::PROFILE_IMAGE;
+    image.is_none_or(|i| char_len_within(i, min, max) && !i.trim().is_empty())
 }
 
 /// Limits of the contract (API.md), shared by the HTTP layer and the domain.

@@ -1,0 +1,185 @@
+//! The one error shape of every Tessera API:
+//! `{"error": {"code": "...", "message": "...", "details": {...}}}`.
+
+use std::borrow::Cow;
+use std::fmt::Display;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::bus::CommandError;
+use crate::domain::{DomainError, ErrorKind};
+use crate::store::credentials::CredentialError;
+
+/// The body of every error answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable `snake_case` code (`invalid_input`, `not_found`, `already_member`, ...).
+    pub code: String,
+    /// Human-readable explanation.
+    pub message: String,
+    /// Specifics, such as the offending `field`.
+    #[schema(value_type = Object)]
+    pub details: Value,
+}
+
+/// An error answer of the write API (and the shape the read API shares).
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: Cow<'static, str>,
+    pub message: String,
+    pub details: Value,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code: Cow::Borrowed(code),
+            message: message.into(),
+            details: Value::Object(serde_json::Map::new()),
+        }
+    }
+
+    #[must_use]
+    pub fn with_details(mut self, details: Value) -> Self {
+        if !details.is_null() {
+            self.details = details;
+        }
+        self
+    }
+
+    /// 400 `invalid_input` naming the offending field.
+    pub fn invalid(field: &str, reason: impl Into<String>) -> Self {
+        let reason = reason.into();
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+            format!("{field}: {reason}"),
+        )
+        .with_details(serde_json::json!({ "field": field, "reason": reason }))
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
+    }
+
+    pub fn payload_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the request body exceeds {limit} bytes"),
+        )
+        .with_details(serde_json::json!({ "limit_bytes": limit }))
+    }
+
+    /// 500 without details for the client; the cause goes to the log.
+    pub fn internal(cause: impl Display) -> Self {
+        tracing::error!(error = %cause, "request failed");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "something went wrong on our side; it has been logged",
+        )
+    }
+
+    /// 503 for a dependency that is down; the cause goes to the log.
+    pub fn unavailable(cause: impl Display) -> Self {
+        tracing::error!(error = %cause, "dependency unavailable");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "a dependency is unavailable; try again shortly",
+        )
+    }
+
+    /// A domain rejection, with its code, message and details.
+    pub fn domain<E: DomainError>(e: &E) -> Self {
+        let status = match e.kind() {
+            ErrorKind::Invalid => StatusCode::BAD_REQUEST,
+            ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::Conflict => StatusCode::CONFLICT,
+            ErrorKind::Gone => StatusCode::GONE,
+            ErrorKind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorKind::Unavailable => return Self::internal(e),
+        };
+        Self::new(status, e.code(), e.to_string()).with_details(e.details())
+    }
+}
+
+impl<E: DomainError> From<CommandError<E>> for ApiError {
+    fn from(e: CommandError<E>) -> Self {
+        match e {
+            CommandError::Rejected(e) => Self::domain(&e),
+            CommandError::Conflict { attempts } => Self::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                "the resource kept changing under this request; retry it",
+            )
+            .with_details(serde_json::json!({ "attempts": attempts })),
+            CommandError::Failed(cause) => Self::internal(cause),
+        }
+    }
+}
+
+impl From<CredentialError> for ApiError {
+    fn from(e: CredentialError) -> Self {
+        match e {
+            CredentialError::EmailTaken => Self::new(
+                StatusCode::CONFLICT,
+                "email_taken",
+                "an account with this email already exists",
+            )
+            .with_details(serde_json::json!({ "field": "email" })),
+            CredentialError::Failed(cause) => Self::internal(cause),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.into_owned(),
+                message: self.message,
+                details: self.details,
+            },
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.code,
+            self.message
+        )
+    }
+}

@@ -1,0 +1,200 @@
+//! Extractors that answer bad input in the documented error shape.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+use super::layers::BODY_LIMIT;
+use crate::auth::{AuthError, Authenticator, Principal};
+
+/// JSON body. Malformed JSON, wrong types, unknown or missing fields → 400
+/// `invalid_input` naming the field; no JSON content type → 415; a body over
+/// the limit → 413.
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let is_json = req
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|mime| {
+                let mime = mime.trim().to_ascii_lowercase();
+                mime == "application/json" || mime.ends_with("+json")
+            });
+        if !is_json {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as JSON with `Content-Type: application/json`",
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::payload_too_large(BODY_LIMIT)
+            } else {
+                ApiError::invalid("body", rejection.body_text())
+            }
+        })?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// Deserializes JSON, reporting the path of the field that failed.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let inner = e.inner();
+        let reason = strip_position(&inner.to_string());
+        if inner.is_syntax() || inner.is_eof() {
+            return ApiError::invalid("body", format!("malformed JSON: {reason}"));
+        }
+        let path = e.path().to_string();
+        let field = if path == "." || path.is_empty() {
+            named_field(&reason).unwrap_or_else(|| "body".to_owned())
+        } else {
+            path
+        };
+        ApiError::invalid(&field, reason)
+    })?;
+    de.end()
+        .map_err(|_| ApiError::invalid("body", "trailing characters after the JSON value"))?;
+    Ok(value)
+}
+
+/// serde reports unknown and missing fields at the parent's path; the name
+/// is in the message (``unknown field `x` ``).
+fn named_field(reason: &str) -> Option<String> {
+    let start = reason.find('`')? + 1;
+    let len = reason[start..].find('`')?;
+    (reason.starts_with("unknown field") || reason.starts_with("missing field"))
+        .then(|| reason[start..start + len].to_owned())
+}
+
+fn strip_position(message: &str) -> String {
+    match message.find(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+/// The authenticated caller (`Authorization: Bearer <jwt>`), or 401.
+#[derive(Debug, Clone)]
+pub struct CurrentUser(pub Principal);
+
+impl<S> FromRequestParts<S> for CurrentUser
+where
+    Arc<Authenticator>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let auth = Arc::<Authenticator>::from_ref(state);
+        let token = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                let (scheme, token) = v.split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+            })
+            .ok_or(AuthError::Missing);
+        let principal = token
+            .and_then(|t| auth.verify(t))
+            .map_err(|e| ApiError::unauthorized(e.to_string()))?;
+        tracing::Span::current().record("user_id", principal.user_id.as_str());
+        Ok(Self(principal))
+    }
+}
+
+/// An authenticated caller with the `admin` role: 401 without a token, 403
+/// with a token of another role.
+#[derive(Debug, Clone)]
+pub struct AdminUser(pub Principal);
+
+impl<S> FromRequestParts<S> for AdminUser
+where
+    Arc<Authenticator>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let CurrentUser(principal) = CurrentUser::from_request_parts(parts, state).await?;
+        if principal.is_admin() {
+            Ok(Self(principal))
+        } else {
+            Err(ApiError::forbidden("this needs the admin role"))
+        }
+    }
+}
+
+/// The request id set by the request-id layer (or sent by the client).
+#[derive(Debug, Clone)]
+pub struct RequestId(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestId {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            parts
+                .headers
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        name: String,
+        count: u8,
+    }
+
+    fn field_of(json: &str) -> (String, String) {
+        let e = parse_json::<Body>(json.as_bytes()).unwrap_err();
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        (
+            e.details["field"].as_str().unwrap().to_owned(),
+            e.details["reason"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    #[test]
+    fn bad_json_names_the_field_that_failed() {
+        assert_eq!(field_of(r#"{"name": 5, "count": 1}"#).0, "name");
+        assert_eq!(field_of(r#"{"name": "a", "count": 300}"#).0, "count");
+        assert_eq!(field_of(r#"{"name": "a"}"#).0, "count");
+        assert_eq!(
+            field_of(r#"{"name": "a", "count": 1, "extra": true}"#).0,
+            "extra"
+        );
+        let (field, reason) = field_of(r#"{"name": "a", "#);
+        assert_eq!(field, "body");
+        assert!(reason.starts_with("malformed JSON"), "{reason}");
+        assert_eq!(field_of(r#"{"name": "a", "count": 1} x"#).0, "body");
+    }
+}

@@ -1,0 +1,310 @@
+//! Guild commands: guilds, membership, nicknames, categories, channels.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{delete, patch, post, put};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use tessera_events::ChannelKind;
+use utoipa::ToSchema;
+
+use super::error::{ApiError, ErrorBody};
+use super::extract::{ApiJson, CurrentUser, RequestId};
+use super::{context, double_option, ApiPath, Version};
+use crate::app::WriteState;
+use crate::bus::CommandContext;
+use crate::domain::guild::GuildCommand;
+
+pub fn router() -> Router<WriteState> {
+    Router::new()
+        .route("/v1/guilds", post(create_guild))
+        .route(
+            "/v1/guilds/{guild_id}",
+            patch(update_guild).delete(delete_guild),
+        )
+        .route("/v1/guilds/{guild_id}/members", post(join_guild))
+        .route("/v1/guilds/{guild_id}/members/me", delete(leave_guild))
+        .route(
+            "/v1/guilds/{guild_id}/members/me/nickname",
+            put(set_nickname),
+        )
+        .route("/v1/guilds/{guild_id}/categories", post(create_category))
+        .route("/v1/guilds/{guild_id}/channels", post(create_channel))
+        .route(
+            "/v1/guilds/{guild_id}/channels/{channel_id}",
+            delete(delete_channel),
+        )
+}
+
+async fn run(
+    ws: &WriteState,
+    guild_id: &str,
+    command: GuildCommand,
+    ctx: &CommandContext,
+) -> Result<u64, ApiError> {
+    Ok(ws
+        .guilds
+        .execute(guild_id, command, ctx, |_| ())
+        .await?
+        .version)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateGuildRequest {
+    /// 1..=50 characters.
+    pub name: String,
+    pub profile_image: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CreateGuildResponse {
+    pub guild_id: String,
+    pub version: u64,
+}
+
+/// Create a guild; the caller becomes its owner and first member.
+#[utoipa::path(post, path = "/v1/guilds", tag = "guilds", request_body = CreateGuildRequest,
+    security(("bearer" = [])),
+    responses((status = 201, body = CreateGuildResponse), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody, description = "`account_not_found`")))]
+pub async fn create_guild(
+    State(ws): State<WriteState>,
+    CurrentUser(user): CurrentUser,
+    RequestId(request_id): RequestId,
+    ApiJson(req): ApiJson<CreateGuildRequest>,
+) -> Result<(StatusCode, Json<CreateGuildResponse>), ApiError> {
+    let guild_id = uuid::Uuid::now_v7().to_string();
+    let command = GuildCommand::Create {
+        name: req.name,
+        profile_image: req.profile_image,
+        owner_id: user.user_id.clone(),
+    };
+    let version = run(&ws, &guild_id, command, &context(&user.user_id, request_id)).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreateGuildResponse { guild_id, version }),
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateGuildRequest {
+    pub name: Option<String>,
+    /// `null` removes the image; leaving the field out keeps it.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>, nullable)]
+    pub profile_image: Option<Option<String>>,
+}
+
+/// Rename a guild or change its image (owner only).
+#[utoipa::path(patch, path = "/v1/guilds/{guild_id}", tag = "guilds", request_body = UpdateGuildRequest,
+    security(("bearer" = [])), params(("guild_id" = String, Path)),
+    responses((status = 200, body = Version), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 410, body = ErrorBody)))]
+pub async fn update_guild(
+    State(ws): State<WriteState>,
+    CurrentUser(user): CurrentUser,
+    RequestId(request_id): RequestId,
+    ApiPath(guild_id): ApiPath<String>,
+    ApiJson(req): ApiJson<UpdateGuildRequest>,
+) -> Result<Json<Version>, ApiError> {
+    let command = GuildCommand::Update {
+        actor: user.user_id.clone(),
+        name: req.name,
+        profile_image: req.profile_image,
+    };
+    let version = run(&ws, &guild_id, command, &context(&user.user_id, request_id)).await?;
+    Ok(Json(Version { version }))
+}
+
+/// Delete a guild (owner only). Later commands on it answer 410.
+#[utoipa::path(delete, path = "/v1/guilds/{guild_id}", tag = "guilds",
+    security(("bearer" = [])), params(("guild_id" = String, Path)),
+    responses((status = 200, body = Version), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 410, body = ErrorBody)))]
+pub async fn delete_guild(
+    State(ws): State<WriteState>,
+    CurrentUser(user): CurrentUser,
+    RequestId(request_id): RequestId,
+    ApiPath(guild_id): ApiPath<String>,
+) -> Result<Json<Version>, ApiError> {
+    let command = GuildCommand::Delete {
+        actor: user.user_id.clone(),
+    };
+    let version = run(&ws, &guild_id, command, &context(&user.user_id, request_id)).await?;
+    Ok(Json(Version { version }))
+}
+
+/// Join a guild as the caller.
+#[utoipa::path(post, path = "/v1/guilds/{guild_id}/members", tag = "guilds",
+    security(("bearer" = [])), params(("guild_id" = String, Path)),
+    responses((status = 201, body = Version), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "`already_member`"), (status = 410, body = ErrorBody)))]
+pub async fn join_guild(
+    State(ws): State<WriteState>,
+    CurrentUser(user): CurrentUser,
+    RequestId(request_id): RequestId,
+    ApiPath(guild_id): ApiPath<String>,
+) -> Result<(StatusCode, Json<Version>), ApiError> {
+    let command = GuildCommand::Join {
+        user_id: user.user_id.clone(),
+    };
+    let version = run(&ws, &guild_id, command, &context(&user.user_id, request_id)).await?;
+    Ok((StatusCode::CREATED, Json(Version { version })))
+}
+
+/// Leave a guild. The owner cannot leave (409 `owner_cannot_leave`).
+#[utoipa::path(delete, path = "/v1/guilds/{guild_id}/members/me", tag = "guilds",
+    security(("bearer" = [])), params(("guild_id" = String, Path)),
+    responses((status = 200, body = Version), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody, description = "`not_member`"), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "`owner_cannot_leave`"), (status = 410, body = ErrorBody)))]
+pub async fn leave_guild(
+    State(ws): State<WriteState>,
+    CurrentUser(user): CurrentUser,
+    RequestId(request_id): RequestId,
+    ApiPath(guild_id): ApiPath<String>,
+) -> Result<Json<Version>, ApiError> {
+    let command = GuildCommand::Leave {
+        user_id: user.user_id.clone(),
+    };
+    let version = run(&ws, &guild_id, command, &context(&user.user_id, request_id)).await?;
+    Ok(Json(Version { version }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NicknameRequest {
+    /// 1..=32 characters.
+    pub nickname: String,
+}
+
+/// Set the caller's nickname in this guild.
+#[utoipa::path(put, path = "/v1/guilds/{guild_id}/members/me/nickname", tag = "guilds", request_body = NicknameRequest,
+    security(("bearer" = [])), params(("guild_id" = String, Path)),
+    responses((status = 200, body = Version), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody, description = "`not_member`"), (status = 404, body = ErrorBody), (status = 410, body = ErrorBody)))]
+pub async fn set_nickname(
+    State(ws): State<WriteState>,
+    CurrentUser(user): CurrentUser,
+    RequestId(request_id): RequestId,
+    ApiPath(guild_id): ApiPath<String>,
+    ApiJson(req): ApiJson<NicknameRequest>,
+) -> Result<Json<Version>, ApiError> {
+    let command = GuildCommand::SetNickname {
+        user_id: user.user_id.clone(),
+        nickname: req.nickname,
+    };
+    let version = run(&ws, &guild_id, command, &context(&user.user_id, request_id)).await?;
+    Ok(Json(Version { version }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CategoryRequest {
+    /// 1..=50 characters, unique among the guild's categories.
+    pub name: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CategoryResponse {
+    pub category_id: String,
+    pub version: u64,
+}
+
+/// Add a category (owner only).
+#[utoipa::path(post, path = "/v1/guilds/{guild_id}/categories", tag = "guilds", request_body = CategoryRequest,
+    security(("bearer" = [])), params(("guild_id" = String, Path)),
+    responses((status = 201, body = CategoryResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "`name_taken`"), (status = 410, body = ErrorBody)))]
+pub async fn create_category(
+    State(ws): State<WriteState>,
+    CurrentUser(user): CurrentUser,
+    RequestId(request_id): RequestId,
+    ApiPath(guild_id): ApiPath<String>,
+    ApiJson(req): ApiJson<CategoryRequest>,
+) -> Result<(StatusCode, Json<CategoryResponse>), ApiError> {
+    let category_id = uuid::Uuid::now_v7().to_string();
+    let command = GuildCommand::CreateCategory {
+        actor: user.user_id.clone(),
+        category_id: category_id.clone(),
+        name: req.name,
+    };
+    let version = run(&ws, &guild_id, command, &context(&user.user_id, request_id)).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CategoryResponse {
+            category_id,
+            version,
+        }),
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelRequest {
+    /// 1..=50 characters, unique among the guild's channels.
+    pub name: String,
+    #[schema(value_type = String, example = "forum")]
+    pub kind: ChannelKind,
+    pub category_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ChannelResponse {
+    pub channel_id: String,
+    pub version: u64,
+}
+
+/// Add a `text` or `forum` channel (owner only).
+#[utoipa::path(post, path = "/v1/guilds/{guild_id}/channels", tag = "guilds", request_body = ChannelRequest,
+    security(("bearer" = [])), params(("guild_id" = String, Path)),
+    responses((status = 201, body = ChannelResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "`name_taken`"), (status = 410, body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "`unknown_category`")))]
+pub async fn create_channel(
+    State(ws): State<WriteState>,
+    CurrentUser(user): CurrentUser,
+    RequestId(request_id): RequestId,
+    ApiPath(guild_id): ApiPath<String>,
+    ApiJson(req): ApiJson<ChannelRequest>,
+) -> Result<(StatusCode, Json<ChannelResponse>), ApiError> {
+    let channel_id = uuid::Uuid::now_v7().to_string();
+    let command = GuildCommand::CreateChannel {
+        actor: user.user_id.clone(),
+        channel_id: channel_id.clone(),
+        name: req.name,
+        kind: req.kind,
+        category_id: req.category_id,
+    };
+    let version = run(&ws, &guild_id, command, &context(&user.user_id, request_id)).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(ChannelResponse {
+            channel_id,
+            version,
+        }),
+    ))
+}
+
+/// Delete a channel (owner only).
+#[utoipa::path(delete, path = "/v1/guilds/{guild_id}/channels/{channel_id}", tag = "guilds",
+    security(("bearer" = [])), params(("guild_id" = String, Path), ("channel_id" = String, Path)),
+    responses((status = 200, body = Version), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 410, body = ErrorBody)))]
+pub async fn delete_channel(
+    State(ws): State<WriteState>,
+    CurrentUser(user): CurrentUser,
+    RequestId(request_id): RequestId,
+    ApiPath((guild_id, channel_id)): ApiPath<(String, String)>,
+) -> Result<Json<Version>, ApiError> {
+    let command = GuildCommand::DeleteChannel {
+        actor: user.user_id.clone(),
+        channel_id,
+    };
+    let version = run(&ws, &guild_id, command, &context(&user.user_id, request_id)).await?;
+    Ok(Json(Version { version }))
+}

@@ -1,0 +1,115 @@
+//! The command REST API.
+
+pub mod accounts;
+pub mod error;
+pub mod extract;
+pub mod guilds;
+pub mod layers;
+pub mod ops;
+
+use axum::extract::{FromRequestParts, Path};
+use axum::http::request::Parts;
+use axum::Router;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+use crate::app::WriteState;
+use crate::bus::CommandContext;
+use error::ApiError;
+
+/// The command routes (no ops routes, no layers: see [`layers`] and [`ops`]).
+pub fn router(state: WriteState) -> Router {
+    Router::new()
+        .merge(accounts::router())
+        .merge(guilds::router())
+        .with_state(state)
+}
+
+/// The aggregate's version after a command.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct Version {
+    pub version: u64,
+}
+
+pub(crate) fn context(actor: &str, request_id: Option<String>) -> CommandContext {
+    CommandContext::new(actor, request_id)
+}
+
+/// Tells "field absent" (`None`) from "field is null" (`Some(None)`).
+pub(crate) fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// Longest id accepted in a path; anything longer cannot exist.
+const MAX_ID_LEN: usize = 64;
+
+/// Path parameters; an undecodable or absurdly long id is a 404, like any
+/// other id that does not exist.
+#[derive(Debug)]
+pub struct ApiPath<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let too_long = parts
+            .uri
+            .path()
+            .split('/')
+            .any(|segment| segment.len() > MAX_ID_LEN);
+        if too_long {
+            return Err(ApiError::not_found("resource"));
+        }
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(v)| Self(v))
+            .map_err(|_| ApiError::not_found("resource"))
+    }
+}
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                Http::builder()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Tessera write API", description = "Commands. Every 2xx answer carries the aggregate's new `version`; pass it as `min_version` to a read to see your own write."),
+    paths(
+        accounts::register, accounts::token, accounts::update_profile, accounts::charge,
+        guilds::create_guild, guilds::update_guild, guilds::delete_guild, guilds::join_guild,
+        guilds::leave_guild, guilds::set_nickname, guilds::create_category, guilds::create_channel,
+        guilds::delete_channel,
+    ),
+    components(schemas(error::ErrorBody, error::ErrorDetail, Version)),
+    modifiers(&BearerAuth),
+    tags((name = "accounts"), (name = "guilds")),
+)]
+pub struct WriteApiDoc;
+
+/// The OpenAPI document of the write API.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    WriteApiDoc::openapi()
+}

@@ -1,0 +1,68 @@
+//! Operational routes every process serves: `/healthz`, `/readyz`,
+//! `/openapi.json`.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use crate::health::{Check, Readiness};
+
+#[derive(Clone)]
+struct OpsState {
+    readiness: Arc<dyn Readiness>,
+    openapi: Arc<Value>,
+}
+
+pub fn router(readiness: Arc<dyn Readiness>, openapi: Value) -> Router {
+    Router::new()
+        .route(
+            "/healthz",
+            get(|| async { Json(json!({ "status": "ok" })) }),
+        )
+        .route("/readyz", get(readyz))
+        .route("/openapi.json", get(openapi_json))
+        .with_state(OpsState {
+            readiness,
+            openapi: Arc::new(openapi),
+        })
+}
+
+async fn readyz(State(state): State<OpsState>) -> impl IntoResponse {
+    let checks = tokio::time::timeout(std::time::Duration::from_secs(3), state.readiness.check())
+        .await
+        .unwrap_or_else(|_| {
+            vec![Check {
+                name: "all",
+                result: Err("readiness checks timed out".into()),
+            }]
+        });
+    let mut ready = true;
+    let mut report = serde_json::Map::new();
+    for c in checks {
+        let status = match &c.result {
+            Ok(()) => "ok",
+            Err(error) => {
+                ready = false;
+                tracing::warn!(dependency = c.name, %error, "not ready");
+                "unreachable"
+            }
+        };
+        report.insert(c.name.to_owned(), json!(status));
+    }
+    let code = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let status = if ready { "ready" } else { "not_ready" };
+    (code, Json(json!({ "status": status, "checks": report })))
+}
+
+async fn openapi_json(State(state): State<OpsState>) -> Json<Value> {
+    Json((*state.openapi).clone())
+}

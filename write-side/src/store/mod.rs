@@ -1,0 +1,275 @@
+//! Event store adapters behind cqrs-es's `EventStore` trait.
+//!
+//! Appends and per-aggregate loads go through cqrs-es's persistence port
+//! (`PersistedEventRepository`), implemented by postgres-es and sqlite-es.
+//! [`Store`] adds what Tessera needs on top, in event-store mode only (no
+//! snapshots): per-event metadata with its own event id, upcasting on load,
+//! incremental loads for the command bus cache, and a commit signal for the
+//! embedded projector feed.
+
+pub mod credentials;
+pub mod postgres;
+pub mod sqlite;
+
+use std::collections::HashMap;
+
+use chrono::Utc;
+use cqrs_es::persist::{
+    EventStoreAggregateContext, PersistedEventRepository, PersistenceError, ReplayStream,
+    SerializedEvent, SerializedSnapshot,
+};
+use cqrs_es::{Aggregate, AggregateError, DomainEvent, EventEnvelope, EventStore};
+use postgres_es::PostgresEventRepository;
+use serde_json::Value;
+use sqlite_es::SqliteEventRepository;
+use tessera_events::{upcast_parts, UPCASTERS};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+/// The two repositories Tessera runs on. An enum, not a trait object:
+/// `PersistedEventRepository` has generic methods and cannot be made `dyn`.
+#[derive(Clone)]
+pub enum Repo {
+    Postgres(std::sync::Arc<PostgresEventRepository>),
+    Sqlite(std::sync::Arc<SqliteEventRepository>),
+}
+
+macro_rules! delegate {
+    ($self:ident, $r:ident => $call:expr) => {
+        match $self {
+            Repo::Postgres($r) => $call,
+            Repo::Sqlite($r) => $call,
+        }
+    };
+}
+
+impl PersistedEventRepository for Repo {
+    async fn get_events<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<Vec<SerializedEvent>, PersistenceError> {
+        delegate!(self, r => r.get_events::<A>(aggregate_id).await)
+    }
+
+    async fn get_last_events<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+        last_sequence: usize,
+    ) -> Result<Vec<SerializedEvent>, PersistenceError> {
+        delegate!(self, r => r.get_last_events::<A>(aggregate_id, last_sequence).await)
+    }
+
+    async fn get_snapshot<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<Option<SerializedSnapshot>, PersistenceError> {
+        delegate!(self, r => r.get_snapshot::<A>(aggregate_id).await)
+    }
+
+    async fn persist<A: Aggregate>(
+        &self,
+        events: &[SerializedEvent],
+        snapshot_update: Option<(String, Value, usize)>,
+    ) -> Result<(), PersistenceError> {
+        delegate!(self, r => r.persist::<A>(events, snapshot_update).await)
+    }
+
+    async fn stream_events<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<ReplayStream, PersistenceError> {
+        delegate!(self, r => r.stream_events::<A>(aggregate_id).await)
+    }
+
+    async fn stream_all_events<A: Aggregate>(&self) -> Result<ReplayStream, PersistenceError> {
+        delegate!(self, r => r.stream_all_events::<A>().await)
+    }
+}
+
+/// Tessera's event store: cqrs-es's `EventStore` over a [`Repo`].
+#[derive(Clone)]
+pub struct Store {
+    repo: Repo,
+    commits: watch::Sender<u64>,
+}
+
+impl Store {
+    pub fn new(repo: Repo) -> Self {
+        Self {
+            repo,
+            commits: watch::Sender::new(0),
+        }
+    }
+
+    /// Ticks after every successful commit in this process: the embedded
+    /// projector feed waits on it instead of polling.
+    pub fn commit_signal(&self) -> watch::Receiver<u64> {
+        self.commits.subscribe()
+    }
+
+    /// The events of an aggregate after `after_sequence`, upcast and decoded:
+    /// how the command bus brings a cached aggregate up to date.
+    pub async fn load_after<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+        after_sequence: usize,
+    ) -> Result<Vec<EventEnvelope<A>>, AggregateError<A::Error>> {
+        let rows = if after_sequence == 0 {
+            self.repo.get_events::<A>(aggregate_id).await?
+        } else {
+            self.repo
+                .get_last_events::<A>(aggregate_id, after_sequence)
+                .await?
+        };
+        rows.into_iter().map(decode::<A>).collect()
+    }
+}
+
+fn decode<A: Aggregate>(
+    mut row: SerializedEvent,
+) -> Result<EventEnvelope<A>, AggregateError<A::Error>> {
+    upcast_parts(
+        &row.aggregate_type,
+        &row.event_type,
+        &mut row.event_version,
+        &mut row.payload,
+        UPCASTERS,
+    );
+    let payload = serde_json::from_value(row.payload)?;
+    let metadata = match row.metadata {
+        Value::Object(map) => map
+            .into_iter()
+            .map(|(k, v)| match v {
+                Value::String(s) => (k, s),
+                other => (k, other.to_string()),
+            })
+            .collect(),
+        _ => HashMap::new(),
+    };
+    Ok(EventEnvelope {
+        aggregate_id: row.aggregate_id,
+        sequence: row.sequence,
+        payload,
+        metadata,
+    })
+}
+
+impl<A: Aggregate> EventStore<A> for Store {
+    type AC = EventStoreAggregateContext<A>;
+
+    async fn load_events(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<Vec<EventEnvelope<A>>, AggregateError<A::Error>> {
+        self.load_after::<A>(aggregate_id, 0).await
+    }
+
+    async fn load_aggregate(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<Self::AC, AggregateError<A::Error>> {
+        let mut aggregate = A::default();
+        let mut current_sequence = 0;
+        for envelope in self.load_after::<A>(aggregate_id, 0).await? {
+            current_sequence = envelope.sequence;
+            aggregate.apply(envelope.payload);
+        }
+        Ok(EventStoreAggregateContext {
+            aggregate_id: aggregate_id.to_owned(),
+            aggregate,
+            current_sequence,
+            current_snapshot: None,
+        })
+    }
+
+    /// Appends `events` after `context.current_sequence`. Each event gets its
+    /// own `event_id` (UUID v7) and `occurred_at` on top of the shared
+    /// metadata. The context's aggregate is not read: this store keeps no
+    /// snapshots, so callers may pass a default one.
+    async fn commit(
+        &self,
+        events: Vec<A::Event>,
+        context: Self::AC,
+        metadata: HashMap<String, String>,
+    ) -> Result<Vec<EventEnvelope<A>>, AggregateError<A::Error>> {
+        let occurred_at = Utc::now()
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+            .to_string();
+        let envelopes: Vec<EventEnvelope<A>> = events
+            .into_iter()
+            .zip(context.current_sequence + 1..)
+            .map(|(payload, sequence)| {
+                let mut metadata = metadata.clone();
+                metadata.insert("event_id".into(), Uuid::now_v7().to_string());
+                metadata.insert("occurred_at".into(), occurred_at.clone());
+                EventEnvelope {
+                    aggregate_id: context.aggregate_id.clone(),
+                    sequence,
+                    payload,
+                    metadata,
+                }
+            })
+            .collect();
+        let mut rows = Vec::with_capacity(envelopes.len());
+        for e in &envelopes {
+            rows.push(SerializedEvent::new(
+                e.aggregate_id.clone(),
+                e.sequence,
+                A::TYPE.to_owned(),
+                e.payload.event_type(),
+                e.payload.event_version(),
+                serde_json::to_value(&e.payload)?,
+                serde_json::to_value(&e.metadata)?,
+            ));
+        }
+        self.repo.persist::<A>(&rows, None).await?;
+        self.commits.send_modify(|n| *n = n.wrapping_add(1));
+        Ok(envelopes)
+    }
+}
+
+/// One row of the events table as both adapters select it for the log.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct LogRow {
+    pub tx_id: i64,
+    pub global_position: i64,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub sequence: i64,
+    pub event_type: String,
+    pub event_version: String,
+    pub payload: Value,
+    pub metadata: Value,
+    pub recorded_at: chrono::DateTime<Utc>,
+}
+
+impl LogRow {
+    /// The columns [`LogRow`] reads, for `SELECT` lists.
+    pub(crate) const COLUMNS: &'static str = "global_position, aggregate_type, aggregate_id, \
+         sequence, event_type, event_version, payload, metadata, recorded_at";
+
+    /// Builds the envelope with its payload upcast to the current shape.
+    pub(crate) fn into_record(self) -> tessera_events::LogRecord {
+        let metadata = tessera_events::Metadata::from_stored(&self.metadata);
+        let mut envelope = tessera_events::Envelope {
+            event_id: metadata.event_id,
+            aggregate_type: self.aggregate_type,
+            aggregate_id: self.aggregate_id,
+            sequence: u64::try_from(self.sequence).unwrap_or_default(),
+            global_position: self.global_position,
+            event_type: self.event_type,
+            event_version: self.event_version,
+            payload: self.payload,
+            metadata,
+            recorded_at: self.recorded_at,
+        };
+        tessera_events::upcast(&mut envelope, UPCASTERS);
+        tessera_events::LogRecord {
+            at: tessera_events::LogPosition {
+                tx_id: u64::try_from(self.tx_id).unwrap_or_default(),
+                position: self.global_position,
+            },
+            envelope,
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! SQLite adapters for the embedded mode: the event store (through
+//! sqlite-es), the log in commit order, and credentials.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlite_es::SqliteEventRepository;
+use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use tessera_events::{EventLog, LogError, LogPosition, LogRecord};
+
+use super::{LogRow, Repo};
+
+static MIGRATOR: Migrator = sqlx::migrate!("../migrations/sqlite");
+
+/// Opens (creating if needed) a SQLite database file in WAL mode. Writers
+/// wait for each other (busy timeout) instead of failing.
+pub async fn open(path: &Path, max_connections: u32) -> Result<SqlitePool, sqlx::Error> {
+    let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(Duration::from_secs(10))
+        .foreign_keys(true);
+    SqlitePoolOptions::new()
+        .max_connections(max_connections)
+        .connect_with(options)
+        .await
+}
+
+pub async fn migrate(pool: &SqlitePool) -> Result<(), MigrateError> {
+    MIGRATOR.run(pool).await
+}
+
+pub fn repo(pool: SqlitePool) -> Repo {
+    Repo::Sqlite(Arc::new(SqliteEventRepository::new(pool)))
+}
+
+/// The embedded event log. SQLite has one writer at a time, so the order of
+/// `global_position` is the commit order and `tx_id` is always 0.
+#[derive(Clone)]
+pub struct SqliteEventLog {
+    pool: SqlitePool,
+}
+
+impl SqliteEventLog {
+    pub fn new(pool: SqlitePool) -> Self {
+        Self { pool }
+    }
+}
+
+#[async_trait]
+impl EventLog for SqliteEventLog {
+    async fn read_after(
+        &self,
+        after: LogPosition,
+        limit: usize,
+    ) -> Result<Vec<LogRecord>, LogError> {
+        let sql = format!(
+            "SELECT 0 AS tx_id, {cols} FROM events
+              WHERE global_position > ?1 ORDER BY global_position LIMIT ?2",
+            cols = LogRow::COLUMNS
+        );
+        let rows: Vec<LogRow> = sqlx::query_as(&sql)
+            .bind(after.position)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| LogError(e.to_string()))?;
+        Ok(rows.into_iter().map(LogRow::into_record).collect())
+    }
+
+    async fn head(&self) -> Result<LogPosition, LogError> {
+        let (position,): (Option<i64>,) = sqlx::query_as("SELECT max(global_position) FROM events")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| LogError(e.to_string()))?;
+        Ok(LogPosition {
+            tx_id: 0,
+            position: position.unwrap_or(0),
+        })
+    }
+}
