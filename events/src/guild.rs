@@ -26,9 +26,13 @@ pub enum GuildEvent {
         profile_image: Option<String>,
     },
     GuildDeleted,
+    /// Carries the guild's name and image at the time, so that a member's
+    /// guild list can be built from this event alone.
     MemberJoined {
         user_id: String,
         nickname: String,
+        guild_name: String,
+        guild_profile_image: Option<String>,
     },
     MemberLeft {
         user_id: String,

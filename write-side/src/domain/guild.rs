@@ -276,7 +276,12 @@ impl Guild {
                     return Err(GuildError::AlreadyMember);
                 }
                 let nickname = Self::nickname_of(services, &user_id).await?;
-                GuildEvent::MemberJoined { user_id, nickname }
+                GuildEvent::MemberJoined {
+                    user_id,
+                    nickname,
+                    guild_name: self.name.clone(),
+                    guild_profile_image: self.profile_image.clone(),
+                }
             }
             GuildCommand::Leave { user_id } => {
                 if user_id == self.owner_id {
@@ -394,7 +399,9 @@ impl Aggregate for Guild {
                 self.profile_image = profile_image;
             }
             GuildEvent::GuildDeleted => self.deleted = true,
-            GuildEvent::MemberJoined { user_id, nickname }
+            GuildEvent::MemberJoined {
+                user_id, nickname, ..
+            }
             | GuildEvent::MemberNicknameChanged { user_id, nickname } => {
                 self.members.insert(user_id, nickname);
             }
@@ -473,6 +480,8 @@ mod tests {
         GuildEvent::MemberJoined {
             user_id: user.into(),
             nickname: nickname.into(),
+            guild_name: "Rustaceans".into(),
+            guild_profile_image: None,
         }
     }
 

@@ -82,6 +82,7 @@ async fn reject_declared_oversize(req: Request, next: Next) -> Response {
     }
 }
 
+#[allow(clippy::needless_pass_by_value)] // the signature CatchPanicLayer wants
 fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
     let detail = panic
         .downcast_ref::<&str>()

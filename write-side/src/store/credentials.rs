@@ -24,6 +24,7 @@ pub enum CredentialError {
     Failed(String),
 }
 
+#[allow(clippy::needless_pass_by_value)] // used as `map_err(classify)`
 fn classify(e: sqlx::Error) -> CredentialError {
     match &e {
         sqlx::Error::Database(db) if db.is_unique_violation() => CredentialError::EmailTaken,

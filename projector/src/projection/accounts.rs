@@ -1,0 +1,149 @@
+use tessera_events::{aggregate, AccountEvent, DomainEvent, Envelope};
+
+use super::{follow, FoldError, Fold, Outcome, Step, Targets};
+use crate::documents::{collections, AccountDoc};
+
+/// `accounts`: one document per account, following every account event.
+pub struct Accounts;
+
+impl Fold for Accounts {
+    type Doc = AccountDoc;
+    const NAME: &'static str = collections::ACCOUNTS;
+    const AGGREGATE_TYPES: &'static [&'static str] = &[aggregate::ACCOUNT];
+
+    fn targets(&self, envelope: &Envelope, _: &DomainEvent) -> Targets {
+        Targets::Ids(vec![envelope.aggregate_id.clone()])
+    }
+
+    fn fold(
+        &self,
+        doc: Option<AccountDoc>,
+        envelope: &Envelope,
+        event: &DomainEvent,
+    ) -> Result<Outcome<AccountDoc>, FoldError> {
+        let DomainEvent::Account(event) = event else {
+            return Ok(Outcome::Unchanged);
+        };
+        let sequence = envelope.sequence;
+        let Some(mut doc) = doc else {
+            return match event {
+                AccountEvent::AccountRegistered { email, nickname } if sequence == 1 => {
+                    Ok(Outcome::Put(AccountDoc {
+                        account_id: envelope.aggregate_id.clone(),
+                        email: email.clone(),
+                        nickname: nickname.clone(),
+                        profile_image: None,
+                        balance: 0,
+                        created_at: envelope.metadata.occurred_at,
+                        version: 1,
+                    }))
+                }
+                _ => Err(FoldError::Gap {
+                    expected: 1,
+                    got: sequence,
+                }),
+            };
+        };
+        if follow(doc.version, sequence)? == Step::Duplicate {
+            return Ok(Outcome::Unchanged);
+        }
+        match event {
+            AccountEvent::AccountRegistered { .. } => {
+                return Err(FoldError::Inapplicable(
+                    "account registered twice".into(),
+                ))
+            }
+            AccountEvent::ProfileUpdated {
+                nickname,
+                profile_image,
+            } => {
+                doc.nickname.clone_from(nickname);
+                doc.profile_image.clone_from(profile_image);
+            }
+            AccountEvent::PointsCharged { balance, .. }
+            | AccountEvent::PointsUsed { balance, .. }
+            | AccountEvent::PointsRefunded { balance, .. } => doc.balance = *balance,
+        }
+        doc.version = sequence;
+        Ok(Outcome::Put(doc))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::projection::testing::account;
+
+    fn registered() -> AccountEvent {
+        AccountEvent::AccountRegistered {
+            email: "kim@example.com".into(),
+            nickname: "kim".into(),
+        }
+    }
+
+    fn charge(amount: i64, balance: i64) -> AccountEvent {
+        AccountEvent::PointsCharged {
+            amount,
+            balance,
+            idempotency_key: format!("k{balance}"),
+        }
+    }
+
+    fn run(doc: Option<AccountDoc>, sequence: u64, e: AccountEvent) -> Result<Outcome<AccountDoc>, FoldError> {
+        let (env, ev) = account("a1", sequence, e);
+        Accounts.fold(doc, &env, &ev)
+    }
+
+    fn put(o: Result<Outcome<AccountDoc>, FoldError>) -> AccountDoc {
+        match o {
+            Ok(Outcome::Put(d)) => d,
+            other => panic!("expected a put, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn registration_creates_the_document_and_charges_move_the_balance() {
+        let doc = put(run(None, 1, registered()));
+        assert_eq!(doc.account_id, "a1");
+        assert_eq!(doc.balance, 0);
+        let doc = put(run(Some(doc), 2, charge(100, 100)));
+        let doc = put(run(Some(doc), 3, charge(50, 150)));
+        assert_eq!((doc.balance, doc.version), (150, 3));
+    }
+
+    #[test]
+    fn a_duplicate_changes_nothing() {
+        let doc = put(run(None, 1, registered()));
+        let doc = put(run(Some(doc), 2, charge(100, 100)));
+        assert_eq!(run(Some(doc.clone()), 2, charge(100, 100)), Ok(Outcome::Unchanged));
+        assert_eq!(run(Some(doc), 1, registered()), Ok(Outcome::Unchanged));
+    }
+
+    #[test]
+    fn a_gap_is_refused() {
+        assert_eq!(
+            run(None, 2, charge(5, 5)),
+            Err(FoldError::Gap { expected: 1, got: 2 })
+        );
+        let doc = put(run(None, 1, registered()));
+        assert_eq!(
+            run(Some(doc), 3, charge(5, 5)),
+            Err(FoldError::Gap { expected: 2, got: 3 })
+        );
+    }
+
+    #[test]
+    fn the_profile_follows_updates() {
+        let doc = put(run(None, 1, registered()));
+        let doc = put(run(
+            Some(doc),
+            2,
+            AccountEvent::ProfileUpdated {
+                nickname: "lee".into(),
+                profile_image: Some("img".into()),
+            },
+        ));
+        assert_eq!(doc.nickname, "lee");
+        assert_eq!(doc.profile_image.as_deref(), Some("img"));
+    }
+}

@@ -1,0 +1,240 @@
+//! Projections: pure folds from events to documents.
+//!
+//! A projection says which documents an event touches ([`Fold::targets`]) and
+//! folds the event into each of them ([`Fold::fold`]). The same code serves
+//! live projection, rebuilds, the embedded mode and the tests; nothing here
+//! does I/O.
+//!
+//! Folds are idempotent and order-safe: every document remembers the last
+//! sequence it applied per source aggregate, so a duplicate changes nothing.
+//! A document that follows every event of its aggregate refuses an event that
+//! leaves a gap ([`FoldError::Gap`]).
+
+mod accounts;
+mod guild_members;
+mod guilds;
+mod point_history;
+mod user_guilds;
+
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+use tessera_events::{DomainEvent, Envelope};
+
+pub use accounts::Accounts;
+pub use guild_members::GuildMembers;
+pub use guilds::Guilds;
+pub use point_history::PointHistory;
+pub use user_guilds::UserGuilds;
+
+/// Which documents of the projection's collection an event touches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Targets {
+    None,
+    Ids(Vec<String>),
+    /// Every document whose indexed `field` holds `value` (a fan-out, like a
+    /// guild rename reaching each member's guild list).
+    Where { field: &'static str, value: String },
+}
+
+/// What a fold does to one document.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome<D> {
+    /// A duplicate, or an event that does not concern this document.
+    Unchanged,
+    Put(D),
+    Delete,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FoldError {
+    #[error("gap in the event stream: expected sequence {expected}, got {got}")]
+    Gap { expected: u64, got: u64 },
+    #[error("event cannot be decoded: {0}")]
+    Undecodable(String),
+    #[error("stored document does not match its shape: {0}")]
+    CorruptDocument(String),
+    #[error("event cannot apply: {0}")]
+    Inapplicable(String),
+}
+
+/// A projection with typed documents.
+pub trait Fold: Send + Sync + 'static {
+    type Doc: Serialize + DeserializeOwned + Send;
+    /// The projection's name (`admin rebuild <name>`), also its collection.
+    const NAME: &'static str;
+    /// Aggregate types whose events this projection reads.
+    const AGGREGATE_TYPES: &'static [&'static str];
+    /// Document fields that [`Targets::Where`] and list queries filter on.
+    const INDEXES: &'static [&'static str] = &[];
+
+    fn targets(&self, envelope: &Envelope, event: &DomainEvent) -> Targets;
+
+    fn fold(
+        &self,
+        doc: Option<Self::Doc>,
+        envelope: &Envelope,
+        event: &DomainEvent,
+    ) -> Result<Outcome<Self::Doc>, FoldError>;
+}
+
+/// A projection over JSON documents, as the runner drives it.
+pub trait Projection: Send + Sync + 'static {
+    fn name(&self) -> &'static str;
+    fn aggregate_types(&self) -> &'static [&'static str];
+    fn indexes(&self) -> &'static [&'static str];
+    fn targets(&self, envelope: &Envelope, event: &DomainEvent) -> Targets;
+    fn apply(
+        &self,
+        doc: Option<&Value>,
+        envelope: &Envelope,
+        event: &DomainEvent,
+    ) -> Result<Outcome<Value>, FoldError>;
+}
+
+impl<F: Fold> Projection for F {
+    fn name(&self) -> &'static str {
+        F::NAME
+    }
+
+    fn aggregate_types(&self) -> &'static [&'static str] {
+        F::AGGREGATE_TYPES
+    }
+
+    fn indexes(&self) -> &'static [&'static str] {
+        F::INDEXES
+    }
+
+    fn targets(&self, envelope: &Envelope, event: &DomainEvent) -> Targets {
+        Fold::targets(self, envelope, event)
+    }
+
+    fn apply(
+        &self,
+        doc: Option<&Value>,
+        envelope: &Envelope,
+        event: &DomainEvent,
+    ) -> Result<Outcome<Value>, FoldError> {
+        let doc = doc
+            .map(|v| serde_json::from_value(v.clone()))
+            .transpose()
+            .map_err(|e| FoldError::CorruptDocument(e.to_string()))?;
+        Ok(match self.fold(doc, envelope, event)? {
+            Outcome::Unchanged => Outcome::Unchanged,
+            Outcome::Delete => Outcome::Delete,
+            Outcome::Put(d) => Outcome::Put(
+                serde_json::to_value(d).map_err(|e| FoldError::CorruptDocument(e.to_string()))?,
+            ),
+        })
+    }
+}
+
+/// Every projection, in the order they are listed and rebuilt.
+pub fn all() -> Vec<Arc<dyn Projection>> {
+    vec![
+        Arc::new(Accounts),
+        Arc::new(PointHistory),
+        Arc::new(Guilds),
+        Arc::new(GuildMembers),
+        Arc::new(UserGuilds),
+    ]
+}
+
+/// Where an event falls relative to a document that follows its aggregate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Apply,
+    Duplicate,
+}
+
+/// For documents that follow every event of their aggregate: the next
+/// sequence applies, an older one is a duplicate, a later one is a gap.
+pub fn follow(current: u64, sequence: u64) -> Result<Step, FoldError> {
+    if sequence <= current {
+        Ok(Step::Duplicate)
+    } else if sequence == current + 1 {
+        Ok(Step::Apply)
+    } else {
+        Err(FoldError::Gap {
+            expected: current + 1,
+            got: sequence,
+        })
+    }
+}
+
+/// For documents that pick only some events: anything newer applies.
+pub fn monotonic(current: Option<u64>, sequence: u64) -> Step {
+    match current {
+        Some(c) if sequence <= c => Step::Duplicate,
+        _ => Step::Apply,
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! Builders for fold tests.
+
+    use chrono::{TimeZone, Utc};
+    use serde_json::json;
+    use tessera_events::{AccountEvent, DomainEvent, Envelope, EventKind, GuildEvent, Metadata};
+
+    pub fn at(minute: u32) -> chrono::DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 1, 1, 12, minute, 0).unwrap()
+    }
+
+    fn envelope<E: EventKind + serde::Serialize>(id: &str, sequence: u64, event: &E) -> Envelope {
+        let mut metadata = Metadata::from_stored(&json!({}));
+        metadata.occurred_at = at(u32::try_from(sequence).unwrap_or(0) % 60);
+        Envelope {
+            event_id: uuid::Uuid::now_v7(),
+            aggregate_type: E::AGGREGATE_TYPE.into(),
+            aggregate_id: id.into(),
+            sequence,
+            global_position: i64::try_from(sequence).unwrap(),
+            event_type: event.event_type().into(),
+            event_version: event.event_version().into(),
+            payload: serde_json::to_value(event).unwrap(),
+            metadata: metadata.clone(),
+            recorded_at: metadata.occurred_at,
+        }
+    }
+
+    pub fn guild(id: &str, sequence: u64, event: GuildEvent) -> (Envelope, DomainEvent) {
+        (envelope(id, sequence, &event), DomainEvent::Guild(event))
+    }
+
+    pub fn account(id: &str, sequence: u64, event: AccountEvent) -> (Envelope, DomainEvent) {
+        (envelope(id, sequence, &event), DomainEvent::Account(event))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn follow_applies_the_next_skips_the_old_and_refuses_gaps() {
+        assert_eq!(follow(0, 1), Ok(Step::Apply));
+        assert_eq!(follow(4, 5), Ok(Step::Apply));
+        assert_eq!(follow(4, 4), Ok(Step::Duplicate));
+        assert_eq!(follow(4, 2), Ok(Step::Duplicate));
+        assert_eq!(follow(4, 6), Err(FoldError::Gap { expected: 5, got: 6 }));
+    }
+
+    #[test]
+    fn monotonic_applies_anything_newer() {
+        assert_eq!(monotonic(None, 7), Step::Apply);
+        assert_eq!(monotonic(Some(3), 7), Step::Apply);
+        assert_eq!(monotonic(Some(7), 7), Step::Duplicate);
+    }
+
+    #[test]
+    fn projection_names_are_unique() {
+        let mut names: Vec<_> = all().iter().map(|p| p.name()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), all().len());
+    }
+}

@@ -1,0 +1,195 @@
+use tessera_events::{aggregate, DomainEvent, Envelope, GuildEvent};
+
+use super::{monotonic, FoldError, Fold, Outcome, Step, Targets};
+use crate::documents::{collections, UserGuildEntry, UserGuildsDoc};
+
+/// `user_guilds`: one document per user listing their guilds with each
+/// guild's name and image and the user's nickname there. A guild's rename or
+/// deletion fans out to its members' documents through the `guild_ids` index.
+pub struct UserGuilds;
+
+impl Fold for UserGuilds {
+    type Doc = UserGuildsDoc;
+    const NAME: &'static str = collections::USER_GUILDS;
+    const AGGREGATE_TYPES: &'static [&'static str] = &[aggregate::GUILD];
+    const INDEXES: &'static [&'static str] = &["guild_ids"];
+
+    fn targets(&self, envelope: &Envelope, event: &DomainEvent) -> Targets {
+        match event {
+            DomainEvent::Guild(GuildEvent::GuildCreated { owner_id: user_id, .. })
+            | DomainEvent::Guild(
+                GuildEvent::MemberJoined { user_id, .. }
+                | GuildEvent::MemberLeft { user_id }
+                | GuildEvent::MemberNicknameChanged { user_id, .. },
+            ) => Targets::Ids(vec![user_id.clone()]),
+            DomainEvent::Guild(GuildEvent::GuildUpdated { .. } | GuildEvent::GuildDeleted) => {
+                Targets::Where {
+                    field: "guild_ids",
+                    value: envelope.aggregate_id.clone(),
+                }
+            }
+            _ => Targets::None,
+        }
+    }
+
+    fn fold(
+        &self,
+        doc: Option<UserGuildsDoc>,
+        envelope: &Envelope,
+        event: &DomainEvent,
+    ) -> Result<Outcome<UserGuildsDoc>, FoldError> {
+        let DomainEvent::Guild(event) = event else {
+            return Ok(Outcome::Unchanged);
+        };
+        let guild_id = &envelope.aggregate_id;
+        let sequence = envelope.sequence;
+        let mut doc = doc.unwrap_or_default();
+        if monotonic(doc.seqs.get(guild_id).copied(), sequence) == Step::Duplicate {
+            return Ok(Outcome::Unchanged);
+        }
+        let joined_at = envelope.metadata.occurred_at;
+        match event {
+            GuildEvent::GuildCreated {
+                name,
+                profile_image,
+                owner_id,
+                owner_nickname,
+            } => {
+                doc.user_id.clone_from(owner_id);
+                doc.join(UserGuildEntry {
+                    guild_id: guild_id.clone(),
+                    name: name.clone(),
+                    profile_image: profile_image.clone(),
+                    nickname: owner_nickname.clone(),
+                    joined_at,
+                });
+            }
+            GuildEvent::MemberJoined {
+                user_id,
+                nickname,
+                guild_name,
+                guild_profile_image,
+            } => {
+                doc.user_id.clone_from(user_id);
+                doc.join(UserGuildEntry {
+                    guild_id: guild_id.clone(),
+                    name: guild_name.clone(),
+                    profile_image: guild_profile_image.clone(),
+                    nickname: nickname.clone(),
+                    joined_at,
+                });
+            }
+            GuildEvent::MemberLeft { user_id } => {
+                doc.user_id.clone_from(user_id);
+                doc.leave(guild_id);
+            }
+            GuildEvent::GuildDeleted => doc.leave(guild_id),
+            GuildEvent::MemberNicknameChanged { nickname, .. } => {
+                if let Some(entry) = doc.entry_mut(guild_id) {
+                    entry.nickname.clone_from(nickname);
+                }
+            }
+            GuildEvent::GuildUpdated {
+                name,
+                profile_image,
+            } => {
+                if let Some(entry) = doc.entry_mut(guild_id) {
+                    entry.name.clone_from(name);
+                    entry.profile_image.clone_from(profile_image);
+                }
+            }
+            _ => return Ok(Outcome::Unchanged),
+        }
+        doc.seqs.insert(guild_id.clone(), sequence);
+        Ok(Outcome::Put(doc))
+    }
+}
+
+impl UserGuildsDoc {
+    fn join(&mut self, entry: UserGuildEntry) {
+        self.leave(&entry.guild_id);
+        self.guild_ids.push(entry.guild_id.clone());
+        self.guilds.push(entry);
+    }
+
+    fn leave(&mut self, guild_id: &str) {
+        self.guilds.retain(|g| g.guild_id != guild_id);
+        self.guild_ids.retain(|g| g != guild_id);
+    }
+
+    fn entry_mut(&mut self, guild_id: &str) -> Option<&mut UserGuildEntry> {
+        self.guilds.iter_mut().find(|g| g.guild_id == guild_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::projection::testing::guild;
+
+    fn step(doc: Option<UserGuildsDoc>, g: &str, seq: u64, e: GuildEvent) -> Option<UserGuildsDoc> {
+        let (env, ev) = guild(g, seq, e);
+        match UserGuilds.fold(doc.clone(), &env, &ev).unwrap() {
+            Outcome::Put(d) => Some(d),
+            Outcome::Unchanged => doc,
+            Outcome::Delete => None,
+        }
+    }
+
+    fn joined(g: &str, nickname: &str) -> GuildEvent {
+        GuildEvent::MemberJoined {
+            user_id: "ann".into(),
+            nickname: nickname.into(),
+            guild_name: format!("{g}-name"),
+            guild_profile_image: None,
+        }
+    }
+
+    #[test]
+    fn a_users_guild_list_follows_joins_renames_nicknames_and_leaves() {
+        let doc = step(None, "g1", 2, joined("g1", "Ann"));
+        let doc = step(doc, "g2", 5, joined("g2", "Annie"));
+        let doc = step(
+            doc,
+            "g1",
+            3,
+            GuildEvent::GuildUpdated {
+                name: "renamed".into(),
+                profile_image: Some("i".into()),
+            },
+        );
+        let doc = step(
+            doc,
+            "g2",
+            6,
+            GuildEvent::MemberNicknameChanged {
+                user_id: "ann".into(),
+                nickname: "A.".into(),
+            },
+        )
+        .unwrap();
+        assert_eq!(doc.user_id, "ann");
+        assert_eq!(doc.guild_ids, ["g1", "g2"]);
+        assert_eq!(doc.guilds[0].name, "renamed");
+        assert_eq!(doc.guilds[1].nickname, "A.");
+        let doc = step(Some(doc), "g1", 4, GuildEvent::MemberLeft { user_id: "ann".into() }).unwrap();
+        assert_eq!(doc.guild_ids, ["g2"]);
+        // the join of g1 delivered again does not bring it back
+        let doc = step(Some(doc), "g1", 2, joined("g1", "Ann")).unwrap();
+        assert_eq!(doc.guild_ids, ["g2"]);
+        let doc = step(Some(doc), "g2", 7, GuildEvent::GuildDeleted).unwrap();
+        assert!(doc.guilds.is_empty());
+    }
+
+    #[test]
+    fn renames_and_deletions_fan_out_by_the_guild_index() {
+        let (env, ev) = guild("g9", 4, GuildEvent::GuildDeleted);
+        assert_eq!(
+            UserGuilds.targets(&env, &ev),
+            Targets::Where {
+                field: "guild_ids",
+                value: "g9".into()
+            }
+        );
+    }
+}

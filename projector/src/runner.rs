@@ -1,0 +1,532 @@
+//! The projector loop: take a batch from the feed, fold it into documents,
+//! write them, then commit the feed.
+//!
+//! Within a batch each document is read once, every event for it is folded
+//! in order, and it is written once: the document store is the slow part,
+//! so several events of one document become one write. Writes are
+//! compare-and-set; if another instance changed a document under us the
+//! batch is folded again (folds are idempotent, so what was written is
+//! skipped as duplicate).
+//!
+//! An event whose fold fails is retried with exponential backoff and jitter
+//! (a gap can close if another instance is still writing the event before
+//! it), then dead-lettered with the reason; later events of that aggregate
+//! are parked behind it, and every other aggregate carries on.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use serde_json::Value;
+use tessera_events::{upcast, DomainEvent, Envelope, LogPosition, UPCASTERS};
+use tokio_util::sync::CancellationToken;
+
+use crate::documents::{
+    collections, dead_letter_aggregate, dead_letter_id, DeadLetterDoc, ProjectionStatus,
+};
+use crate::feed::{Delivery, EventFeed, FeedError};
+use crate::projection::{FoldError, Outcome, Projection, Targets};
+use crate::store::{DocumentStore, StoreError, StoredDoc, Write, Written};
+
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Attempts at folding one event before it is dead-lettered.
+    pub attempts: u32,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            attempts: 4,
+            base_delay: Duration::from_millis(25),
+            max_delay: Duration::from_secs(1),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Full jitter over an exponential ceiling.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let ceiling = self
+            .base_delay
+            .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)))
+            .min(self.max_delay);
+        let ms = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
+        Duration::from_millis(rand::rng().random_range(ms / 2..=ms.max(1)))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectorError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Feed(#[from] FeedError),
+    #[error("documents kept changing under the projector ({0} attempts)")]
+    Contended(u32),
+}
+
+/// What one step did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Processed {
+        events: usize,
+        dead_lettered: usize,
+    },
+    Idle,
+}
+
+pub struct Projector {
+    projection: Arc<dyn Projection>,
+    docs: Arc<dyn DocumentStore>,
+    feed: Box<dyn EventFeed>,
+    policy: RetryPolicy,
+    batch_size: usize,
+    /// A batch taken from the feed but not yet written: retried as is.
+    pending: Option<Vec<Delivery>>,
+    handled: u64,
+}
+
+impl Projector {
+    pub fn new(
+        projection: Arc<dyn Projection>,
+        docs: Arc<dyn DocumentStore>,
+        feed: Box<dyn EventFeed>,
+        policy: RetryPolicy,
+    ) -> Self {
+        Self {
+            projection,
+            docs,
+            feed,
+            policy,
+            batch_size: 500,
+            pending: None,
+            handled: 0,
+        }
+    }
+
+    #[must_use]
+    pub fn with_batch_size(mut self, batch_size: usize) -> Self {
+        self.batch_size = batch_size.max(1);
+        self
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.projection.name()
+    }
+
+    /// Declares the indexes the projection and its dead letters need.
+    pub async fn prepare(&self) -> Result<(), StoreError> {
+        prepare(&*self.projection, &*self.docs).await
+    }
+
+    /// Handles the next batch, or reports that the feed had nothing.
+    pub async fn project_next(&mut self) -> Result<Step, ProjectorError> {
+        let batch = match self.pending.take() {
+            Some(batch) => batch,
+            None => self.feed.next_batch(self.batch_size).await?,
+        };
+        if batch.is_empty() {
+            return Ok(Step::Idle);
+        }
+        self.pending = Some(batch);
+        let batch = self.pending.as_deref().unwrap_or_default();
+        let mut attempt = 0;
+        let dead_lettered = loop {
+            attempt += 1;
+            match fold_batch(&*self.projection, &*self.docs, &self.policy, batch).await? {
+                Some(dead) => break dead,
+                None if attempt >= 5 => return Err(ProjectorError::Contended(attempt)),
+                None => tokio::time::sleep(self.policy.delay(attempt)).await,
+            }
+        };
+        let events = batch.len();
+        self.feed.commit().await?;
+        self.pending = None;
+        self.handled += events as u64;
+        self.save_status().await?;
+        Ok(Step::Processed {
+            events,
+            dead_lettered,
+        })
+    }
+
+    async fn save_status(&self) -> Result<(), StoreError> {
+        let Some(at) = self.feed.position() else {
+            return Ok(());
+        };
+        let status = ProjectionStatus {
+            name: self.projection.name().to_owned(),
+            collection: self.projection.name().to_owned(),
+            tx_id: at.tx_id,
+            position: at.position,
+            events: self.handled,
+            updated_at: chrono::Utc::now(),
+        };
+        let body = serde_json::to_value(&status).map_err(StoreError::from_display)?;
+        self.docs
+            .write(
+                collections::PROJECTIONS,
+                vec![Write::Upsert {
+                    id: status.name.clone(),
+                    body,
+                }],
+            )
+            .await
+            .map(drop)
+    }
+
+    /// Runs until `shutdown`; the batch in hand is finished and committed
+    /// first. Failures of the store or the feed are logged and retried.
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        let mut failures: u32 = 0;
+        while !shutdown.is_cancelled() {
+            match self.project_next().await {
+                Ok(_) => failures = 0,
+                Err(error) => {
+                    failures = failures.saturating_add(1);
+                    tracing::warn!(projection = self.name(), %error, failures, "projection step failed, retrying");
+                    let pause = self.policy.delay(failures.min(8)).max(Duration::from_millis(100));
+                    tokio::select! {
+                        () = shutdown.cancelled() => {}
+                        () = tokio::time::sleep(pause) => {}
+                    }
+                }
+            }
+        }
+        tracing::info!(projection = self.name(), "projector stopped");
+    }
+
+    pub fn position(&self) -> Option<LogPosition> {
+        self.feed.position()
+    }
+}
+
+/// Declares the indexes a projection and the dead letters need.
+pub async fn prepare(projection: &dyn Projection, docs: &dyn DocumentStore) -> Result<(), StoreError> {
+    docs.ensure_indexes(projection.name(), projection.indexes()).await?;
+    docs.ensure_indexes(collections::DEAD_LETTERS, &["pending_for"]).await
+}
+
+#[derive(Debug)]
+struct Slot {
+    doc: Option<Value>,
+    rev: Option<u64>,
+    dirty: bool,
+}
+
+/// The documents of one batch, read once and written once.
+struct Work<'a> {
+    projection: &'a dyn Projection,
+    docs: &'a dyn DocumentStore,
+    cache: HashMap<String, Slot>,
+}
+
+/// `Ok(None)`: a write conflicted; fold the batch again.
+type Flushed = Option<()>;
+
+impl Work<'_> {
+    fn collection(&self) -> &'static str {
+        self.projection.name()
+    }
+
+    async fn load(&mut self, ids: &[String]) -> Result<(), StoreError> {
+        let missing: Vec<String> = ids
+            .iter()
+            .filter(|id| !self.cache.contains_key(*id))
+            .cloned()
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let found: HashMap<String, StoredDoc> = self
+            .docs
+            .get_many(self.collection(), &missing)
+            .await?
+            .into_iter()
+            .map(|d| (d.id.clone(), d))
+            .collect();
+        for id in missing {
+            let slot = match found.get(&id) {
+                Some(d) => Slot {
+                    doc: Some(d.body.clone()),
+                    rev: Some(d.rev),
+                    dirty: false,
+                },
+                None => Slot {
+                    doc: None,
+                    rev: None,
+                    dirty: false,
+                },
+            };
+            self.cache.insert(id, slot);
+        }
+        Ok(())
+    }
+
+    async fn resolve(&mut self, targets: Targets) -> Result<Option<Vec<String>>, StoreError> {
+        Ok(match targets {
+            Targets::None => Some(Vec::new()),
+            Targets::Ids(ids) => Some(ids),
+            Targets::Where { field, value } => {
+                // the index must see this batch's earlier changes
+                if self.flush().await?.is_none() {
+                    return Ok(None);
+                }
+                Some(self.docs.find_ids(self.collection(), field, &value).await?)
+            }
+        })
+    }
+
+    /// Folds one event into its documents without changing the cache.
+    fn fold(
+        &self,
+        ids: &[String],
+        envelope: &Envelope,
+        event: &DomainEvent,
+    ) -> Result<Vec<(String, Outcome<Value>)>, FoldError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let doc = self.cache.get(id).and_then(|s| s.doc.as_ref());
+            out.push((id.clone(), self.projection.apply(doc, envelope, event)?));
+        }
+        Ok(out)
+    }
+
+    fn keep(&mut self, changes: Vec<(String, Outcome<Value>)>) {
+        for (id, outcome) in changes {
+            let slot = self.cache.entry(id).or_insert(Slot {
+                doc: None,
+                rev: None,
+                dirty: false,
+            });
+            match outcome {
+                Outcome::Unchanged => {}
+                Outcome::Put(doc) => {
+                    slot.doc = Some(doc);
+                    slot.dirty = true;
+                }
+                Outcome::Delete => {
+                    slot.doc = None;
+                    slot.dirty = true;
+                }
+            }
+        }
+    }
+
+    fn forget(&mut self, ids: &[String]) {
+        for id in ids {
+            if self.cache.get(id).is_some_and(|s| !s.dirty) {
+                self.cache.remove(id);
+            }
+        }
+    }
+
+    async fn flush(&mut self) -> Result<Flushed, StoreError> {
+        let mut ids = Vec::new();
+        let mut writes = Vec::new();
+        for (id, slot) in &self.cache {
+            if !slot.dirty {
+                continue;
+            }
+            let write = match (&slot.doc, slot.rev) {
+                (Some(body), expected_rev) => Write::Put {
+                    id: id.clone(),
+                    expected_rev,
+                    body: body.clone(),
+                },
+                (None, Some(expected_rev)) => Write::Delete {
+                    id: id.clone(),
+                    expected_rev,
+                },
+                (None, None) => continue, // created and deleted within the batch
+            };
+            ids.push(id.clone());
+            writes.push(write);
+        }
+        if writes.is_empty() {
+            return Ok(Some(()));
+        }
+        let results = self.docs.write(self.collection(), writes).await?;
+        let mut conflicted = false;
+        for (id, result) in ids.into_iter().zip(results) {
+            match result {
+                Written::Ok(rev) => {
+                    if let Some(slot) = self.cache.get_mut(&id) {
+                        slot.dirty = false;
+                        slot.rev = slot.doc.is_some().then_some(rev);
+                    }
+                }
+                Written::Conflict => {
+                    conflicted = true;
+                    self.cache.remove(&id);
+                }
+            }
+        }
+        Ok((!conflicted).then_some(()))
+    }
+}
+
+/// Folds a batch into the store. `Ok(Some(n))`: done, `n` events were
+/// dead-lettered; `Ok(None)`: a document changed under us, fold again.
+async fn fold_batch(
+    projection: &dyn Projection,
+    docs: &dyn DocumentStore,
+    policy: &RetryPolicy,
+    batch: &[Delivery],
+) -> Result<Option<usize>, StoreError> {
+    let name = projection.name();
+    let mut blocked: HashSet<String> = docs
+        .find_ids(collections::DEAD_LETTERS, "pending_for", name)
+        .await?
+        .iter()
+        .filter_map(|id| dead_letter_aggregate(name, id).map(str::to_owned))
+        .collect();
+    let mut work = Work {
+        projection,
+        docs,
+        cache: HashMap::new(),
+    };
+    let mut dead = 0;
+    for delivery in batch {
+        let envelope = match delivery {
+            Delivery::Event(e) => e,
+            Delivery::Undecodable { source, raw, error } => {
+                dead_letter_raw(projection, docs, source, raw, error).await?;
+                dead += 1;
+                continue;
+            }
+        };
+        if !projection.aggregate_types().contains(&envelope.aggregate_type.as_str()) {
+            continue;
+        }
+        let aggregate = format!("{}:{}", envelope.aggregate_type, envelope.aggregate_id);
+        if blocked.contains(&aggregate) {
+            let reason = "waiting behind an earlier dead letter of this aggregate";
+            dead_letter(projection, docs, envelope, reason, 0).await?;
+            dead += 1;
+            continue;
+        }
+        let mut envelope = envelope.clone();
+        upcast(&mut envelope, UPCASTERS);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (ids, result) = match DomainEvent::decode(&envelope) {
+                Err(e) => (Vec::new(), Err(FoldError::Undecodable(e.to_string()))),
+                Ok(event) => {
+                    let Some(ids) = work.resolve(projection.targets(&envelope, &event)).await? else {
+                        return Ok(None);
+                    };
+                    work.load(&ids).await?;
+                    let result = work.fold(&ids, &envelope, &event);
+                    (ids, result)
+                }
+            };
+            match result {
+                Ok(changes) => {
+                    work.keep(changes);
+                    break;
+                }
+                Err(error) if attempt < policy.attempts => {
+                    tracing::warn!(projection = name, aggregate = %aggregate, sequence = envelope.sequence, attempt, %error, "fold failed, retrying");
+                    if work.flush().await?.is_none() {
+                        return Ok(None);
+                    }
+                    tokio::time::sleep(policy.delay(attempt)).await;
+                    work.forget(&ids); // read them again: another writer may have moved them
+                }
+                Err(error) => {
+                    tracing::error!(projection = name, aggregate = %aggregate, sequence = envelope.sequence, attempt, %error, "event dead-lettered");
+                    dead_letter(projection, docs, &envelope, &error.to_string(), attempt).await?;
+                    blocked.insert(aggregate);
+                    dead += 1;
+                    break;
+                }
+            }
+        }
+    }
+    Ok(work.flush().await?.map(|()| dead))
+}
+
+async fn dead_letter(
+    projection: &dyn Projection,
+    docs: &dyn DocumentStore,
+    envelope: &Envelope,
+    error: &str,
+    attempts: u32,
+) -> Result<(), StoreError> {
+    let name = projection.name();
+    let letter = DeadLetterDoc {
+        projection: name.to_owned(),
+        aggregate_type: envelope.aggregate_type.clone(),
+        aggregate_id: envelope.aggregate_id.clone(),
+        sequence: envelope.sequence,
+        global_position: envelope.global_position,
+        envelope: Some(envelope.clone()),
+        raw: None,
+        error: error.to_owned(),
+        attempts,
+        pending_for: Some(name.to_owned()),
+        created_at: chrono::Utc::now(),
+    };
+    let id = dead_letter_id(name, &envelope.aggregate_type, &envelope.aggregate_id, envelope.sequence);
+    store_letter(docs, id, &letter).await
+}
+
+async fn dead_letter_raw(
+    projection: &dyn Projection,
+    docs: &dyn DocumentStore,
+    source: &str,
+    raw: &str,
+    error: &str,
+) -> Result<(), StoreError> {
+    let name = projection.name();
+    let letter = DeadLetterDoc {
+        projection: name.to_owned(),
+        aggregate_type: String::new(),
+        aggregate_id: String::new(),
+        sequence: 0,
+        global_position: 0,
+        envelope: None,
+        raw: Some(raw.to_owned()),
+        error: format!("not an event envelope: {error}"),
+        attempts: 1,
+        // nothing can be ordered behind bytes without an aggregate
+        pending_for: None,
+        created_at: chrono::Utc::now(),
+    };
+    store_letter(docs, format!("{name}:raw:{source}"), &letter).await
+}
+
+async fn store_letter(docs: &dyn DocumentStore, id: String, letter: &DeadLetterDoc) -> Result<(), StoreError> {
+    let body = serde_json::to_value(letter).map_err(StoreError::from_display)?;
+    // an existing letter for the same event (a batch folded again) is kept
+    docs.write(
+        collections::DEAD_LETTERS,
+        vec![Write::Put {
+            id,
+            expected_rev: None,
+            body,
+        }],
+    )
+    .await
+    .map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delays_grow_and_stay_capped() {
+        let p = RetryPolicy::default();
+        assert!(p.delay(1) <= Duration::from_millis(25));
+        assert!(p.delay(3) <= Duration::from_millis(100));
+        assert!(p.delay(30) <= Duration::from_secs(1));
+        assert!(p.delay(3) >= Duration::from_millis(50));
+    }
+}

@@ -1,0 +1,344 @@
+//! The embedded document store: JSON documents in a SQLite file, for
+//! `tessera serve`. Same contract as the MongoDB adapter.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::RwLock;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::Value;
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, Sqlite, SqlitePool, Transaction};
+use tokio::sync::{watch, Mutex};
+
+use super::{index_values, DocumentStore, ListQuery, Order, StoreError, StoredDoc, Write, Written};
+
+static MIGRATOR: Migrator = sqlx::migrate!("../migrations/sqlite-documents");
+
+pub struct EmbeddedStore {
+    pool: SqlitePool,
+    /// Indexed fields per collection, declared at startup.
+    indexes: RwLock<HashMap<String, Vec<String>>>,
+    /// One writer at a time in this process: SQLite has one writer anyway,
+    /// and waiting here is cheaper than waiting on the file lock.
+    write_lock: Mutex<()>,
+    changes: watch::Sender<u64>,
+}
+
+fn err(e: impl std::fmt::Display) -> StoreError {
+    StoreError::from_display(e)
+}
+
+impl EmbeddedStore {
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
+            .map_err(err)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await
+            .map_err(err)?;
+        MIGRATOR.run(&pool).await.map_err(err)?;
+        Ok(Self {
+            pool,
+            indexes: RwLock::new(HashMap::new()),
+            write_lock: Mutex::new(()),
+            changes: watch::Sender::new(0),
+        })
+    }
+
+    fn fields_of(&self, collection: &str) -> Vec<String> {
+        self.indexes
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(collection)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    async fn reindex(
+        tx: &mut Transaction<'_, Sqlite>,
+        collection: &str,
+        id: &str,
+        body: Option<&Value>,
+        fields: &[String],
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM doc_index WHERE collection = ?1 AND id = ?2")
+            .bind(collection)
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+        match body {
+            Some(body) => Self::index(tx, collection, id, body, fields).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn index(
+        tx: &mut Transaction<'_, Sqlite>,
+        collection: &str,
+        id: &str,
+        body: &Value,
+        fields: &[String],
+    ) -> Result<(), sqlx::Error> {
+        for field in fields {
+            for value in index_values(body, field) {
+                sqlx::query(
+                    "INSERT OR IGNORE INTO doc_index (collection, field, value, id) VALUES (?1, ?2, ?3, ?4)",
+                )
+                .bind(collection)
+                .bind(field)
+                .bind(value)
+                .bind(id)
+                .execute(&mut **tx)
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn apply(
+        tx: &mut Transaction<'_, Sqlite>,
+        collection: &str,
+        write: &Write,
+        fields: &[String],
+    ) -> Result<Written, sqlx::Error> {
+        let (affected, body, rev) = match write {
+            Write::Put {
+                id,
+                expected_rev: Some(rev),
+                body,
+            } => {
+                let n = sqlx::query(
+                    "UPDATE documents SET rev = rev + 1, body = ?1
+                      WHERE collection = ?2 AND id = ?3 AND rev = ?4",
+                )
+                .bind(body.to_string())
+                .bind(collection)
+                .bind(id)
+                .bind(i64::try_from(*rev).unwrap_or(i64::MAX))
+                .execute(&mut **tx)
+                .await?
+                .rows_affected();
+                (n, Some(body), rev + 1)
+            }
+            Write::Put {
+                id,
+                expected_rev: None,
+                body,
+            } => {
+                let n = sqlx::query(
+                    "INSERT INTO documents (collection, id, rev, body) VALUES (?1, ?2, 1, ?3)
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(collection)
+                .bind(id)
+                .bind(body.to_string())
+                .execute(&mut **tx)
+                .await?
+                .rows_affected();
+                (n, Some(body), 1)
+            }
+            Write::Delete { id, expected_rev } => {
+                let n = sqlx::query("DELETE FROM documents WHERE collection = ?1 AND id = ?2 AND rev = ?3")
+                    .bind(collection)
+                    .bind(id)
+                    .bind(i64::try_from(*expected_rev).unwrap_or(i64::MAX))
+                    .execute(&mut **tx)
+                    .await?
+                    .rows_affected();
+                (n, None, 0)
+            }
+            Write::Upsert { id, body } => {
+                let n = sqlx::query(
+                    "INSERT INTO documents (collection, id, rev, body) VALUES (?1, ?2, 0, ?3)
+                     ON CONFLICT (collection, id) DO UPDATE SET body = excluded.body",
+                )
+                .bind(collection)
+                .bind(id)
+                .bind(body.to_string())
+                .execute(&mut **tx)
+                .await?
+                .rows_affected();
+                (n, Some(body), 0)
+            }
+        };
+        if affected == 0 {
+            return Ok(Written::Conflict);
+        }
+        if !fields.is_empty() {
+            Self::reindex(tx, collection, write.id(), body, fields).await?;
+        }
+        Ok(Written::Ok(rev))
+    }
+}
+
+fn to_doc(row: &sqlx::sqlite::SqliteRow) -> Result<StoredDoc, StoreError> {
+    let body: String = row.try_get("body").map_err(err)?;
+    let rev: i64 = row.try_get("rev").map_err(err)?;
+    Ok(StoredDoc {
+        id: row.try_get("id").map_err(err)?,
+        rev: u64::try_from(rev).unwrap_or_default(),
+        body: serde_json::from_str(&body).map_err(err)?,
+    })
+}
+
+#[async_trait]
+impl DocumentStore for EmbeddedStore {
+    async fn get(&self, collection: &str, id: &str) -> Result<Option<StoredDoc>, StoreError> {
+        let row = sqlx::query("SELECT id, rev, body FROM documents WHERE collection = ?1 AND id = ?2")
+            .bind(collection)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(err)?;
+        row.as_ref().map(to_doc).transpose()
+    }
+
+    async fn get_many(&self, collection: &str, ids: &[String]) -> Result<Vec<StoredDoc>, StoreError> {
+        let mut docs = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(400) {
+            let placeholders = vec!["?"; chunk.len()].join(",");
+            let sql = format!(
+                "SELECT id, rev, body FROM documents WHERE collection = ? AND id IN ({placeholders})"
+            );
+            let mut q = sqlx::query(&sql).bind(collection);
+            for id in chunk {
+                q = q.bind(id);
+            }
+            for row in q.fetch_all(&self.pool).await.map_err(err)? {
+                docs.push(to_doc(&row)?);
+            }
+        }
+        Ok(docs)
+    }
+
+    async fn find_ids(&self, collection: &str, field: &str, value: &str) -> Result<Vec<String>, StoreError> {
+        sqlx::query_scalar(
+            "SELECT id FROM doc_index WHERE collection = ?1 AND field = ?2 AND value = ?3 ORDER BY id",
+        )
+        .bind(collection)
+        .bind(field)
+        .bind(value)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)
+    }
+
+    async fn list(&self, collection: &str, query: ListQuery<'_>) -> Result<Vec<StoredDoc>, StoreError> {
+        let (cmp, dir) = match query.order {
+            Order::Asc => (">", "ASC"),
+            Order::Desc => ("<", "DESC"),
+        };
+        let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+        let rows = match query.filter {
+            Some((field, value)) => {
+                let sql = format!(
+                    "SELECT d.id, d.rev, d.body FROM doc_index i
+                       JOIN documents d ON d.collection = i.collection AND d.id = i.id
+                      WHERE i.collection = ?1 AND i.field = ?2 AND i.value = ?3
+                        AND (?4 IS NULL OR i.id {cmp} ?4)
+                      ORDER BY i.id {dir} LIMIT ?5"
+                );
+                sqlx::query(&sql)
+                    .bind(collection)
+                    .bind(field)
+                    .bind(value)
+                    .bind(query.after)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await
+            }
+            None => {
+                let sql = format!(
+                    "SELECT id, rev, body FROM documents
+                      WHERE collection = ?1 AND (?2 IS NULL OR id {cmp} ?2)
+                      ORDER BY id {dir} LIMIT ?3"
+                );
+                sqlx::query(&sql)
+                    .bind(collection)
+                    .bind(query.after)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await
+            }
+        }
+        .map_err(err)?;
+        rows.iter().map(to_doc).collect()
+    }
+
+    async fn write(&self, collection: &str, writes: Vec<Write>) -> Result<Vec<Written>, StoreError> {
+        if writes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let fields = self.fields_of(collection);
+        let _one_writer = self.write_lock.lock().await;
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        let mut results = Vec::with_capacity(writes.len());
+        for w in &writes {
+            results.push(Self::apply(&mut tx, collection, w, &fields).await.map_err(err)?);
+        }
+        tx.commit().await.map_err(err)?;
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+        Ok(results)
+    }
+
+    async fn ensure_indexes(&self, collection: &str, fields: &[&str]) -> Result<(), StoreError> {
+        let new: Vec<String> = {
+            let mut indexes = self.indexes.write().unwrap_or_else(|p| p.into_inner());
+            let known = indexes.entry(collection.to_owned()).or_default();
+            let new: Vec<String> = fields
+                .iter()
+                .filter(|f| !known.iter().any(|k| k == *f))
+                .map(|f| (*f).to_owned())
+                .collect();
+            known.extend(new.iter().cloned());
+            new
+        };
+        if new.is_empty() {
+            return Ok(());
+        }
+        // backfill: documents written before this field was declared
+        let _one_writer = self.write_lock.lock().await;
+        let rows = sqlx::query("SELECT id, rev, body FROM documents WHERE collection = ?1")
+            .bind(collection)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)?;
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        for row in &rows {
+            let doc = to_doc(row)?;
+            Self::index(&mut tx, collection, &doc.id, &doc.body, &new)
+                .await
+                .map_err(err)?;
+        }
+        tx.commit().await.map_err(err)
+    }
+
+    async fn drop_collection(&self, collection: &str) -> Result<(), StoreError> {
+        let _one_writer = self.write_lock.lock().await;
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        for sql in [
+            "DELETE FROM documents WHERE collection = ?1",
+            "DELETE FROM doc_index WHERE collection = ?1",
+        ] {
+            sqlx::query(sql).bind(collection).execute(&mut *tx).await.map_err(err)?;
+        }
+        tx.commit().await.map_err(err)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map(drop).map_err(err)
+    }
+
+    fn changes(&self) -> Option<watch::Receiver<u64>> {
+        Some(self.changes.subscribe())
+    }
+}
