@@ -161,14 +161,20 @@ pub struct DeadLetterDoc {
 
 /// Id of a dead letter: one per projection and event, so recording the same
 /// failure twice is harmless.
-pub fn dead_letter_id(projection: &str, aggregate_type: &str, aggregate_id: &str, sequence: u64) -> String {
+pub fn dead_letter_id(
+    projection: &str,
+    aggregate_type: &str,
+    aggregate_id: &str,
+    sequence: u64,
+) -> String {
     format!("{projection}:{aggregate_type}:{aggregate_id}:{sequence:020}")
 }
 
 /// The aggregate (`type:id`) a dead letter id belongs to.
 pub fn dead_letter_aggregate<'a>(projection: &str, id: &'a str) -> Option<&'a str> {
     let rest = id.strip_prefix(projection)?.strip_prefix(':')?;
-    rest.rsplit_once(':').map(|(aggregate, _sequence)| aggregate)
+    rest.rsplit_once(':')
+        .map(|(aggregate, _sequence)| aggregate)
 }
 
 #[cfg(test)]

@@ -72,10 +72,7 @@ pub enum ProjectorError {
 /// What one step did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
-    Processed {
-        events: usize,
-        dead_lettered: usize,
-    },
+    Processed { events: usize, dead_lettered: usize },
     Idle,
 }
 
@@ -189,7 +186,10 @@ impl Projector {
                 Err(error) => {
                     failures = failures.saturating_add(1);
                     tracing::warn!(projection = self.name(), %error, failures, "projection step failed, retrying");
-                    let pause = self.policy.delay(failures.min(8)).max(Duration::from_millis(100));
+                    let pause = self
+                        .policy
+                        .delay(failures.min(8))
+                        .max(Duration::from_millis(100));
                     tokio::select! {
                         () = shutdown.cancelled() => {}
                         () = tokio::time::sleep(pause) => {}
@@ -206,9 +206,14 @@ impl Projector {
 }
 
 /// Declares the indexes a projection and the dead letters need.
-pub async fn prepare(projection: &dyn Projection, docs: &dyn DocumentStore) -> Result<(), StoreError> {
-    docs.ensure_indexes(projection.name(), projection.indexes()).await?;
-    docs.ensure_indexes(collections::DEAD_LETTERS, &["pending_for"]).await
+pub async fn prepare(
+    projection: &dyn Projection,
+    docs: &dyn DocumentStore,
+) -> Result<(), StoreError> {
+    docs.ensure_indexes(projection.name(), projection.indexes())
+        .await?;
+    docs.ensure_indexes(collections::DEAD_LETTERS, &["pending_for"])
+        .await
 }
 
 #[derive(Debug)]
@@ -400,7 +405,10 @@ async fn fold_batch(
                 continue;
             }
         };
-        if !projection.aggregate_types().contains(&envelope.aggregate_type.as_str()) {
+        if !projection
+            .aggregate_types()
+            .contains(&envelope.aggregate_type.as_str())
+        {
             continue;
         }
         let aggregate = format!("{}:{}", envelope.aggregate_type, envelope.aggregate_id);
@@ -418,7 +426,8 @@ async fn fold_batch(
             let (ids, result) = match DomainEvent::decode(&envelope) {
                 Err(e) => (Vec::new(), Err(FoldError::Undecodable(e.to_string()))),
                 Ok(event) => {
-                    let Some(ids) = work.resolve(projection.targets(&envelope, &event)).await? else {
+                    let Some(ids) = work.resolve(projection.targets(&envelope, &event)).await?
+                    else {
                         return Ok(None);
                     };
                     work.load(&ids).await?;
@@ -473,7 +482,12 @@ async fn dead_letter(
         pending_for: Some(name.to_owned()),
         created_at: chrono::Utc::now(),
     };
-    let id = dead_letter_id(name, &envelope.aggregate_type, &envelope.aggregate_id, envelope.sequence);
+    let id = dead_letter_id(
+        name,
+        &envelope.aggregate_type,
+        &envelope.aggregate_id,
+        envelope.sequence,
+    );
     store_letter(docs, id, &letter).await
 }
 
@@ -502,7 +516,11 @@ async fn dead_letter_raw(
     store_letter(docs, format!("{name}:raw:{source}"), &letter).await
 }
 
-async fn store_letter(docs: &dyn DocumentStore, id: String, letter: &DeadLetterDoc) -> Result<(), StoreError> {
+async fn store_letter(
+    docs: &dyn DocumentStore,
+    id: String,
+    letter: &DeadLetterDoc,
+) -> Result<(), StoreError> {
     let body = serde_json::to_value(letter).map_err(StoreError::from_display)?;
     // an existing letter for the same event (a batch folded again) is kept
     docs.write(

@@ -1,1 +1,70 @@
+//! Tessera's read side: serves the projected documents.
+//!
+//! Reads are eventually consistent. A client that just wrote passes the
+//! version its command returned as `?min_version=N`; the read waits (bounded)
+//! until the document reflects it, then answers, marking a still-older
+//! answer with `X-Stale: true`.
 
+mod accounts;
+mod guilds;
+mod query;
+
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::FromRef;
+use axum::Router;
+use tessera_projector::store::DocumentStore;
+use tessera_write_side::auth::Authenticator;
+use utoipa::OpenApi;
+
+pub use query::{Page, PageParams};
+
+pub struct ReadSide {
+    pub docs: Arc<dyn DocumentStore>,
+    pub auth: Arc<Authenticator>,
+    /// How long a read with `min_version` waits for the document.
+    pub min_version_wait: Duration,
+}
+
+#[derive(Clone)]
+pub struct ReadState(pub Arc<ReadSide>);
+
+impl Deref for ReadState {
+    type Target = ReadSide;
+
+    fn deref(&self) -> &ReadSide {
+        &self.0
+    }
+}
+
+impl FromRef<ReadState> for Arc<Authenticator> {
+    fn from_ref(state: &ReadState) -> Self {
+        Arc::clone(&state.0.auth)
+    }
+}
+
+/// The query routes (no ops routes, no layers).
+pub fn router(state: ReadState) -> Router {
+    Router::new()
+        .merge(accounts::router())
+        .merge(guilds::router())
+        .with_state(state)
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Tessera read API", description = "Queries over projected documents. Reads of one document accept `min_version`: the server waits up to 2 s for the document to reach it and marks an older answer with `X-Stale: true`. Lists take `limit` (1..=100, default 20) and the opaque `cursor` of the previous page."),
+    paths(
+        accounts::me, accounts::history,
+        guilds::guild, guilds::members, guilds::my_guilds,
+    ),
+    tags((name = "accounts"), (name = "guilds")),
+)]
+pub struct ReadApiDoc;
+
+/// The OpenAPI document of the read API.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    ReadApiDoc::openapi()
+}

@@ -7,4 +7,5 @@ pub mod bus;
 pub mod domain;
 pub mod health;
 pub mod http;
+pub mod relay;
 pub mod store;

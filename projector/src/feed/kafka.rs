@@ -31,7 +31,12 @@ fn feed_err(e: impl std::fmt::Display) -> FeedError {
 }
 
 impl KafkaFeed {
-    pub fn new(brokers: &str, group_id: &str, topic: &str, idle_wait: Duration) -> Result<Self, FeedError> {
+    pub fn new(
+        brokers: &str,
+        group_id: &str,
+        topic: &str,
+        idle_wait: Duration,
+    ) -> Result<Self, FeedError> {
         let consumer: StreamConsumer = ClientConfig::new()
             .set("bootstrap.servers", brokers)
             .set("group.id", group_id)

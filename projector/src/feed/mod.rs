@@ -26,7 +26,7 @@ pub enum Delivery {
 pub struct FeedError(pub String);
 
 #[async_trait]
-pub trait EventFeed: Send {
+pub trait EventFeed: Send + Sync {
     /// Up to `max` deliveries in order per aggregate. When none are ready it
     /// waits a short while and may return an empty batch.
     async fn next_batch(&mut self, max: usize) -> Result<Vec<Delivery>, FeedError>;

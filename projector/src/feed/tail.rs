@@ -65,7 +65,10 @@ impl TailFeed {
         if let Some(last) = records.last() {
             self.cursor = last.at;
         }
-        Ok(records.into_iter().map(|r| Delivery::Event(r.envelope)).collect())
+        Ok(records
+            .into_iter()
+            .map(|r| Delivery::Event(r.envelope))
+            .collect())
     }
 }
 

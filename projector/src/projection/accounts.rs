@@ -1,6 +1,6 @@
 use tessera_events::{aggregate, AccountEvent, DomainEvent, Envelope};
 
-use super::{follow, FoldError, Fold, Outcome, Step, Targets};
+use super::{follow, Fold, FoldError, Outcome, Step, Targets};
 use crate::documents::{collections, AccountDoc};
 
 /// `accounts`: one document per account, following every account event.
@@ -49,9 +49,7 @@ impl Fold for Accounts {
         }
         match event {
             AccountEvent::AccountRegistered { .. } => {
-                return Err(FoldError::Inapplicable(
-                    "account registered twice".into(),
-                ))
+                return Err(FoldError::Inapplicable("account registered twice".into()))
             }
             AccountEvent::ProfileUpdated {
                 nickname,
@@ -89,7 +87,11 @@ mod tests {
         }
     }
 
-    fn run(doc: Option<AccountDoc>, sequence: u64, e: AccountEvent) -> Result<Outcome<AccountDoc>, FoldError> {
+    fn run(
+        doc: Option<AccountDoc>,
+        sequence: u64,
+        e: AccountEvent,
+    ) -> Result<Outcome<AccountDoc>, FoldError> {
         let (env, ev) = account("a1", sequence, e);
         Accounts.fold(doc, &env, &ev)
     }
@@ -115,7 +117,10 @@ mod tests {
     fn a_duplicate_changes_nothing() {
         let doc = put(run(None, 1, registered()));
         let doc = put(run(Some(doc), 2, charge(100, 100)));
-        assert_eq!(run(Some(doc.clone()), 2, charge(100, 100)), Ok(Outcome::Unchanged));
+        assert_eq!(
+            run(Some(doc.clone()), 2, charge(100, 100)),
+            Ok(Outcome::Unchanged)
+        );
         assert_eq!(run(Some(doc), 1, registered()), Ok(Outcome::Unchanged));
     }
 
@@ -123,12 +128,18 @@ mod tests {
     fn a_gap_is_refused() {
         assert_eq!(
             run(None, 2, charge(5, 5)),
-            Err(FoldError::Gap { expected: 1, got: 2 })
+            Err(FoldError::Gap {
+                expected: 1,
+                got: 2
+            })
         );
         let doc = put(run(None, 1, registered()));
         assert_eq!(
             run(Some(doc), 3, charge(5, 5)),
-            Err(FoldError::Gap { expected: 2, got: 3 })
+            Err(FoldError::Gap {
+                expected: 2,
+                got: 3
+            })
         );
     }
 

@@ -1,6 +1,6 @@
 use tessera_events::{aggregate, DomainEvent, Envelope, GuildEvent};
 
-use super::{monotonic, FoldError, Fold, Outcome, Step, Targets};
+use super::{monotonic, Fold, FoldError, Outcome, Step, Targets};
 use crate::documents::{collections, member_id, GuildMemberDoc};
 
 /// `guild_members`: one document per (guild, user), listed by `member_of`.
@@ -15,7 +15,9 @@ impl Fold for GuildMembers {
     fn targets(&self, envelope: &Envelope, event: &DomainEvent) -> Targets {
         let guild = &envelope.aggregate_id;
         match event {
-            DomainEvent::Guild(GuildEvent::GuildCreated { owner_id: user_id, .. })
+            DomainEvent::Guild(GuildEvent::GuildCreated {
+                owner_id: user_id, ..
+            })
             | DomainEvent::Guild(
                 GuildEvent::MemberJoined { user_id, .. }
                 | GuildEvent::MemberLeft { user_id }
@@ -60,7 +62,12 @@ impl Fold for GuildMembers {
                 },
                 _,
             ) => member(owner_id, owner_nickname),
-            (GuildEvent::MemberJoined { user_id, nickname, .. }, _) => member(user_id, nickname),
+            (
+                GuildEvent::MemberJoined {
+                    user_id, nickname, ..
+                },
+                _,
+            ) => member(user_id, nickname),
             (GuildEvent::MemberLeft { user_id }, doc) => {
                 // keep a tombstone: it holds the sequence of the leave
                 let mut d = doc.unwrap_or_else(|| member(user_id, ""));
@@ -113,17 +120,34 @@ mod tests {
     #[test]
     fn a_member_who_leaves_leaves_a_tombstone_that_a_late_join_cannot_undo() {
         let (env, ev) = guild("g", 2, joined("ann"));
-        assert_eq!(GuildMembers.targets(&env, &ev), Targets::Ids(vec!["g:ann".into()]));
+        assert_eq!(
+            GuildMembers.targets(&env, &ev),
+            Targets::Ids(vec!["g:ann".into()])
+        );
         let d = put(GuildMembers.fold(None, &env, &ev));
         assert_eq!(d.member_of.as_deref(), Some("g"));
-        let (env3, ev3) = guild("g", 3, GuildEvent::MemberLeft { user_id: "ann".into() });
+        let (env3, ev3) = guild(
+            "g",
+            3,
+            GuildEvent::MemberLeft {
+                user_id: "ann".into(),
+            },
+        );
         let d = put(GuildMembers.fold(Some(d), &env3, &ev3));
         assert_eq!(d.member_of, None);
         // the join delivered again after the leave
-        assert_eq!(GuildMembers.fold(Some(d.clone()), &env, &ev), Ok(Outcome::Unchanged));
+        assert_eq!(
+            GuildMembers.fold(Some(d.clone()), &env, &ev),
+            Ok(Outcome::Unchanged)
+        );
         // a real rejoin later does apply
         let (env4, ev4) = guild("g", 4, joined("ann"));
-        assert_eq!(put(GuildMembers.fold(Some(d), &env4, &ev4)).member_of.as_deref(), Some("g"));
+        assert_eq!(
+            put(GuildMembers.fold(Some(d), &env4, &ev4))
+                .member_of
+                .as_deref(),
+            Some("g")
+        );
     }
 
     #[test]

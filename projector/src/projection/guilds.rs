@@ -1,6 +1,6 @@
 use tessera_events::{aggregate, DomainEvent, Envelope, GuildEvent};
 
-use super::{follow, FoldError, Fold, Outcome, Step, Targets};
+use super::{follow, Fold, FoldError, Outcome, Step, Targets};
 use crate::documents::{collections, CategoryDoc, ChannelDoc, GuildDoc};
 
 /// `guilds`: one document per guild, following every guild event.
@@ -148,7 +148,9 @@ mod tests {
             GuildEvent::ChannelDeleted {
                 channel_id: "c1".into(),
             },
-            GuildEvent::MemberLeft { user_id: "a".into() },
+            GuildEvent::MemberLeft {
+                user_id: "a".into(),
+            },
             GuildEvent::GuildUpdated {
                 name: "Lobsters".into(),
                 profile_image: Some("img".into()),
@@ -158,7 +160,10 @@ mod tests {
         assert_eq!(doc.name, "Lobsters");
         assert_eq!(doc.categories.len(), 1);
         assert_eq!(
-            doc.channels.iter().map(|c| c.channel_id.as_str()).collect::<Vec<_>>(),
+            doc.channels
+                .iter()
+                .map(|c| c.channel_id.as_str())
+                .collect::<Vec<_>>(),
             ["c2"]
         );
         assert_eq!(doc.version, 8);
@@ -175,11 +180,17 @@ mod tests {
     fn duplicates_change_nothing_and_gaps_are_refused() {
         let doc = apply(vec![created()]);
         let (env, ev) = guild("g1", 1, created());
-        assert_eq!(Guilds.fold(Some(doc.clone()), &env, &ev), Ok(Outcome::Unchanged));
+        assert_eq!(
+            Guilds.fold(Some(doc.clone()), &env, &ev),
+            Ok(Outcome::Unchanged)
+        );
         let (env, ev) = guild("g1", 3, GuildEvent::GuildDeleted);
         assert_eq!(
             Guilds.fold(Some(doc), &env, &ev),
-            Err(FoldError::Gap { expected: 2, got: 3 })
+            Err(FoldError::Gap {
+                expected: 2,
+                got: 3
+            })
         );
     }
 }

@@ -36,7 +36,10 @@ pub enum Targets {
     Ids(Vec<String>),
     /// Every document whose indexed `field` holds `value` (a fan-out, like a
     /// guild rename reaching each member's guild list).
-    Where { field: &'static str, value: String },
+    Where {
+        field: &'static str,
+        value: String,
+    },
 }
 
 /// What a fold does to one document.
@@ -220,7 +223,13 @@ mod tests {
         assert_eq!(follow(4, 5), Ok(Step::Apply));
         assert_eq!(follow(4, 4), Ok(Step::Duplicate));
         assert_eq!(follow(4, 2), Ok(Step::Duplicate));
-        assert_eq!(follow(4, 6), Err(FoldError::Gap { expected: 5, got: 6 }));
+        assert_eq!(
+            follow(4, 6),
+            Err(FoldError::Gap {
+                expected: 5,
+                got: 6
+            })
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 use tessera_events::{aggregate, AccountEvent, DomainEvent, Envelope};
 
-use super::{FoldError, Fold, Outcome, Targets};
+use super::{Fold, FoldError, Outcome, Targets};
 use crate::documents::{collections, point_entry_id, PointEntryDoc};
 
 /// `point_history`: one document per change of an account's points.
@@ -18,7 +18,10 @@ impl Fold for PointHistory {
                 AccountEvent::PointsCharged { .. }
                 | AccountEvent::PointsUsed { .. }
                 | AccountEvent::PointsRefunded { .. },
-            ) => Targets::Ids(vec![point_entry_id(&envelope.aggregate_id, envelope.sequence)]),
+            ) => Targets::Ids(vec![point_entry_id(
+                &envelope.aggregate_id,
+                envelope.sequence,
+            )]),
             _ => Targets::None,
         }
     }
@@ -85,8 +88,14 @@ mod tests {
         let Ok(Outcome::Put(entry)) = PointHistory.fold(None, &env, &ev) else {
             panic!("expected an entry");
         };
-        assert_eq!((entry.kind.as_str(), entry.amount, entry.balance), ("use", -30, 70));
-        assert_eq!(PointHistory.fold(Some(entry), &env, &ev), Ok(Outcome::Unchanged));
+        assert_eq!(
+            (entry.kind.as_str(), entry.amount, entry.balance),
+            ("use", -30, 70)
+        );
+        assert_eq!(
+            PointHistory.fold(Some(entry), &env, &ev),
+            Ok(Outcome::Unchanged)
+        );
     }
 
     #[test]

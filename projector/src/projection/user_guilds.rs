@@ -1,6 +1,6 @@
 use tessera_events::{aggregate, DomainEvent, Envelope, GuildEvent};
 
-use super::{monotonic, FoldError, Fold, Outcome, Step, Targets};
+use super::{monotonic, Fold, FoldError, Outcome, Step, Targets};
 use crate::documents::{collections, UserGuildEntry, UserGuildsDoc};
 
 /// `user_guilds`: one document per user listing their guilds with each
@@ -16,7 +16,9 @@ impl Fold for UserGuilds {
 
     fn targets(&self, envelope: &Envelope, event: &DomainEvent) -> Targets {
         match event {
-            DomainEvent::Guild(GuildEvent::GuildCreated { owner_id: user_id, .. })
+            DomainEvent::Guild(GuildEvent::GuildCreated {
+                owner_id: user_id, ..
+            })
             | DomainEvent::Guild(
                 GuildEvent::MemberJoined { user_id, .. }
                 | GuildEvent::MemberLeft { user_id }
@@ -172,7 +174,15 @@ mod tests {
         assert_eq!(doc.guild_ids, ["g1", "g2"]);
         assert_eq!(doc.guilds[0].name, "renamed");
         assert_eq!(doc.guilds[1].nickname, "A.");
-        let doc = step(Some(doc), "g1", 4, GuildEvent::MemberLeft { user_id: "ann".into() }).unwrap();
+        let doc = step(
+            Some(doc),
+            "g1",
+            4,
+            GuildEvent::MemberLeft {
+                user_id: "ann".into(),
+            },
+        )
+        .unwrap();
         assert_eq!(doc.guild_ids, ["g2"]);
         // the join of g1 delivered again does not bring it back
         let doc = step(Some(doc), "g1", 2, joined("g1", "Ann")).unwrap();

@@ -147,13 +147,15 @@ impl EmbeddedStore {
                 (n, Some(body), 1)
             }
             Write::Delete { id, expected_rev } => {
-                let n = sqlx::query("DELETE FROM documents WHERE collection = ?1 AND id = ?2 AND rev = ?3")
-                    .bind(collection)
-                    .bind(id)
-                    .bind(i64::try_from(*expected_rev).unwrap_or(i64::MAX))
-                    .execute(&mut **tx)
-                    .await?
-                    .rows_affected();
+                let n = sqlx::query(
+                    "DELETE FROM documents WHERE collection = ?1 AND id = ?2 AND rev = ?3",
+                )
+                .bind(collection)
+                .bind(id)
+                .bind(i64::try_from(*expected_rev).unwrap_or(i64::MAX))
+                .execute(&mut **tx)
+                .await?
+                .rows_affected();
                 (n, None, 0)
             }
             Write::Upsert { id, body } => {
@@ -193,16 +195,21 @@ fn to_doc(row: &sqlx::sqlite::SqliteRow) -> Result<StoredDoc, StoreError> {
 #[async_trait]
 impl DocumentStore for EmbeddedStore {
     async fn get(&self, collection: &str, id: &str) -> Result<Option<StoredDoc>, StoreError> {
-        let row = sqlx::query("SELECT id, rev, body FROM documents WHERE collection = ?1 AND id = ?2")
-            .bind(collection)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(err)?;
+        let row =
+            sqlx::query("SELECT id, rev, body FROM documents WHERE collection = ?1 AND id = ?2")
+                .bind(collection)
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(err)?;
         row.as_ref().map(to_doc).transpose()
     }
 
-    async fn get_many(&self, collection: &str, ids: &[String]) -> Result<Vec<StoredDoc>, StoreError> {
+    async fn get_many(
+        &self,
+        collection: &str,
+        ids: &[String],
+    ) -> Result<Vec<StoredDoc>, StoreError> {
         let mut docs = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(400) {
             let placeholders = vec!["?"; chunk.len()].join(",");
@@ -220,7 +227,12 @@ impl DocumentStore for EmbeddedStore {
         Ok(docs)
     }
 
-    async fn find_ids(&self, collection: &str, field: &str, value: &str) -> Result<Vec<String>, StoreError> {
+    async fn find_ids(
+        &self,
+        collection: &str,
+        field: &str,
+        value: &str,
+    ) -> Result<Vec<String>, StoreError> {
         sqlx::query_scalar(
             "SELECT id FROM doc_index WHERE collection = ?1 AND field = ?2 AND value = ?3 ORDER BY id",
         )
@@ -232,7 +244,11 @@ impl DocumentStore for EmbeddedStore {
         .map_err(err)
     }
 
-    async fn list(&self, collection: &str, query: ListQuery<'_>) -> Result<Vec<StoredDoc>, StoreError> {
+    async fn list(
+        &self,
+        collection: &str,
+        query: ListQuery<'_>,
+    ) -> Result<Vec<StoredDoc>, StoreError> {
         let (cmp, dir) = match query.order {
             Order::Asc => (">", "ASC"),
             Order::Desc => ("<", "DESC"),
@@ -274,7 +290,11 @@ impl DocumentStore for EmbeddedStore {
         rows.iter().map(to_doc).collect()
     }
 
-    async fn write(&self, collection: &str, writes: Vec<Write>) -> Result<Vec<Written>, StoreError> {
+    async fn write(
+        &self,
+        collection: &str,
+        writes: Vec<Write>,
+    ) -> Result<Vec<Written>, StoreError> {
         if writes.is_empty() {
             return Ok(Vec::new());
         }
@@ -283,7 +303,11 @@ impl DocumentStore for EmbeddedStore {
         let mut tx = self.pool.begin().await.map_err(err)?;
         let mut results = Vec::with_capacity(writes.len());
         for w in &writes {
-            results.push(Self::apply(&mut tx, collection, w, &fields).await.map_err(err)?);
+            results.push(
+                Self::apply(&mut tx, collection, w, &fields)
+                    .await
+                    .map_err(err)?,
+            );
         }
         tx.commit().await.map_err(err)?;
         self.changes.send_modify(|n| *n = n.wrapping_add(1));
@@ -329,13 +353,21 @@ impl DocumentStore for EmbeddedStore {
             "DELETE FROM documents WHERE collection = ?1",
             "DELETE FROM doc_index WHERE collection = ?1",
         ] {
-            sqlx::query(sql).bind(collection).execute(&mut *tx).await.map_err(err)?;
+            sqlx::query(sql)
+                .bind(collection)
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
         }
         tx.commit().await.map_err(err)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map(drop).map_err(err)
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(drop)
+            .map_err(err)
     }
 
     fn changes(&self) -> Option<watch::Receiver<u64>> {

@@ -28,9 +28,15 @@ pub enum Write {
         expected_rev: Option<u64>,
         body: Value,
     },
-    Delete { id: String, expected_rev: u64 },
+    Delete {
+        id: String,
+        expected_rev: u64,
+    },
     /// Unconditional insert-or-replace (checkpoints, bookkeeping).
-    Upsert { id: String, body: Value },
+    Upsert {
+        id: String,
+        body: Value,
+    },
 }
 
 impl Write {
@@ -81,17 +87,31 @@ impl StoreError {
 pub trait DocumentStore: Send + Sync {
     async fn get(&self, collection: &str, id: &str) -> Result<Option<StoredDoc>, StoreError>;
 
-    async fn get_many(&self, collection: &str, ids: &[String]) -> Result<Vec<StoredDoc>, StoreError>;
+    async fn get_many(
+        &self,
+        collection: &str,
+        ids: &[String],
+    ) -> Result<Vec<StoredDoc>, StoreError>;
 
     /// Ids of the documents whose indexed `field` holds `value` (a scalar,
     /// or an element of an array).
-    async fn find_ids(&self, collection: &str, field: &str, value: &str) -> Result<Vec<String>, StoreError>;
+    async fn find_ids(
+        &self,
+        collection: &str,
+        field: &str,
+        value: &str,
+    ) -> Result<Vec<String>, StoreError>;
 
-    async fn list(&self, collection: &str, query: ListQuery<'_>) -> Result<Vec<StoredDoc>, StoreError>;
+    async fn list(
+        &self,
+        collection: &str,
+        query: ListQuery<'_>,
+    ) -> Result<Vec<StoredDoc>, StoreError>;
 
     /// Applies the writes, each one atomically; a conflict on one does not
     /// stop the others.
-    async fn write(&self, collection: &str, writes: Vec<Write>) -> Result<Vec<Written>, StoreError>;
+    async fn write(&self, collection: &str, writes: Vec<Write>)
+        -> Result<Vec<Written>, StoreError>;
 
     /// Declares the fields that [`find_ids`](Self::find_ids) and
     /// [`list`](Self::list) filter on. Idempotent.

@@ -31,7 +31,9 @@ impl MongoStore {
     /// Connects to `uri` and uses `database`. Fails fast when the server does
     /// not answer.
     pub async fn connect(uri: &str, database: &str) -> Result<Self, StoreError> {
-        let mut options = mongodb::options::ClientOptions::parse(uri).await.map_err(err)?;
+        let mut options = mongodb::options::ClientOptions::parse(uri)
+            .await
+            .map_err(err)?;
         options.app_name = Some("tessera".into());
         options.server_selection_timeout = Some(std::time::Duration::from_secs(5));
         options.connect_timeout = Some(std::time::Duration::from_secs(5));
@@ -91,14 +93,21 @@ fn from_stored(mut doc: Document) -> Result<StoredDoc, StoreError> {
 }
 
 impl MongoStore {
-    async fn apply(&self, coll: &Collection<Document>, write: Write) -> Result<Written, StoreError> {
+    async fn apply(
+        &self,
+        coll: &Collection<Document>,
+        write: Write,
+    ) -> Result<Written, StoreError> {
         let result = match write {
             Write::Put {
                 id,
                 expected_rev: Some(rev),
                 body,
             } => coll
-                .replace_one(doc! { "_id": &id, "_rev": rev_bson(rev) }, to_stored(&id, rev + 1, &body)?)
+                .replace_one(
+                    doc! { "_id": &id, "_rev": rev_bson(rev) },
+                    to_stored(&id, rev + 1, &body)?,
+                )
                 .await
                 .map(|r| (r.matched_count == 1).then_some(rev + 1)),
             Write::Put {
@@ -139,7 +148,11 @@ impl DocumentStore for MongoStore {
             .transpose()
     }
 
-    async fn get_many(&self, collection: &str, ids: &[String]) -> Result<Vec<StoredDoc>, StoreError> {
+    async fn get_many(
+        &self,
+        collection: &str,
+        ids: &[String],
+    ) -> Result<Vec<StoredDoc>, StoreError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -152,7 +165,12 @@ impl DocumentStore for MongoStore {
         docs.into_iter().map(from_stored).collect()
     }
 
-    async fn find_ids(&self, collection: &str, field: &str, value: &str) -> Result<Vec<String>, StoreError> {
+    async fn find_ids(
+        &self,
+        collection: &str,
+        field: &str,
+        value: &str,
+    ) -> Result<Vec<String>, StoreError> {
         let cursor = self
             .coll(collection)
             .find(doc! { field: value })
@@ -167,7 +185,11 @@ impl DocumentStore for MongoStore {
             .collect())
     }
 
-    async fn list(&self, collection: &str, query: ListQuery<'_>) -> Result<Vec<StoredDoc>, StoreError> {
+    async fn list(
+        &self,
+        collection: &str,
+        query: ListQuery<'_>,
+    ) -> Result<Vec<StoredDoc>, StoreError> {
         let mut filter = Document::new();
         if let Some((field, value)) = query.filter {
             filter.insert(field, value);
@@ -190,7 +212,11 @@ impl DocumentStore for MongoStore {
         docs.into_iter().map(from_stored).collect()
     }
 
-    async fn write(&self, collection: &str, writes: Vec<Write>) -> Result<Vec<Written>, StoreError> {
+    async fn write(
+        &self,
+        collection: &str,
+        writes: Vec<Write>,
+    ) -> Result<Vec<Written>, StoreError> {
         let coll = self.coll(collection);
         let coll = &coll;
         // buffered (not unordered): results come back in the order of writes
@@ -205,9 +231,16 @@ impl DocumentStore for MongoStore {
         for field in fields {
             let model = IndexModel::builder()
                 .keys(doc! { *field: 1, "_id": 1 })
-                .options(IndexOptions::builder().name(format!("{field}_1__id_1")).build())
+                .options(
+                    IndexOptions::builder()
+                        .name(format!("{field}_1__id_1"))
+                        .build(),
+                )
                 .build();
-            self.coll(collection).create_index(model).await.map_err(err)?;
+            self.coll(collection)
+                .create_index(model)
+                .await
+                .map_err(err)?;
         }
         Ok(())
     }
@@ -217,6 +250,10 @@ impl DocumentStore for MongoStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.db.run_command(doc! { "ping": 1 }).await.map(drop).map_err(err)
+        self.db
+            .run_command(doc! { "ping": 1 })
+            .await
+            .map(drop)
+            .map_err(err)
     }
 }

@@ -92,6 +92,33 @@ fn strip_position(message: &str) -> String {
     }
 }
 
+/// Query string parameters; a bad one is a 400 `invalid_input`.
+#[derive(Debug)]
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(v)| Self(v))
+            .map_err(|rejection| {
+                let text = rejection.body_text();
+                let reason = text
+                    .strip_prefix("Failed to deserialize query string: ")
+                    .unwrap_or(&text)
+                    .to_owned();
+                let field = named_field(&reason).unwrap_or_else(|| "query".to_owned());
+                ApiError::invalid(&field, reason)
+            })
+    }
+}
+
 /// The authenticated caller (`Authorization: Bearer <jwt>`), or 401.
 #[derive(Debug, Clone)]
 pub struct CurrentUser(pub Principal);

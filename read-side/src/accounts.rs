@@ -1,0 +1,143 @@
+//! The caller's account and point history.
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use tessera_projector::documents::{collections, AccountDoc, PointEntryDoc};
+use tessera_projector::store::{ListQuery, Order};
+use tessera_write_side::http::error::{ApiError, ErrorBody};
+use tessera_write_side::http::extract::{ApiQuery, CurrentUser};
+use utoipa::ToSchema;
+
+use crate::query::{encode_cursor, fetch, store_failed, typed, MinVersion, Page, PageParams};
+use crate::ReadState;
+
+pub fn router() -> Router<ReadState> {
+    Router::new()
+        .route("/v1/accounts/me", get(me))
+        .route("/v1/accounts/me/history", get(history))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AccountView {
+    pub account_id: String,
+    pub email: String,
+    pub nickname: String,
+    pub profile_image: Option<String>,
+    pub balance: i64,
+    pub version: u64,
+}
+
+/// The caller's profile and balance.
+#[utoipa::path(get, path = "/v1/accounts/me", tag = "accounts", params(MinVersion),
+    security(("bearer" = [])),
+    responses((status = 200, body = AccountView, headers(("X-Stale" = String, description = "`true` when older than `min_version`"))),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn me(
+    State(rs): State<ReadState>,
+    CurrentUser(user): CurrentUser,
+    ApiQuery(q): ApiQuery<MinVersion>,
+) -> Result<(HeaderMap, Json<AccountView>), (HeaderMap, ApiError)> {
+    let fetched = fetch(
+        &*rs.docs,
+        collections::ACCOUNTS,
+        &user.user_id,
+        q.min_version,
+        rs.min_version_wait,
+    )
+    .await
+    .map_err(|e| (HeaderMap::new(), e))?;
+    let headers = fetched.headers();
+    let Some(doc) = fetched.doc else {
+        return Err((headers, ApiError::not_found("account")));
+    };
+    let a: AccountDoc = typed(doc).map_err(|e| (HeaderMap::new(), e))?;
+    Ok((
+        headers,
+        Json(AccountView {
+            account_id: a.account_id,
+            email: a.email,
+            nickname: a.nickname,
+            profile_image: a.profile_image,
+            balance: a.balance,
+            version: a.version,
+        }),
+    ))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PointEntryView {
+    /// The account's version at this change.
+    pub sequence: u64,
+    /// `charge`, `use` or `refund`.
+    pub kind: String,
+    /// Signed: spending is negative.
+    pub amount: i64,
+    pub balance: i64,
+    /// Idempotency key of a charge; reference of a use or refund.
+    pub reference: String,
+    pub occurred_at: chrono::DateTime<chrono::Utc>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PointHistoryPage {
+    pub items: Vec<PointEntryView>,
+    pub next_cursor: Option<String>,
+}
+
+/// Every change of the caller's points, newest first.
+#[utoipa::path(get, path = "/v1/accounts/me/history", tag = "accounts", params(PageParams),
+    security(("bearer" = [])),
+    responses((status = 200, body = PointHistoryPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub async fn history(
+    State(rs): State<ReadState>,
+    CurrentUser(user): CurrentUser,
+    ApiQuery(page): ApiQuery<PageParams>,
+) -> Result<Json<Page<PointEntryView>>, ApiError> {
+    let limit = page.limit()?;
+    let after = page.after()?;
+    let docs = rs
+        .docs
+        .list(
+            collections::POINT_HISTORY,
+            ListQuery {
+                filter: Some(("account_id", &user.user_id)),
+                order: Order::Desc,
+                after: after.as_deref(),
+                limit: limit + 1,
+            },
+        )
+        .await
+        .map_err(|e| store_failed(&e))?;
+    page_of(docs, limit, |d| {
+        let e: PointEntryDoc = typed(d)?;
+        Ok(PointEntryView {
+            sequence: e.sequence,
+            kind: e.kind,
+            amount: e.amount,
+            balance: e.balance,
+            reference: e.reference,
+            occurred_at: e.occurred_at,
+        })
+    })
+}
+
+/// Turns `limit + 1` documents into a page: the extra one only says that
+/// there is a next page.
+pub(crate) fn page_of<T>(
+    mut docs: Vec<tessera_projector::store::StoredDoc>,
+    limit: usize,
+    view: impl Fn(tessera_projector::store::StoredDoc) -> Result<T, ApiError>,
+) -> Result<Json<Page<T>>, ApiError> {
+    let more = docs.len() > limit;
+    docs.truncate(limit);
+    let next_cursor = if more {
+        docs.last().map(|d| encode_cursor(&d.id))
+    } else {
+        None
+    };
+    let items = docs.into_iter().map(view).collect::<Result<_, _>>()?;
+    Ok(Json(Page { items, next_cursor }))
+}

@@ -1,0 +1,239 @@
+//! Guilds, their members, and the caller's guild list.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use tessera_projector::documents::{collections, GuildDoc, GuildMemberDoc, UserGuildsDoc};
+use tessera_projector::store::{ListQuery, Order};
+use tessera_write_side::http::error::{ApiError, ErrorBody};
+use tessera_write_side::http::extract::{ApiQuery, CurrentUser};
+use tessera_write_side::http::ApiPath;
+use utoipa::ToSchema;
+
+use crate::accounts::page_of;
+use crate::query::{encode_cursor, fetch, store_failed, typed, MinVersion, Page, PageParams};
+use crate::ReadState;
+
+pub fn router() -> Router<ReadState> {
+    Router::new()
+        .route("/v1/guilds/{guild_id}", get(guild))
+        .route("/v1/guilds/{guild_id}/members", get(members))
+        .route("/v1/me/guilds", get(my_guilds))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CategoryView {
+    pub category_id: String,
+    pub name: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ChannelView {
+    pub channel_id: String,
+    pub name: String,
+    /// `text` or `forum`.
+    pub kind: String,
+    pub category_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct GuildView {
+    pub guild_id: String,
+    pub name: String,
+    pub profile_image: Option<String>,
+    pub owner_id: String,
+    pub member_count: u64,
+    pub categories: Vec<CategoryView>,
+    pub channels: Vec<ChannelView>,
+    pub version: u64,
+}
+
+fn gone() -> ApiError {
+    ApiError::new(StatusCode::GONE, "gone", "this guild has been deleted")
+}
+
+fn view(g: GuildDoc) -> GuildView {
+    GuildView {
+        guild_id: g.guild_id,
+        name: g.name,
+        profile_image: g.profile_image,
+        owner_id: g.owner_id,
+        member_count: g.member_count,
+        categories: g
+            .categories
+            .into_iter()
+            .map(|c| CategoryView {
+                category_id: c.category_id,
+                name: c.name,
+            })
+            .collect(),
+        channels: g
+            .channels
+            .into_iter()
+            .map(|c| ChannelView {
+                channel_id: c.channel_id,
+                name: c.name,
+                kind: serde_json::to_value(c.kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+                category_id: c.category_id,
+            })
+            .collect(),
+        version: g.version,
+    }
+}
+
+/// A guild with its categories and channels. A deleted guild answers 410.
+#[utoipa::path(get, path = "/v1/guilds/{guild_id}", tag = "guilds",
+    params(("guild_id" = String, Path), MinVersion), security(("bearer" = [])),
+    responses((status = 200, body = GuildView, headers(("X-Stale" = String, description = "`true` when older than `min_version`"))),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 410, body = ErrorBody)))]
+pub async fn guild(
+    State(rs): State<ReadState>,
+    CurrentUser(_): CurrentUser,
+    ApiPath(guild_id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<MinVersion>,
+) -> Result<(HeaderMap, Json<GuildView>), (HeaderMap, ApiError)> {
+    let fetched = fetch(
+        &*rs.docs,
+        collections::GUILDS,
+        &guild_id,
+        q.min_version,
+        rs.min_version_wait,
+    )
+    .await
+    .map_err(|e| (HeaderMap::new(), e))?;
+    let headers = fetched.headers();
+    let Some(doc) = fetched.doc else {
+        return Err((headers, ApiError::not_found("guild")));
+    };
+    let g: GuildDoc = typed(doc).map_err(|e| (HeaderMap::new(), e))?;
+    if g.deleted {
+        return Err((headers, gone()));
+    }
+    Ok((headers, Json(view(g))))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct MemberView {
+    pub user_id: String,
+    /// The member's nickname in this guild.
+    pub nickname: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct MemberPage {
+    pub items: Vec<MemberView>,
+    pub next_cursor: Option<String>,
+}
+
+/// Members of a guild with their nicknames there.
+#[utoipa::path(get, path = "/v1/guilds/{guild_id}/members", tag = "guilds",
+    params(("guild_id" = String, Path), PageParams), security(("bearer" = [])),
+    responses((status = 200, body = MemberPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 410, body = ErrorBody)))]
+pub async fn members(
+    State(rs): State<ReadState>,
+    CurrentUser(_): CurrentUser,
+    ApiPath(guild_id): ApiPath<String>,
+    ApiQuery(page): ApiQuery<PageParams>,
+) -> Result<Json<Page<MemberView>>, ApiError> {
+    let limit = page.limit()?;
+    let after = page.after()?;
+    let guild = rs
+        .docs
+        .get(collections::GUILDS, &guild_id)
+        .await
+        .map_err(|e| store_failed(&e))?
+        .ok_or_else(|| ApiError::not_found("guild"))?;
+    if guild
+        .body
+        .get("deleted")
+        .and_then(serde_json::Value::as_bool)
+        == Some(true)
+    {
+        return Err(gone());
+    }
+    let docs = rs
+        .docs
+        .list(
+            collections::GUILD_MEMBERS,
+            ListQuery {
+                filter: Some(("member_of", &guild_id)),
+                order: Order::Asc,
+                after: after.as_deref(),
+                limit: limit + 1,
+            },
+        )
+        .await
+        .map_err(|e| store_failed(&e))?;
+    page_of(docs, limit, |d| {
+        let m: GuildMemberDoc = typed(d)?;
+        Ok(MemberView {
+            user_id: m.user_id,
+            nickname: m.nickname,
+        })
+    })
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct MyGuildView {
+    pub guild_id: String,
+    pub name: String,
+    pub profile_image: Option<String>,
+    /// The caller's nickname in that guild.
+    pub nickname: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct MyGuildPage {
+    pub items: Vec<MyGuildView>,
+    pub next_cursor: Option<String>,
+}
+
+/// The guilds the caller belongs to, in joining order.
+#[utoipa::path(get, path = "/v1/me/guilds", tag = "guilds", params(PageParams), security(("bearer" = [])),
+    responses((status = 200, body = MyGuildPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub async fn my_guilds(
+    State(rs): State<ReadState>,
+    CurrentUser(user): CurrentUser,
+    ApiQuery(page): ApiQuery<PageParams>,
+) -> Result<Json<Page<MyGuildView>>, ApiError> {
+    let limit = page.limit()?;
+    // the list lives in one document; the cursor is the last guild id seen
+    let after = page.after()?;
+    let doc = rs
+        .docs
+        .get(collections::USER_GUILDS, &user.user_id)
+        .await
+        .map_err(|e| store_failed(&e))?;
+    let guilds = match doc {
+        Some(d) => typed::<UserGuildsDoc>(d)?.guilds,
+        None => Vec::new(),
+    };
+    let start = match after {
+        Some(after) => guilds
+            .iter()
+            .position(|g| g.guild_id == after)
+            .map_or(guilds.len(), |i| i + 1),
+        None => 0,
+    };
+    let rest = &guilds[start.min(guilds.len())..];
+    let items: Vec<MyGuildView> = rest
+        .iter()
+        .take(limit)
+        .map(|g| MyGuildView {
+            guild_id: g.guild_id.clone(),
+            name: g.name.clone(),
+            profile_image: g.profile_image.clone(),
+            nickname: g.nickname.clone(),
+        })
+        .collect();
+    let next_cursor = (rest.len() > limit)
+        .then(|| items.last().map(|g| encode_cursor(&g.guild_id)))
+        .flatten();
+    Ok(Json(Page { items, next_cursor }))
+}

@@ -1,0 +1,146 @@
+//! Shared query machinery: `min_version` waits, cursors, pages.
+
+use std::time::Duration;
+
+use axum::http::{HeaderMap, HeaderValue};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tessera_projector::store::{DocumentStore, StoreError, StoredDoc};
+use tessera_write_side::http::error::ApiError;
+use utoipa::{IntoParams, ToSchema};
+
+pub const DEFAULT_LIMIT: usize = 20;
+pub const MAX_LIMIT: usize = 100;
+
+/// `?min_version=`
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct MinVersion {
+    /// Wait (bounded) until the document reflects at least this version.
+    pub min_version: Option<u64>,
+}
+
+/// `?limit=&cursor=`
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PageParams {
+    /// 1..=100, default 20.
+    pub limit: Option<usize>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl PageParams {
+    pub fn limit(&self) -> Result<usize, ApiError> {
+        match self.limit {
+            None => Ok(DEFAULT_LIMIT),
+            Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+            Some(_) => Err(ApiError::invalid(
+                "limit",
+                format!("must be between 1 and {MAX_LIMIT}"),
+            )),
+        }
+    }
+
+    /// The position the cursor encodes.
+    pub fn after(&self) -> Result<Option<String>, ApiError> {
+        self.cursor.as_deref().map(decode_cursor).transpose()
+    }
+}
+
+/// A page of a list.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+pub fn encode_cursor(position: &str) -> String {
+    URL_SAFE_NO_PAD.encode(position)
+}
+
+fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
+    URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(|| ApiError::invalid("cursor", "not a cursor this API handed out"))
+}
+
+pub fn store_failed(e: &StoreError) -> ApiError {
+    ApiError::unavailable(e)
+}
+
+/// A document read, possibly after waiting for a version.
+pub struct Fetched {
+    pub doc: Option<StoredDoc>,
+    /// The document is still older than the `min_version` asked for.
+    pub stale: bool,
+}
+
+impl Fetched {
+    pub fn headers(&self) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        if self.stale {
+            h.insert("x-stale", HeaderValue::from_static("true"));
+        }
+        h
+    }
+}
+
+fn version_of(doc: &StoredDoc) -> u64 {
+    doc.body.get("version").and_then(Value::as_u64).unwrap_or(0)
+}
+
+/// Reads a document; with `min_version`, waits up to `wait` for it to reach
+/// that version. Wakes on the store's change signal where it has one and
+/// polls otherwise.
+pub async fn fetch(
+    docs: &dyn DocumentStore,
+    collection: &str,
+    id: &str,
+    min_version: Option<u64>,
+    wait: Duration,
+) -> Result<Fetched, ApiError> {
+    let read = || async { docs.get(collection, id).await.map_err(|e| store_failed(&e)) };
+    let Some(min) = min_version else {
+        return Ok(Fetched {
+            doc: read().await?,
+            stale: false,
+        });
+    };
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut changes = docs.changes();
+    let mut poll = Duration::from_millis(5);
+    loop {
+        if let Some(c) = &mut changes {
+            c.borrow_and_update();
+        }
+        let doc = read().await?;
+        if doc.as_ref().is_some_and(|d| version_of(d) >= min) {
+            return Ok(Fetched { doc, stale: false });
+        }
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            return Ok(Fetched { doc, stale: true });
+        }
+        let nap = (deadline - now).min(poll);
+        match &mut changes {
+            Some(c) => {
+                let _ = tokio::time::timeout(deadline - now, c.changed()).await;
+            }
+            None => {
+                tokio::time::sleep(nap).await;
+                poll = (poll * 2).min(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+/// Deserializes a stored document into its typed shape.
+pub fn typed<T: serde::de::DeserializeOwned>(doc: StoredDoc) -> Result<T, ApiError> {
+    serde_json::from_value(doc.body).map_err(ApiError::internal)
+}

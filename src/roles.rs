@@ -1,0 +1,492 @@
+//! Wiring: builds each role from the settings and runs it until SIGTERM or
+//! Ctrl-C. This is the only place that knows every adapter.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use async_trait::async_trait;
+use axum::Router;
+use base64::Engine;
+use rand::RngCore;
+use secrecy::{ExposeSecret, SecretString};
+use tessera_events::EventLog;
+use tessera_projector::feed::kafka::KafkaFeed;
+use tessera_projector::feed::tail::TailFeed;
+use tessera_projector::projection::{self, Projection};
+use tessera_projector::runner::{Projector, RetryPolicy};
+use tessera_projector::store::embedded::EmbeddedStore;
+use tessera_projector::store::mongo::MongoStore;
+use tessera_projector::store::DocumentStore;
+use tessera_read_side::{ReadSide, ReadState};
+use tessera_write_side::app::{WriteSide, WriteState};
+use tessera_write_side::auth::{Authenticator, Role};
+use tessera_write_side::bus::BusConfig;
+use tessera_write_side::health::{AllOf, Check, Readiness, SqlReady};
+use tessera_write_side::http::layers::with_common_layers;
+use tessera_write_side::relay::{ensure_topic, Relay, RelayConfig};
+use tessera_write_side::store::credentials::{PgCredentials, SqliteCredentials};
+use tessera_write_side::store::sqlite::SqliteEventLog;
+use tessera_write_side::store::{postgres, sqlite, Store};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{AdminCommand, Cli, Command, RoleArg};
+use crate::logging;
+use crate::settings::Settings;
+
+pub async fn run(cli: Cli) -> Result<()> {
+    let s = cli.settings;
+    let command = cli.command.unwrap_or(Command::Serve);
+    let quiet = matches!(command, Command::Admin { .. } | Command::Migrate);
+    logging::init(if quiet { "warn" } else { &s.log }, &s.log_format);
+    match command {
+        Command::Serve => serve(&s).await,
+        Command::WriteApi => write_api(&s).await,
+        Command::ReadApi => read_api(&s).await,
+        Command::Relay => relay(&s).await,
+        Command::Projector { only } => projector(&s, &only).await,
+        Command::Migrate => migrate(&s).await,
+        Command::Admin { command } => admin(&s, command),
+    }
+}
+
+/// Cancelled on SIGTERM or Ctrl-C.
+fn shutdown_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot listen for SIGTERM");
+                        let _ = ctrl_c.await;
+                        t.cancel();
+                        return;
+                    }
+                };
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("shutting down");
+        t.cancel();
+    });
+    token
+}
+
+async fn serve_http(addr: SocketAddr, app: Router, shutdown: CancellationToken) -> Result<()> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let local = listener.local_addr()?;
+    tracing::info!(addr = %local, "listening");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+        .context("http server failed")
+}
+
+fn openapi_json(docs: Vec<utoipa::openapi::OpenApi>) -> serde_json::Value {
+    let mut merged: Option<utoipa::openapi::OpenApi> = None;
+    for d in docs {
+        merged = Some(match merged {
+            None => d,
+            Some(mut m) => {
+                m.merge(d);
+                m
+            }
+        });
+    }
+    merged
+        .map(|m| serde_json::to_value(m).unwrap_or_default())
+        .unwrap_or_default()
+}
+
+fn authenticator(s: &Settings, secret: &SecretString) -> Result<Arc<Authenticator>> {
+    Ok(Arc::new(Authenticator::hs256(
+        secret.expose_secret().as_bytes(),
+        &s.jwt_issuer,
+        &s.jwt_audience,
+        s.token_ttl(),
+    )?))
+}
+
+/// The configured secret; for the embedded mode, one generated once and
+/// kept in the data folder.
+fn jwt_secret(s: &Settings, embedded: bool) -> Result<SecretString> {
+    if let Some(secret) = &s.jwt_secret {
+        return Ok(secret.clone());
+    }
+    if !embedded {
+        bail!("TESSERA_JWT_SECRET is required outside the embedded mode");
+    }
+    std::fs::create_dir_all(&s.data_dir)
+        .with_context(|| format!("cannot create {}", s.data_dir.display()))?;
+    let path = s.data_dir.join("jwt_secret");
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        return Ok(SecretString::from(existing.trim().to_owned()));
+    }
+    let mut bytes = [0u8; 48];
+    rand::rng().fill_bytes(&mut bytes);
+    let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    write_private(&path, &secret)?;
+    Ok(SecretString::from(secret))
+}
+
+fn write_private(path: &Path, contents: &str) -> Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    file.write_all(contents.as_bytes())?;
+    Ok(())
+}
+
+fn bus_config(s: &Settings) -> BusConfig {
+    BusConfig {
+        max_attempts: s.command_max_attempts.max(1),
+        ..BusConfig::default()
+    }
+}
+
+fn retry_policy(s: &Settings) -> RetryPolicy {
+    RetryPolicy {
+        attempts: s.projector_attempts.max(1),
+        ..RetryPolicy::default()
+    }
+}
+
+fn selected(only: &[String]) -> Result<Vec<Arc<dyn Projection>>> {
+    let all = projection::all();
+    if only.is_empty() {
+        return Ok(all);
+    }
+    let mut chosen = Vec::new();
+    for name in only {
+        match all.iter().find(|p| p.name() == name) {
+            Some(p) => chosen.push(Arc::clone(p)),
+            None => bail!(
+                "unknown projection {name:?}; known: {}",
+                all.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ")
+            ),
+        }
+    }
+    Ok(chosen)
+}
+
+/// A document store as a readiness check.
+struct DocsReady(Arc<dyn DocumentStore>);
+
+#[async_trait]
+impl Readiness for DocsReady {
+    async fn check(&self) -> Vec<Check> {
+        vec![Check {
+            name: "document_store",
+            result: self.0.ping().await.map_err(|e| e.to_string()),
+        }]
+    }
+}
+
+/// A Kafka cluster that answers a metadata request.
+struct KafkaReady(rdkafka::producer::FutureProducer);
+
+#[async_trait]
+impl Readiness for KafkaReady {
+    async fn check(&self) -> Vec<Check> {
+        use rdkafka::producer::Producer;
+        let producer = self.0.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            producer
+                .client()
+                .fetch_metadata(None, Duration::from_secs(2))
+                .map(drop)
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()));
+        vec![Check {
+            name: "kafka",
+            result,
+        }]
+    }
+}
+
+fn kafka_ready(brokers: &str) -> Result<Arc<dyn Readiness>> {
+    let producer: rdkafka::producer::FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .context("bad Kafka settings")?;
+    Ok(Arc::new(KafkaReady(producer)))
+}
+
+async fn postgres_pool(s: &Settings) -> Result<sqlx::PgPool> {
+    let url = s
+        .database_url
+        .as_ref()
+        .context("TESSERA_DATABASE_URL is required for this role")?;
+    let pool = postgres::connect(url.expose_secret(), s.database_max_connections)
+        .await
+        .context("cannot connect to PostgreSQL")?;
+    postgres::migrate(&pool)
+        .await
+        .context("migrating PostgreSQL failed")?;
+    Ok(pool)
+}
+
+async fn mongo(s: &Settings) -> Result<Arc<dyn DocumentStore>> {
+    let uri = s
+        .mongodb_uri
+        .as_ref()
+        .context("TESSERA_MONGODB_URI is required for this role")?;
+    let store = MongoStore::connect(uri.expose_secret(), &s.mongodb_database)
+        .await
+        .context("cannot connect to MongoDB")?;
+    Ok(Arc::new(store))
+}
+
+fn brokers(s: &Settings) -> Result<&str> {
+    s.kafka_brokers
+        .as_deref()
+        .context("TESSERA_KAFKA_BROKERS is required for this role")
+}
+
+/// Everything in one process on embedded storage.
+async fn serve(s: &Settings) -> Result<()> {
+    std::fs::create_dir_all(&s.data_dir)
+        .with_context(|| format!("cannot create {}", s.data_dir.display()))?;
+    let events = sqlite::open(&s.data_dir.join("events.db"), 8)
+        .await
+        .context("cannot open the embedded event store")?;
+    sqlite::migrate(&events)
+        .await
+        .context("migrating the embedded event store failed")?;
+    let credentials_pool = sqlite::open(&s.data_dir.join("credentials.db"), 4).await?;
+    let credentials = Arc::new(SqliteCredentials::new(credentials_pool.clone()).await?);
+    let docs: Arc<dyn DocumentStore> = Arc::new(
+        EmbeddedStore::open(&s.data_dir.join("documents.db"))
+            .await
+            .context("cannot open the embedded document store")?,
+    );
+    let auth = authenticator(s, &jwt_secret(s, true)?)?;
+    let store = Store::new(sqlite::repo(events.clone()));
+    let readiness: Arc<dyn Readiness> = Arc::new(AllOf(vec![
+        Arc::new(SqlReady::Sqlite("event_store", events.clone())),
+        Arc::new(SqlReady::Sqlite("credentials", credentials_pool)),
+        Arc::new(DocsReady(Arc::clone(&docs))),
+    ]));
+    let write = WriteSide::new(
+        store.clone(),
+        credentials,
+        Arc::clone(&auth),
+        Arc::clone(&readiness),
+        bus_config(s),
+    );
+    let read = ReadSide {
+        docs: Arc::clone(&docs),
+        auth,
+        min_version_wait: s.min_version_wait(),
+    };
+    let shutdown = shutdown_signal();
+    let log: Arc<dyn EventLog> = Arc::new(SqliteEventLog::new(events));
+    let mut projectors = Vec::new();
+    for p in projection::all() {
+        let feed = TailFeed::resume(
+            Arc::clone(&log),
+            &*docs,
+            p.name(),
+            Some(store.commit_signal()),
+            Duration::from_millis(500),
+        )
+        .await?;
+        let projector = Projector::new(p, Arc::clone(&docs), Box::new(feed), retry_policy(s))
+            .with_batch_size(s.batch_size);
+        projector.prepare().await?;
+        projectors.push(tokio::spawn(projector.run(shutdown.clone())));
+    }
+    let openapi = openapi_json(vec![
+        tessera_write_side::http::openapi(),
+        tessera_read_side::openapi(),
+    ]);
+    let app = with_common_layers(
+        Router::new()
+            .merge(tessera_write_side::http::router(WriteState(Arc::new(
+                write,
+            ))))
+            .merge(tessera_read_side::router(ReadState(Arc::new(read))))
+            .merge(tessera_write_side::http::ops::router(readiness, openapi)),
+    );
+    tracing::info!(data_dir = %s.data_dir.display(), "serving on embedded storage");
+    let served = serve_http(s.http_addr, app, shutdown.clone()).await;
+    shutdown.cancel();
+    for p in projectors {
+        let _ = p.await;
+    }
+    served
+}
+
+async fn write_api(s: &Settings) -> Result<()> {
+    let pool = postgres_pool(s).await?;
+    // credentials get their own pool (see store::credentials)
+    let url = s
+        .database_url
+        .as_ref()
+        .context("TESSERA_DATABASE_URL is required")?;
+    let credentials_pool =
+        postgres::connect(url.expose_secret(), (s.database_max_connections / 2).max(2)).await?;
+    let readiness: Arc<dyn Readiness> = Arc::new(SqlReady::Postgres("event_store", pool.clone()));
+    let write = WriteSide::new(
+        Store::new(postgres::repo(pool)),
+        Arc::new(PgCredentials::new(credentials_pool)),
+        authenticator(s, &jwt_secret(s, false)?)?,
+        Arc::clone(&readiness),
+        bus_config(s),
+    );
+    let openapi = openapi_json(vec![tessera_write_side::http::openapi()]);
+    let app = with_common_layers(
+        Router::new()
+            .merge(tessera_write_side::http::router(WriteState(Arc::new(
+                write,
+            ))))
+            .merge(tessera_write_side::http::ops::router(readiness, openapi)),
+    );
+    serve_http(s.http_addr, app, shutdown_signal()).await
+}
+
+async fn read_api(s: &Settings) -> Result<()> {
+    let docs = mongo(s).await?;
+    let readiness: Arc<dyn Readiness> = Arc::new(DocsReady(Arc::clone(&docs)));
+    let read = ReadSide {
+        docs,
+        auth: authenticator(s, &jwt_secret(s, false)?)?,
+        min_version_wait: s.min_version_wait(),
+    };
+    let openapi = openapi_json(vec![tessera_read_side::openapi()]);
+    let app = with_common_layers(
+        Router::new()
+            .merge(tessera_read_side::router(ReadState(Arc::new(read))))
+            .merge(tessera_write_side::http::ops::router(readiness, openapi)),
+    );
+    serve_http(s.http_addr, app, shutdown_signal()).await
+}
+
+async fn relay(s: &Settings) -> Result<()> {
+    let pool = postgres_pool(s).await?;
+    let brokers = brokers(s)?;
+    ensure_topic(brokers, &s.kafka_topic, s.kafka_partitions)
+        .await
+        .context("cannot create the Kafka topic")?;
+    let config = RelayConfig {
+        topic: s.kafka_topic.clone(),
+        batch_size: s.batch_size,
+        ..RelayConfig::default()
+    };
+    let relay = Relay::new(pool.clone(), brokers, config).await?;
+    let readiness: Arc<dyn Readiness> = Arc::new(AllOf(vec![
+        Arc::new(SqlReady::Postgres("event_store", pool)),
+        kafka_ready(brokers)?,
+    ]));
+    let shutdown = shutdown_signal();
+    let ops = with_common_layers(tessera_write_side::http::ops::router(
+        readiness,
+        serde_json::json!({}),
+    ));
+    let http = tokio::spawn(serve_http(s.http_addr, ops, shutdown.clone()));
+    let result = relay.run(shutdown.clone()).await;
+    shutdown.cancel();
+    let _ = http.await;
+    result.map_err(Into::into)
+}
+
+async fn projector(s: &Settings, only: &[String]) -> Result<()> {
+    let docs = mongo(s).await?;
+    let brokers = brokers(s)?;
+    let shutdown = shutdown_signal();
+    let mut tasks = Vec::new();
+    for p in selected(only)? {
+        let group = format!("{}.{}", s.kafka_group_prefix, p.name());
+        let feed = KafkaFeed::new(brokers, &group, &s.kafka_topic, Duration::from_millis(500))?;
+        let projector = Projector::new(p, Arc::clone(&docs), Box::new(feed), retry_policy(s))
+            .with_batch_size(s.batch_size);
+        projector.prepare().await?;
+        tasks.push(tokio::spawn(projector.run(shutdown.clone())));
+    }
+    let readiness: Arc<dyn Readiness> = Arc::new(AllOf(vec![
+        Arc::new(DocsReady(docs)),
+        kafka_ready(brokers)?,
+    ]));
+    let ops = with_common_layers(tessera_write_side::http::ops::router(
+        readiness,
+        serde_json::json!({}),
+    ));
+    let served = serve_http(s.http_addr, ops, shutdown.clone()).await;
+    shutdown.cancel();
+    for t in tasks {
+        let _ = t.await;
+    }
+    served
+}
+
+async fn migrate(s: &Settings) -> Result<()> {
+    if s.database_url.is_some() {
+        postgres_pool(s).await?;
+        println!("PostgreSQL migrations applied");
+    } else {
+        std::fs::create_dir_all(&s.data_dir)?;
+        let events = sqlite::open(&s.data_dir.join("events.db"), 1).await?;
+        sqlite::migrate(&events).await?;
+        let credentials = sqlite::open(&s.data_dir.join("credentials.db"), 1).await?;
+        SqliteCredentials::new(credentials).await?;
+        EmbeddedStore::open(&s.data_dir.join("documents.db")).await?;
+        println!("embedded migrations applied in {}", s.data_dir.display());
+    }
+    Ok(())
+}
+
+fn admin(s: &Settings, command: AdminCommand) -> Result<()> {
+    match command {
+        AdminCommand::Token {
+            user,
+            role,
+            ttl_seconds,
+            json,
+        } => {
+            if user.trim().is_empty() {
+                bail!("--user must not be empty");
+            }
+            let embedded = s.database_url.is_none();
+            let auth = authenticator(s, &jwt_secret(s, embedded)?)?;
+            let role = match role {
+                RoleArg::User => Role::User,
+                RoleArg::Admin => Role::Admin,
+            };
+            let ttl = ttl_seconds.map_or_else(|| s.token_ttl(), Duration::from_secs);
+            let token = auth.issue_with_ttl(&user, role, ttl);
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "access_token": token.access_token, "token_type": "Bearer", "expires_in": token.expires_in })
+                );
+            } else {
+                println!("{}", token.access_token);
+            }
+            Ok(())
+        }
+    }
+}

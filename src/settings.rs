@@ -1,0 +1,207 @@
+//! Typed settings. Every setting is an environment variable (and a flag);
+//! `tessera --help` lists them with their defaults. Secrets are never
+//! printed: their values are hidden from `--help` and `Debug`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use secrecy::SecretString;
+
+/// Loads `KEY=VALUE` lines from the file named by `TESSERA_CONFIG` (or the
+/// `--config FILE` flag) into the environment. Variables already set win:
+/// the environment overrides the file.
+pub fn load_config_file() {
+    let mut args = std::env::args().skip_while(|a| a != "--config");
+    let path = args.nth(1).or_else(|| std::env::var("TESSERA_CONFIG").ok());
+    let Some(path) = path else { return };
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        eprintln!("tessera: cannot read config file {path}");
+        return;
+    };
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if let Some((key, value)) = line.split_once('=') {
+            let key = key.trim();
+            let value = value.trim().trim_matches('"');
+            if std::env::var_os(key).is_none() {
+                std::env::set_var(key, value);
+            }
+        }
+    }
+}
+
+fn secret(s: &str) -> Result<SecretString, String> {
+    Ok(SecretString::from(s.to_owned()))
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// A file of KEY=VALUE lines to read settings from (the environment wins)
+    #[arg(long, env = "TESSERA_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+
+    /// Listen address of the API process (port 0 picks a free port)
+    #[arg(
+        long,
+        env = "TESSERA_HTTP_ADDR",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
+    pub http_addr: SocketAddr,
+
+    /// Embedded storage folder (`serve`)
+    #[arg(
+        long,
+        env = "TESSERA_DATA_DIR",
+        default_value = "./data",
+        global = true
+    )]
+    pub data_dir: PathBuf,
+
+    /// PostgreSQL event store, e.g. postgres://user@host:5432/db (unset: embedded)
+    #[arg(long, env = "TESSERA_DATABASE_URL", hide_env_values = true, value_parser = secret, global = true)]
+    pub database_url: Option<SecretString>,
+
+    /// Connections in the event store pool
+    #[arg(
+        long,
+        env = "TESSERA_DATABASE_MAX_CONNECTIONS",
+        default_value_t = 16,
+        global = true
+    )]
+    pub database_max_connections: u32,
+
+    /// Kafka bootstrap servers, e.g. 127.0.0.1:9092 (unset: embedded feed)
+    #[arg(long, env = "TESSERA_KAFKA_BROKERS", global = true)]
+    pub kafka_brokers: Option<String>,
+
+    /// Topic the relay publishes events to
+    #[arg(
+        long,
+        env = "TESSERA_KAFKA_TOPIC",
+        default_value = "tessera.events",
+        global = true
+    )]
+    pub kafka_topic: String,
+
+    /// Partitions of the topic when the relay creates it
+    #[arg(
+        long,
+        env = "TESSERA_KAFKA_PARTITIONS",
+        default_value_t = 8,
+        global = true
+    )]
+    pub kafka_partitions: i32,
+
+    /// Consumer group prefix of the projector (one group per projection)
+    #[arg(
+        long,
+        env = "TESSERA_KAFKA_GROUP_PREFIX",
+        default_value = "tessera-projector",
+        global = true
+    )]
+    pub kafka_group_prefix: String,
+
+    /// MongoDB read store, e.g. mongodb://127.0.0.1:27017 (unset: embedded)
+    #[arg(long, env = "TESSERA_MONGODB_URI", hide_env_values = true, value_parser = secret, global = true)]
+    pub mongodb_uri: Option<SecretString>,
+
+    /// MongoDB database holding the read documents
+    #[arg(
+        long,
+        env = "TESSERA_MONGODB_DATABASE",
+        default_value = "tessera",
+        global = true
+    )]
+    pub mongodb_database: String,
+
+    /// HS256 signing secret, at least 32 bytes (`serve` generates and keeps one in the data folder when unset)
+    #[arg(long, env = "TESSERA_JWT_SECRET", hide_env_values = true, value_parser = secret, global = true)]
+    pub jwt_secret: Option<SecretString>,
+
+    /// Issuer (`iss`) of access tokens, checked on every request
+    #[arg(
+        long,
+        env = "TESSERA_JWT_ISSUER",
+        default_value = "tessera",
+        global = true
+    )]
+    pub jwt_issuer: String,
+
+    /// Audience (`aud`) of access tokens, checked on every request
+    #[arg(
+        long,
+        env = "TESSERA_JWT_AUDIENCE",
+        default_value = "tessera-api",
+        global = true
+    )]
+    pub jwt_audience: String,
+
+    /// Lifetime of access tokens
+    #[arg(
+        long,
+        env = "TESSERA_TOKEN_TTL_SECONDS",
+        default_value_t = 3600,
+        global = true
+    )]
+    pub token_ttl_seconds: u64,
+
+    /// How long a read with `min_version` waits for the document
+    #[arg(
+        long,
+        env = "TESSERA_MIN_VERSION_WAIT_MS",
+        default_value_t = 2000,
+        global = true
+    )]
+    pub min_version_wait_ms: u64,
+
+    /// Attempts per command when other writers keep changing the aggregate
+    #[arg(
+        long,
+        env = "TESSERA_COMMAND_MAX_ATTEMPTS",
+        default_value_t = 12,
+        global = true
+    )]
+    pub command_max_attempts: u32,
+
+    /// Events a projector or relay handles per batch
+    #[arg(long, env = "TESSERA_BATCH_SIZE", default_value_t = 500, global = true)]
+    pub batch_size: usize,
+
+    /// Attempts at folding an event before it is dead-lettered
+    #[arg(
+        long,
+        env = "TESSERA_PROJECTOR_ATTEMPTS",
+        default_value_t = 4,
+        global = true
+    )]
+    pub projector_attempts: u32,
+
+    /// Log filter (tracing `EnvFilter` syntax)
+    #[arg(long, env = "TESSERA_LOG", default_value = "info", global = true)]
+    pub log: String,
+
+    /// Log format: `json` (one object per line) or `text`
+    #[arg(
+        long,
+        env = "TESSERA_LOG_FORMAT",
+        default_value = "json",
+        global = true
+    )]
+    pub log_format: String,
+}
+
+impl Settings {
+    pub fn token_ttl(&self) -> Duration {
+        Duration::from_secs(self.token_ttl_seconds)
+    }
+
+    pub fn min_version_wait(&self) -> Duration {
+        Duration::from_millis(self.min_version_wait_ms)
+    }
+}
