@@ -1,0 +1,76 @@
+# Shared helpers for Tessera's scripts. Source it; do not run it.
+# shellcheck shell=bash
+
+TESSERA_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# Slow installs (the tansu broker build, the secantusdb virtualenv) are kept
+# here between runs; delete the folder to start over.
+TESSERA_CACHE_DIR=${TESSERA_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/tessera}
+# Versions the scripts install (pinned: a new release is a deliberate change).
+TANSU_VERSION=${TANSU_VERSION:-0.6.0}
+SECANTUS_VERSION=${SECANTUS_VERSION:-0.7.0b3}
+K6_VERSION=${K6_VERSION:-}
+
+log() { printf '\033[1m[tessera]\033[0m %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else die "need root for: $*"; fi
+}
+
+# Installs Debian packages that are missing.
+apt_install() {
+    local missing=()
+    for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    log "installing ${missing[*]}"
+    if ! as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null; then
+        as_root apt-get update -q >/dev/null
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null
+    fi
+}
+
+# What the build needs: rdkafka bundles librdkafka and builds it with cmake;
+# its rdkafka_conf.c includes curl/curl.h even with curl switched off.
+install_build_deps() {
+    apt_install build-essential cmake zlib1g-dev libcurl4-openssl-dev pkg-config
+}
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# wait_for_port PORT SECONDS NAME
+wait_for_port() {
+    local port=$1 deadline=$((SECONDS + $2))
+    until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+        [ $SECONDS -ge $deadline ] && die "$3 did not listen on 127.0.0.1:$port within $2 s"
+        sleep 0.2
+    done
+}
+
+tansu_bin() { echo "$TESSERA_CACHE_DIR/tansu-$TANSU_VERSION/bin/tansu"; }
+
+# The Kafka-compatible broker, built once into the cache (about 9 minutes
+# on 2 cores; later runs reuse it).
+install_tansu() {
+    local bin; bin=$(tansu_bin)
+    [ -x "$bin" ] && return 0
+    install_build_deps
+    log "building tansu $TANSU_VERSION into $TESSERA_CACHE_DIR (once; takes several minutes)"
+    mkdir -p "$TESSERA_CACHE_DIR"
+    CARGO_TARGET_DIR="$TESSERA_CACHE_DIR/tansu-build" \
+        cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore \
+        --root "$TESSERA_CACHE_DIR/tansu-$TANSU_VERSION" --quiet
+    rm -rf "$TESSERA_CACHE_DIR/tansu-build"
+}
+
+secantus_python() { echo "$TESSERA_CACHE_DIR/secantus-$SECANTUS_VERSION/bin/python"; }
+
+# The MongoDB-compatible server, in its own virtualenv in the cache.
+install_secantus() {
+    local py; py=$(secantus_python)
+    [ -x "$py" ] && "$py" -c 'import secantus' 2>/dev/null && return 0
+    log "installing secantusdb $SECANTUS_VERSION into $TESSERA_CACHE_DIR"
+    python3 -m venv "$TESSERA_CACHE_DIR/secantus-$SECANTUS_VERSION"
+    "$py" -m pip install -q --disable-pip-version-check "secantusdb==$SECANTUS_VERSION"
+}

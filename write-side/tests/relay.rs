@@ -1,0 +1,301 @@
+//! The relay on real PostgreSQL and a real Kafka-protocol broker (tansu).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use sqlx::PgPool;
+use tessera_events::Envelope;
+use tessera_testkit::{Broker, Deadline, KafkaTopic, PgDatabase};
+use tessera_write_side::bus::{BusConfig, CommandBus, CommandContext};
+use tessera_write_side::domain::account::{Account, AccountCommand};
+use tessera_write_side::relay::{ensure_topic, Relay, RelayConfig, RelayStep};
+use tessera_write_side::store::{postgres, Store};
+use tokio_util::sync::CancellationToken;
+
+async fn setup(db: &PgDatabase) -> (PgPool, CommandBus<Account>) {
+    let pool = db.pool(8).await;
+    postgres::migrate(&pool).await.unwrap();
+    let bus = CommandBus::new(
+        Store::new(postgres::repo(pool.clone())),
+        (),
+        BusConfig::default(),
+    );
+    (pool, bus)
+}
+
+fn config(topic: &str) -> RelayConfig {
+    RelayConfig {
+        topic: topic.into(),
+        batch_size: 7, // small, so several batches and checkpoints happen
+        poll_interval: Duration::from_millis(100),
+        delivery_timeout: Duration::from_secs(3),
+        ..RelayConfig::default()
+    }
+}
+
+async fn account_with_charges(bus: &CommandBus<Account>, id: &str, charges: usize) {
+    let ctx = CommandContext::new(id, None);
+    bus.execute(
+        id,
+        AccountCommand::Register {
+            email: format!("{id}@x.y"),
+            nickname: "n".into(),
+        },
+        &ctx,
+        |_| (),
+    )
+    .await
+    .unwrap();
+    for i in 0..charges {
+        bus.execute(
+            id,
+            AccountCommand::Charge {
+                amount: 1,
+                idempotency_key: format!("{i}"),
+            },
+            &ctx,
+            |_| (),
+        )
+        .await
+        .unwrap();
+    }
+}
+
+/// Reads the topic from the start with a group of its own.
+struct Reader {
+    consumer: StreamConsumer,
+    seen: Vec<Envelope>,
+}
+
+impl Reader {
+    fn new(brokers: &str, topic: &str) -> Self {
+        let consumer: StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set(
+                "group.id",
+                format!("{topic}.reader.{}", uuid::Uuid::new_v4()),
+            )
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap();
+        consumer.subscribe(&[topic]).unwrap();
+        Self {
+            consumer,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Reads until `n` messages arrived (or panics after the deadline).
+    async fn read(&mut self, n: usize) -> &[Envelope] {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while self.seen.len() < n {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let m = tokio::time::timeout(left, self.consumer.recv())
+                .await
+                .unwrap_or_else(|_| panic!("only {} of {n} messages arrived", self.seen.len()))
+                .unwrap();
+            let envelope: Envelope = serde_json::from_slice(m.payload().unwrap()).unwrap();
+            assert_eq!(
+                m.key(),
+                Some(envelope.aggregate_id.as_bytes()),
+                "keyed by aggregate id"
+            );
+            self.seen.push(envelope);
+        }
+        &self.seen
+    }
+}
+
+/// Per aggregate, the sequences in the order they arrived.
+fn sequences(envelopes: &[Envelope]) -> BTreeMap<String, Vec<u64>> {
+    let mut by: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for e in envelopes {
+        by.entry(e.aggregate_id.clone())
+            .or_default()
+            .push(e.sequence);
+    }
+    by
+}
+
+async fn drain(relay: &mut Relay) -> usize {
+    let mut total = 0;
+    loop {
+        match relay.relay_next().await.unwrap() {
+            RelayStep::Published(n) => total += n,
+            RelayStep::Idle => return total,
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_event_is_published_once_in_order_per_aggregate_and_the_checkpoint_holds() {
+    let db = PgDatabase::create().await;
+    let kafka = KafkaTopic::create();
+    let (pool, bus) = setup(&db).await;
+    ensure_topic(&kafka.brokers, &kafka.topic, 4).await.unwrap();
+    for a in ["a", "b", "c"] {
+        account_with_charges(&bus, a, 9).await;
+    }
+    let mut relay = Relay::new(pool.clone(), &kafka.brokers, config(&kafka.topic))
+        .await
+        .unwrap();
+    assert_eq!(drain(&mut relay).await, 30);
+
+    // a new relay resumes from the stored checkpoint: nothing is sent twice
+    let mut again = Relay::new(pool.clone(), &kafka.brokers, config(&kafka.topic))
+        .await
+        .unwrap();
+    assert_eq!(again.checkpoint(), relay.checkpoint());
+    assert_eq!(drain(&mut again).await, 0);
+    account_with_charges(&bus, "d", 1).await;
+    assert_eq!(drain(&mut again).await, 2);
+
+    let mut reader = Reader::new(&kafka.brokers, &kafka.topic);
+    let seen = reader.read(32).await.to_vec();
+    let by = sequences(&seen);
+    for a in ["a", "b", "c"] {
+        assert_eq!(
+            by[a],
+            (1..=10).collect::<Vec<_>>(),
+            "aggregate {a} in order, once each"
+        );
+    }
+    assert_eq!(by["d"], [1, 2]);
+    assert!(seen
+        .iter()
+        .all(|e| e.event_version == "1.0" && !e.event_id.is_nil()));
+}
+
+#[tokio::test]
+async fn an_event_committed_late_is_published_not_skipped() {
+    let db = PgDatabase::create().await;
+    let kafka = KafkaTopic::create();
+    let (pool, _bus) = setup(&db).await;
+    ensure_topic(&kafka.brokers, &kafka.topic, 2).await.unwrap();
+    let insert = "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+                  VALUES ('account', $1, 1, 'AccountRegistered', '1.0', $2, '{}')";
+    let payload = serde_json::json!({"type": "AccountRegistered", "email": "e", "nickname": "n"});
+    let mut late = pool.begin().await.unwrap();
+    sqlx::query(insert)
+        .bind("late")
+        .bind(&payload)
+        .execute(&mut *late)
+        .await
+        .unwrap();
+    sqlx::query(insert)
+        .bind("early")
+        .bind(&payload)
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    let mut relay = Relay::new(pool.clone(), &kafka.brokers, config(&kafka.topic))
+        .await
+        .unwrap();
+    assert_eq!(
+        relay.relay_next().await.unwrap(),
+        RelayStep::Idle,
+        "held back behind the open transaction"
+    );
+    late.commit().await.unwrap();
+    let mut published = 0;
+    let deadline = Deadline::new(Duration::from_secs(10), "both events are published");
+    while published < 2 {
+        if let RelayStep::Published(n) = relay.relay_next().await.unwrap() {
+            published += n;
+        } else {
+            deadline.tick().await;
+        }
+    }
+    assert_eq!(published, 2);
+    let mut reader = Reader::new(&kafka.brokers, &kafka.topic);
+    let mut ids: Vec<_> = reader
+        .read(2)
+        .await
+        .iter()
+        .map(|e| e.aggregate_id.clone())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["early", "late"]);
+}
+
+#[tokio::test]
+async fn commands_succeed_while_kafka_is_down_and_the_relay_catches_up() {
+    let db = PgDatabase::create().await;
+    let (pool, bus) = setup(&db).await;
+    let mut broker = Broker::reserve(); // nothing listens there yet
+    let topic = format!("down_{}", uuid::Uuid::new_v4().simple());
+    let mut relay = Relay::new(pool.clone(), &broker.brokers(), config(&topic))
+        .await
+        .unwrap();
+
+    account_with_charges(&bus, "patient", 11).await; // the write side does not need Kafka
+    assert!(
+        relay.relay_next().await.is_err(),
+        "publishing fails while the broker is down"
+    );
+    assert_eq!(
+        relay.checkpoint(),
+        tessera_events::LogPosition::START,
+        "and the checkpoint stays"
+    );
+
+    broker.start().await;
+    ensure_topic(&broker.brokers(), &topic, 2).await.unwrap();
+    let mut total = 0;
+    let deadline = Deadline::new(Duration::from_secs(60), "the relay caught up");
+    loop {
+        match relay.relay_next().await {
+            Ok(RelayStep::Published(n)) => total += n,
+            Ok(RelayStep::Idle) if total >= 12 => break,
+            Ok(RelayStep::Idle) | Err(_) => deadline.tick().await, // still reconnecting
+        }
+    }
+    let mut reader = Reader::new(&broker.brokers(), &topic);
+    let seen = reader.read(12).await.to_vec();
+    let by = sequences(&seen);
+    // a failed batch may have been delivered partly; duplicates are allowed,
+    // losses are not
+    let mut distinct = by["patient"].clone();
+    distinct.dedup();
+    assert_eq!(distinct, (1..=12).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn a_second_relay_stands_by_until_the_first_one_stops() {
+    let db = PgDatabase::create().await;
+    let kafka = KafkaTopic::create();
+    let (pool, bus) = setup(&db).await;
+    ensure_topic(&kafka.brokers, &kafka.topic, 2).await.unwrap();
+    let first_stop = CancellationToken::new();
+    let second_stop = CancellationToken::new();
+    let first = Relay::new(pool.clone(), &kafka.brokers, config(&kafka.topic))
+        .await
+        .unwrap();
+    let first = tokio::spawn(first.run(first_stop.clone()));
+    let mut reader = Reader::new(&kafka.brokers, &kafka.topic);
+    account_with_charges(&bus, "one", 4).await;
+    reader.read(5).await;
+    let second = Relay::new(pool.clone(), &kafka.brokers, config(&kafka.topic))
+        .await
+        .unwrap();
+    let second = tokio::spawn(second.run(second_stop.clone()));
+    account_with_charges(&bus, "two", 4).await;
+    reader.read(10).await;
+
+    first_stop.cancel();
+    first.await.unwrap().unwrap();
+    account_with_charges(&bus, "three", 4).await; // only the standby can publish these
+    let seen = reader.read(15).await.to_vec();
+    second_stop.cancel();
+    second.await.unwrap().unwrap();
+    let by = sequences(&seen);
+    for a in ["one", "two", "three"] {
+        assert_eq!(by[a], [1, 2, 3, 4, 5], "{a}: published once, in order");
+    }
+    assert_eq!(seen.len(), 15, "no relay published what the other one had");
+}
