@@ -1,0 +1,275 @@
+//! One contract, two adapters: the same tests run against MongoDB (a real
+//! MongoDB-protocol server) and the embedded SQLite store.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use tessera_projector::store::embedded::EmbeddedStore;
+use tessera_projector::store::mongo::MongoStore;
+use tessera_projector::store::{DocumentStore, ListQuery, Order, Write, Written};
+use tessera_testkit::MongoDatabase;
+
+/// A store under test, and what keeps its backing storage alive.
+struct Subject {
+    store: Arc<dyn DocumentStore>,
+    _mongo: Option<MongoDatabase>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+async fn mongo() -> Subject {
+    let db = MongoDatabase::create();
+    let store = MongoStore::connect(&db.uri, &db.name).await.unwrap();
+    Subject {
+        store: Arc::new(store),
+        _mongo: Some(db),
+        _dir: None,
+    }
+}
+
+async fn embedded() -> Subject {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(&dir.path().join("docs.db"))
+        .await
+        .unwrap();
+    Subject {
+        store: Arc::new(store),
+        _mongo: None,
+        _dir: Some(dir),
+    }
+}
+
+fn put(id: &str, expected_rev: Option<u64>, body: serde_json::Value) -> Write {
+    Write::Put {
+        id: id.into(),
+        expected_rev,
+        body,
+    }
+}
+
+async fn compare_and_set(s: &dyn DocumentStore) {
+    let w = s
+        .write("c", vec![put("d1", None, json!({"n": 1}))])
+        .await
+        .unwrap();
+    assert_eq!(w, [Written::Ok(1)]);
+    // inserting again conflicts: somebody else created it
+    let w = s
+        .write("c", vec![put("d1", None, json!({"n": 9}))])
+        .await
+        .unwrap();
+    assert_eq!(w, [Written::Conflict]);
+    let w = s
+        .write("c", vec![put("d1", Some(1), json!({"n": 2}))])
+        .await
+        .unwrap();
+    assert_eq!(w, [Written::Ok(2)]);
+    // a writer that read revision 1 loses
+    let w = s
+        .write("c", vec![put("d1", Some(1), json!({"n": 3}))])
+        .await
+        .unwrap();
+    assert_eq!(w, [Written::Conflict]);
+    let d = s.get("c", "d1").await.unwrap().unwrap();
+    assert_eq!((d.rev, d.body), (2, json!({"n": 2})));
+    // one conflict does not stop the other writes of a batch
+    let w = s
+        .write(
+            "c",
+            vec![
+                put("d1", Some(7), json!({})),
+                put("d2", None, json!({"n": 5})),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(w, [Written::Conflict, Written::Ok(1)]);
+    let w = s
+        .write(
+            "c",
+            vec![Write::Delete {
+                id: "d1".into(),
+                expected_rev: 1,
+            }],
+        )
+        .await
+        .unwrap();
+    assert_eq!(w, [Written::Conflict]);
+    let w = s
+        .write(
+            "c",
+            vec![Write::Delete {
+                id: "d1".into(),
+                expected_rev: 2,
+            }],
+        )
+        .await
+        .unwrap();
+    assert_eq!(w, [Written::Ok(0)]);
+    assert!(s.get("c", "d1").await.unwrap().is_none());
+    let mut many = s
+        .get_many("c", &["d1".into(), "d2".into(), "zz".into()])
+        .await
+        .unwrap();
+    many.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(
+        many.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
+        ["d2"]
+    );
+    // unchecked upserts (bookkeeping) always apply
+    for n in 0..2 {
+        let w = s
+            .write(
+                "c",
+                vec![Write::Upsert {
+                    id: "status".into(),
+                    body: json!({"n": n}),
+                }],
+            )
+            .await
+            .unwrap();
+        assert!(matches!(w[0], Written::Ok(_)));
+    }
+    assert_eq!(
+        s.get("c", "status").await.unwrap().unwrap().body,
+        json!({"n": 1})
+    );
+}
+
+async fn indexes_and_pages(s: &dyn DocumentStore) {
+    s.ensure_indexes("members", &["guild", "tags"])
+        .await
+        .unwrap();
+    let mut writes = Vec::new();
+    for i in 0..25 {
+        let guild = if i % 5 == 0 { "other" } else { "g1" };
+        writes.push(put(
+            &format!("m{i:02}"),
+            None,
+            json!({"guild": guild, "tags": [format!("t{}", i % 3), "all"], "i": i}),
+        ));
+    }
+    s.write("members", writes).await.unwrap();
+    let ids = s.find_ids("members", "tags", "t1").await.unwrap();
+    assert_eq!(ids.len(), 8);
+    assert!(ids
+        .iter()
+        .all(|id| id[1..].parse::<u32>().unwrap() % 3 == 1));
+    assert_eq!(
+        s.find_ids("members", "tags", "all").await.unwrap().len(),
+        25
+    );
+
+    // pages in id order, filtered, both directions
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = s
+            .list(
+                "members",
+                ListQuery {
+                    filter: Some(("guild", "g1")),
+                    order: Order::Asc,
+                    after: after.as_deref(),
+                    limit: 7,
+                },
+            )
+            .await
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        after = page.last().map(|d| d.id.clone());
+        seen.extend(page.into_iter().map(|d| d.id));
+    }
+    assert_eq!(seen.len(), 20);
+    assert!(seen.windows(2).all(|w| w[0] < w[1]));
+    let newest = s
+        .list(
+            "members",
+            ListQuery {
+                filter: None,
+                order: Order::Desc,
+                after: Some("m20"),
+                limit: 3,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        newest.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
+        ["m19", "m18", "m17"]
+    );
+
+    // the index follows updates: a document that changes value moves
+    let d = s.get("members", "m01").await.unwrap().unwrap();
+    s.write(
+        "members",
+        vec![put(
+            "m01",
+            Some(d.rev),
+            json!({"guild": "moved", "tags": []}),
+        )],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        s.find_ids("members", "guild", "moved").await.unwrap(),
+        ["m01"]
+    );
+    assert_eq!(
+        s.find_ids("members", "tags", "all").await.unwrap().len(),
+        24
+    );
+
+    s.drop_collection("members").await.unwrap();
+    assert!(s.get("members", "m02").await.unwrap().is_none());
+    s.ping().await.unwrap();
+}
+
+#[tokio::test]
+async fn mongo_compares_and_sets() {
+    compare_and_set(&*mongo().await.store).await;
+}
+
+#[tokio::test]
+async fn embedded_compares_and_sets() {
+    compare_and_set(&*embedded().await.store).await;
+}
+
+#[tokio::test]
+async fn mongo_indexes_and_pages() {
+    indexes_and_pages(&*mongo().await.store).await;
+}
+
+#[tokio::test]
+async fn embedded_indexes_and_pages() {
+    indexes_and_pages(&*embedded().await.store).await;
+}
+
+#[tokio::test]
+async fn embedded_backfills_an_index_declared_after_the_documents() {
+    let s = embedded().await;
+    s.store
+        .write(
+            "late",
+            vec![
+                put("a", None, json!({"k": "v"})),
+                put("b", None, json!({"k": "w"})),
+            ],
+        )
+        .await
+        .unwrap();
+    s.store.ensure_indexes("late", &["k"]).await.unwrap();
+    assert_eq!(s.store.find_ids("late", "k", "v").await.unwrap(), ["a"]);
+}
+
+#[tokio::test]
+async fn mongo_survives_unreachable_server_with_an_error_not_a_hang() {
+    let port = tessera_testkit::free_port();
+    let store = MongoStore::connect(&format!("mongodb://127.0.0.1:{port}"), "x")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    assert!(store.ping().await.is_err());
+    assert!(started.elapsed() < std::time::Duration::from_secs(15));
+}
