@@ -1,0 +1,655 @@
+//! The command API's contract (API.md), driven through the router with
+//! `oneshot` on the embedded store: status codes, the error shape, and that
+//! a rejected command writes nothing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use sqlx::SqlitePool;
+use tessera_write_side::app::{WriteSide, WriteState};
+use tessera_write_side::auth::{Authenticator, Role};
+use tessera_write_side::bus::BusConfig;
+use tessera_write_side::health::SqlReady;
+use tessera_write_side::http::layers::with_common_layers;
+use tessera_write_side::store::credentials::SqliteCredentials;
+use tessera_write_side::store::{sqlite, Store};
+use tower::ServiceExt;
+
+const SECRET: [u8; 32] = [42; 32];
+
+struct Api {
+    app: Router,
+    events: SqlitePool,
+    auth: Arc<Authenticator>,
+    _dir: tempfile::TempDir,
+}
+
+async fn api() -> Api {
+    let dir = tempfile::tempdir().unwrap();
+    let events = sqlite::open(&dir.path().join("events.db"), 4)
+        .await
+        .unwrap();
+    sqlite::migrate(&events).await.unwrap();
+    let creds = sqlite::open(&dir.path().join("credentials.db"), 2)
+        .await
+        .unwrap();
+    let creds = Arc::new(SqliteCredentials::new(creds).await.unwrap());
+    let auth = Arc::new(
+        Authenticator::hs256(&SECRET, "tessera", "tessera-api", Duration::from_secs(600)).unwrap(),
+    );
+    let readiness = Arc::new(SqlReady::Sqlite("event_store", events.clone()));
+    let ws = WriteSide::new(
+        Store::new(sqlite::repo(events.clone())),
+        creds,
+        Arc::clone(&auth),
+        readiness.clone(),
+        BusConfig::default(),
+    );
+    let app = with_common_layers(
+        Router::new()
+            .merge(tessera_write_side::http::router(WriteState(Arc::new(ws))))
+            .merge(tessera_write_side::http::ops::router(
+                readiness,
+                serde_json::to_value(tessera_write_side::http::openapi()).unwrap(),
+            )),
+    );
+    Api {
+        app,
+        events,
+        auth,
+        _dir: dir,
+    }
+}
+
+impl Api {
+    async fn raw(&self, req: Request<Body>) -> (StatusCode, Value) {
+        let res = self.app.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        if !status.is_success() {
+            // every error answers in the one documented shape
+            let e = &body["error"];
+            assert!(
+                e["code"].is_string() && e["message"].is_string() && e["details"].is_object(),
+                "{status}: {body}"
+            );
+        }
+        (status, body)
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let req = match body {
+            Some(b) => req
+                .header("content-type", "application/json")
+                .body(Body::from(b.to_string())),
+            None => req.body(Body::empty()),
+        };
+        self.raw(req.unwrap()).await
+    }
+
+    async fn event_count(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM events")
+            .fetch_one(&self.events)
+            .await
+            .unwrap()
+    }
+
+    /// Registers and logs in; returns (account id, token).
+    async fn user(&self, email: &str, nickname: &str) -> (String, String) {
+        let (s, b) = self
+            .call(
+                "POST",
+                "/v1/accounts",
+                None,
+                Some(json!({"email": email, "password": "password123", "nickname": nickname})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+        let id = b["account_id"].as_str().unwrap().to_owned();
+        let (s, b) = self
+            .call(
+                "POST",
+                "/v1/auth/token",
+                None,
+                Some(json!({"email": email, "password": "password123"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        assert_eq!(b["token_type"], "Bearer");
+        (id, b["access_token"].as_str().unwrap().to_owned())
+    }
+}
+
+fn code(b: &Value) -> &str {
+    b["error"]["code"].as_str().unwrap_or_default()
+}
+
+fn field(b: &Value) -> &str {
+    b["error"]["details"]["field"].as_str().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn registration_validates_every_field_and_takes_each_email_once() {
+    let api = api().await;
+    let (s, b) = api
+        .call(
+            "POST",
+            "/v1/accounts",
+            None,
+            Some(json!({"email": "Kim@Example.com", "password": "password123", "nickname": "kim"})),
+        )
+        .await;
+    assert_eq!((s, b["version"].as_u64()), (StatusCode::CREATED, Some(1)));
+    let (s, b) = api
+        .call(
+            "POST",
+            "/v1/accounts",
+            None,
+            Some(json!({"email": "kim@example.COM", "password": "password123", "nickname": "k2"})),
+        )
+        .await;
+    assert_eq!((s, code(&b)), (StatusCode::CONFLICT, "email_taken"));
+    for (body, bad) in [
+        (
+            json!({"email": "no-at-sign", "password": "password123", "nickname": "n"}),
+            "email",
+        ),
+        (
+            json!({"email": "a@b.c", "password": "short", "nickname": "n"}),
+            "password",
+        ),
+        (
+            json!({"email": "a@b.c", "password": "x".repeat(129), "nickname": "n"}),
+            "password",
+        ),
+        (
+            json!({"email": "a@b.c", "password": "password123", "nickname": ""}),
+            "nickname",
+        ),
+        (
+            json!({"email": "a@b.c", "password": "password123", "nickname": "n".repeat(33)}),
+            "nickname",
+        ),
+        (
+            json!({"email": "a@b.c", "password": "password123", "nickname": 7}),
+            "nickname",
+        ),
+        (
+            json!({"email": "a@b.c", "password": "password123"}),
+            "nickname",
+        ),
+        (
+            json!({"email": "a@b.c", "password": "password123", "nickname": "n", "admin": true}),
+            "admin",
+        ),
+    ] {
+        let (s, b) = api.call("POST", "/v1/accounts", None, Some(body)).await;
+        assert_eq!(
+            (s, code(&b), field(&b)),
+            (StatusCode::BAD_REQUEST, "invalid_input", bad),
+            "{b}"
+        );
+    }
+    assert_eq!(
+        api.event_count().await,
+        1,
+        "rejected registrations wrote nothing"
+    );
+}
+
+#[tokio::test]
+async fn malformed_bodies_get_clear_4xx_answers() {
+    let api = api().await;
+    let post = |body: Body, content_type: Option<&str>| {
+        let mut r = Request::post("/v1/accounts");
+        if let Some(ct) = content_type {
+            r = r.header("content-type", ct);
+        }
+        r.body(body).unwrap()
+    };
+    let (s, b) = api
+        .raw(post(Body::from("{\"email\": "), Some("application/json")))
+        .await;
+    assert_eq!(
+        (s, code(&b), field(&b)),
+        (StatusCode::BAD_REQUEST, "invalid_input", "body")
+    );
+    let (s, b) = api
+        .raw(post(Body::from("[1, 2]"), Some("application/json")))
+        .await;
+    assert_eq!((s, code(&b)), (StatusCode::BAD_REQUEST, "invalid_input"));
+    let (s, b) = api.raw(post(Body::from("{}"), None)).await;
+    assert_eq!(
+        (s, code(&b)),
+        (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+    );
+    let big = format!("{{\"email\": \"{}\"}}", "x".repeat(70_000));
+    let (s, b) = api
+        .raw(post(Body::from(big.clone()), Some("application/json")))
+        .await;
+    assert_eq!(
+        (s, code(&b)),
+        (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+    );
+    // also when the length is not declared up front (chunked)
+    let stream = futures::stream::iter(
+        big.into_bytes()
+            .chunks(1000)
+            .map(|c| Ok::<_, std::io::Error>(c.to_vec()))
+            .collect::<Vec<_>>(),
+    );
+    let (s, _) = api
+        .raw(post(Body::from_stream(stream), Some("application/json")))
+        .await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+    let (s, b) = api.call("GET", "/v1/nowhere", None, None).await;
+    assert_eq!((s, code(&b)), (StatusCode::NOT_FOUND, "not_found"));
+    let (s, b) = api.call("DELETE", "/v1/accounts", None, None).await;
+    assert_eq!(
+        (s, code(&b)),
+        (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
+    );
+    assert_eq!(api.event_count().await, 0);
+}
+
+#[tokio::test]
+async fn tokens_are_checked_for_signature_expiry_and_presence() {
+    let api = api().await;
+    let (_, token) = api.user("t@x.y", "t").await;
+    let patch = json!({"nickname": "new"});
+    let (s, b) = api
+        .call("PATCH", "/v1/accounts/me", None, Some(patch.clone()))
+        .await;
+    assert_eq!((s, code(&b)), (StatusCode::UNAUTHORIZED, "unauthorized"));
+    let forged =
+        Authenticator::hs256(&[1; 32], "tessera", "tessera-api", Duration::from_secs(60)).unwrap();
+    let (s, _) = api
+        .call(
+            "PATCH",
+            "/v1/accounts/me",
+            Some(&forged.issue("x", Role::Admin).access_token),
+            Some(patch.clone()),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let now = chrono::Utc::now().timestamp();
+    let expired = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &json!({"sub": "x", "role": "user", "iss": "tessera", "aud": "tessera-api", "iat": now - 100, "exp": now - 60, "jti": "j"}),
+        &jsonwebtoken::EncodingKey::from_secret(&SECRET),
+    )
+    .unwrap();
+    let (s, b) = api
+        .call(
+            "PATCH",
+            "/v1/accounts/me",
+            Some(&expired),
+            Some(patch.clone()),
+        )
+        .await;
+    assert_eq!(
+        (s, b["error"]["message"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("token expired"))
+    );
+    let (s, b) = api
+        .call(
+            "POST",
+            "/v1/auth/token",
+            None,
+            Some(json!({"email": "t@x.y", "password": "wrong-password"})),
+        )
+        .await;
+    assert_eq!((s, code(&b)), (StatusCode::UNAUTHORIZED, "unauthorized"));
+    let (s, _) = api
+        .call(
+            "POST",
+            "/v1/auth/token",
+            None,
+            Some(json!({"email": "nobody@x.y", "password": "password123"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, b) = api
+        .call("PATCH", "/v1/accounts/me", Some(&token), Some(patch))
+        .await;
+    assert_eq!((s, b["version"].as_u64()), (StatusCode::OK, Some(2)));
+    // a valid token for an account that does not exist
+    let ghost = api.auth.issue("ghost", Role::User).access_token;
+    let (s, b) = api
+        .call(
+            "PATCH",
+            "/v1/accounts/me",
+            Some(&ghost),
+            Some(json!({"nickname": "g"})),
+        )
+        .await;
+    assert_eq!((s, code(&b)), (StatusCode::NOT_FOUND, "not_found"));
+}
+
+#[tokio::test]
+async fn charges_are_idempotent_per_key_and_bounded() {
+    let api = api().await;
+    let (_, t) = api.user("c@x.y", "c").await;
+    let charge = |amount: Value, key: &str| json!({"amount": amount, "idempotency_key": key});
+    let (s, first) = api
+        .call(
+            "POST",
+            "/v1/accounts/me/charge",
+            Some(&t),
+            Some(charge(json!(300), "k1")),
+        )
+        .await;
+    assert_eq!(
+        (s, first.clone()),
+        (StatusCode::OK, json!({"balance": 300, "version": 2}))
+    );
+    let (_, b) = api
+        .call(
+            "POST",
+            "/v1/accounts/me/charge",
+            Some(&t),
+            Some(charge(json!(200), "k2")),
+        )
+        .await;
+    assert_eq!(b, json!({"balance": 500, "version": 3}));
+    // the first key again: the first answer, no second charge
+    let (s, again) = api
+        .call(
+            "POST",
+            "/v1/accounts/me/charge",
+            Some(&t),
+            Some(charge(json!(300), "k1")),
+        )
+        .await;
+    assert_eq!((s, again), (StatusCode::OK, first));
+    let (s, b) = api
+        .call(
+            "POST",
+            "/v1/accounts/me/charge",
+            Some(&t),
+            Some(charge(json!(301), "k1")),
+        )
+        .await;
+    assert_eq!(
+        (s, code(&b)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused")
+    );
+    for amount in [
+        json!(0),
+        json!(-1),
+        json!(1_000_001),
+        json!(1.5),
+        json!("10"),
+        json!(1e30),
+    ] {
+        let (s, b) = api
+            .call(
+                "POST",
+                "/v1/accounts/me/charge",
+                Some(&t),
+                Some(charge(amount.clone(), "kx")),
+            )
+            .await;
+        assert_eq!(
+            (s, field(&b)),
+            (StatusCode::BAD_REQUEST, "amount"),
+            "{amount}: {b}"
+        );
+    }
+    let (s, b) = api
+        .call(
+            "POST",
+            "/v1/accounts/me/charge",
+            Some(&t),
+            Some(charge(json!(1), "")),
+        )
+        .await;
+    assert_eq!((s, field(&b)), (StatusCode::BAD_REQUEST, "idempotency_key"));
+    assert_eq!(api.event_count().await, 3);
+}
+
+#[tokio::test]
+async fn guild_rules_answer_403_404_409_410_and_422() {
+    let api = api().await;
+    let (owner_id, owner) = api.user("o@x.y", "owner").await;
+    let (_, ann) = api.user("a@x.y", "ann").await;
+    let (s, g) = api
+        .call(
+            "POST",
+            "/v1/guilds",
+            Some(&owner),
+            Some(json!({"name": "Crabs"})),
+        )
+        .await;
+    assert_eq!((s, g["version"].as_u64()), (StatusCode::CREATED, Some(1)));
+    let gid = g["guild_id"].as_str().unwrap();
+    let path = |p: &str| format!("/v1/guilds/{gid}{p}");
+
+    let (s, b) = api
+        .call(
+            "PATCH",
+            &path(""),
+            Some(&ann),
+            Some(json!({"name": "Mine"})),
+        )
+        .await;
+    assert_eq!((s, code(&b)), (StatusCode::FORBIDDEN, "forbidden"));
+    let (s, b) = api.call("POST", &path("/members"), Some(&ann), None).await;
+    assert_eq!((s, b["version"].as_u64()), (StatusCode::CREATED, Some(2)));
+    let (s, b) = api.call("POST", &path("/members"), Some(&ann), None).await;
+    assert_eq!((s, code(&b)), (StatusCode::CONFLICT, "already_member"));
+    let (s, b) = api
+        .call("DELETE", &path("/members/me"), Some(&owner), None)
+        .await;
+    assert_eq!((s, code(&b)), (StatusCode::CONFLICT, "owner_cannot_leave"));
+    let (s, b) = api
+        .call(
+            "PUT",
+            &path("/members/me/nickname"),
+            Some(&ann),
+            Some(json!({"nickname": "Annie"})),
+        )
+        .await;
+    assert_eq!((s, b["version"].as_u64()), (StatusCode::OK, Some(3)));
+    let (s, b) = api
+        .call(
+            "PUT",
+            &path("/members/me/nickname"),
+            Some(&ann),
+            Some(json!({"nickname": ""})),
+        )
+        .await;
+    assert_eq!((s, field(&b)), (StatusCode::BAD_REQUEST, "nickname"));
+
+    let (s, c) = api
+        .call(
+            "POST",
+            &path("/categories"),
+            Some(&owner),
+            Some(json!({"name": "Talk"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (s, b) = api
+        .call(
+            "POST",
+            &path("/categories"),
+            Some(&owner),
+            Some(json!({"name": "talk"})),
+        )
+        .await;
+    assert_eq!((s, code(&b)), (StatusCode::CONFLICT, "name_taken"));
+    let channel = |name: &str, kind: &str, cat: Value| json!({"name": name, "kind": kind, "category_id": cat});
+    let (s, ch) = api
+        .call(
+            "POST",
+            &path("/channels"),
+            Some(&owner),
+            Some(channel("general", "forum", c["category_id"].clone())),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{ch}");
+    let (s, b) = api
+        .call(
+            "POST",
+            &path("/channels"),
+            Some(&owner),
+            Some(channel("general", "text", Value::Null)),
+        )
+        .await;
+    assert_eq!((s, code(&b)), (StatusCode::CONFLICT, "name_taken"));
+    let (s, b) = api
+        .call(
+            "POST",
+            &path("/channels"),
+            Some(&owner),
+            Some(channel("voice", "voice", Value::Null)),
+        )
+        .await;
+    assert_eq!((s, field(&b)), (StatusCode::BAD_REQUEST, "kind"));
+    let (s, b) = api
+        .call(
+            "POST",
+            &path("/channels"),
+            Some(&owner),
+            Some(channel("x", "text", json!("nope"))),
+        )
+        .await;
+    assert_eq!(
+        (s, code(&b)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "unknown_category")
+    );
+    let (s, b) = api
+        .call(
+            "POST",
+            &path("/channels"),
+            Some(&ann),
+            Some(channel("mine", "text", Value::Null)),
+        )
+        .await;
+    assert_eq!((s, code(&b)), (StatusCode::FORBIDDEN, "forbidden"));
+    let (s, b) = api
+        .call("DELETE", &path("/channels/unknown"), Some(&owner), None)
+        .await;
+    assert_eq!((s, code(&b)), (StatusCode::NOT_FOUND, "not_found"));
+    let ch_id = ch["channel_id"].as_str().unwrap();
+    let (s, _) = api
+        .call(
+            "DELETE",
+            &path(&format!("/channels/{ch_id}")),
+            Some(&owner),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+
+    let (s, b) = api
+        .call(
+            "POST",
+            "/v1/guilds/does-not-exist/members",
+            Some(&ann),
+            None,
+        )
+        .await;
+    assert_eq!((s, code(&b)), (StatusCode::NOT_FOUND, "not_found"));
+    let long = "x".repeat(500);
+    let (s, _) = api
+        .call(
+            "POST",
+            &format!("/v1/guilds/{long}/members"),
+            Some(&ann),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    let before = api.event_count().await;
+    let (s, _) = api.call("DELETE", &path(""), Some(&ann), None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_eq!(
+        api.event_count().await,
+        before,
+        "a refused delete wrote nothing"
+    );
+    let (s, _) = api.call("DELETE", &path(""), Some(&owner), None).await;
+    assert_eq!(s, StatusCode::OK);
+    for (method, p, body) in [
+        ("POST", "/members", None),
+        ("DELETE", "/members/me", None),
+        ("PATCH", "", Some(json!({"name": "again"}))),
+        ("DELETE", "", None),
+        (
+            "POST",
+            "/channels",
+            Some(channel("late", "text", Value::Null)),
+        ),
+    ] {
+        let token = if p.contains("members") { &ann } else { &owner };
+        let (s, b) = api.call(method, &path(p), Some(token), body).await;
+        assert_eq!((s, code(&b)), (StatusCode::GONE, "gone"), "{method} {p}");
+    }
+    // an admin token for an id with no account cannot create a guild
+    let admin = api.auth.issue("not-an-account", Role::Admin).access_token;
+    let (s, b) = api
+        .call(
+            "POST",
+            "/v1/guilds",
+            Some(&admin),
+            Some(json!({"name": "x"})),
+        )
+        .await;
+    assert_eq!((s, code(&b)), (StatusCode::NOT_FOUND, "account_not_found"));
+    assert!(!owner_id.is_empty());
+}
+
+#[tokio::test]
+async fn health_readiness_and_the_openapi_document_are_served() {
+    let api = api().await;
+    let (s, b) = api.call("GET", "/healthz", None, None).await;
+    assert_eq!((s, b["status"].as_str()), (StatusCode::OK, Some("ok")));
+    let (s, b) = api.call("GET", "/readyz", None, None).await;
+    assert_eq!(
+        (s, b["checks"]["event_store"].as_str()),
+        (StatusCode::OK, Some("ok"))
+    );
+    let (s, doc) = api.call("GET", "/openapi.json", None, None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    for (path, method) in [
+        ("/v1/accounts", "post"),
+        ("/v1/auth/token", "post"),
+        ("/v1/accounts/me", "patch"),
+        ("/v1/accounts/me/charge", "post"),
+        ("/v1/guilds", "post"),
+        ("/v1/guilds/{guild_id}", "patch"),
+        ("/v1/guilds/{guild_id}", "delete"),
+        ("/v1/guilds/{guild_id}/members", "post"),
+        ("/v1/guilds/{guild_id}/members/me", "delete"),
+        ("/v1/guilds/{guild_id}/members/me/nickname", "put"),
+        ("/v1/guilds/{guild_id}/categories", "post"),
+        ("/v1/guilds/{guild_id}/channels", "post"),
+        ("/v1/guilds/{guild_id}/channels/{channel_id}", "delete"),
+    ] {
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} is missing from the OpenAPI document"
+        );
+    }
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+}
