@@ -98,3 +98,45 @@ async fn the_four_roles_run_the_whole_contract_and_a_killed_projector_loses_noth
     assert_eq!(sequences, sorted, "newest first, no duplicates");
     drop(relay);
 }
+
+#[tokio::test]
+async fn migrate_prepares_an_empty_database_and_is_idempotent() {
+    let pg = PgDatabase::create().await;
+    for _ in 0..2 {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
+            .arg("migrate")
+            .env("TESSERA_DATABASE_URL", pg.url())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let pool = pg.pool(1).await;
+    let tables: Vec<(String,)> = sqlx::query_as(
+        "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let tables: Vec<_> = tables.into_iter().map(|(t,)| t).collect();
+    for t in ["credentials", "events", "relay_checkpoints"] {
+        assert!(
+            tables.contains(&t.to_owned()),
+            "{t} missing from {tables:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_production_role_without_its_settings_says_what_is_missing() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .arg("write-api")
+        .env_remove("TESSERA_DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("TESSERA_DATABASE_URL"));
+}
