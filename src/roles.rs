@@ -13,7 +13,7 @@ use base64::Engine;
 use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
 use tessera_events::EventLog;
-use tessera_projector::feed::kafka::KafkaFeed;
+use tessera_projector::feed::kafka::{consumer_config, KafkaFeed};
 use tessera_projector::feed::tail::TailFeed;
 use tessera_projector::projection::{self, Projection};
 use tessera_projector::runner::{Projector, RetryPolicy};
@@ -395,6 +395,7 @@ async fn relay(s: &Settings) -> Result<()> {
     let config = RelayConfig {
         topic: s.kafka_topic.clone(),
         batch_size: s.batch_size,
+        kafka_debug: s.kafka_debug.clone(),
         ..RelayConfig::default()
     };
     let relay = Relay::new(pool.clone(), brokers, config).await?;
@@ -421,7 +422,14 @@ async fn projector(s: &Settings, only: &[String]) -> Result<()> {
     let mut tasks = Vec::new();
     for p in selected(only)? {
         let group = format!("{}.{}", s.kafka_group_prefix, p.name());
-        let feed = KafkaFeed::new(brokers, &group, &s.kafka_topic, Duration::from_millis(500))?;
+        let mut config = consumer_config(brokers, &group);
+        if let Some(debug) = &s.kafka_debug {
+            config.set("debug", debug);
+        }
+        let rejoin = (s.kafka_rejoin_idle_seconds > 0)
+            .then(|| Duration::from_secs(s.kafka_rejoin_idle_seconds));
+        let feed = KafkaFeed::with_config(&config, &s.kafka_topic, Duration::from_millis(500))?
+            .with_rejoin_after(rejoin);
         let projector = Projector::new(p, Arc::clone(&docs), Box::new(feed), retry_policy(s))
             .with_batch_size(s.batch_size);
         projector.prepare().await?;

@@ -107,6 +107,19 @@ pub struct Settings {
     )]
     pub kafka_group_prefix: String,
 
+    /// librdkafka debug contexts for the relay and projector (e.g. `cgrp,topic,fetch`), logged at debug level
+    #[arg(long, env = "TESSERA_KAFKA_DEBUG", global = true)]
+    pub kafka_debug: Option<String>,
+
+    /// Seconds a projector consumer may hold no partition before it re-joins its group (0: never; works around brokers that skip a rebalance after a member dies)
+    #[arg(
+        long,
+        env = "TESSERA_KAFKA_REJOIN_IDLE_SECONDS",
+        default_value_t = 15,
+        global = true
+    )]
+    pub kafka_rejoin_idle_seconds: u64,
+
     /// MongoDB read store, e.g. mongodb://127.0.0.1:27017 (unset: embedded)
     #[arg(long, env = "TESSERA_MONGODB_URI", hide_env_values = true, value_parser = secret, global = true)]
     pub mongodb_uri: Option<SecretString>,

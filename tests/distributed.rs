@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::{accounts_and_guilds, Client, Tessera};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
@@ -28,6 +30,8 @@ async fn the_four_roles_run_the_whole_contract_and_a_killed_projector_loses_noth
             "a-test-secret-that-is-long-enough-for-hs256".to_owned(),
         ),
         ("TESSERA_MIN_VERSION_WAIT_MS", "5000".to_owned()),
+        ("TESSERA_KAFKA_DEBUG", "cgrp".to_owned()),
+        ("TESSERA_LOG", "info,librdkafka=debug".to_owned()),
     ];
     let write = Tessera::spawn(&["write-api"], &env).await;
     let read = Tessera::spawn(&["read-api"], &env).await;
@@ -64,28 +68,39 @@ async fn the_four_roles_run_the_whole_contract_and_a_killed_projector_loses_noth
     }
     // the killed member holds its partitions until its session times out
     // (10 s), then the new one resumes from the last committed offsets
-    let _projector = Tessera::spawn(&["projector"], &env).await;
+    let projector = Tessera::spawn(&["projector"], &env).await;
     let me = c
-        .get_until(
-            "/v1/accounts/me",
-            token,
-            "the restarted projector caught up",
-            |b| b["version"].as_u64() == Some(version),
-        )
-        .await;
+        .try_get_until("/v1/accounts/me", token, Duration::from_secs(90), |b| {
+            b["version"].as_u64() == Some(version)
+        })
+        .await
+        .unwrap_or_else(|| {
+            panic!(
+                "the restarted projector did not catch up:\n--- projector\n{}\n--- relay\n{}",
+                projector.logs(),
+                relay.logs()
+            )
+        });
     assert_eq!(
         me["balance"],
         outcome.balance + 400,
         "every charge applied exactly once"
     );
     let history = c
-        .get_until(
+        .try_get_until(
             "/v1/accounts/me/history?limit=100",
             token,
-            "41 history entries",
+            Duration::from_secs(90),
             |b| b["items"].as_array().is_some_and(|i| i.len() == 41),
         )
-        .await;
+        .await
+        .unwrap_or_else(|| {
+            panic!(
+                "the history did not catch up:\n--- projector\n{}\n--- relay\n{}",
+                projector.logs(),
+                relay.logs()
+            )
+        });
     let sequences: Vec<u64> = history["items"]
         .as_array()
         .unwrap()

@@ -136,7 +136,7 @@ impl Projector {
             attempt += 1;
             match fold_batch(&*self.projection, &*self.docs, &self.policy, batch).await? {
                 Some(dead) => break dead,
-                None if attempt >= 5 => return Err(ProjectorError::Contended(attempt)),
+                None if attempt >= 10 => return Err(ProjectorError::Contended(attempt)),
                 None => tokio::time::sleep(self.policy.delay(attempt)).await,
             }
         };

@@ -11,7 +11,7 @@ use tessera_events::{AccountEvent, Envelope, EventKind, GuildEvent, LogPosition,
 use tessera_projector::documents::{collections, AccountDoc, DeadLetterDoc, UserGuildsDoc};
 use tessera_projector::feed::{Delivery, EventFeed, FeedError};
 use tessera_projector::projection::{Accounts, Projection, UserGuilds};
-use tessera_projector::runner::{Projector, RetryPolicy, Step};
+use tessera_projector::runner::{Projector, ProjectorError, RetryPolicy, Step};
 use tessera_projector::store::mongo::MongoStore;
 use tessera_projector::store::DocumentStore;
 use tessera_testkit::MongoDatabase;
@@ -72,6 +72,7 @@ fn account(id: &str, sequence: u64) -> Delivery {
     Delivery::Event(envelope(id, sequence, &event))
 }
 
+#[allow(clippy::needless_pass_by_value)] // reads better at the call sites
 fn guild(id: &str, sequence: u64, event: GuildEvent) -> Delivery {
     Delivery::Event(envelope(id, sequence, &event))
 }
@@ -103,7 +104,12 @@ async fn run(
     p.prepare().await.unwrap();
     let mut steps = Vec::new();
     loop {
-        let step = p.project_next().await.unwrap();
+        // like `Projector::run`: contention is retried with the batch in hand
+        let step = match p.project_next().await {
+            Ok(step) => step,
+            Err(ProjectorError::Contended(_)) => continue,
+            Err(e) => panic!("{e}"),
+        };
         if step == Step::Idle {
             return steps;
         }

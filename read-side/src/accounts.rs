@@ -6,12 +6,12 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tessera_projector::documents::{collections, AccountDoc, PointEntryDoc};
-use tessera_projector::store::{ListQuery, Order};
+use tessera_projector::store::Order;
 use tessera_write_side::http::error::{ApiError, ErrorBody};
 use tessera_write_side::http::extract::{ApiQuery, CurrentUser};
 use utoipa::ToSchema;
 
-use crate::query::{encode_cursor, fetch, store_failed, typed, MinVersion, Page, PageParams};
+use crate::query::{fetch, list_page, typed, MinVersion, Page, PageParams};
 use crate::ReadState;
 
 pub fn router() -> Router<ReadState> {
@@ -96,48 +96,23 @@ pub async fn history(
     CurrentUser(user): CurrentUser,
     ApiQuery(page): ApiQuery<PageParams>,
 ) -> Result<Json<Page<PointEntryView>>, ApiError> {
-    let limit = page.limit()?;
-    let after = page.after()?;
-    let docs = rs
-        .docs
-        .list(
-            collections::POINT_HISTORY,
-            ListQuery {
-                filter: Some(("account_id", &user.user_id)),
-                order: Order::Desc,
-                after: after.as_deref(),
-                limit: limit + 1,
-            },
-        )
-        .await
-        .map_err(|e| store_failed(&e))?;
-    page_of(docs, limit, |d| {
-        let e: PointEntryDoc = typed(d)?;
-        Ok(PointEntryView {
-            sequence: e.sequence,
-            kind: e.kind,
-            amount: e.amount,
-            balance: e.balance,
-            reference: e.reference,
-            occurred_at: e.occurred_at,
-        })
-    })
-}
-
-/// Turns `limit + 1` documents into a page: the extra one only says that
-/// there is a next page.
-pub(crate) fn page_of<T>(
-    mut docs: Vec<tessera_projector::store::StoredDoc>,
-    limit: usize,
-    view: impl Fn(tessera_projector::store::StoredDoc) -> Result<T, ApiError>,
-) -> Result<Json<Page<T>>, ApiError> {
-    let more = docs.len() > limit;
-    docs.truncate(limit);
-    let next_cursor = if more {
-        docs.last().map(|d| encode_cursor(&d.id))
-    } else {
-        None
-    };
-    let items = docs.into_iter().map(view).collect::<Result<_, _>>()?;
-    Ok(Json(Page { items, next_cursor }))
+    list_page(
+        &*rs.docs,
+        collections::POINT_HISTORY,
+        ("account_id", &user.user_id),
+        Order::Desc,
+        &page,
+        |d| {
+            let e: PointEntryDoc = typed(d)?;
+            Ok(PointEntryView {
+                sequence: e.sequence,
+                kind: e.kind,
+                amount: e.amount,
+                balance: e.balance,
+                reference: e.reference,
+                occurred_at: e.occurred_at,
+            })
+        },
+    )
+    .await
 }

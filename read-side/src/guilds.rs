@@ -6,14 +6,15 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tessera_projector::documents::{collections, GuildDoc, GuildMemberDoc, UserGuildsDoc};
-use tessera_projector::store::{ListQuery, Order};
+use tessera_projector::store::Order;
 use tessera_write_side::http::error::{ApiError, ErrorBody};
 use tessera_write_side::http::extract::{ApiQuery, CurrentUser};
 use tessera_write_side::http::ApiPath;
 use utoipa::ToSchema;
 
-use crate::accounts::page_of;
-use crate::query::{encode_cursor, fetch, store_failed, typed, MinVersion, Page, PageParams};
+use crate::query::{
+    encode_cursor, fetch, list_page, store_failed, typed, MinVersion, Page, PageParams,
+};
 use crate::ReadState;
 
 pub fn router() -> Router<ReadState> {
@@ -141,8 +142,6 @@ pub async fn members(
     ApiPath(guild_id): ApiPath<String>,
     ApiQuery(page): ApiQuery<PageParams>,
 ) -> Result<Json<Page<MemberView>>, ApiError> {
-    let limit = page.limit()?;
-    let after = page.after()?;
     let guild = rs
         .docs
         .get(collections::GUILDS, &guild_id)
@@ -157,26 +156,21 @@ pub async fn members(
     {
         return Err(gone());
     }
-    let docs = rs
-        .docs
-        .list(
-            collections::GUILD_MEMBERS,
-            ListQuery {
-                filter: Some(("member_of", &guild_id)),
-                order: Order::Asc,
-                after: after.as_deref(),
-                limit: limit + 1,
-            },
-        )
-        .await
-        .map_err(|e| store_failed(&e))?;
-    page_of(docs, limit, |d| {
-        let m: GuildMemberDoc = typed(d)?;
-        Ok(MemberView {
-            user_id: m.user_id,
-            nickname: m.nickname,
-        })
-    })
+    list_page(
+        &*rs.docs,
+        collections::GUILD_MEMBERS,
+        ("member_of", &guild_id),
+        Order::Asc,
+        &page,
+        |d| {
+            let m: GuildMemberDoc = typed(d)?;
+            Ok(MemberView {
+                user_id: m.user_id,
+                nickname: m.nickname,
+            })
+        },
+    )
+    .await
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

@@ -3,11 +3,12 @@
 use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderValue};
+use axum::Json;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tessera_projector::store::{DocumentStore, StoreError, StoredDoc};
+use tessera_projector::store::{DocumentStore, ListQuery, Order, StoreError, StoredDoc};
 use tessera_write_side::http::error::ApiError;
 use utoipa::{IntoParams, ToSchema};
 
@@ -143,4 +144,40 @@ pub async fn fetch(
 /// Deserializes a stored document into its typed shape.
 pub fn typed<T: serde::de::DeserializeOwned>(doc: StoredDoc) -> Result<T, ApiError> {
     serde_json::from_value(doc.body).map_err(ApiError::internal)
+}
+
+/// One page of the documents whose indexed `field` holds `value`, in id
+/// order, each turned into its view.
+pub async fn list_page<T>(
+    docs: &dyn DocumentStore,
+    collection: &str,
+    (field, value): (&str, &str),
+    order: Order,
+    page: &PageParams,
+    view: impl Fn(StoredDoc) -> Result<T, ApiError>,
+) -> Result<Json<Page<T>>, ApiError> {
+    let limit = page.limit()?;
+    let after = page.after()?;
+    // one more than asked: it only tells whether there is a next page
+    let mut found = docs
+        .list(
+            collection,
+            ListQuery {
+                filter: Some((field, value)),
+                order,
+                after: after.as_deref(),
+                limit: limit + 1,
+            },
+        )
+        .await
+        .map_err(|e| store_failed(&e))?;
+    let more = found.len() > limit;
+    found.truncate(limit);
+    let next_cursor = if more {
+        found.last().map(|d| encode_cursor(&d.id))
+    } else {
+        None
+    };
+    let items = found.into_iter().map(view).collect::<Result<_, _>>()?;
+    Ok(Json(Page { items, next_cursor }))
 }

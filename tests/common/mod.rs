@@ -30,6 +30,7 @@ impl Tessera {
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("TESSERA_HTTP_ADDR", "127.0.0.1:0")
             .env("TESSERA_LOG", "info")
+            .env("TESSERA_LOG_FORMAT", "json")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         for (k, v) in env {
@@ -179,6 +180,26 @@ impl Client {
             }
             deadline.tick().await;
         }
+    }
+
+    /// Like [`get_until`](Self::get_until), but answers `None` at the
+    /// deadline instead of panicking, so the caller can show logs.
+    pub async fn try_get_until(
+        &self,
+        path: &str,
+        token: &str,
+        timeout: Duration,
+        check: impl Fn(&Value) -> bool,
+    ) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while tokio::time::Instant::now() < deadline {
+            let a = self.get(path, token).await;
+            if a.status == StatusCode::OK && check(&a.body) {
+                return Some(a.body);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        None
     }
 
     pub async fn register(&self, email: &str, nickname: &str) -> (String, String) {
@@ -364,15 +385,29 @@ pub async fn accounts_and_guilds(c: &Client) -> Outcome {
     );
 
     // members, two to a page
-    let first = c
+    // lists are eventually consistent: wait for the whole expected list
+    let ann_key = ann_id.clone();
+    let all = c
         .get_until(
-            &format!("/v1/guilds/{gid}/members?limit=2"),
+            &format!("/v1/guilds/{gid}/members?limit=100"),
             &bob,
-            "three members are listed",
-            |b| b["next_cursor"].is_string(),
+            "three members, ann as Annie",
+            move |b| {
+                b["items"].as_array().is_some_and(|items| {
+                    items.len() == 3
+                        && items
+                            .iter()
+                            .any(|m| m["user_id"] == ann_key.as_str() && m["nickname"] == "Annie")
+                })
+            },
         )
         .await;
-    let cursor = first["next_cursor"].as_str().unwrap();
+    // then page through it, two at a time
+    let first = c
+        .get(&format!("/v1/guilds/{gid}/members?limit=2"), &bob)
+        .await
+        .body;
+    let cursor = first["next_cursor"].as_str().expect("a second page");
     let second = c
         .get(
             &format!("/v1/guilds/{gid}/members?limit=2&cursor={cursor}"),
@@ -380,14 +415,13 @@ pub async fn accounts_and_guilds(c: &Client) -> Outcome {
         )
         .await;
     assert_eq!(second.body["next_cursor"], Value::Null);
-    let mut members: Vec<Value> = first["items"].as_array().unwrap().clone();
-    members.extend(second.body["items"].as_array().unwrap().clone());
-    assert_eq!(members.len(), 3);
-    let annie = members
-        .iter()
-        .find(|m| m["user_id"] == ann_id.as_str())
-        .unwrap();
-    assert_eq!(annie["nickname"], "Annie");
+    let mut paged: Vec<Value> = first["items"].as_array().unwrap().clone();
+    paged.extend(second.body["items"].as_array().unwrap().clone());
+    assert_eq!(
+        &paged,
+        all["items"].as_array().unwrap(),
+        "pages add up to the list"
+    );
     let bad = c
         .get(&format!("/v1/guilds/{gid}/members?limit=500"), &bob)
         .await;

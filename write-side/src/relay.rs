@@ -38,6 +38,8 @@ pub struct RelayConfig {
     pub poll_interval: Duration,
     /// How long the producer keeps trying to deliver one event.
     pub delivery_timeout: Duration,
+    /// librdkafka debug contexts (`debug` property), for diagnosis.
+    pub kafka_debug: Option<String>,
 }
 
 impl Default for RelayConfig {
@@ -48,6 +50,7 @@ impl Default for RelayConfig {
             batch_size: 500,
             poll_interval: Duration::from_millis(500),
             delivery_timeout: Duration::from_secs(10),
+            kafka_debug: None,
         }
     }
 }
@@ -107,19 +110,21 @@ pub async fn ensure_topic(brokers: &str, topic: &str, partitions: i32) -> Result
 /// A producer that never reorders or duplicates within a partition on retry.
 pub fn idempotent_producer(
     brokers: &str,
-    delivery_timeout: Duration,
+    config: &RelayConfig,
 ) -> Result<FutureProducer, RelayError> {
-    ClientConfig::new()
-        .set("bootstrap.servers", brokers)
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", brokers)
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("linger.ms", "2")
         .set(
             "message.timeout.ms",
-            delivery_timeout.as_millis().to_string(),
-        )
-        .create()
-        .map_err(kafka_err)
+            config.delivery_timeout.as_millis().to_string(),
+        );
+    if let Some(debug) = &config.kafka_debug {
+        c.set("debug", debug);
+    }
+    c.create().map_err(kafka_err)
 }
 
 /// The advisory lock key of a relay name (stable across processes).
@@ -135,7 +140,7 @@ fn lock_key(name: &str) -> i64 {
 
 impl Relay {
     pub async fn new(pool: PgPool, brokers: &str, config: RelayConfig) -> Result<Self, RelayError> {
-        let producer = idempotent_producer(brokers, config.delivery_timeout)?;
+        let producer = idempotent_producer(brokers, &config)?;
         let checkpoint = load_checkpoint(&pool, &config.name).await?;
         Ok(Self {
             log: PgEventLog::new(pool.clone()),

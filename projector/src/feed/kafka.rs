@@ -3,7 +3,7 @@
 //! idempotent, so a redelivery changes nothing).
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use rdkafka::config::ClientConfig;
@@ -24,10 +24,33 @@ pub struct KafkaFeed {
     uncommitted: BTreeMap<i32, i64>,
     last: Option<LogPosition>,
     idle_wait: Duration,
+    /// When this member was last seen without any partition.
+    unassigned_since: Option<Instant>,
+    rejoin_after: Option<Duration>,
 }
+
+/// Default for [`KafkaFeed::with_rejoin_after`]: longer than the session
+/// timeout, so that a healthy coordinator has expired dead members first.
+pub const REJOIN_AFTER: Duration = Duration::from_secs(15);
 
 fn feed_err(e: impl std::fmt::Display) -> FeedError {
     FeedError(e.to_string())
+}
+
+/// The consumer settings of a projector: manual offset commits, start from
+/// the beginning of the topic for a new group.
+pub fn consumer_config(brokers: &str, group_id: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false")
+        .set("session.timeout.ms", "10000")
+        .set("heartbeat.interval.ms", "1000");
+    config
 }
 
 impl KafkaFeed {
@@ -37,17 +60,15 @@ impl KafkaFeed {
         topic: &str,
         idle_wait: Duration,
     ) -> Result<Self, FeedError> {
-        let consumer: StreamConsumer = ClientConfig::new()
-            .set("bootstrap.servers", brokers)
-            .set("group.id", group_id)
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("enable.partition.eof", "false")
-            .set("session.timeout.ms", "10000")
-            .set("heartbeat.interval.ms", "1000")
-            .create()
-            .map_err(feed_err)?;
+        Self::with_config(&consumer_config(brokers, group_id), topic, idle_wait)
+    }
+
+    pub fn with_config(
+        config: &ClientConfig,
+        topic: &str,
+        idle_wait: Duration,
+    ) -> Result<Self, FeedError> {
+        let consumer: StreamConsumer = config.create().map_err(feed_err)?;
         consumer.subscribe(&[topic]).map_err(feed_err)?;
         Ok(Self {
             consumer,
@@ -55,7 +76,44 @@ impl KafkaFeed {
             uncommitted: BTreeMap::new(),
             last: None,
             idle_wait,
+            unassigned_since: None,
+            rejoin_after: Some(REJOIN_AFTER),
         })
+    }
+
+    /// Re-joins the group after holding no partition for `after` (`None`:
+    /// never).
+    ///
+    /// Why: a member that joins while a dead member is still registered can
+    /// be handed the dead member's plan, with nothing for itself; a broker
+    /// that then expires the dead member without starting a new rebalance
+    /// (seen with tansu 0.6) leaves the live member idle for good. Re-joining
+    /// starts the rebalance the broker skipped. On a healthy broker an empty
+    /// assignment only happens with more members than partitions, where the
+    /// cost is a rebalance every `after`.
+    #[must_use]
+    pub fn with_rejoin_after(mut self, after: Option<Duration>) -> Self {
+        self.rejoin_after = after;
+        self
+    }
+
+    fn rejoin_if_unassigned(&mut self) -> Result<(), FeedError> {
+        let Some(after) = self.rejoin_after else {
+            return Ok(());
+        };
+        let unassigned = self.consumer.assignment().is_ok_and(|a| a.count() == 0);
+        if !unassigned {
+            self.unassigned_since = None;
+            return Ok(());
+        }
+        let since = *self.unassigned_since.get_or_insert_with(Instant::now);
+        if since.elapsed() >= after {
+            tracing::warn!(topic = %self.topic, idle_secs = since.elapsed().as_secs(), "no partitions assigned; re-joining the consumer group");
+            self.consumer.unsubscribe();
+            self.consumer.subscribe(&[&self.topic]).map_err(feed_err)?;
+            self.unassigned_since = None;
+        }
+        Ok(())
     }
 
     fn decode(&mut self, partition: i32, offset: i64, payload: Option<&[u8]>) -> Delivery {
@@ -99,6 +157,9 @@ impl EventFeed for KafkaFeed {
             let delivery = self.decode(partition, offset, payload.as_deref());
             batch.push(delivery);
             window = FILL_WINDOW;
+        }
+        if batch.is_empty() {
+            self.rejoin_if_unassigned()?;
         }
         Ok(batch)
     }
