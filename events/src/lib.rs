@@ -7,21 +7,31 @@
 //! implement and the projector and relay consume.
 
 mod account;
+mod board;
+mod coupon;
 mod envelope;
 mod guild;
 mod log;
+mod reservation;
 mod upcast;
 
 pub use account::AccountEvent;
+pub use board::PostEvent;
+pub use coupon::CouponEvent;
 pub use envelope::{Envelope, Metadata, SYSTEM_ACTOR};
 pub use guild::{ChannelKind, GuildEvent};
 pub use log::{EventLog, LogError, LogPosition, LogRecord};
+pub use reservation::{ConcertEvent, ScheduleEvent, SeatSpec};
 pub use upcast::{upcast, upcast_parts, Upcaster, UPCASTERS};
 
 /// Aggregate type names as they are stored in the event log and on the wire.
 pub mod aggregate {
     pub const ACCOUNT: &str = "account";
     pub const GUILD: &str = "guild";
+    pub const POST: &str = "post";
+    pub const CONCERT: &str = "concert";
+    pub const SCHEDULE: &str = "schedule";
+    pub const COUPON: &str = "coupon";
 }
 
 /// An event enum of one aggregate: it names its type and the version of its shape.
@@ -39,6 +49,10 @@ pub trait EventKind {
 pub enum DomainEvent {
     Account(AccountEvent),
     Guild(GuildEvent),
+    Post(PostEvent),
+    Concert(ConcertEvent),
+    Schedule(ScheduleEvent),
+    Coupon(CouponEvent),
 }
 
 /// Why an envelope's payload could not be turned into a [`DomainEvent`].
@@ -62,14 +76,16 @@ impl DomainEvent {
             event_version: envelope.event_version.clone(),
             reason: e.to_string(),
         };
+        let payload = envelope.payload.clone();
         match envelope.aggregate_type.as_str() {
-            aggregate::ACCOUNT => serde_json::from_value(envelope.payload.clone())
-                .map(DomainEvent::Account)
-                .map_err(bad),
-            aggregate::GUILD => serde_json::from_value(envelope.payload.clone())
-                .map(DomainEvent::Guild)
-                .map_err(bad),
-            other => Err(DecodeError::UnknownAggregateType(other.to_string())),
+            aggregate::ACCOUNT => serde_json::from_value(payload).map(DomainEvent::Account),
+            aggregate::GUILD => serde_json::from_value(payload).map(DomainEvent::Guild),
+            aggregate::POST => serde_json::from_value(payload).map(DomainEvent::Post),
+            aggregate::CONCERT => serde_json::from_value(payload).map(DomainEvent::Concert),
+            aggregate::SCHEDULE => serde_json::from_value(payload).map(DomainEvent::Schedule),
+            aggregate::COUPON => serde_json::from_value(payload).map(DomainEvent::Coupon),
+            other => return Err(DecodeError::UnknownAggregateType(other.to_string())),
         }
+        .map_err(bad)
     }
 }

@@ -4,7 +4,11 @@
 //! aggregate's `Services` trait, implemented in the adapter layer.
 
 pub mod account;
+pub mod concert;
+pub mod coupon;
 pub mod guild;
+pub mod post;
+pub mod schedule;
 
 use std::fmt::Debug;
 

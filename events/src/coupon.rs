@@ -1,0 +1,42 @@
+use serde::{Deserialize, Serialize};
+
+use crate::{aggregate, EventKind};
+
+/// Events of the `coupon` aggregate: a first-come-first-served campaign.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum CouponEvent {
+    CouponCreated {
+        name: String,
+        total_quantity: u32,
+        discount_amount: i64,
+    },
+    /// `issued` is the running count, so readers need no earlier state.
+    CouponIssued { user_id: String, issued: u32 },
+    CouponUsed {
+        user_id: String,
+        reservation_id: String,
+    },
+    /// A use given back (the payment it was for did not complete).
+    CouponReleased {
+        user_id: String,
+        reservation_id: String,
+    },
+}
+
+impl EventKind for CouponEvent {
+    const AGGREGATE_TYPE: &'static str = aggregate::COUPON;
+
+    fn event_type(&self) -> &'static str {
+        match self {
+            Self::CouponCreated { .. } => "CouponCreated",
+            Self::CouponIssued { .. } => "CouponIssued",
+            Self::CouponUsed { .. } => "CouponUsed",
+            Self::CouponReleased { .. } => "CouponReleased",
+        }
+    }
+
+    fn event_version(&self) -> &'static str {
+        "1.0"
+    }
+}

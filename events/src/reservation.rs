@@ -1,0 +1,82 @@
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::{aggregate, EventKind};
+
+/// Events of the `concert` aggregate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum ConcertEvent {
+    ConcertCreated { name: String },
+}
+
+impl EventKind for ConcertEvent {
+    const AGGREGATE_TYPE: &'static str = aggregate::CONCERT;
+
+    fn event_type(&self) -> &'static str {
+        match self {
+            Self::ConcertCreated { .. } => "ConcertCreated",
+        }
+    }
+
+    fn event_version(&self) -> &'static str {
+        "1.0"
+    }
+}
+
+/// A seat of a schedule and its price in points.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeatSpec {
+    pub seat_no: u32,
+    pub price: i64,
+}
+
+/// Events of the `schedule` aggregate: one performance, its seat map, and
+/// every hold (reservation) on it. Holding is decided here, so a seat can
+/// never be held or sold twice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum ScheduleEvent {
+    ScheduleCreated {
+        concert_id: String,
+        starts_at: DateTime<Utc>,
+        seats: Vec<SeatSpec>,
+    },
+    SeatsHeld {
+        reservation_id: String,
+        user_id: String,
+        seat_nos: Vec<u32>,
+        amount: i64,
+        expires_at: DateTime<Utc>,
+    },
+    HoldPaid {
+        reservation_id: String,
+        paid_amount: i64,
+        coupon_id: Option<String>,
+    },
+    HoldCancelled {
+        reservation_id: String,
+        by: String,
+    },
+    HoldExpired {
+        reservation_id: String,
+    },
+}
+
+impl EventKind for ScheduleEvent {
+    const AGGREGATE_TYPE: &'static str = aggregate::SCHEDULE;
+
+    fn event_type(&self) -> &'static str {
+        match self {
+            Self::ScheduleCreated { .. } => "ScheduleCreated",
+            Self::SeatsHeld { .. } => "SeatsHeld",
+            Self::HoldPaid { .. } => "HoldPaid",
+            Self::HoldCancelled { .. } => "HoldCancelled",
+            Self::HoldExpired { .. } => "HoldExpired",
+        }
+    }
+
+    fn event_version(&self) -> &'static str {
+        "1.0"
+    }
+}

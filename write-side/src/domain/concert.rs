@@ -1,0 +1,122 @@
+//! The `concert` aggregate: a concert that schedules belong to.
+
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::Aggregate;
+use serde::{Deserialize, Serialize};
+use tessera_events::{aggregate, ConcertEvent};
+
+use super::{char_len_within, DomainError, ErrorKind, Recorded};
+
+pub const NAME: (usize, usize) = (1, 100);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConcertCommand {
+    Create { name: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConcertError {
+    #[error("concert already exists")]
+    AlreadyExists,
+    #[error("{field} is out of range")]
+    Invalid { field: &'static str },
+}
+
+impl DomainError for ConcertError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::AlreadyExists => ErrorKind::Conflict,
+            Self::Invalid { .. } => ErrorKind::Invalid,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            Self::AlreadyExists => "conflict",
+            Self::Invalid { .. } => "invalid_input",
+        }
+    }
+
+    fn details(&self) -> serde_json::Value {
+        match self {
+            Self::Invalid { field } => serde_json::json!({ "field": field }),
+            Self::AlreadyExists => serde_json::Value::Null,
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Concert {
+    created: bool,
+    name: String,
+}
+
+impl Concert {
+    pub fn exists(&self) -> bool {
+        self.created
+    }
+}
+
+impl Aggregate for Concert {
+    const TYPE: &'static str = aggregate::CONCERT;
+    type Command = ConcertCommand;
+    type Event = Recorded<ConcertEvent>;
+    type Error = ConcertError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _: &(),
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        let ConcertCommand::Create { name } = command;
+        if self.created {
+            return Err(ConcertError::AlreadyExists);
+        }
+        if !char_len_within(&name, NAME.0, NAME.1) || name.trim().is_empty() {
+            return Err(ConcertError::Invalid { field: "name" });
+        }
+        sink.write(Recorded(ConcertEvent::ConcertCreated { name }), self)
+            .await;
+        Ok(())
+    }
+
+    fn apply(&mut self, Recorded(event): Self::Event) {
+        let ConcertEvent::ConcertCreated { name } = event;
+        self.created = true;
+        self.name = name;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cqrs_es::test::TestFramework;
+
+    use super::*;
+
+    #[test]
+    fn a_concert_is_created_once_with_a_bounded_name() {
+        let created = Recorded(ConcertEvent::ConcertCreated {
+            name: "Live".into(),
+        });
+        TestFramework::<Concert>::with(())
+            .given_no_previous_events()
+            .when(ConcertCommand::Create {
+                name: "Live".into(),
+            })
+            .then_expect_events(vec![created.clone()]);
+        TestFramework::<Concert>::with(())
+            .given(vec![created])
+            .when(ConcertCommand::Create {
+                name: "Again".into(),
+            })
+            .then_expect_error(ConcertError::AlreadyExists);
+        TestFramework::<Concert>::with(())
+            .given_no_previous_events()
+            .when(ConcertCommand::Create {
+                name: "n".repeat(101),
+            })
+            .then_expect_error(ConcertError::Invalid { field: "name" });
+    }
+}
