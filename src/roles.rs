@@ -21,14 +21,18 @@ use tessera_projector::store::embedded::EmbeddedStore;
 use tessera_projector::store::mongo::MongoStore;
 use tessera_projector::store::DocumentStore;
 use tessera_read_side::{ReadSide, ReadState};
-use tessera_write_side::app::{WriteSide, WriteState};
+use tessera_write_side::app::{Parts, WriteSide, WriteState};
 use tessera_write_side::auth::{Authenticator, Role};
+use tessera_write_side::background;
 use tessera_write_side::bus::BusConfig;
 use tessera_write_side::health::{AllOf, Check, Readiness, SqlReady};
 use tessera_write_side::http::layers::with_common_layers;
+use tessera_write_side::leader::Leadership;
+use tessera_write_side::queue::QueueGate;
 use tessera_write_side::relay::{ensure_topic, Relay, RelayConfig};
 use tessera_write_side::store::credentials::{PgCredentials, SqliteCredentials};
 use tessera_write_side::store::sqlite::SqliteEventLog;
+use tessera_write_side::store::state::{PgState, SqliteState};
 use tessera_write_side::store::{postgres, sqlite, Store};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -279,33 +283,46 @@ async fn serve(s: &Settings) -> Result<()> {
         .context("migrating the embedded event store failed")?;
     let credentials_pool = sqlite::open(&s.data_dir.join("credentials.db"), 4).await?;
     let credentials = Arc::new(SqliteCredentials::new(credentials_pool.clone()).await?);
+    let state_pool = sqlite::open(&s.data_dir.join("state.db"), 4).await?;
+    let state = Arc::new(SqliteState::new(state_pool.clone()).await?);
     let docs: Arc<dyn DocumentStore> = Arc::new(
         EmbeddedStore::open(&s.data_dir.join("documents.db"))
             .await
             .context("cannot open the embedded document store")?,
     );
-    let auth = authenticator(s, &jwt_secret(s, true)?)?;
+    let secret = jwt_secret(s, true)?;
+    let auth = authenticator(s, &secret)?;
+    let queue = Arc::new(QueueGate::new(
+        state.clone(),
+        secret.expose_secret().as_bytes(),
+        s.queue(),
+    ));
     let store = Store::new(sqlite::repo(events.clone()));
     let readiness: Arc<dyn Readiness> = Arc::new(AllOf(vec![
         Arc::new(SqlReady::Sqlite("event_store", events.clone())),
         Arc::new(SqlReady::Sqlite("credentials", credentials_pool)),
+        Arc::new(SqlReady::Sqlite("state", state_pool)),
         Arc::new(DocsReady(Arc::clone(&docs))),
     ]));
-    let write = WriteSide::new(
-        store.clone(),
+    let write = Arc::new(WriteSide::new(Parts {
+        store: store.clone(),
         credentials,
-        Arc::clone(&auth),
-        Arc::clone(&readiness),
-        bus_config(s),
-    );
+        auth: Arc::clone(&auth),
+        readiness: Arc::clone(&readiness),
+        directory: state,
+        queue: Arc::clone(&queue),
+        bus: bus_config(s),
+        hold_ttl: s.hold_ttl(),
+    }));
     let read = ReadSide {
         docs: Arc::clone(&docs),
         auth,
+        queue,
         min_version_wait: s.min_version_wait(),
     };
     let shutdown = shutdown_signal();
     let log: Arc<dyn EventLog> = Arc::new(SqliteEventLog::new(events));
-    let mut projectors = Vec::new();
+    let mut tasks = Vec::new();
     for p in projection::all() {
         let feed = TailFeed::resume(
             Arc::clone(&log),
@@ -318,25 +335,28 @@ async fn serve(s: &Settings) -> Result<()> {
         let projector = Projector::new(p, Arc::clone(&docs), Box::new(feed), retry_policy(s))
             .with_batch_size(s.batch_size);
         projector.prepare().await?;
-        projectors.push(tokio::spawn(projector.run(shutdown.clone())));
+        tasks.push(tokio::spawn(projector.run(shutdown.clone())));
     }
+    tasks.push(background::spawn(
+        Arc::clone(&write),
+        Leadership::Single,
+        shutdown.clone(),
+    ));
     let openapi = openapi_json(vec![
         tessera_write_side::http::openapi(),
         tessera_read_side::openapi(),
     ]);
     let app = with_common_layers(
         Router::new()
-            .merge(tessera_write_side::http::router(WriteState(Arc::new(
-                write,
-            ))))
+            .merge(tessera_write_side::http::router(WriteState(write)))
             .merge(tessera_read_side::router(ReadState(Arc::new(read))))
             .merge(tessera_write_side::http::ops::router(readiness, openapi)),
     );
     tracing::info!(data_dir = %s.data_dir.display(), "serving on embedded storage");
     let served = serve_http(s.http_addr, app, shutdown.clone()).await;
     shutdown.cancel();
-    for p in projectors {
-        let _ = p.await;
+    for t in tasks {
+        let _ = t.await;
     }
     served
 }
@@ -351,30 +371,58 @@ async fn write_api(s: &Settings) -> Result<()> {
     let credentials_pool =
         postgres::connect(url.expose_secret(), (s.database_max_connections / 2).max(2)).await?;
     let readiness: Arc<dyn Readiness> = Arc::new(SqlReady::Postgres("event_store", pool.clone()));
-    let write = WriteSide::new(
-        Store::new(postgres::repo(pool)),
-        Arc::new(PgCredentials::new(credentials_pool)),
-        authenticator(s, &jwt_secret(s, false)?)?,
-        Arc::clone(&readiness),
-        bus_config(s),
+    let secret = jwt_secret(s, false)?;
+    let state = Arc::new(PgState::new(pool.clone()));
+    let queue = Arc::new(QueueGate::new(
+        state.clone(),
+        secret.expose_secret().as_bytes(),
+        s.queue(),
+    ));
+    let write = Arc::new(WriteSide::new(Parts {
+        store: Store::new(postgres::repo(pool.clone())),
+        credentials: Arc::new(PgCredentials::new(credentials_pool)),
+        auth: authenticator(s, &secret)?,
+        readiness: Arc::clone(&readiness),
+        directory: state,
+        queue,
+        bus: bus_config(s),
+        hold_ttl: s.hold_ttl(),
+    }));
+    let shutdown = shutdown_signal();
+    let background = background::spawn(
+        Arc::clone(&write),
+        Leadership::Postgres(pool),
+        shutdown.clone(),
     );
     let openapi = openapi_json(vec![tessera_write_side::http::openapi()]);
     let app = with_common_layers(
         Router::new()
-            .merge(tessera_write_side::http::router(WriteState(Arc::new(
-                write,
-            ))))
+            .merge(tessera_write_side::http::router(WriteState(write)))
             .merge(tessera_write_side::http::ops::router(readiness, openapi)),
     );
-    serve_http(s.http_addr, app, shutdown_signal()).await
+    let served = serve_http(s.http_addr, app, shutdown.clone()).await;
+    shutdown.cancel();
+    let _ = background.await;
+    served
 }
 
 async fn read_api(s: &Settings) -> Result<()> {
     let docs = mongo(s).await?;
-    let readiness: Arc<dyn Readiness> = Arc::new(DocsReady(Arc::clone(&docs)));
+    // the waiting queue's cursor lives with the write side's state
+    let pool = postgres_pool(s).await?;
+    let readiness: Arc<dyn Readiness> = Arc::new(AllOf(vec![
+        Arc::new(DocsReady(Arc::clone(&docs))),
+        Arc::new(SqlReady::Postgres("queue_state", pool.clone())),
+    ]));
+    let secret = jwt_secret(s, false)?;
     let read = ReadSide {
         docs,
-        auth: authenticator(s, &jwt_secret(s, false)?)?,
+        auth: authenticator(s, &secret)?,
+        queue: Arc::new(QueueGate::new(
+            Arc::new(PgState::new(pool)),
+            secret.expose_secret().as_bytes(),
+            s.queue(),
+        )),
         min_version_wait: s.min_version_wait(),
     };
     let openapi = openapi_json(vec![tessera_read_side::openapi()]);

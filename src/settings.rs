@@ -195,6 +195,51 @@ pub struct Settings {
     )]
     pub projector_attempts: u32,
 
+    /// Waiting queue: positions admitted per tick
+    #[arg(
+        long,
+        env = "TESSERA_QUEUE_ADMIT_BATCH",
+        default_value_t = 100,
+        global = true
+    )]
+    pub queue_admit_batch: u64,
+
+    /// Waiting queue: the admission tick
+    #[arg(
+        long,
+        env = "TESSERA_QUEUE_ADMIT_INTERVAL_MS",
+        default_value_t = 1000,
+        global = true
+    )]
+    pub queue_admit_interval_ms: u64,
+
+    /// Waiting queue: how long an active token lasts
+    #[arg(
+        long,
+        env = "TESSERA_QUEUE_ACTIVE_TTL_SECONDS",
+        default_value_t = 300,
+        global = true
+    )]
+    pub queue_active_ttl_seconds: u64,
+
+    /// Waiting queue: how long a token may wait to be admitted
+    #[arg(
+        long,
+        env = "TESSERA_QUEUE_MAX_WAIT_SECONDS",
+        default_value_t = 3600,
+        global = true
+    )]
+    pub queue_max_wait_seconds: u64,
+
+    /// How long a seat hold lasts unpaid
+    #[arg(
+        long,
+        env = "TESSERA_HOLD_TTL_SECONDS",
+        default_value_t = 300,
+        global = true
+    )]
+    pub hold_ttl_seconds: u64,
+
     /// Log filter (tracing `EnvFilter` syntax)
     #[arg(long, env = "TESSERA_LOG", default_value = "info", global = true)]
     pub log: String,
@@ -212,6 +257,19 @@ pub struct Settings {
 impl Settings {
     pub fn token_ttl(&self) -> Duration {
         Duration::from_secs(self.token_ttl_seconds)
+    }
+
+    pub fn queue(&self) -> tessera_write_side::queue::QueueConfig {
+        tessera_write_side::queue::QueueConfig {
+            admit_batch: self.queue_admit_batch.max(1),
+            admit_interval: Duration::from_millis(self.queue_admit_interval_ms.max(1)),
+            active_ttl: Duration::from_secs(self.queue_active_ttl_seconds),
+            max_wait: Duration::from_secs(self.queue_max_wait_seconds),
+        }
+    }
+
+    pub fn hold_ttl(&self) -> Duration {
+        Duration::from_secs(self.hold_ttl_seconds)
     }
 
     pub fn min_version_wait(&self) -> Duration {

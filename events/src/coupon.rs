@@ -11,8 +11,14 @@ pub enum CouponEvent {
         total_quantity: u32,
         discount_amount: i64,
     },
-    /// `issued` is the running count, so readers need no earlier state.
-    CouponIssued { user_id: String, issued: u32 },
+    /// `issued` is the running count; name and discount travel along, so
+    /// readers need no earlier state.
+    CouponIssued {
+        user_id: String,
+        issued: u32,
+        name: String,
+        discount_amount: i64,
+    },
     CouponUsed {
         user_id: String,
         reservation_id: String,

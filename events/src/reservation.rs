@@ -51,15 +51,18 @@ pub enum ScheduleEvent {
     },
     HoldPaid {
         reservation_id: String,
+        user_id: String,
         paid_amount: i64,
         coupon_id: Option<String>,
     },
     HoldCancelled {
         reservation_id: String,
+        user_id: String,
         by: String,
     },
     HoldExpired {
         reservation_id: String,
+        user_id: String,
     },
 }
 

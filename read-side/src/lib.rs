@@ -17,6 +17,7 @@ use axum::extract::FromRef;
 use axum::Router;
 use tessera_projector::store::DocumentStore;
 use tessera_write_side::auth::Authenticator;
+use tessera_write_side::queue::QueueGate;
 use utoipa::OpenApi;
 
 pub use query::{Page, PageParams};
@@ -24,6 +25,8 @@ pub use query::{Page, PageParams};
 pub struct ReadSide {
     pub docs: Arc<dyn DocumentStore>,
     pub auth: Arc<Authenticator>,
+    /// The waiting queue (status, and the gate of the seat map).
+    pub queue: Arc<QueueGate>,
     /// How long a read with `min_version` waits for the document.
     pub min_version_wait: Duration,
 }

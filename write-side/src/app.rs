@@ -1,8 +1,10 @@
-//! The write side assembled: command buses, credentials and auth, as the
-//! HTTP layer and the CLI use them.
+//! The write side assembled: command buses, credentials, auth, the
+//! directory and the waiting queue, as the HTTP layer, the background loops
+//! and the CLI use them.
 
 use std::ops::Deref;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use axum::extract::FromRef;
@@ -10,38 +12,77 @@ use axum::extract::FromRef;
 use crate::auth::Authenticator;
 use crate::bus::{BusConfig, CommandBus};
 use crate::domain::account::Account;
+use crate::domain::concert::Concert;
+use crate::domain::coupon::Coupon;
 use crate::domain::guild::{Guild, GuildServices, GuildServicesRef};
+use crate::domain::post::{BoardServices, BoardServicesRef, ChannelFacts, Membership, Post};
+use crate::domain::schedule::{Schedule, ScheduleServices, ScheduleServicesRef};
 use crate::health::Readiness;
+use crate::queue::QueueGate;
 use crate::store::credentials::CredentialStore;
+use crate::store::state::Directory;
 use crate::store::Store;
+
+/// What a write side is built from.
+pub struct Parts {
+    pub store: Store,
+    pub credentials: Arc<dyn CredentialStore>,
+    pub auth: Arc<Authenticator>,
+    pub readiness: Arc<dyn Readiness>,
+    pub directory: Arc<dyn Directory>,
+    pub queue: Arc<QueueGate>,
+    pub bus: BusConfig,
+    /// How long a seat hold lasts unpaid.
+    pub hold_ttl: Duration,
+}
 
 pub struct WriteSide {
     pub store: Store,
     pub accounts: Arc<CommandBus<Account>>,
-    pub guilds: CommandBus<Guild>,
+    pub guilds: Arc<CommandBus<Guild>>,
+    pub posts: CommandBus<Post>,
+    pub concerts: Arc<CommandBus<Concert>>,
+    pub schedules: CommandBus<Schedule>,
+    pub coupons: CommandBus<Coupon>,
     pub credentials: Arc<dyn CredentialStore>,
     pub auth: Arc<Authenticator>,
     pub readiness: Arc<dyn Readiness>,
+    pub directory: Arc<dyn Directory>,
+    pub queue: Arc<QueueGate>,
+    pub hold_ttl: Duration,
 }
 
 impl WriteSide {
-    pub fn new(
-        store: Store,
-        credentials: Arc<dyn CredentialStore>,
-        auth: Arc<Authenticator>,
-        readiness: Arc<dyn Readiness>,
-        config: BusConfig,
-    ) -> Self {
-        let accounts = Arc::new(CommandBus::new(store.clone(), (), config));
-        let directory: GuildServicesRef = Arc::new(AccountDirectory(Arc::clone(&accounts)));
-        let guilds = CommandBus::new(store.clone(), directory, config);
+    pub fn new(p: Parts) -> Self {
+        let config = p.bus;
+        let accounts = Arc::new(CommandBus::new(p.store.clone(), (), config));
+        let directory_of_accounts: GuildServicesRef =
+            Arc::new(AccountDirectory(Arc::clone(&accounts)));
+        let guilds = Arc::new(CommandBus::new(
+            p.store.clone(),
+            directory_of_accounts,
+            config,
+        ));
+        let guild_facts: BoardServicesRef = Arc::new(GuildFacts {
+            guilds: Arc::clone(&guilds),
+            directory: Arc::clone(&p.directory),
+        });
+        let concerts = Arc::new(CommandBus::new(p.store.clone(), (), config));
+        let concert_facts: ScheduleServicesRef = Arc::new(ConcertFacts(Arc::clone(&concerts)));
         Self {
-            store,
+            posts: CommandBus::new(p.store.clone(), guild_facts, config),
+            schedules: CommandBus::new(p.store.clone(), concert_facts, config),
+            coupons: CommandBus::new(p.store.clone(), (), config),
+            store: p.store,
             accounts,
             guilds,
-            credentials,
-            auth,
-            readiness,
+            concerts,
+            credentials: p.credentials,
+            auth: p.auth,
+            readiness: p.readiness,
+            directory: p.directory,
+            queue: p.queue,
+            hold_ttl: p.hold_ttl,
         }
     }
 }
@@ -55,6 +96,59 @@ impl GuildServices for AccountDirectory {
     async fn account_nickname(&self, user_id: &str) -> Result<Option<String>, String> {
         self.0
             .read(user_id, |a| a.exists().then(|| a.nickname().to_owned()))
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Answers board decisions from the guild aggregate; the directory only says
+/// which guild to ask about a channel.
+struct GuildFacts {
+    guilds: Arc<CommandBus<Guild>>,
+    directory: Arc<dyn Directory>,
+}
+
+#[async_trait]
+impl BoardServices for GuildFacts {
+    async fn channel(&self, channel_id: &str) -> Result<Option<ChannelFacts>, String> {
+        let Some(guild_id) = self
+            .directory
+            .channel_guild(channel_id)
+            .await
+            .map_err(|e| e.to_string())?
+        else {
+            return Ok(None);
+        };
+        let kind = self
+            .guilds
+            .read(&guild_id, |g| {
+                g.exists().then(|| g.channel_kind(channel_id)).flatten()
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(kind.map(|kind| ChannelFacts { guild_id, kind }))
+    }
+
+    async fn membership(&self, guild_id: &str, user_id: &str) -> Result<Membership, String> {
+        self.guilds
+            .read(guild_id, |g| Membership {
+                guild_alive: g.exists(),
+                owner_id: g.owner_id().to_owned(),
+                nickname: g.member_nickname(user_id).map(str::to_owned),
+                guild_version: g.version(),
+            })
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+struct ConcertFacts(Arc<CommandBus<Concert>>);
+
+#[async_trait]
+impl ScheduleServices for ConcertFacts {
+    async fn concert_exists(&self, concert_id: &str) -> Result<bool, String> {
+        self.0
+            .read(concert_id, Concert::exists)
             .await
             .map_err(|e| e.to_string())
     }

@@ -284,3 +284,73 @@ mod tests {
         }
     }
 }
+
+/// A domain rejection with the aggregate's type erased, for application
+/// services that span several aggregates (the payment saga).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejection {
+    pub kind: ErrorKind,
+    pub code: &'static str,
+    pub message: String,
+    pub details: serde_json::Value,
+}
+
+impl Rejection {
+    pub fn of<E: DomainError>(e: &E) -> Self {
+        Self {
+            kind: e.kind(),
+            code: e.code(),
+            message: e.to_string(),
+            details: e.details(),
+        }
+    }
+
+    pub fn new(kind: ErrorKind, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            code,
+            message: message.into(),
+            details: serde_json::Value::Null,
+        }
+    }
+}
+
+/// Why an application service did not complete: the domain said no, the
+/// aggregate kept changing, or infrastructure failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("rejected: {}", .0.message)]
+    Rejected(Rejection),
+    #[error("gave up after {attempts} optimistic conflicts")]
+    Conflict { attempts: u32 },
+    #[error("infrastructure failed: {0}")]
+    Failed(String),
+}
+
+impl AppError {
+    pub fn rejected(kind: ErrorKind, code: &'static str, message: impl Into<String>) -> Self {
+        Self::Rejected(Rejection::new(kind, code, message))
+    }
+
+    pub fn failed(e: impl std::fmt::Display) -> Self {
+        Self::Failed(e.to_string())
+    }
+
+    /// The rejection code, if the domain rejected.
+    pub fn code(&self) -> Option<&'static str> {
+        match self {
+            Self::Rejected(r) => Some(r.code),
+            _ => None,
+        }
+    }
+}
+
+impl<E: DomainError> From<CommandError<E>> for AppError {
+    fn from(e: CommandError<E>) -> Self {
+        match e {
+            CommandError::Rejected(e) => Self::Rejected(Rejection::of(&e)),
+            CommandError::Conflict { attempts } => Self::Conflict { attempts },
+            CommandError::Failed(cause) => Self::Failed(cause),
+        }
+    }
+}

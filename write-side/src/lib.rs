@@ -3,9 +3,13 @@
 
 pub mod app;
 pub mod auth;
+pub mod background;
 pub mod bus;
 pub mod domain;
 pub mod health;
 pub mod http;
+pub mod leader;
+pub mod queue;
 pub mod relay;
+pub mod reservations;
 pub mod store;

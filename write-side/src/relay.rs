@@ -22,10 +22,10 @@ use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use sqlx::postgres::{PgListener, PgPool};
-use sqlx::{Connection, PgConnection};
 use tessera_events::{EventLog, LogPosition};
 use tokio_util::sync::CancellationToken;
 
+use crate::leader::Leadership;
 use crate::store::postgres::{PgEventLog, NOTIFY_CHANNEL};
 
 #[derive(Debug, Clone)]
@@ -127,17 +127,6 @@ pub fn idempotent_producer(
     c.create().map_err(kafka_err)
 }
 
-/// The advisory lock key of a relay name (stable across processes).
-fn lock_key(name: &str) -> i64 {
-    // FNV-1a: a fixed hash, unlike std's randomized one
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in format!("tessera-relay:{name}").bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    i64::from_ne_bytes(h.to_ne_bytes())
-}
-
 impl Relay {
     pub async fn new(pool: PgPool, brokers: &str, config: RelayConfig) -> Result<Self, RelayError> {
         let producer = idempotent_producer(brokers, &config)?;
@@ -218,7 +207,12 @@ impl Relay {
     /// Runs until `shutdown`: waits for the relay lock (standby), then
     /// publishes whenever events commit. The batch in hand is finished first.
     pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), RelayError> {
-        let Some(mut lock) = self.acquire_lock(&shutdown).await? else {
+        let leadership = Leadership::Postgres(self.pool.clone());
+        let Some(mut lock) = leadership
+            .acquire(&format!("relay:{}", self.config.name), &shutdown)
+            .await
+            .map_err(RelayError::Store)?
+        else {
             return Ok(());
         };
         tracing::info!(relay = %self.config.name, "relay lock acquired; publishing");
@@ -231,11 +225,10 @@ impl Relay {
         let mut failures: u32 = 0;
         while !shutdown.is_cancelled() {
             // losing the lock connection means another relay may take over
-            if let Err(error) = lock.ping().await {
-                return Err(RelayError::Store(format!(
-                    "relay lock connection lost: {error}"
-                )));
+            if !lock.alive().await {
+                return Err(RelayError::Store("relay lock connection lost".into()));
             }
+
             match self.relay_next().await {
                 Ok(RelayStep::Published(n)) => {
                     failures = 0;
@@ -266,35 +259,6 @@ impl Relay {
         let _ = self.producer.flush(Duration::from_secs(5));
         tracing::info!(relay = %self.config.name, "relay stopped");
         Ok(())
-    }
-
-    /// Holds the relay's advisory lock on a dedicated connection; `None` if
-    /// shut down while standing by.
-    async fn acquire_lock(
-        &self,
-        shutdown: &CancellationToken,
-    ) -> Result<Option<PgConnection>, RelayError> {
-        let mut conn = self.pool.acquire().await.map_err(store_err)?.detach();
-        let key = lock_key(&self.config.name);
-        let mut announced = false;
-        loop {
-            let (got,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_lock($1)")
-                .bind(key)
-                .fetch_one(&mut conn)
-                .await
-                .map_err(store_err)?;
-            if got {
-                return Ok(Some(conn));
-            }
-            if !announced {
-                tracing::info!(relay = %self.config.name, "another relay holds the lock; standing by");
-                announced = true;
-            }
-            tokio::select! {
-                () = shutdown.cancelled() => return Ok(None),
-                () = tokio::time::sleep(Duration::from_secs(1)) => {}
-            }
-        }
     }
 }
 
@@ -327,15 +291,4 @@ async fn save_checkpoint(pool: &PgPool, name: &str, at: LogPosition) -> Result<(
     .await
     .map(drop)
     .map_err(store_err)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::lock_key;
-
-    #[test]
-    fn lock_keys_are_stable_and_distinct_per_name() {
-        assert_eq!(lock_key("default"), lock_key("default"));
-        assert_ne!(lock_key("default"), lock_key("other"));
-    }
 }

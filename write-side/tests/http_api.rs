@@ -11,12 +11,14 @@ use axum::Router;
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use sqlx::SqlitePool;
-use tessera_write_side::app::{WriteSide, WriteState};
+use tessera_write_side::app::{Parts, WriteSide, WriteState};
 use tessera_write_side::auth::{Authenticator, Role};
 use tessera_write_side::bus::BusConfig;
 use tessera_write_side::health::SqlReady;
 use tessera_write_side::http::layers::with_common_layers;
+use tessera_write_side::queue::{QueueConfig, QueueGate};
 use tessera_write_side::store::credentials::SqliteCredentials;
+use tessera_write_side::store::state::SqliteState;
 use tessera_write_side::store::{sqlite, Store};
 use tower::ServiceExt;
 
@@ -43,13 +45,18 @@ async fn api() -> Api {
         Authenticator::hs256(&SECRET, "tessera", "tessera-api", Duration::from_secs(600)).unwrap(),
     );
     let readiness = Arc::new(SqlReady::Sqlite("event_store", events.clone()));
-    let ws = WriteSide::new(
-        Store::new(sqlite::repo(events.clone())),
-        creds,
-        Arc::clone(&auth),
-        readiness.clone(),
-        BusConfig::default(),
-    );
+    let state = sqlite::open(&dir.path().join("state.db"), 2).await.unwrap();
+    let state = Arc::new(SqliteState::new(state).await.unwrap());
+    let ws = WriteSide::new(Parts {
+        store: Store::new(sqlite::repo(events.clone())),
+        credentials: creds,
+        auth: Arc::clone(&auth),
+        readiness: readiness.clone(),
+        directory: state.clone(),
+        queue: Arc::new(QueueGate::new(state, &SECRET, QueueConfig::default())),
+        bus: BusConfig::default(),
+        hold_ttl: Duration::from_secs(300),
+    });
     let app = with_common_layers(
         Router::new()
             .merge(tessera_write_side::http::router(WriteState(Arc::new(ws))))
@@ -568,7 +575,7 @@ async fn guild_rules_answer_403_404_409_410_and_422() {
         )
         .await;
     assert_eq!((s, code(&b)), (StatusCode::NOT_FOUND, "not_found"));
-    let long = "x".repeat(500);
+    let long = "x".repeat(600);
     let (s, _) = api
         .call(
             "POST",

@@ -153,6 +153,8 @@ impl Coupon {
                 CouponEvent::CouponIssued {
                     user_id,
                     issued: self.issued() + 1,
+                    name: self.name.clone(),
+                    discount_amount: self.discount_amount,
                 }
             }
             CouponCommand::Use {
@@ -253,6 +255,8 @@ mod tests {
         CouponEvent::CouponIssued {
             user_id: user.into(),
             issued: n,
+            name: "Welcome".into(),
+            discount_amount: 500,
         }
     }
 

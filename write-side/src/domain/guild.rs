@@ -172,6 +172,15 @@ impl Guild {
         self.members.contains_key(user_id)
     }
 
+    pub fn owner_id(&self) -> &str {
+        &self.owner_id
+    }
+
+    /// The member's nickname in this guild, `None` if not a member.
+    pub fn member_nickname(&self, user_id: &str) -> Option<&str> {
+        self.members.get(user_id).map(String::as_str)
+    }
+
     pub fn channel_kind(&self, channel_id: &str) -> Option<ChannelKind> {
         self.channels.get(channel_id).map(|c| c.kind)
     }

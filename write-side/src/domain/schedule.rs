@@ -271,6 +271,7 @@ impl Schedule {
                         }
                         Ok(vec![ScheduleEvent::HoldPaid {
                             reservation_id,
+                            user_id,
                             paid_amount,
                             coupon_id,
                         }])
@@ -290,6 +291,7 @@ impl Schedule {
                     HoldStatus::Cancelled => Ok(vec![]),
                     HoldStatus::Expired => Err(ScheduleError::HoldExpired),
                     HoldStatus::Held | HoldStatus::Paid => Ok(vec![ScheduleEvent::HoldCancelled {
+                        user_id: hold.user_id.clone(),
                         reservation_id,
                         by: actor,
                     }]),
@@ -302,7 +304,10 @@ impl Schedule {
                 let hold = self.hold_of(&reservation_id)?;
                 match hold.status {
                     HoldStatus::Held if now >= hold.expires_at => {
-                        Ok(vec![ScheduleEvent::HoldExpired { reservation_id }])
+                        Ok(vec![ScheduleEvent::HoldExpired {
+                            user_id: hold.user_id.clone(),
+                            reservation_id,
+                        }])
                     }
                     HoldStatus::Held => Err(ScheduleError::NotExpiredYet),
                     HoldStatus::Paid => Err(ScheduleError::AlreadyPaid),
@@ -334,7 +339,7 @@ impl Schedule {
             });
         }
         let mut amount = 0;
-        let mut stale = BTreeSet::new();
+        let mut stale = BTreeMap::new();
         let mut unavailable = Vec::new();
         for seat in &distinct {
             amount += self
@@ -344,7 +349,7 @@ impl Schedule {
             if let Some(holder) = self.taken.get(seat) {
                 match self.holds.get(holder) {
                     Some(h) if h.status == HoldStatus::Held && now >= h.expires_at => {
-                        stale.insert(holder.clone());
+                        stale.insert(holder.clone(), h.user_id.clone());
                     }
                     _ => unavailable.push(*seat),
                 }
@@ -355,7 +360,10 @@ impl Schedule {
         }
         let mut events: Vec<ScheduleEvent> = stale
             .into_iter()
-            .map(|reservation_id| ScheduleEvent::HoldExpired { reservation_id })
+            .map(|(reservation_id, user_id)| ScheduleEvent::HoldExpired {
+                reservation_id,
+                user_id,
+            })
             .collect();
         events.push(ScheduleEvent::SeatsHeld {
             reservation_id,
@@ -436,6 +444,7 @@ impl Aggregate for Schedule {
                 reservation_id,
                 paid_amount,
                 coupon_id,
+                ..
             } => {
                 if let Some(h) = self.holds.get_mut(&reservation_id) {
                     h.status = HoldStatus::Paid;
@@ -447,7 +456,7 @@ impl Aggregate for Schedule {
                 self.set_status(&reservation_id, HoldStatus::Cancelled);
                 self.release(&reservation_id);
             }
-            ScheduleEvent::HoldExpired { reservation_id } => {
+            ScheduleEvent::HoldExpired { reservation_id, .. } => {
                 self.set_status(&reservation_id, HoldStatus::Expired);
                 self.release(&reservation_id);
             }
@@ -599,6 +608,7 @@ mod tests {
             .then_expect_events(expect(vec![
                 ScheduleEvent::HoldExpired {
                     reservation_id: "r1".into(),
+                    user_id: "ann".into(),
                 },
                 held("r2", "bob", &[2, 3], 10),
             ]));
@@ -611,6 +621,7 @@ mod tests {
             held("r1", "ann", &[1, 2], 5),
             ScheduleEvent::HoldPaid {
                 reservation_id: "r1".into(),
+                user_id: "ann".into(),
                 paid_amount: 300,
                 coupon_id: None,
             },
@@ -624,6 +635,7 @@ mod tests {
         let base = vec![created(), held("r1", "ann", &[1, 2], 5)];
         let paid = ScheduleEvent::HoldPaid {
             reservation_id: "r1".into(),
+            user_id: "ann".into(),
             paid_amount: 300,
             coupon_id: None,
         };
@@ -650,6 +662,7 @@ mod tests {
     fn payment_and_expiry_exclude_each_other() {
         let expired = ScheduleEvent::HoldExpired {
             reservation_id: "r1".into(),
+            user_id: "ann".into(),
         };
         let base = vec![created(), held("r1", "ann", &[1, 2], 5)];
         // expiry first: payment is refused
@@ -662,6 +675,7 @@ mod tests {
         let mut after_payment = base.clone();
         after_payment.push(ScheduleEvent::HoldPaid {
             reservation_id: "r1".into(),
+            user_id: "ann".into(),
             paid_amount: 300,
             coupon_id: None,
         });
@@ -701,11 +715,13 @@ mod tests {
             .when(cancel("root", true))
             .then_expect_events(expect(vec![ScheduleEvent::HoldCancelled {
                 reservation_id: "r1".into(),
+                user_id: "ann".into(),
                 by: "root".into(),
             }]));
         let mut cancelled = base;
         cancelled.push(ScheduleEvent::HoldCancelled {
             reservation_id: "r1".into(),
+            user_id: "ann".into(),
             by: "ann".into(),
         });
         given(cancelled.clone())

@@ -11,8 +11,9 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use crate::bus::CommandError;
+use crate::bus::{AppError, CommandError, Rejection};
 use crate::domain::{DomainError, ErrorKind};
+use crate::queue::QueueDenied;
 use crate::store::credentials::CredentialError;
 
 /// The body of every error answer.
@@ -117,16 +118,20 @@ impl ApiError {
 
     /// A domain rejection, with its code, message and details.
     pub fn domain<E: DomainError>(e: &E) -> Self {
-        let status = match e.kind() {
+        Self::rejection(Rejection::of(e))
+    }
+
+    pub fn rejection(r: Rejection) -> Self {
+        let status = match r.kind {
             ErrorKind::Invalid => StatusCode::BAD_REQUEST,
             ErrorKind::Forbidden => StatusCode::FORBIDDEN,
             ErrorKind::NotFound => StatusCode::NOT_FOUND,
             ErrorKind::Conflict => StatusCode::CONFLICT,
             ErrorKind::Gone => StatusCode::GONE,
             ErrorKind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
-            ErrorKind::Unavailable => return Self::internal(e),
+            ErrorKind::Unavailable => return Self::internal(r.message),
         };
-        Self::new(status, e.code(), e.to_string()).with_details(e.details())
+        Self::new(status, r.code, r.message).with_details(r.details)
     }
 }
 
@@ -141,6 +146,48 @@ impl<E: DomainError> From<CommandError<E>> for ApiError {
             )
             .with_details(serde_json::json!({ "attempts": attempts })),
             CommandError::Failed(cause) => Self::internal(cause),
+        }
+    }
+}
+
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> Self {
+        match e {
+            AppError::Rejected(r) => Self::rejection(r),
+            AppError::Conflict { attempts } => {
+                CommandError::<crate::domain::account::AccountError>::Conflict { attempts }.into()
+            }
+            AppError::Failed(cause) => Self::internal(cause),
+        }
+    }
+}
+
+impl From<QueueDenied> for ApiError {
+    fn from(e: QueueDenied) -> Self {
+        let message = e.to_string();
+        match e {
+            QueueDenied::Missing => {
+                Self::new(StatusCode::UNAUTHORIZED, "queue_token_required", message)
+            }
+            QueueDenied::Invalid => {
+                Self::new(StatusCode::UNAUTHORIZED, "queue_token_invalid", message)
+            }
+            QueueDenied::Expired => {
+                Self::new(StatusCode::UNAUTHORIZED, "queue_token_expired", message)
+            }
+            QueueDenied::OtherUser | QueueDenied::OtherConcert => Self::forbidden(message),
+            QueueDenied::NotActive {
+                position,
+                ahead,
+                estimated_wait_seconds,
+            } => Self::new(StatusCode::LOCKED, "queue_not_active", message).with_details(
+                serde_json::json!({
+                    "position": position,
+                    "ahead": ahead,
+                    "estimated_wait_seconds": estimated_wait_seconds,
+                }),
+            ),
+            QueueDenied::Store(cause) => Self::internal(cause),
         }
     }
 }

@@ -171,6 +171,25 @@ where
     }
 }
 
+/// The `X-Queue-Token` header, if any (checked by the queue gate).
+#[derive(Debug, Clone)]
+pub struct QueueToken(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for QueueToken {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            parts
+                .headers
+                .get("x-queue-token")
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty()),
+        ))
+    }
+}
+
 /// The request id set by the request-id layer (or sent by the client).
 #[derive(Debug, Clone)]
 pub struct RequestId(pub Option<String>);

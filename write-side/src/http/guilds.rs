@@ -273,6 +273,11 @@ pub async fn create_channel(
     ApiJson(req): ApiJson<ChannelRequest>,
 ) -> Result<(StatusCode, Json<ChannelResponse>), ApiError> {
     let channel_id = uuid::Uuid::now_v7().to_string();
+    // the directory only says where to look: the guild decides below
+    ws.directory
+        .put_channel(&channel_id, &guild_id)
+        .await
+        .map_err(ApiError::internal)?;
     let command = GuildCommand::CreateChannel {
         actor: user.user_id.clone(),
         channel_id: channel_id.clone(),

@@ -1,6 +1,9 @@
 //! The command REST API.
 
 pub mod accounts;
+pub mod board;
+pub mod concerts;
+pub mod coupons;
 pub mod error;
 pub mod extract;
 pub mod guilds;
@@ -24,6 +27,9 @@ pub fn router(state: WriteState) -> Router {
     Router::new()
         .merge(accounts::router())
         .merge(guilds::router())
+        .merge(board::router())
+        .merge(concerts::router())
+        .merge(coupons::router())
         .with_state(state)
 }
 
@@ -46,8 +52,9 @@ where
     Option::<T>::deserialize(d).map(Some)
 }
 
-/// Longest id accepted in a path; anything longer cannot exist.
-const MAX_ID_LEN: usize = 64;
+/// Longest path segment accepted (an id, or a percent-encoded emoji of up to
+/// 32 characters); anything longer cannot exist.
+const MAX_SEGMENT_LEN: usize = 512;
 
 /// Path parameters; an undecodable or absurdly long id is a 404, like any
 /// other id that does not exist.
@@ -66,7 +73,7 @@ where
             .uri
             .path()
             .split('/')
-            .any(|segment| segment.len() > MAX_ID_LEN);
+            .any(|segment| segment.len() > MAX_SEGMENT_LEN);
         if too_long {
             return Err(ApiError::not_found("resource"));
         }
@@ -102,10 +109,16 @@ impl Modify for BearerAuth {
         guilds::create_guild, guilds::update_guild, guilds::delete_guild, guilds::join_guild,
         guilds::leave_guild, guilds::set_nickname, guilds::create_category, guilds::create_channel,
         guilds::delete_channel,
+        board::create_post, board::edit_post, board::delete_post, board::add_comment, board::edit_comment,
+        board::delete_comment, board::react, board::unreact,
+        concerts::create_concert, concerts::create_schedule, concerts::queue_token, concerts::hold_seats,
+        concerts::pay, concerts::cancel,
+        coupons::create_coupon, coupons::issue_coupon,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail, Version)),
     modifiers(&BearerAuth),
-    tags((name = "accounts"), (name = "guilds")),
+    tags((name = "accounts"), (name = "guilds"), (name = "board"), (name = "concerts"), (name = "queue"),
+        (name = "reservations"), (name = "coupons")),
 )]
 pub struct WriteApiDoc;
 

@@ -10,6 +10,7 @@
 pub mod credentials;
 pub mod postgres;
 pub mod sqlite;
+pub mod state;
 
 use std::collections::HashMap;
 

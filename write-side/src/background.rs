@@ -1,0 +1,74 @@
+//! Work one write-side process does for all of them, under leadership:
+//! queue admission ticks and the hold sweeper. Each has a step function
+//! (`QueueStore::advance`, [`reservations::sweep`]) that tests call
+//! directly; this loop only paces them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::WriteSide;
+use crate::leader::Leadership;
+use crate::reservations;
+
+/// How often expired holds are looked for.
+pub const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+/// Holds expired per sweep at most.
+pub const SWEEP_LIMIT: usize = 500;
+
+pub async fn run(ws: Arc<WriteSide>, leadership: Leadership, shutdown: CancellationToken) {
+    while !shutdown.is_cancelled() {
+        let guard = match leadership.acquire("background", &shutdown).await {
+            Ok(Some(guard)) => guard,
+            Ok(None) => return,
+            Err(error) => {
+                tracing::warn!(%error, "cannot take background leadership, retrying");
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                }
+            }
+        };
+        lead(&ws, guard, &shutdown).await;
+    }
+}
+
+async fn lead(ws: &WriteSide, mut guard: crate::leader::LeaderGuard, shutdown: &CancellationToken) {
+    let config = ws.queue.config();
+    let mut admit = tokio::time::interval(config.admit_interval);
+    let mut sweep = tokio::time::interval(SWEEP_INTERVAL);
+    admit.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = admit.tick() => {
+                if let Err(error) = ws.queue.store().advance(config.admit_batch, Utc::now()).await {
+                    tracing::warn!(%error, "queue admission tick failed");
+                }
+            }
+            _ = sweep.tick() => {
+                if !guard.alive().await {
+                    tracing::warn!("background leadership lost");
+                    return;
+                }
+                match reservations::sweep(ws, Utc::now(), SWEEP_LIMIT).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(expired = n, "expired holds"),
+                    Err(error) => tracing::warn!(%error, "sweeping holds failed"),
+                }
+            }
+        }
+    }
+}
+
+/// Starts the loop on its own task.
+pub fn spawn(
+    ws: Arc<WriteSide>,
+    leadership: Leadership,
+    shutdown: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(run(ws, leadership, shutdown))
+}

@@ -1,0 +1,333 @@
+//! Concerts, schedules, the waiting queue, and seat reservations with
+//! payment.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{delete, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tessera_events::SeatSpec;
+use utoipa::ToSchema;
+
+use super::error::{ApiError, ErrorBody};
+use super::extract::{AdminUser, ApiJson, CurrentUser, QueueToken, RequestId};
+use super::{context, ApiPath};
+use crate::app::WriteState;
+use crate::domain::concert::ConcertCommand;
+use crate::domain::schedule::{HoldStatus, ScheduleCommand};
+use crate::queue::QueueState;
+use crate::reservations;
+
+pub fn router() -> Router<WriteState> {
+    Router::new()
+        .route("/v1/concerts", post(create_concert))
+        .route("/v1/concerts/{concert_id}/schedules", post(create_schedule))
+        .route("/v1/queue/tokens", post(queue_token))
+        .route("/v1/reservations", post(hold_seats))
+        .route("/v1/reservations/{reservation_id}/payment", post(pay))
+        .route("/v1/reservations/{reservation_id}", delete(cancel))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConcertRequest {
+    /// 1..=100 characters.
+    pub name: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ConcertResponse {
+    pub concert_id: String,
+    pub version: u64,
+}
+
+/// Create a concert (admin).
+#[utoipa::path(post, path = "/v1/concerts", tag = "concerts", request_body = ConcertRequest, security(("bearer" = [])),
+    responses((status = 201, body = ConcertResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody)))]
+pub async fn create_concert(
+    State(ws): State<WriteState>,
+    AdminUser(admin): AdminUser,
+    RequestId(request_id): RequestId,
+    ApiJson(req): ApiJson<ConcertRequest>,
+) -> Result<(StatusCode, Json<ConcertResponse>), ApiError> {
+    let concert_id = uuid::Uuid::now_v7().to_string();
+    let ctx = context(&admin.user_id, request_id);
+    let done = ws
+        .concerts
+        .execute(
+            &concert_id,
+            ConcertCommand::Create { name: req.name },
+            &ctx,
+            |_| (),
+        )
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(ConcertResponse {
+            concert_id,
+            version: done.version,
+        }),
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SeatRequest {
+    /// 1 or more, unique in the schedule.
+    pub seat_no: u32,
+    /// Points, 0..=1,000,000.
+    pub price: i64,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleRequest {
+    pub starts_at: DateTime<Utc>,
+    /// 1..=10,000 seats.
+    pub seats: Vec<SeatRequest>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ScheduleResponse {
+    pub schedule_id: String,
+    pub version: u64,
+}
+
+/// Add a schedule with its seat layout and prices (admin).
+#[utoipa::path(post, path = "/v1/concerts/{concert_id}/schedules", tag = "concerts", request_body = ScheduleRequest,
+    security(("bearer" = [])), params(("concert_id" = String, Path)),
+    responses((status = 201, body = ScheduleResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody, description = "`concert_not_found`")))]
+pub async fn create_schedule(
+    State(ws): State<WriteState>,
+    AdminUser(admin): AdminUser,
+    RequestId(request_id): RequestId,
+    ApiPath(concert_id): ApiPath<String>,
+    ApiJson(req): ApiJson<ScheduleRequest>,
+) -> Result<(StatusCode, Json<ScheduleResponse>), ApiError> {
+    let schedule_id = uuid::Uuid::now_v7().to_string();
+    let seats = req
+        .seats
+        .into_iter()
+        .map(|s| SeatSpec {
+            seat_no: s.seat_no,
+            price: s.price,
+        })
+        .collect();
+    let command = ScheduleCommand::Create {
+        concert_id,
+        starts_at: req.starts_at,
+        seats,
+    };
+    let ctx = context(&admin.user_id, request_id);
+    let done = ws
+        .schedules
+        .execute(&schedule_id, command, &ctx, |_| ())
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(ScheduleResponse {
+            schedule_id,
+            version: done.version,
+        }),
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QueueTokenRequest {
+    pub concert_id: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct QueueTokenResponse {
+    /// Send as `X-Queue-Token`.
+    pub token: String,
+    pub position: u64,
+    /// `waiting` or `active`.
+    pub status: String,
+    /// End of the active window once admitted; of the token while waiting.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Take a place in a concert's waiting queue.
+#[utoipa::path(post, path = "/v1/queue/tokens", tag = "queue", request_body = QueueTokenRequest, security(("bearer" = [])),
+    responses((status = 201, body = QueueTokenResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "no such concert")))]
+pub async fn queue_token(
+    State(ws): State<WriteState>,
+    CurrentUser(user): CurrentUser,
+    ApiJson(req): ApiJson<QueueTokenRequest>,
+) -> Result<(StatusCode, Json<QueueTokenResponse>), ApiError> {
+    let exists = ws.concerts.read(&req.concert_id, |c| c.exists()).await?;
+    if !exists {
+        return Err(ApiError::not_found("concert"));
+    }
+    let issued = ws.queue.issue(&user.user_id, &req.concert_id).await?;
+    let status = match issued.status.state {
+        QueueState::Waiting => "waiting",
+        QueueState::Active => "active",
+        QueueState::Expired => "expired",
+    };
+    Ok((
+        StatusCode::CREATED,
+        Json(QueueTokenResponse {
+            token: issued.token,
+            position: issued.status.position,
+            status: status.into(),
+            expires_at: issued.status.expires_at,
+        }),
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HoldRequest {
+    pub schedule_id: String,
+    /// 1..=4 distinct seats.
+    pub seat_nos: Vec<u32>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct HoldResponse {
+    pub reservation_id: String,
+    /// `held`
+    pub status: String,
+    pub amount: i64,
+    pub expires_at: DateTime<Utc>,
+    /// The schedule's version (use as `min_version` on the reservation).
+    pub version: u64,
+}
+
+/// Hold seats (all or nothing) with an active queue token.
+#[utoipa::path(post, path = "/v1/reservations", tag = "reservations", request_body = HoldRequest,
+    security(("bearer" = [])), params(("X-Queue-Token" = String, Header, description = "an active queue token for the schedule's concert")),
+    responses((status = 201, body = HoldResponse), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody, description = "`queue_token_required` / `queue_token_expired`"),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "`seat_unavailable`: nothing was held"),
+        (status = 422, body = ErrorBody, description = "`unknown_seat`"), (status = 423, body = ErrorBody, description = "`queue_not_active`")))]
+pub async fn hold_seats(
+    State(ws): State<WriteState>,
+    CurrentUser(user): CurrentUser,
+    RequestId(request_id): RequestId,
+    QueueToken(token): QueueToken,
+    ApiJson(req): ApiJson<HoldRequest>,
+) -> Result<(StatusCode, Json<HoldResponse>), ApiError> {
+    let concert_id = ws
+        .schedules
+        .read(&req.schedule_id, |s| {
+            s.exists().then(|| s.concert_id().to_owned())
+        })
+        .await?
+        .ok_or_else(|| ApiError::not_found("schedule"))?;
+    ws.queue
+        .require_active(token.as_deref(), &user.user_id, &concert_id)
+        .await?;
+    let ctx = context(&user.user_id, request_id);
+    let held = reservations::hold(&ws, &user.user_id, &req.schedule_id, req.seat_nos, &ctx).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(HoldResponse {
+            reservation_id: held.reservation_id,
+            status: "held".into(),
+            amount: held.amount,
+            expires_at: held.expires_at,
+            version: held.version,
+        }),
+    ))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentRequest {
+    /// A coupon of the caller's to take off the price.
+    pub coupon_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PaymentResponse {
+    pub reservation_id: String,
+    /// `paid`
+    pub status: String,
+    pub paid_amount: i64,
+    /// The caller's balance after paying.
+    pub balance: i64,
+}
+
+/// Pay for a hold with points (and an optional coupon). Ends the queue token.
+#[utoipa::path(post, path = "/v1/reservations/{reservation_id}/payment", tag = "reservations", request_body = PaymentRequest,
+    security(("bearer" = [])), params(("reservation_id" = String, Path), ("X-Queue-Token" = String, Header)),
+    responses((status = 200, body = PaymentResponse, description = "paying again answers the same"), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "`insufficient_points`, `hold_expired`, `coupon_not_issued`, `coupon_already_used`"),
+        (status = 423, body = ErrorBody)))]
+pub async fn pay(
+    State(ws): State<WriteState>,
+    CurrentUser(user): CurrentUser,
+    RequestId(request_id): RequestId,
+    QueueToken(token): QueueToken,
+    ApiPath(reservation_id): ApiPath<String>,
+    ApiJson(req): ApiJson<PaymentRequest>,
+) -> Result<Json<PaymentResponse>, ApiError> {
+    let (index, hold) = reservations::find(&ws, &reservation_id).await?;
+    let ctx = context(&user.user_id, request_id);
+    // an already paid reservation answers again without a token: the token
+    // ended with the first payment
+    let ticket = if hold.status == HoldStatus::Paid && hold.user_id == user.user_id {
+        None
+    } else {
+        let concert_id = ws
+            .schedules
+            .read(&index.schedule_id, |s| s.concert_id().to_owned())
+            .await?;
+        Some(
+            ws.queue
+                .require_active(token.as_deref(), &user.user_id, &concert_id)
+                .await?,
+        )
+    };
+    let paid = reservations::pay(&ws, &user.user_id, &reservation_id, req.coupon_id, &ctx).await?;
+    if let Some(ticket) = ticket {
+        if let Err(error) = ws.queue.end(&ticket).await {
+            tracing::warn!(%error, "ending the queue token failed; it runs out on its own");
+        }
+    }
+    Ok(Json(PaymentResponse {
+        reservation_id: paid.reservation_id,
+        status: "paid".into(),
+        paid_amount: paid.paid_amount,
+        balance: paid.balance,
+    }))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CancelResponse {
+    pub reservation_id: String,
+    /// `cancelled`
+    pub status: String,
+    pub version: u64,
+}
+
+/// Cancel a reservation (its owner or an admin); its seats are free again,
+/// and a paid one is refunded.
+#[utoipa::path(delete, path = "/v1/reservations/{reservation_id}", tag = "reservations",
+    security(("bearer" = [])), params(("reservation_id" = String, Path)),
+    responses((status = 200, body = CancelResponse), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody, description = "`hold_expired`")))]
+pub async fn cancel(
+    State(ws): State<WriteState>,
+    CurrentUser(user): CurrentUser,
+    RequestId(request_id): RequestId,
+    ApiPath(reservation_id): ApiPath<String>,
+) -> Result<Json<CancelResponse>, ApiError> {
+    let ctx = context(&user.user_id, request_id);
+    let version =
+        reservations::cancel(&ws, &user.user_id, user.is_admin(), &reservation_id, &ctx).await?;
+    Ok(Json(CancelResponse {
+        reservation_id,
+        status: "cancelled".into(),
+        version,
+    }))
+}

@@ -1,0 +1,96 @@
+//! First-come-first-served coupon campaigns.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::error::{ApiError, ErrorBody};
+use super::extract::{AdminUser, ApiJson, CurrentUser, RequestId};
+use super::{context, ApiPath};
+use crate::app::WriteState;
+use crate::domain::coupon::CouponCommand;
+
+pub fn router() -> Router<WriteState> {
+    Router::new()
+        .route("/v1/coupons", post(create_coupon))
+        .route("/v1/coupons/{coupon_id}/issue", post(issue_coupon))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CouponRequest {
+    /// 1..=100 characters.
+    pub name: String,
+    /// 1..=1,000,000.
+    pub total_quantity: u32,
+    /// Points off a payment, 1..=1,000,000.
+    pub discount_amount: i64,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CouponResponse {
+    pub coupon_id: String,
+    pub version: u64,
+}
+
+/// Create a campaign (admin).
+#[utoipa::path(post, path = "/v1/coupons", tag = "coupons", request_body = CouponRequest, security(("bearer" = [])),
+    responses((status = 201, body = CouponResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody)))]
+pub async fn create_coupon(
+    State(ws): State<WriteState>,
+    AdminUser(admin): AdminUser,
+    RequestId(request_id): RequestId,
+    ApiJson(req): ApiJson<CouponRequest>,
+) -> Result<(StatusCode, Json<CouponResponse>), ApiError> {
+    let coupon_id = uuid::Uuid::now_v7().to_string();
+    let command = CouponCommand::Create {
+        name: req.name,
+        total_quantity: req.total_quantity,
+        discount_amount: req.discount_amount,
+    };
+    let ctx = context(&admin.user_id, request_id);
+    let done = ws
+        .coupons
+        .execute(&coupon_id, command, &ctx, |_| ())
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CouponResponse {
+            coupon_id,
+            version: done.version,
+        }),
+    ))
+}
+
+/// Take one coupon of a campaign: at most one per user, never more than the
+/// total, whatever the concurrency.
+#[utoipa::path(post, path = "/v1/coupons/{coupon_id}/issue", tag = "coupons", security(("bearer" = [])),
+    params(("coupon_id" = String, Path)),
+    responses((status = 201, body = CouponResponse), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "`sold_out` or `already_issued`")))]
+pub async fn issue_coupon(
+    State(ws): State<WriteState>,
+    CurrentUser(user): CurrentUser,
+    RequestId(request_id): RequestId,
+    ApiPath(coupon_id): ApiPath<String>,
+) -> Result<(StatusCode, Json<CouponResponse>), ApiError> {
+    let command = CouponCommand::Issue {
+        user_id: user.user_id.clone(),
+    };
+    let ctx = context(&user.user_id, request_id);
+    let done = ws
+        .coupons
+        .execute(&coupon_id, command, &ctx, |_| ())
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CouponResponse {
+            coupon_id,
+            version: done.version,
+        }),
+    ))
+}

@@ -1,0 +1,258 @@
+//! The waiting queue ("amusement park" admission): a user takes a token for
+//! a concert and gets the next position; every `admit_interval` one leader
+//! admits the next `admit_batch` positions; an admitted token is active for
+//! `active_ttl` from its admission and ends at payment. Seat queries, holds
+//! and payments need an active token.
+//!
+//! The token is a signed JWT naming the user, the concert and the position;
+//! whether it is active comes from the admission cursor in the state store,
+//! so any number of API instances agree.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::store::state::{QueueStore, StateError};
+
+const AUDIENCE: &str = "tessera-queue";
+
+#[derive(Debug, Clone, Copy)]
+pub struct QueueConfig {
+    pub admit_batch: u64,
+    pub admit_interval: Duration,
+    pub active_ttl: Duration,
+    /// How long a waiting token stays valid (its JWT expiry).
+    pub max_wait: Duration,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        Self {
+            admit_batch: 100,
+            admit_interval: Duration::from_secs(1),
+            active_ttl: Duration::from_secs(300),
+            max_wait: Duration::from_secs(3600),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct QueueClaims {
+    sub: String,
+    concert_id: String,
+    position: u64,
+    aud: String,
+    iat: i64,
+    exp: i64,
+    jti: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueState {
+    Waiting,
+    Active,
+    Expired,
+}
+
+/// A token's standing in its queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueStatus {
+    pub user_id: String,
+    pub concert_id: String,
+    pub position: u64,
+    pub state: QueueState,
+    /// Positions still to be admitted before this one.
+    pub ahead: u64,
+    pub estimated_wait_seconds: u64,
+    /// End of the active window (active), or of the token (waiting).
+    pub expires_at: DateTime<Utc>,
+    jti: String,
+}
+
+/// A freshly issued token.
+#[derive(Debug, Clone)]
+pub struct IssuedToken {
+    pub token: String,
+    pub status: QueueStatus,
+}
+
+/// An active token, checked for one user and concert.
+#[derive(Debug, Clone)]
+pub struct ActiveTicket {
+    pub jti: String,
+    pub until: DateTime<Utc>,
+}
+
+/// Why a request is not let through the queue.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueDenied {
+    #[error("this needs an active queue token in X-Queue-Token")]
+    Missing,
+    #[error("the queue token is not valid")]
+    Invalid,
+    #[error("the queue token has expired")]
+    Expired,
+    #[error("the queue token belongs to another user")]
+    OtherUser,
+    #[error("the queue token is for another concert")]
+    OtherConcert,
+    #[error("still waiting in the queue: {ahead} ahead")]
+    NotActive {
+        position: u64,
+        ahead: u64,
+        estimated_wait_seconds: u64,
+    },
+    #[error(transparent)]
+    Store(#[from] StateError),
+}
+
+pub struct QueueGate {
+    store: Arc<dyn QueueStore>,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    config: QueueConfig,
+}
+
+fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 4)
+}
+
+impl QueueGate {
+    /// Signs tokens with the API's HS256 secret under an audience of its own,
+    /// so an access token is never accepted as a queue token or back.
+    pub fn new(store: Arc<dyn QueueStore>, secret: &[u8], config: QueueConfig) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_audience(&[AUDIENCE]);
+        validation.set_required_spec_claims(&["exp", "aud", "sub"]);
+        validation.leeway = 0;
+        Self {
+            store,
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            config,
+        }
+    }
+
+    pub fn config(&self) -> QueueConfig {
+        self.config
+    }
+
+    pub fn store(&self) -> &Arc<dyn QueueStore> {
+        &self.store
+    }
+
+    /// Takes the next position in a concert's queue.
+    pub async fn issue(&self, user_id: &str, concert_id: &str) -> Result<IssuedToken, QueueDenied> {
+        let position = self.store.enqueue(concert_id).await?;
+        let now = Utc::now();
+        let claims = QueueClaims {
+            sub: user_id.to_owned(),
+            concert_id: concert_id.to_owned(),
+            position,
+            aud: AUDIENCE.to_owned(),
+            iat: now.timestamp(),
+            exp: now.timestamp() + secs(self.config.max_wait) + secs(self.config.active_ttl),
+            jti: uuid::Uuid::now_v7().to_string(),
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|_| QueueDenied::Invalid)?;
+        let status = self.standing(claims, now).await?;
+        Ok(IssuedToken { token, status })
+    }
+
+    fn decode(&self, token: &str) -> Result<QueueClaims, QueueDenied> {
+        jsonwebtoken::decode::<QueueClaims>(token, &self.decoding, &self.validation)
+            .map(|d| d.claims)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => QueueDenied::Expired,
+                _ => QueueDenied::Invalid,
+            })
+    }
+
+    async fn standing(
+        &self,
+        claims: QueueClaims,
+        now: DateTime<Utc>,
+    ) -> Result<QueueStatus, QueueDenied> {
+        let cursor = self.store.cursor(&claims.concert_id).await?;
+        let token_end = DateTime::from_timestamp(claims.exp, 0).unwrap_or(now);
+        let mut status = QueueStatus {
+            user_id: claims.sub,
+            concert_id: claims.concert_id,
+            position: claims.position,
+            state: QueueState::Waiting,
+            ahead: 0,
+            estimated_wait_seconds: 0,
+            expires_at: token_end,
+            jti: claims.jti,
+        };
+        if claims.position > cursor.admitted_up_to {
+            let behind = claims.position - cursor.admitted_up_to;
+            let ticks = behind.div_ceil(self.config.admit_batch.max(1));
+            status.ahead = behind - 1;
+            status.estimated_wait_seconds = (ticks
+                * u64::try_from(self.config.admit_interval.as_millis()).unwrap_or(0))
+            .div_ceil(1000);
+            return Ok(status);
+        }
+        let admitted = self
+            .store
+            .admitted_at(&status.concert_id, claims.position)
+            .await?
+            .unwrap_or(now);
+        status.expires_at = admitted + chrono::Duration::seconds(secs(self.config.active_ttl));
+        status.state = if now >= status.expires_at || self.store.is_revoked(&status.jti).await? {
+            QueueState::Expired
+        } else {
+            QueueState::Active
+        };
+        Ok(status)
+    }
+
+    /// Where a token stands (an expired JWT reads as `expired`).
+    pub async fn status(&self, token: &str) -> Result<QueueStatus, QueueDenied> {
+        let claims = self.decode(token)?;
+        self.standing(claims, Utc::now()).await
+    }
+
+    /// Lets a request through only with an active token of this user for
+    /// this concert.
+    pub async fn require_active(
+        &self,
+        token: Option<&str>,
+        user_id: &str,
+        concert_id: &str,
+    ) -> Result<ActiveTicket, QueueDenied> {
+        let claims = self.decode(token.ok_or(QueueDenied::Missing)?)?;
+        if claims.sub != user_id {
+            return Err(QueueDenied::OtherUser);
+        }
+        if claims.concert_id != concert_id {
+            return Err(QueueDenied::OtherConcert);
+        }
+        let status = self.standing(claims, Utc::now()).await?;
+        match status.state {
+            QueueState::Active => Ok(ActiveTicket {
+                jti: status.jti,
+                until: status.expires_at,
+            }),
+            QueueState::Expired => Err(QueueDenied::Expired),
+            QueueState::Waiting => Err(QueueDenied::NotActive {
+                position: status.position,
+                ahead: status.ahead,
+                estimated_wait_seconds: status.estimated_wait_seconds,
+            }),
+        }
+    }
+
+    /// Ends an active token (at payment).
+    pub async fn end(&self, ticket: &ActiveTicket) -> Result<(), StateError> {
+        self.store.revoke(&ticket.jti, ticket.until).await
+    }
+}

@@ -1,0 +1,309 @@
+//! What the write side keeps beside the event log: a directory (which guild
+//! a channel is in; which schedule a reservation is on and when its hold
+//! runs out) and the waiting queue (positions, the admission cursor, ended
+//! tokens). Indexes and infrastructure state, never the truth of a decision.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::{PgPool, SqlitePool};
+
+#[derive(Debug, thiserror::Error)]
+#[error("write-side state store failed: {0}")]
+pub struct StateError(pub String);
+
+fn err(e: impl std::fmt::Display) -> StateError {
+    StateError(e.to_string())
+}
+
+/// A hold as the directory knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HoldRef {
+    pub reservation_id: String,
+    pub schedule_id: String,
+    pub user_id: String,
+    pub expires_at: DateTime<Utc>,
+    /// The coupon a payment of this hold is using (so that the sweeper can
+    /// give it back if the payment never finishes).
+    pub coupon_id: Option<String>,
+}
+
+#[async_trait]
+pub trait Directory: Send + Sync {
+    async fn put_channel(&self, channel_id: &str, guild_id: &str) -> Result<(), StateError>;
+    async fn channel_guild(&self, channel_id: &str) -> Result<Option<String>, StateError>;
+    async fn put_hold(&self, hold: &HoldRef) -> Result<(), StateError>;
+    async fn hold(&self, reservation_id: &str) -> Result<Option<HoldRef>, StateError>;
+    /// The hold is paid, cancelled or expired: the sweeper can forget it.
+    async fn settle_hold(&self, reservation_id: &str) -> Result<(), StateError>;
+    /// Records the coupon a payment is about to use.
+    async fn set_hold_coupon(
+        &self,
+        reservation_id: &str,
+        coupon_id: &str,
+    ) -> Result<(), StateError>;
+    /// Unsettled holds that ran out before `now`, oldest first.
+    async fn due_holds(&self, now: DateTime<Utc>, limit: usize)
+        -> Result<Vec<HoldRef>, StateError>;
+}
+
+/// Where a concert's queue stands.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueCursor {
+    /// Positions up to this one are admitted.
+    pub admitted_up_to: u64,
+    /// The last position handed out.
+    pub last_issued: u64,
+}
+
+#[async_trait]
+pub trait QueueStore: Send + Sync {
+    /// The next position in a concert's queue (1, 2, 3, ...).
+    async fn enqueue(&self, concert_id: &str) -> Result<u64, StateError>;
+    async fn cursor(&self, concert_id: &str) -> Result<QueueCursor, StateError>;
+    /// When `position` was admitted, if it was.
+    async fn admitted_at(
+        &self,
+        concert_id: &str,
+        position: u64,
+    ) -> Result<Option<DateTime<Utc>>, StateError>;
+    /// One admission tick for every queue: up to `batch` more positions of
+    /// each (never past the last one handed out). Returns how many queues moved.
+    async fn advance(&self, batch: u64, now: DateTime<Utc>) -> Result<usize, StateError>;
+    async fn revoke(&self, jti: &str, until: DateTime<Utc>) -> Result<(), StateError>;
+    async fn is_revoked(&self, jti: &str) -> Result<bool, StateError>;
+}
+
+fn to_ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn from_ms(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+fn to_u64(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or_default()
+}
+
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+type HoldRow = (String, String, String, i64, Option<String>);
+
+fn hold_ref((reservation_id, schedule_id, user_id, ms, coupon_id): HoldRow) -> HoldRef {
+    HoldRef {
+        reservation_id,
+        schedule_id,
+        user_id,
+        expires_at: from_ms(ms),
+        coupon_id,
+    }
+}
+
+/// Both adapters are the same SQL over a different database; only the
+/// admission step differs (`LEAST` against SQLite's two-argument `MIN`).
+macro_rules! sql_state {
+    ($(#[$doc:meta])* $name:ident, $pool:ty, $advance:expr) => {
+        $(#[$doc])*
+        #[derive(Clone)]
+        pub struct $name {
+            pool: $pool,
+        }
+
+        #[async_trait]
+        impl Directory for $name {
+            async fn put_channel(&self, channel_id: &str, guild_id: &str) -> Result<(), StateError> {
+                sqlx::query("INSERT INTO channel_directory (channel_id, guild_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                    .bind(channel_id)
+                    .bind(guild_id)
+                    .execute(&self.pool)
+                    .await
+                    .map(drop)
+                    .map_err(err)
+            }
+
+            async fn channel_guild(&self, channel_id: &str) -> Result<Option<String>, StateError> {
+                sqlx::query_scalar("SELECT guild_id FROM channel_directory WHERE channel_id = $1")
+                    .bind(channel_id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(err)
+            }
+
+            async fn put_hold(&self, hold: &HoldRef) -> Result<(), StateError> {
+                sqlx::query(
+                    "INSERT INTO holds (reservation_id, schedule_id, user_id, expires_at_ms) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(&hold.reservation_id)
+                .bind(&hold.schedule_id)
+                .bind(&hold.user_id)
+                .bind(to_ms(hold.expires_at))
+                .execute(&self.pool)
+                .await
+                .map(drop)
+                .map_err(err)
+            }
+
+            async fn hold(&self, reservation_id: &str) -> Result<Option<HoldRef>, StateError> {
+                let row: Option<HoldRow> = sqlx::query_as(
+                    "SELECT reservation_id, schedule_id, user_id, expires_at_ms, coupon_id FROM holds WHERE reservation_id = $1",
+                )
+                .bind(reservation_id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(err)?;
+                Ok(row.map(hold_ref))
+            }
+
+            async fn settle_hold(&self, reservation_id: &str) -> Result<(), StateError> {
+                sqlx::query("UPDATE holds SET settled = true WHERE reservation_id = $1")
+                    .bind(reservation_id)
+                    .execute(&self.pool)
+                    .await
+                    .map(drop)
+                    .map_err(err)
+            }
+
+            async fn set_hold_coupon(&self, reservation_id: &str, coupon_id: &str) -> Result<(), StateError> {
+                sqlx::query("UPDATE holds SET coupon_id = $1 WHERE reservation_id = $2")
+                    .bind(coupon_id)
+                    .bind(reservation_id)
+                    .execute(&self.pool)
+                    .await
+                    .map(drop)
+                    .map_err(err)
+            }
+
+            async fn due_holds(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<HoldRef>, StateError> {
+                let rows: Vec<HoldRow> = sqlx::query_as(
+                    "SELECT reservation_id, schedule_id, user_id, expires_at_ms, coupon_id FROM holds
+                      WHERE NOT settled AND expires_at_ms <= $1 ORDER BY expires_at_ms LIMIT $2",
+                )
+                .bind(to_ms(now))
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(err)?;
+                Ok(rows.into_iter().map(hold_ref).collect())
+            }
+        }
+
+        #[async_trait]
+        impl QueueStore for $name {
+            async fn enqueue(&self, concert_id: &str) -> Result<u64, StateError> {
+                let position: i64 = sqlx::query_scalar(
+                    "INSERT INTO queue_positions (concert_id, last_issued) VALUES ($1, 1)
+                     ON CONFLICT (concert_id) DO UPDATE SET last_issued = queue_positions.last_issued + 1
+                     RETURNING last_issued",
+                )
+                .bind(concert_id)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(err)?;
+                Ok(to_u64(position))
+            }
+
+            async fn cursor(&self, concert_id: &str) -> Result<QueueCursor, StateError> {
+                let row: Option<(i64, i64)> = sqlx::query_as(
+                    "SELECT admitted_up_to, last_issued FROM queue_positions WHERE concert_id = $1",
+                )
+                .bind(concert_id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(err)?;
+                Ok(row.map_or(QueueCursor::default(), |(a, l)| QueueCursor {
+                    admitted_up_to: to_u64(a),
+                    last_issued: to_u64(l),
+                }))
+            }
+
+            async fn admitted_at(&self, concert_id: &str, position: u64) -> Result<Option<DateTime<Utc>>, StateError> {
+                let ms: Option<i64> = sqlx::query_scalar(
+                    "SELECT at_ms FROM queue_ticks WHERE concert_id = $1 AND admitted_up_to >= $2
+                      ORDER BY admitted_up_to LIMIT 1",
+                )
+                .bind(concert_id)
+                .bind(to_i64(position))
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(err)?;
+                Ok(ms.map(from_ms))
+            }
+
+            async fn advance(&self, batch: u64, now: DateTime<Utc>) -> Result<usize, StateError> {
+                let mut tx = self.pool.begin().await.map_err(err)?;
+                let moved: Vec<(String, i64)> = sqlx::query_as($advance)
+                    .bind(to_i64(batch))
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(err)?;
+                for (concert_id, admitted) in &moved {
+                    sqlx::query(
+                        "INSERT INTO queue_ticks (concert_id, admitted_up_to, at_ms) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                    )
+                    .bind(concert_id)
+                    .bind(admitted)
+                    .bind(to_ms(now))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err)?;
+                }
+                tx.commit().await.map_err(err)?;
+                Ok(moved.len())
+            }
+
+            async fn revoke(&self, jti: &str, until: DateTime<Utc>) -> Result<(), StateError> {
+                sqlx::query("INSERT INTO queue_revoked (jti, expires_at_ms) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                    .bind(jti)
+                    .bind(to_ms(until))
+                    .execute(&self.pool)
+                    .await
+                    .map(drop)
+                    .map_err(err)
+            }
+
+            async fn is_revoked(&self, jti: &str) -> Result<bool, StateError> {
+                let hit: Option<i64> = sqlx::query_scalar("SELECT expires_at_ms FROM queue_revoked WHERE jti = $1")
+                    .bind(jti)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(err)?;
+                Ok(hit.is_some())
+            }
+        }
+    };
+}
+
+sql_state!(
+    /// PostgreSQL state (the production write side; tables from migration 0002).
+    PgState,
+    PgPool,
+    "UPDATE queue_positions SET admitted_up_to = LEAST(admitted_up_to + $1, last_issued)
+      WHERE admitted_up_to < last_issued RETURNING concert_id, admitted_up_to"
+);
+
+sql_state!(
+    /// Embedded state, in its own SQLite file (`state.db`).
+    SqliteState,
+    SqlitePool,
+    "UPDATE queue_positions SET admitted_up_to = MIN(admitted_up_to + $1, last_issued)
+      WHERE admitted_up_to < last_issued RETURNING concert_id, admitted_up_to"
+);
+
+impl PgState {
+    /// Uses the event store's pool (migration 0002 holds the tables).
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("../migrations/sqlite-state");
+
+impl SqliteState {
+    pub async fn new(pool: SqlitePool) -> Result<Self, MigrateError> {
+        SQLITE_MIGRATOR.run(&pool).await?;
+        Ok(Self { pool })
+    }
+}
