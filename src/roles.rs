@@ -340,6 +340,7 @@ async fn serve(s: &Settings) -> Result<()> {
     tasks.push(background::spawn(
         Arc::clone(&write),
         Leadership::Single,
+        s.pace(),
         shutdown.clone(),
     ));
     let openapi = openapi_json(vec![
@@ -392,6 +393,7 @@ async fn write_api(s: &Settings) -> Result<()> {
     let background = background::spawn(
         Arc::clone(&write),
         Leadership::Postgres(pool),
+        s.pace(),
         shutdown.clone(),
     );
     let openapi = openapi_json(vec![tessera_write_side::http::openapi()]);

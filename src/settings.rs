@@ -240,6 +240,15 @@ pub struct Settings {
     )]
     pub hold_ttl_seconds: u64,
 
+    /// How often expired seat holds are looked for and recorded
+    #[arg(
+        long,
+        env = "TESSERA_SWEEP_INTERVAL_MS",
+        default_value_t = 1000,
+        global = true
+    )]
+    pub sweep_interval_ms: u64,
+
     /// Log filter (tracing `EnvFilter` syntax)
     #[arg(long, env = "TESSERA_LOG", default_value = "info", global = true)]
     pub log: String,
@@ -265,6 +274,12 @@ impl Settings {
             admit_interval: Duration::from_millis(self.queue_admit_interval_ms.max(1)),
             active_ttl: Duration::from_secs(self.queue_active_ttl_seconds),
             max_wait: Duration::from_secs(self.queue_max_wait_seconds),
+        }
+    }
+
+    pub fn pace(&self) -> tessera_write_side::background::Pace {
+        tessera_write_side::background::Pace {
+            sweep_interval: Duration::from_millis(self.sweep_interval_ms.max(10)),
         }
     }
 

@@ -58,11 +58,13 @@ pub enum ScheduleEvent {
     HoldCancelled {
         reservation_id: String,
         user_id: String,
+        seat_nos: Vec<u32>,
         by: String,
     },
     HoldExpired {
         reservation_id: String,
         user_id: String,
+        seat_nos: Vec<u32>,
     },
 }
 

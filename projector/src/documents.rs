@@ -16,6 +16,15 @@ pub mod collections {
     pub const GUILDS: &str = "guilds";
     pub const GUILD_MEMBERS: &str = "guild_members";
     pub const USER_GUILDS: &str = "user_guilds";
+    pub const POSTS: &str = "posts";
+    pub const CHANNEL_POSTS: &str = "channel_posts";
+    pub const CONCERTS: &str = "concerts";
+    pub const SCHEDULES: &str = "schedules";
+    pub const SEAT_MAPS: &str = "seat_maps";
+    pub const RESERVATIONS: &str = "reservations";
+    pub const USER_RESERVATIONS: &str = "user_reservations";
+    pub const COUPONS: &str = "coupons";
+    pub const USER_COUPONS: &str = "user_coupons";
     /// One document per projection: its checkpoint and counters.
     pub const PROJECTIONS: &str = "projections";
     pub const DEAD_LETTERS: &str = "dead_letters";
@@ -111,6 +120,166 @@ pub struct UserGuildsDoc {
     pub guild_ids: Vec<String>,
     /// Last applied sequence per guild, kept after leaving (idempotency).
     pub seqs: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommentDoc {
+    pub comment_id: String,
+    pub author_id: String,
+    pub author_nickname: String,
+    pub content: String,
+    pub created_at: DateTime<Utc>,
+    pub edited_at: Option<DateTime<Utc>>,
+}
+
+/// A post with its comments and reaction counts (the seed's
+/// post-with-comments document).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PostDoc {
+    pub post_id: String,
+    pub guild_id: String,
+    pub channel_id: String,
+    pub author_id: String,
+    pub author_nickname: String,
+    pub title: String,
+    pub content: String,
+    pub comments: Vec<CommentDoc>,
+    pub reactions: BTreeMap<String, u64>,
+    pub created_at: DateTime<Utc>,
+    pub edited_at: Option<DateTime<Utc>>,
+    /// Kept as a tombstone: reads answer 404, the version still moves.
+    pub deleted: bool,
+    pub version: u64,
+    /// The last guild event (nickname) reflected here.
+    pub guild_version: u64,
+    /// `{guild_id}:{user_id}` of everyone whose nickname shows here, indexed
+    /// so a nickname change finds the documents to update.
+    pub nick_keys: Vec<String>,
+}
+
+/// A post's summary in its channel's list (id `{channel_id}:{post_id}`;
+/// post ids are time-ordered, so id order is creation order).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelPostDoc {
+    pub channel_id: String,
+    pub post_id: String,
+    pub title: String,
+    pub author_id: String,
+    pub author_nickname: String,
+    pub comment_count: u64,
+    pub reactions: BTreeMap<String, u64>,
+    pub created_at: DateTime<Utc>,
+    /// The channel while listed, `None` once the post is deleted.
+    pub listed_in: Option<String>,
+    pub version: u64,
+    pub guild_version: u64,
+    pub nick_keys: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConcertDoc {
+    pub concert_id: String,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub version: u64,
+}
+
+/// A schedule in its concert's calendar.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduleDoc {
+    pub schedule_id: String,
+    pub concert_id: String,
+    pub starts_at: DateTime<Utc>,
+    pub total_seats: u64,
+    pub available_seats: u64,
+    /// `{concert_id}|{starts_at}`: indexed, so a date range of one concert
+    /// is one range scan.
+    pub concert_start: String,
+    pub version: u64,
+}
+
+/// The sortable key of a schedule's start.
+pub fn concert_start(concert_id: &str, starts_at: DateTime<Utc>) -> String {
+    format!(
+        "{concert_id}|{}",
+        starts_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    )
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SeatState {
+    Free,
+    Held,
+    Sold,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeatDoc {
+    pub seat_no: u32,
+    pub price: i64,
+    pub state: SeatState,
+    /// The reservation holding or owning the seat.
+    pub reservation_id: Option<String>,
+    /// When a hold runs out: a held seat is free again after it, even before
+    /// the sweeper records the expiry.
+    pub held_until: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeatMapDoc {
+    pub schedule_id: String,
+    pub concert_id: String,
+    pub seats: Vec<SeatDoc>,
+    pub version: u64,
+}
+
+/// A reservation (a hold on a schedule and what became of it). The same
+/// shape serves `reservations` (id = reservation id) and
+/// `user_reservations` (id `{user_id}:{reservation_id}`, listed by user).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReservationDoc {
+    pub reservation_id: String,
+    pub schedule_id: String,
+    pub user_id: String,
+    pub seat_nos: Vec<u32>,
+    /// `held`, `paid`, `cancelled` or `expired`.
+    pub status: String,
+    pub amount: i64,
+    pub paid_amount: Option<i64>,
+    pub coupon_id: Option<String>,
+    pub expires_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    /// The schedule's version this reflects.
+    pub version: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CouponDoc {
+    pub coupon_id: String,
+    pub name: String,
+    pub total_quantity: u32,
+    pub issued: u32,
+    pub remaining: u32,
+    pub discount_amount: i64,
+    pub version: u64,
+}
+
+/// A coupon a user holds (id `{user_id}:{coupon_id}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserCouponDoc {
+    pub user_id: String,
+    pub coupon_id: String,
+    pub name: String,
+    pub discount_amount: i64,
+    pub used: bool,
+    pub reservation_id: Option<String>,
+    pub version: u64,
+}
+
+/// Id of a document keyed by an owner and a thing (`{owner}:{id}`).
+pub fn pair_id(owner: &str, id: &str) -> String {
+    format!("{owner}:{id}")
 }
 
 /// Id of a member document.

@@ -99,7 +99,7 @@ pub async fn history(
     list_page(
         &*rs.docs,
         collections::POINT_HISTORY,
-        ("account_id", &user.user_id),
+        Some(("account_id", &user.user_id)),
         Order::Desc,
         &page,
         |d| {

@@ -159,7 +159,7 @@ pub async fn members(
     list_page(
         &*rs.docs,
         collections::GUILD_MEMBERS,
-        ("member_of", &guild_id),
+        Some(("member_of", &guild_id)),
         Order::Asc,
         &page,
         |d| {

@@ -6,6 +6,9 @@
 //! answer with `X-Stale: true`.
 
 mod accounts;
+mod board;
+mod concerts;
+mod coupons;
 mod guilds;
 mod query;
 
@@ -53,6 +56,9 @@ pub fn router(state: ReadState) -> Router {
     Router::new()
         .merge(accounts::router())
         .merge(guilds::router())
+        .merge(board::router())
+        .merge(concerts::router())
+        .merge(coupons::router())
         .with_state(state)
 }
 
@@ -62,8 +68,13 @@ pub fn router(state: ReadState) -> Router {
     paths(
         accounts::me, accounts::history,
         guilds::guild, guilds::members, guilds::my_guilds,
+        board::post, board::channel_posts,
+        concerts::concerts, concerts::concert, concerts::schedules, concerts::queue_status, concerts::seats,
+        concerts::reservation, concerts::my_reservations,
+        coupons::coupon, coupons::my_coupons,
     ),
-    tags((name = "accounts"), (name = "guilds")),
+    tags((name = "accounts"), (name = "guilds"), (name = "board"), (name = "concerts"), (name = "queue"),
+        (name = "reservations"), (name = "coupons")),
 )]
 pub struct ReadApiDoc;
 

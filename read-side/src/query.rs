@@ -151,7 +151,7 @@ pub fn typed<T: serde::de::DeserializeOwned>(doc: StoredDoc) -> Result<T, ApiErr
 pub async fn list_page<T>(
     docs: &dyn DocumentStore,
     collection: &str,
-    (field, value): (&str, &str),
+    filter: Option<(&str, &str)>,
     order: Order,
     page: &PageParams,
     view: impl Fn(StoredDoc) -> Result<T, ApiError>,
@@ -163,7 +163,7 @@ pub async fn list_page<T>(
         .list(
             collection,
             ListQuery {
-                filter: Some((field, value)),
+                filter,
                 order,
                 after: after.as_deref(),
                 limit: limit + 1,
@@ -180,4 +180,30 @@ pub async fn list_page<T>(
     };
     let items = found.into_iter().map(view).collect::<Result<_, _>>()?;
     Ok(Json(Page { items, next_cursor }))
+}
+
+/// One document read with `min_version` (waiting if asked), typed: 404 in
+/// the error shape when missing, `X-Stale` when the wait ran out.
+pub async fn read_one<D: serde::de::DeserializeOwned>(
+    docs: &dyn DocumentStore,
+    collection: &str,
+    id: &str,
+    min_version: Option<u64>,
+    wait: Duration,
+    what: &str,
+) -> Result<(HeaderMap, D), (HeaderMap, ApiError)> {
+    let fetched = fetch(docs, collection, id, min_version, wait)
+        .await
+        .map_err(|e| (HeaderMap::new(), e))?;
+    let headers = fetched.headers();
+    let Some(doc) = fetched.doc else {
+        return Err((headers, ApiError::not_found(what)));
+    };
+    let typed = typed(doc).map_err(|e| (headers.clone(), e))?;
+    Ok((headers, typed))
+}
+
+/// An error answer without extra headers.
+pub fn plain(e: ApiError) -> (HeaderMap, ApiError) {
+    (HeaderMap::new(), e)
 }

@@ -13,12 +13,30 @@ use crate::app::WriteSide;
 use crate::leader::Leadership;
 use crate::reservations;
 
-/// How often expired holds are looked for.
-pub const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 /// Holds expired per sweep at most.
 pub const SWEEP_LIMIT: usize = 500;
 
-pub async fn run(ws: Arc<WriteSide>, leadership: Leadership, shutdown: CancellationToken) {
+/// How often the loop runs its steps.
+#[derive(Debug, Clone, Copy)]
+pub struct Pace {
+    /// How often expired holds are looked for.
+    pub sweep_interval: Duration,
+}
+
+impl Default for Pace {
+    fn default() -> Self {
+        Self {
+            sweep_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+pub async fn run(
+    ws: Arc<WriteSide>,
+    leadership: Leadership,
+    pace: Pace,
+    shutdown: CancellationToken,
+) {
     while !shutdown.is_cancelled() {
         let guard = match leadership.acquire("background", &shutdown).await {
             Ok(Some(guard)) => guard,
@@ -31,14 +49,19 @@ pub async fn run(ws: Arc<WriteSide>, leadership: Leadership, shutdown: Cancellat
                 }
             }
         };
-        lead(&ws, guard, &shutdown).await;
+        lead(&ws, guard, pace, &shutdown).await;
     }
 }
 
-async fn lead(ws: &WriteSide, mut guard: crate::leader::LeaderGuard, shutdown: &CancellationToken) {
+async fn lead(
+    ws: &WriteSide,
+    mut guard: crate::leader::LeaderGuard,
+    pace: Pace,
+    shutdown: &CancellationToken,
+) {
     let config = ws.queue.config();
     let mut admit = tokio::time::interval(config.admit_interval);
-    let mut sweep = tokio::time::interval(SWEEP_INTERVAL);
+    let mut sweep = tokio::time::interval(pace.sweep_interval);
     admit.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -68,7 +91,8 @@ async fn lead(ws: &WriteSide, mut guard: crate::leader::LeaderGuard, shutdown: &
 pub fn spawn(
     ws: Arc<WriteSide>,
     leadership: Leadership,
+    pace: Pace,
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(run(ws, leadership, shutdown))
+    tokio::spawn(run(ws, leadership, pace, shutdown))
 }

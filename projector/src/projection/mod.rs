@@ -11,9 +11,13 @@
 //! leaves a gap ([`FoldError::Gap`]).
 
 mod accounts;
+mod channel_posts;
+mod concerts;
+mod coupons;
 mod guild_members;
 mod guilds;
 mod point_history;
+mod posts;
 mod user_guilds;
 
 use std::sync::Arc;
@@ -24,9 +28,13 @@ use serde_json::Value;
 use tessera_events::{DomainEvent, Envelope};
 
 pub use accounts::Accounts;
+pub use channel_posts::ChannelPosts;
+pub use concerts::{Concerts, Reservations, Schedules, SeatMaps, UserReservations};
+pub use coupons::{Coupons, UserCoupons};
 pub use guild_members::GuildMembers;
 pub use guilds::Guilds;
 pub use point_history::PointHistory;
+pub use posts::Posts;
 pub use user_guilds::UserGuilds;
 
 /// Which documents of the projection's collection an event touches.
@@ -142,6 +150,15 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
         Arc::new(Guilds),
         Arc::new(GuildMembers),
         Arc::new(UserGuilds),
+        Arc::new(Posts),
+        Arc::new(ChannelPosts),
+        Arc::new(Concerts),
+        Arc::new(Schedules),
+        Arc::new(SeatMaps),
+        Arc::new(Reservations),
+        Arc::new(UserReservations),
+        Arc::new(Coupons),
+        Arc::new(UserCoupons),
     ]
 }
 
@@ -181,7 +198,10 @@ pub(crate) mod testing {
 
     use chrono::{TimeZone, Utc};
     use serde_json::json;
-    use tessera_events::{AccountEvent, DomainEvent, Envelope, EventKind, GuildEvent, Metadata};
+    use tessera_events::{
+        AccountEvent, ConcertEvent, CouponEvent, DomainEvent, Envelope, EventKind, GuildEvent,
+        Metadata, PostEvent, ScheduleEvent,
+    };
 
     pub fn at(minute: u32) -> chrono::DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 1, 1, 12, minute, 0).unwrap()
@@ -210,6 +230,23 @@ pub(crate) mod testing {
 
     pub fn account(id: &str, sequence: u64, event: AccountEvent) -> (Envelope, DomainEvent) {
         (envelope(id, sequence, &event), DomainEvent::Account(event))
+    }
+
+    pub fn post(id: &str, sequence: u64, event: PostEvent) -> (Envelope, DomainEvent) {
+        (envelope(id, sequence, &event), DomainEvent::Post(event))
+    }
+
+    #[allow(dead_code)]
+    pub fn concert(id: &str, sequence: u64, event: ConcertEvent) -> (Envelope, DomainEvent) {
+        (envelope(id, sequence, &event), DomainEvent::Concert(event))
+    }
+
+    pub fn schedule(id: &str, sequence: u64, event: ScheduleEvent) -> (Envelope, DomainEvent) {
+        (envelope(id, sequence, &event), DomainEvent::Schedule(event))
+    }
+
+    pub fn coupon(id: &str, sequence: u64, event: CouponEvent) -> (Envelope, DomainEvent) {
+        (envelope(id, sequence, &event), DomainEvent::Coupon(event))
     }
 }
 

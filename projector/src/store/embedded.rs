@@ -290,6 +290,31 @@ impl DocumentStore for EmbeddedStore {
         rows.iter().map(to_doc).collect()
     }
 
+    async fn range(
+        &self,
+        collection: &str,
+        field: &str,
+        from: &str,
+        to: &str,
+        limit: usize,
+    ) -> Result<Vec<StoredDoc>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT d.id, d.rev, d.body FROM doc_index i
+               JOIN documents d ON d.collection = i.collection AND d.id = i.id
+              WHERE i.collection = ?1 AND i.field = ?2 AND i.value >= ?3 AND i.value < ?4
+              ORDER BY i.value, i.id LIMIT ?5",
+        )
+        .bind(collection)
+        .bind(field)
+        .bind(from)
+        .bind(to)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)?;
+        rows.iter().map(to_doc).collect()
+    }
+
     async fn write(
         &self,
         collection: &str,

@@ -108,6 +108,17 @@ pub trait DocumentStore: Send + Sync {
         query: ListQuery<'_>,
     ) -> Result<Vec<StoredDoc>, StoreError>;
 
+    /// The documents whose indexed `field` lies in `[from, to)`, in order of
+    /// that field (then id), at most `limit`.
+    async fn range(
+        &self,
+        collection: &str,
+        field: &str,
+        from: &str,
+        to: &str,
+        limit: usize,
+    ) -> Result<Vec<StoredDoc>, StoreError>;
+
     /// Applies the writes, each one atomically; a conflict on one does not
     /// stop the others.
     async fn write(&self, collection: &str, writes: Vec<Write>)

@@ -212,6 +212,25 @@ impl DocumentStore for MongoStore {
         docs.into_iter().map(from_stored).collect()
     }
 
+    async fn range(
+        &self,
+        collection: &str,
+        field: &str,
+        from: &str,
+        to: &str,
+        limit: usize,
+    ) -> Result<Vec<StoredDoc>, StoreError> {
+        let cursor = self
+            .coll(collection)
+            .find(doc! { field: { "$gte": from, "$lt": to } })
+            .sort(doc! { field: 1, "_id": 1 })
+            .limit(i64::try_from(limit).unwrap_or(i64::MAX))
+            .await
+            .map_err(err)?;
+        let docs: Vec<Document> = cursor.try_collect().await.map_err(err)?;
+        docs.into_iter().map(from_stored).collect()
+    }
+
     async fn write(
         &self,
         collection: &str,

@@ -246,7 +246,7 @@ impl Schedule {
                 seat_nos,
                 now,
                 expires_at,
-            } => self.decide_hold(reservation_id, user_id, seat_nos, now, expires_at),
+            } => self.decide_hold(reservation_id, user_id, &seat_nos, now, expires_at),
             ScheduleCommand::Pay {
                 reservation_id,
                 user_id,
@@ -292,6 +292,7 @@ impl Schedule {
                     HoldStatus::Expired => Err(ScheduleError::HoldExpired),
                     HoldStatus::Held | HoldStatus::Paid => Ok(vec![ScheduleEvent::HoldCancelled {
                         user_id: hold.user_id.clone(),
+                        seat_nos: hold.seat_nos.clone(),
                         reservation_id,
                         by: actor,
                     }]),
@@ -306,6 +307,7 @@ impl Schedule {
                     HoldStatus::Held if now >= hold.expires_at => {
                         Ok(vec![ScheduleEvent::HoldExpired {
                             user_id: hold.user_id.clone(),
+                            seat_nos: hold.seat_nos.clone(),
                             reservation_id,
                         }])
                     }
@@ -324,7 +326,7 @@ impl Schedule {
         &self,
         reservation_id: String,
         user_id: String,
-        seat_nos: Vec<u32>,
+        seat_nos: &[u32],
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> Result<Vec<ScheduleEvent>, ScheduleError> {
@@ -349,7 +351,7 @@ impl Schedule {
             if let Some(holder) = self.taken.get(seat) {
                 match self.holds.get(holder) {
                     Some(h) if h.status == HoldStatus::Held && now >= h.expires_at => {
-                        stale.insert(holder.clone(), h.user_id.clone());
+                        stale.insert(holder.clone(), (h.user_id.clone(), h.seat_nos.clone()));
                     }
                     _ => unavailable.push(*seat),
                 }
@@ -360,10 +362,13 @@ impl Schedule {
         }
         let mut events: Vec<ScheduleEvent> = stale
             .into_iter()
-            .map(|(reservation_id, user_id)| ScheduleEvent::HoldExpired {
-                reservation_id,
-                user_id,
-            })
+            .map(
+                |(reservation_id, (user_id, seat_nos))| ScheduleEvent::HoldExpired {
+                    reservation_id,
+                    user_id,
+                    seat_nos,
+                },
+            )
             .collect();
         events.push(ScheduleEvent::SeatsHeld {
             reservation_id,
@@ -609,6 +614,7 @@ mod tests {
                 ScheduleEvent::HoldExpired {
                     reservation_id: "r1".into(),
                     user_id: "ann".into(),
+                    seat_nos: vec![1, 2],
                 },
                 held("r2", "bob", &[2, 3], 10),
             ]));
@@ -663,6 +669,7 @@ mod tests {
         let expired = ScheduleEvent::HoldExpired {
             reservation_id: "r1".into(),
             user_id: "ann".into(),
+            seat_nos: vec![1, 2],
         };
         let base = vec![created(), held("r1", "ann", &[1, 2], 5)];
         // expiry first: payment is refused
@@ -716,12 +723,14 @@ mod tests {
             .then_expect_events(expect(vec![ScheduleEvent::HoldCancelled {
                 reservation_id: "r1".into(),
                 user_id: "ann".into(),
+                seat_nos: vec![1, 2],
                 by: "root".into(),
             }]));
         let mut cancelled = base;
         cancelled.push(ScheduleEvent::HoldCancelled {
             reservation_id: "r1".into(),
             user_id: "ann".into(),
+            seat_nos: vec![1, 2],
             by: "ann".into(),
         });
         given(cancelled.clone())

@@ -1,0 +1,525 @@
+use tessera_events::{aggregate, ConcertEvent, DomainEvent, Envelope, ScheduleEvent, SeatSpec};
+
+use super::{follow, monotonic, Fold, FoldError, Outcome, Step, Targets};
+use crate::documents::{
+    collections, concert_start, pair_id, ConcertDoc, ReservationDoc, ScheduleDoc, SeatDoc,
+    SeatMapDoc, SeatState,
+};
+
+/// `concerts`: one document per concert.
+pub struct Concerts;
+
+impl Fold for Concerts {
+    type Doc = ConcertDoc;
+    const NAME: &'static str = collections::CONCERTS;
+    const AGGREGATE_TYPES: &'static [&'static str] = &[aggregate::CONCERT];
+
+    fn targets(&self, envelope: &Envelope, _: &DomainEvent) -> Targets {
+        Targets::Ids(vec![envelope.aggregate_id.clone()])
+    }
+
+    fn fold(
+        &self,
+        doc: Option<ConcertDoc>,
+        envelope: &Envelope,
+        event: &DomainEvent,
+    ) -> Result<Outcome<ConcertDoc>, FoldError> {
+        let DomainEvent::Concert(ConcertEvent::ConcertCreated { name }) = event else {
+            return Ok(Outcome::Unchanged);
+        };
+        match doc {
+            Some(d) if follow(d.version, envelope.sequence)? == Step::Duplicate => {
+                Ok(Outcome::Unchanged)
+            }
+            Some(_) => Err(FoldError::Inapplicable("concert created twice".into())),
+            None if envelope.sequence == 1 => Ok(Outcome::Put(ConcertDoc {
+                concert_id: envelope.aggregate_id.clone(),
+                name: name.clone(),
+                created_at: envelope.metadata.occurred_at,
+                version: 1,
+            })),
+            None => Err(FoldError::Gap {
+                expected: 1,
+                got: envelope.sequence,
+            }),
+        }
+    }
+}
+
+/// For documents that follow every event of a schedule: the document to
+/// update, `None` for a duplicate, an error for a gap. `create` builds it
+/// from the first event.
+fn next<D>(
+    doc: Option<D>,
+    version: impl Fn(&D) -> u64,
+    envelope: &Envelope,
+    event: &ScheduleEvent,
+    create: impl FnOnce(&str, chrono::DateTime<chrono::Utc>, &[SeatSpec]) -> D,
+) -> Result<Option<D>, FoldError> {
+    match (doc, event) {
+        (
+            None,
+            ScheduleEvent::ScheduleCreated {
+                concert_id,
+                starts_at,
+                seats,
+            },
+        ) if envelope.sequence == 1 => Ok(Some(create(concert_id, *starts_at, seats))),
+        (None, _) => Err(FoldError::Gap {
+            expected: 1,
+            got: envelope.sequence,
+        }),
+        (Some(d), _) => match follow(version(&d), envelope.sequence)? {
+            Step::Duplicate => Ok(None),
+            Step::Apply => Ok(Some(d)),
+        },
+    }
+}
+
+/// `schedules`: a concert's calendar, with seats still free per schedule.
+pub struct Schedules;
+
+impl Fold for Schedules {
+    type Doc = ScheduleDoc;
+    const NAME: &'static str = collections::SCHEDULES;
+    const AGGREGATE_TYPES: &'static [&'static str] = &[aggregate::SCHEDULE];
+    const INDEXES: &'static [&'static str] = &["concert_start"];
+
+    fn targets(&self, envelope: &Envelope, _: &DomainEvent) -> Targets {
+        Targets::Ids(vec![envelope.aggregate_id.clone()])
+    }
+
+    fn fold(
+        &self,
+        doc: Option<ScheduleDoc>,
+        envelope: &Envelope,
+        event: &DomainEvent,
+    ) -> Result<Outcome<ScheduleDoc>, FoldError> {
+        let DomainEvent::Schedule(event) = event else {
+            return Ok(Outcome::Unchanged);
+        };
+        let created = matches!(event, ScheduleEvent::ScheduleCreated { .. });
+        let Some(mut doc) = next(
+            doc,
+            |d| d.version,
+            envelope,
+            event,
+            |concert_id, starts_at, seats| ScheduleDoc {
+                schedule_id: envelope.aggregate_id.clone(),
+                concert_id: concert_id.to_owned(),
+                starts_at,
+                total_seats: seats.len() as u64,
+                available_seats: seats.len() as u64,
+                concert_start: concert_start(concert_id, starts_at),
+                version: 0,
+            },
+        )?
+        else {
+            return Ok(Outcome::Unchanged);
+        };
+        match event {
+            ScheduleEvent::ScheduleCreated { .. } if !created || doc.version > 0 => {
+                return Err(FoldError::Inapplicable("schedule created twice".into()))
+            }
+            ScheduleEvent::ScheduleCreated { .. } | ScheduleEvent::HoldPaid { .. } => {}
+            ScheduleEvent::SeatsHeld { seat_nos, .. } => {
+                doc.available_seats = doc.available_seats.saturating_sub(seat_nos.len() as u64);
+            }
+            ScheduleEvent::HoldCancelled { seat_nos, .. }
+            | ScheduleEvent::HoldExpired { seat_nos, .. } => {
+                doc.available_seats =
+                    (doc.available_seats + seat_nos.len() as u64).min(doc.total_seats);
+            }
+        }
+        doc.version = envelope.sequence;
+        Ok(Outcome::Put(doc))
+    }
+}
+
+/// `seat_maps`: every seat of a schedule with its price and state.
+pub struct SeatMaps;
+
+impl SeatMapDoc {
+    fn set(
+        &mut self,
+        reservation_id: &str,
+        state: SeatState,
+        until: Option<chrono::DateTime<chrono::Utc>>,
+        seats: Option<&[u32]>,
+    ) {
+        for seat in &mut self.seats {
+            let ours = match seats {
+                Some(nos) => nos.contains(&seat.seat_no),
+                None => seat.reservation_id.as_deref() == Some(reservation_id),
+            };
+            if !ours {
+                continue;
+            }
+            seat.state = state;
+            seat.held_until = until;
+            seat.reservation_id = (state != SeatState::Free).then(|| reservation_id.to_owned());
+        }
+    }
+
+    /// Seats not held or sold (a held seat whose hold ran out counts as free
+    /// only once the expiry is recorded).
+    pub fn free_seats(&self) -> u64 {
+        self.seats
+            .iter()
+            .filter(|s| s.state == SeatState::Free)
+            .count() as u64
+    }
+}
+
+impl Fold for SeatMaps {
+    type Doc = SeatMapDoc;
+    const NAME: &'static str = collections::SEAT_MAPS;
+    const AGGREGATE_TYPES: &'static [&'static str] = &[aggregate::SCHEDULE];
+
+    fn targets(&self, envelope: &Envelope, _: &DomainEvent) -> Targets {
+        Targets::Ids(vec![envelope.aggregate_id.clone()])
+    }
+
+    fn fold(
+        &self,
+        doc: Option<SeatMapDoc>,
+        envelope: &Envelope,
+        event: &DomainEvent,
+    ) -> Result<Outcome<SeatMapDoc>, FoldError> {
+        let DomainEvent::Schedule(event) = event else {
+            return Ok(Outcome::Unchanged);
+        };
+        let Some(mut doc) = next(
+            doc,
+            |d| d.version,
+            envelope,
+            event,
+            |concert_id, _, seats| SeatMapDoc {
+                schedule_id: envelope.aggregate_id.clone(),
+                concert_id: concert_id.to_owned(),
+                seats: seats
+                    .iter()
+                    .map(|s| SeatDoc {
+                        seat_no: s.seat_no,
+                        price: s.price,
+                        state: SeatState::Free,
+                        reservation_id: None,
+                        held_until: None,
+                    })
+                    .collect(),
+                version: 0,
+            },
+        )?
+        else {
+            return Ok(Outcome::Unchanged);
+        };
+        match event {
+            ScheduleEvent::ScheduleCreated { .. } => {}
+            ScheduleEvent::SeatsHeld {
+                reservation_id,
+                seat_nos,
+                expires_at,
+                ..
+            } => doc.set(
+                reservation_id,
+                SeatState::Held,
+                Some(*expires_at),
+                Some(seat_nos),
+            ),
+            ScheduleEvent::HoldPaid { reservation_id, .. } => {
+                doc.set(reservation_id, SeatState::Sold, None, None)
+            }
+            ScheduleEvent::HoldCancelled { reservation_id, .. }
+            | ScheduleEvent::HoldExpired { reservation_id, .. } => {
+                doc.set(reservation_id, SeatState::Free, None, None);
+            }
+        }
+        doc.version = envelope.sequence;
+        Ok(Outcome::Put(doc))
+    }
+}
+
+/// What a schedule event does to one reservation document (shared by
+/// `reservations` and `user_reservations`).
+fn fold_reservation(
+    doc: Option<ReservationDoc>,
+    envelope: &Envelope,
+    event: &ScheduleEvent,
+) -> Result<Outcome<ReservationDoc>, FoldError> {
+    let sequence = envelope.sequence;
+    if monotonic(doc.as_ref().map(|d| d.version), sequence) == Step::Duplicate {
+        return Ok(Outcome::Unchanged);
+    }
+    let (mut doc, status) = match (doc, event) {
+        (
+            _,
+            ScheduleEvent::SeatsHeld {
+                reservation_id,
+                user_id,
+                seat_nos,
+                amount,
+                expires_at,
+            },
+        ) => (
+            ReservationDoc {
+                reservation_id: reservation_id.clone(),
+                schedule_id: envelope.aggregate_id.clone(),
+                user_id: user_id.clone(),
+                seat_nos: seat_nos.clone(),
+                status: String::new(),
+                amount: *amount,
+                paid_amount: None,
+                coupon_id: None,
+                expires_at: *expires_at,
+                created_at: envelope.metadata.occurred_at,
+                version: 0,
+            },
+            "held",
+        ),
+        (
+            Some(mut d),
+            ScheduleEvent::HoldPaid {
+                paid_amount,
+                coupon_id,
+                ..
+            },
+        ) => {
+            d.paid_amount = Some(*paid_amount);
+            d.coupon_id.clone_from(coupon_id);
+            (d, "paid")
+        }
+        (Some(d), ScheduleEvent::HoldCancelled { .. }) => (d, "cancelled"),
+        (Some(d), ScheduleEvent::HoldExpired { .. }) => (d, "expired"),
+        (None, _) => {
+            return Err(FoldError::Inapplicable(
+                "an outcome for a hold that was never seen".into(),
+            ));
+        }
+        (Some(_), ScheduleEvent::ScheduleCreated { .. }) => return Ok(Outcome::Unchanged),
+    };
+    status.clone_into(&mut doc.status);
+    doc.version = sequence;
+    Ok(Outcome::Put(doc))
+}
+
+/// The reservation and the user an event is about.
+fn reservation_of(event: &DomainEvent) -> Option<(&ScheduleEvent, &str, &str)> {
+    let DomainEvent::Schedule(e) = event else {
+        return None;
+    };
+    match e {
+        ScheduleEvent::SeatsHeld {
+            reservation_id,
+            user_id,
+            ..
+        }
+        | ScheduleEvent::HoldPaid {
+            reservation_id,
+            user_id,
+            ..
+        }
+        | ScheduleEvent::HoldCancelled {
+            reservation_id,
+            user_id,
+            ..
+        }
+        | ScheduleEvent::HoldExpired {
+            reservation_id,
+            user_id,
+            ..
+        } => Some((e, reservation_id, user_id)),
+        ScheduleEvent::ScheduleCreated { .. } => None,
+    }
+}
+
+/// `reservations`: one document per reservation.
+pub struct Reservations;
+
+impl Fold for Reservations {
+    type Doc = ReservationDoc;
+    const NAME: &'static str = collections::RESERVATIONS;
+    const AGGREGATE_TYPES: &'static [&'static str] = &[aggregate::SCHEDULE];
+
+    fn targets(&self, _: &Envelope, event: &DomainEvent) -> Targets {
+        reservation_of(event).map_or(Targets::None, |(_, rid, _)| {
+            Targets::Ids(vec![rid.to_owned()])
+        })
+    }
+
+    fn fold(
+        &self,
+        doc: Option<ReservationDoc>,
+        envelope: &Envelope,
+        event: &DomainEvent,
+    ) -> Result<Outcome<ReservationDoc>, FoldError> {
+        match reservation_of(event) {
+            Some((e, _, _)) => fold_reservation(doc, envelope, e),
+            None => Ok(Outcome::Unchanged),
+        }
+    }
+}
+
+/// `user_reservations`: a user's reservations (id `{user_id}:{reservation_id}`;
+/// reservation ids are time-ordered, so id order is newest last).
+pub struct UserReservations;
+
+impl Fold for UserReservations {
+    type Doc = ReservationDoc;
+    const NAME: &'static str = collections::USER_RESERVATIONS;
+    const AGGREGATE_TYPES: &'static [&'static str] = &[aggregate::SCHEDULE];
+    const INDEXES: &'static [&'static str] = &["user_id"];
+
+    fn targets(&self, _: &Envelope, event: &DomainEvent) -> Targets {
+        reservation_of(event).map_or(Targets::None, |(_, rid, user)| {
+            Targets::Ids(vec![pair_id(user, rid)])
+        })
+    }
+
+    fn fold(
+        &self,
+        doc: Option<ReservationDoc>,
+        envelope: &Envelope,
+        event: &DomainEvent,
+    ) -> Result<Outcome<ReservationDoc>, FoldError> {
+        match reservation_of(event) {
+            Some((e, _, _)) => fold_reservation(doc, envelope, e),
+            None => Ok(Outcome::Unchanged),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+
+    use super::*;
+    use crate::projection::testing::schedule;
+
+    fn created() -> ScheduleEvent {
+        ScheduleEvent::ScheduleCreated {
+            concert_id: "c".into(),
+            starts_at: Utc.with_ymd_and_hms(2026, 12, 24, 19, 0, 0).unwrap(),
+            seats: (1..=4)
+                .map(|n| SeatSpec {
+                    seat_no: n,
+                    price: 100,
+                })
+                .collect(),
+        }
+    }
+
+    fn held(rid: &str, seats: &[u32]) -> ScheduleEvent {
+        ScheduleEvent::SeatsHeld {
+            reservation_id: rid.into(),
+            user_id: "ann".into(),
+            seat_nos: seats.to_vec(),
+            amount: 100 * seats.len() as i64,
+            expires_at: Utc.with_ymd_and_hms(2026, 12, 24, 12, 5, 0).unwrap(),
+        }
+    }
+
+    fn run<F: Fold>(f: &F, events: Vec<ScheduleEvent>) -> F::Doc
+    where
+        F::Doc: Clone,
+    {
+        let mut doc = None;
+        for (i, e) in events.into_iter().enumerate() {
+            let (env, ev) = schedule("s", i as u64 + 1, e);
+            if let Outcome::Put(d) = f.fold(doc.clone(), &env, &ev).unwrap() {
+                doc = Some(d);
+            }
+        }
+        doc.unwrap()
+    }
+
+    fn paid(rid: &str) -> ScheduleEvent {
+        ScheduleEvent::HoldPaid {
+            reservation_id: rid.into(),
+            user_id: "ann".into(),
+            paid_amount: 100,
+            coupon_id: None,
+        }
+    }
+
+    fn expired(rid: &str, seats: &[u32]) -> ScheduleEvent {
+        ScheduleEvent::HoldExpired {
+            reservation_id: rid.into(),
+            user_id: "ann".into(),
+            seat_nos: seats.to_vec(),
+        }
+    }
+
+    #[test]
+    fn the_seat_map_follows_holds_payments_and_expiries() {
+        let map = run(
+            &SeatMaps,
+            vec![
+                created(),
+                held("r1", &[1, 2]),
+                paid("r1"),
+                held("r2", &[3]),
+                expired("r2", &[3]),
+            ],
+        );
+        let states: Vec<_> = map.seats.iter().map(|s| s.state).collect();
+        assert_eq!(
+            states,
+            [
+                SeatState::Sold,
+                SeatState::Sold,
+                SeatState::Free,
+                SeatState::Free
+            ]
+        );
+        assert_eq!(map.free_seats(), 2);
+        assert!(map.seats[2].reservation_id.is_none());
+    }
+
+    #[test]
+    fn the_calendar_counts_seats_held_away() {
+        let doc = run(&Schedules, vec![created(), held("r1", &[1, 2])]);
+        assert_eq!((doc.total_seats, doc.available_seats), (4, 2));
+        let doc = run(
+            &Schedules,
+            vec![
+                created(),
+                held("r1", &[1, 2]),
+                held("r2", &[3]),
+                expired("r2", &[3]),
+                paid("r1"),
+            ],
+        );
+        // 4 seats, 2 held and paid, 1 held and expired back
+        assert_eq!(doc.available_seats, 2);
+        assert_eq!(doc.concert_start, "c|2026-12-24T19:00:00Z");
+    }
+
+    #[test]
+    fn a_reservation_follows_its_hold() {
+        let (env, ev) = schedule("s", 2, held("r1", &[1]));
+        assert_eq!(
+            Reservations.targets(&env, &ev),
+            Targets::Ids(vec!["r1".into()])
+        );
+        assert_eq!(
+            UserReservations.targets(&env, &ev),
+            Targets::Ids(vec!["ann:r1".into()])
+        );
+        let Outcome::Put(doc) = Reservations.fold(None, &env, &ev).unwrap() else {
+            panic!()
+        };
+        assert_eq!((doc.status.as_str(), doc.version), ("held", 2));
+        let (env, ev) = schedule("s", 5, paid("r1"));
+        let Outcome::Put(doc) = Reservations.fold(Some(doc), &env, &ev).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            (doc.status.as_str(), doc.paid_amount, doc.version),
+            ("paid", Some(100), 5)
+        );
+        assert_eq!(
+            Reservations.fold(Some(doc), &env, &ev),
+            Ok(Outcome::Unchanged)
+        );
+    }
+}

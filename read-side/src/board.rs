@@ -1,0 +1,155 @@
+//! Posts with their comments, and a channel's post list.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tessera_projector::documents::{collections, ChannelPostDoc, PostDoc};
+use tessera_projector::store::Order;
+use tessera_write_side::http::error::{ApiError, ErrorBody};
+use tessera_write_side::http::extract::{ApiQuery, CurrentUser};
+use tessera_write_side::http::ApiPath;
+use utoipa::ToSchema;
+
+use crate::query::{list_page, read_one, typed, MinVersion, Page, PageParams};
+use crate::ReadState;
+
+pub fn router() -> Router<ReadState> {
+    Router::new()
+        .route("/v1/posts/{post_id}", get(post))
+        .route("/v1/channels/{channel_id}/posts", get(channel_posts))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CommentView {
+    pub comment_id: String,
+    pub author_id: String,
+    pub author_nickname: String,
+    pub content: String,
+    pub created_at: DateTime<Utc>,
+    pub edited_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PostView {
+    pub post_id: String,
+    pub guild_id: String,
+    pub channel_id: String,
+    pub author_id: String,
+    /// The author's nickname in the guild.
+    pub author_nickname: String,
+    pub title: String,
+    pub content: String,
+    pub comments: Vec<CommentView>,
+    /// emoji -> count
+    pub reactions: BTreeMap<String, u64>,
+    pub created_at: DateTime<Utc>,
+    pub edited_at: Option<DateTime<Utc>>,
+    pub version: u64,
+}
+
+/// A post with its comments (the post-with-comments document). A deleted
+/// post answers 404.
+#[utoipa::path(get, path = "/v1/posts/{post_id}", tag = "board", params(("post_id" = String, Path), MinVersion),
+    security(("bearer" = [])),
+    responses((status = 200, body = PostView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn post(
+    State(rs): State<ReadState>,
+    CurrentUser(_): CurrentUser,
+    ApiPath(post_id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<MinVersion>,
+) -> Result<(HeaderMap, Json<PostView>), (HeaderMap, ApiError)> {
+    let (headers, p): (_, PostDoc) = read_one(
+        &*rs.docs,
+        collections::POSTS,
+        &post_id,
+        q.min_version,
+        rs.min_version_wait,
+        "post",
+    )
+    .await?;
+    if p.deleted {
+        return Err((headers, ApiError::not_found("post")));
+    }
+    Ok((
+        headers,
+        Json(PostView {
+            post_id: p.post_id,
+            guild_id: p.guild_id,
+            channel_id: p.channel_id,
+            author_id: p.author_id,
+            author_nickname: p.author_nickname,
+            title: p.title,
+            content: p.content,
+            comments: p
+                .comments
+                .into_iter()
+                .map(|c| CommentView {
+                    comment_id: c.comment_id,
+                    author_id: c.author_id,
+                    author_nickname: c.author_nickname,
+                    content: c.content,
+                    created_at: c.created_at,
+                    edited_at: c.edited_at,
+                })
+                .collect(),
+            reactions: p.reactions,
+            created_at: p.created_at,
+            edited_at: p.edited_at,
+            version: p.version,
+        }),
+    ))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PostSummaryView {
+    pub post_id: String,
+    pub title: String,
+    pub author_id: String,
+    pub author_nickname: String,
+    pub comment_count: u64,
+    pub reactions: BTreeMap<String, u64>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PostSummaryPage {
+    pub items: Vec<PostSummaryView>,
+    pub next_cursor: Option<String>,
+}
+
+/// A channel's posts, newest first.
+#[utoipa::path(get, path = "/v1/channels/{channel_id}/posts", tag = "board", params(("channel_id" = String, Path), PageParams),
+    security(("bearer" = [])),
+    responses((status = 200, body = PostSummaryPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub async fn channel_posts(
+    State(rs): State<ReadState>,
+    CurrentUser(_): CurrentUser,
+    ApiPath(channel_id): ApiPath<String>,
+    ApiQuery(page): ApiQuery<PageParams>,
+) -> Result<Json<Page<PostSummaryView>>, ApiError> {
+    list_page(
+        &*rs.docs,
+        collections::CHANNEL_POSTS,
+        Some(("listed_in", &channel_id)),
+        Order::Desc,
+        &page,
+        |d| {
+            let p: ChannelPostDoc = typed(d)?;
+            Ok(PostSummaryView {
+                post_id: p.post_id,
+                title: p.title,
+                author_id: p.author_id,
+                author_nickname: p.author_nickname,
+                comment_count: p.comment_count,
+                reactions: p.reactions,
+                created_at: p.created_at,
+            })
+        },
+    )
+    .await
+}

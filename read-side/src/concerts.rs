@@ -1,0 +1,376 @@
+//! Concerts, their calendars, the waiting queue's status, seat maps and
+//! reservations.
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tessera_projector::documents::{
+    collections, ConcertDoc, ReservationDoc, ScheduleDoc, SeatMapDoc, SeatState,
+};
+use tessera_projector::store::Order;
+use tessera_write_side::http::error::{ApiError, ErrorBody};
+use tessera_write_side::http::extract::{ApiQuery, CurrentUser, QueueToken};
+use tessera_write_side::http::ApiPath;
+use tessera_write_side::queue::{QueueDenied, QueueState};
+use utoipa::ToSchema;
+
+use crate::query::{list_page, plain, read_one, store_failed, typed, MinVersion, Page, PageParams};
+use crate::ReadState;
+
+pub fn router() -> Router<ReadState> {
+    Router::new()
+        .route("/v1/concerts", get(concerts))
+        .route("/v1/concerts/{concert_id}", get(concert))
+        .route("/v1/concerts/{concert_id}/schedules", get(schedules))
+        .route("/v1/queue/status", get(queue_status))
+        .route("/v1/schedules/{schedule_id}/seats", get(seats))
+        .route("/v1/reservations/{reservation_id}", get(reservation))
+        .route("/v1/me/reservations", get(my_reservations))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ConcertView {
+    pub concert_id: String,
+    pub name: String,
+    pub version: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ConcertPage {
+    pub items: Vec<ConcertView>,
+    pub next_cursor: Option<String>,
+}
+
+/// All concerts, oldest first.
+#[utoipa::path(get, path = "/v1/concerts", tag = "concerts", params(PageParams), security(("bearer" = [])),
+    responses((status = 200, body = ConcertPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub async fn concerts(
+    State(rs): State<ReadState>,
+    CurrentUser(_): CurrentUser,
+    ApiQuery(page): ApiQuery<PageParams>,
+) -> Result<Json<Page<ConcertView>>, ApiError> {
+    list_page(
+        &*rs.docs,
+        collections::CONCERTS,
+        None,
+        Order::Asc,
+        &page,
+        |d| {
+            let c: ConcertDoc = typed(d)?;
+            Ok(ConcertView {
+                concert_id: c.concert_id,
+                name: c.name,
+                version: c.version,
+            })
+        },
+    )
+    .await
+}
+
+/// One concert.
+#[utoipa::path(get, path = "/v1/concerts/{concert_id}", tag = "concerts", params(("concert_id" = String, Path), MinVersion),
+    security(("bearer" = [])),
+    responses((status = 200, body = ConcertView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn concert(
+    State(rs): State<ReadState>,
+    CurrentUser(_): CurrentUser,
+    ApiPath(concert_id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<MinVersion>,
+) -> Result<(HeaderMap, Json<ConcertView>), (HeaderMap, ApiError)> {
+    let (headers, c): (_, ConcertDoc) = read_one(
+        &*rs.docs,
+        collections::CONCERTS,
+        &concert_id,
+        q.min_version,
+        rs.min_version_wait,
+        "concert",
+    )
+    .await?;
+    Ok((
+        headers,
+        Json(ConcertView {
+            concert_id: c.concert_id,
+            name: c.name,
+            version: c.version,
+        }),
+    ))
+}
+
+/// `?from=&to=` (RFC 3339; `to` exclusive).
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct DateRange {
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ScheduleView {
+    pub schedule_id: String,
+    pub starts_at: DateTime<Utc>,
+    pub available_seats: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ScheduleList {
+    pub items: Vec<ScheduleView>,
+}
+
+/// Most schedules one calendar query returns.
+const MAX_SCHEDULES: usize = 1000;
+
+/// A concert's schedules starting in `[from, to)`, by start time.
+#[utoipa::path(get, path = "/v1/concerts/{concert_id}/schedules", tag = "concerts",
+    params(("concert_id" = String, Path), DateRange), security(("bearer" = [])),
+    responses((status = 200, body = ScheduleList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+pub async fn schedules(
+    State(rs): State<ReadState>,
+    CurrentUser(_): CurrentUser,
+    ApiPath(concert_id): ApiPath<String>,
+    ApiQuery(range): ApiQuery<DateRange>,
+) -> Result<Json<ScheduleList>, ApiError> {
+    if let (Some(from), Some(to)) = (range.from, range.to) {
+        if from > to {
+            return Err(ApiError::invalid("to", "must not be before `from`"));
+        }
+    }
+    let exists = rs
+        .docs
+        .get(collections::CONCERTS, &concert_id)
+        .await
+        .map_err(|e| store_failed(&e))?
+        .is_some();
+    if !exists {
+        return Err(ApiError::not_found("concert"));
+    }
+    let key = |t: Option<DateTime<Utc>>, open_end: &str| match t {
+        Some(t) => tessera_projector::documents::concert_start(&concert_id, t),
+        None => format!("{concert_id}|{open_end}"),
+    };
+    // "|" sorts before digits and "~" after them: the open ends of the range
+    let docs = rs
+        .docs
+        .range(
+            collections::SCHEDULES,
+            "concert_start",
+            &key(range.from, ""),
+            &key(range.to, "~"),
+            MAX_SCHEDULES,
+        )
+        .await
+        .map_err(|e| store_failed(&e))?;
+    let items = docs
+        .into_iter()
+        .map(|d| {
+            let s: ScheduleDoc = typed(d)?;
+            Ok(ScheduleView {
+                schedule_id: s.schedule_id,
+                starts_at: s.starts_at,
+                available_seats: s.available_seats,
+            })
+        })
+        .collect::<Result<_, ApiError>>()?;
+    Ok(Json(ScheduleList { items }))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct QueueStatusView {
+    /// `waiting`, `active` or `expired`.
+    pub status: String,
+    pub position: u64,
+    /// Positions to be admitted before this one.
+    pub ahead: u64,
+    pub estimated_wait_seconds: u64,
+    /// End of the active window (active), or of the token (waiting).
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Where a queue token stands.
+#[utoipa::path(get, path = "/v1/queue/status", tag = "queue", security(("bearer" = [])),
+    params(("X-Queue-Token" = String, Header)),
+    responses((status = 200, body = QueueStatusView), (status = 401, body = ErrorBody, description = "`queue_token_required`, `queue_token_invalid`"),
+        (status = 403, body = ErrorBody)))]
+pub async fn queue_status(
+    State(rs): State<ReadState>,
+    CurrentUser(user): CurrentUser,
+    QueueToken(token): QueueToken,
+) -> Result<Json<QueueStatusView>, ApiError> {
+    let token = token.ok_or(QueueDenied::Missing)?;
+    let s = match rs.queue.status(&token).await {
+        Ok(s) => s,
+        Err(QueueDenied::Expired) => {
+            return Ok(Json(QueueStatusView {
+                status: "expired".into(),
+                position: 0,
+                ahead: 0,
+                estimated_wait_seconds: 0,
+                expires_at: Utc::now(),
+            }))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if s.user_id != user.user_id {
+        return Err(QueueDenied::OtherUser.into());
+    }
+    let status = match s.state {
+        QueueState::Waiting => "waiting",
+        QueueState::Active => "active",
+        QueueState::Expired => "expired",
+    };
+    Ok(Json(QueueStatusView {
+        status: status.into(),
+        position: s.position,
+        ahead: s.ahead,
+        estimated_wait_seconds: s.estimated_wait_seconds,
+        expires_at: s.expires_at,
+    }))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SeatView {
+    pub seat_no: u32,
+    pub price: i64,
+    pub available: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SeatMapView {
+    pub schedule_id: String,
+    pub seats: Vec<SeatView>,
+    pub version: u64,
+}
+
+/// A schedule's seats and which are free (needs an active queue token). A
+/// held seat is free again as soon as its hold runs out.
+#[utoipa::path(get, path = "/v1/schedules/{schedule_id}/seats", tag = "concerts",
+    params(("schedule_id" = String, Path), ("X-Queue-Token" = String, Header), MinVersion), security(("bearer" = [])),
+    responses((status = 200, body = SeatMapView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 423, body = ErrorBody, description = "`queue_not_active`")))]
+pub async fn seats(
+    State(rs): State<ReadState>,
+    CurrentUser(user): CurrentUser,
+    QueueToken(token): QueueToken,
+    ApiPath(schedule_id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<MinVersion>,
+) -> Result<(HeaderMap, Json<SeatMapView>), (HeaderMap, ApiError)> {
+    let (headers, map): (_, SeatMapDoc) = read_one(
+        &*rs.docs,
+        collections::SEAT_MAPS,
+        &schedule_id,
+        q.min_version,
+        rs.min_version_wait,
+        "schedule",
+    )
+    .await?;
+    rs.queue
+        .require_active(token.as_deref(), &user.user_id, &map.concert_id)
+        .await
+        .map_err(|e| plain(e.into()))?;
+    let now = Utc::now();
+    let seats = map
+        .seats
+        .into_iter()
+        .map(|s| SeatView {
+            seat_no: s.seat_no,
+            price: s.price,
+            available: match s.state {
+                SeatState::Free => true,
+                SeatState::Held => s.held_until.is_some_and(|until| now >= until),
+                SeatState::Sold => false,
+            },
+        })
+        .collect();
+    Ok((
+        headers,
+        Json(SeatMapView {
+            schedule_id: map.schedule_id,
+            seats,
+            version: map.version,
+        }),
+    ))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ReservationView {
+    pub reservation_id: String,
+    pub schedule_id: String,
+    pub seat_nos: Vec<u32>,
+    /// `held`, `paid`, `cancelled` or `expired`.
+    pub status: String,
+    pub amount: i64,
+    pub paid_amount: Option<i64>,
+    pub expires_at: DateTime<Utc>,
+    pub version: u64,
+}
+
+impl From<ReservationDoc> for ReservationView {
+    fn from(r: ReservationDoc) -> Self {
+        Self {
+            reservation_id: r.reservation_id,
+            schedule_id: r.schedule_id,
+            seat_nos: r.seat_nos,
+            status: r.status,
+            amount: r.amount,
+            paid_amount: r.paid_amount,
+            expires_at: r.expires_at,
+            version: r.version,
+        }
+    }
+}
+
+/// One reservation (its owner or an admin).
+#[utoipa::path(get, path = "/v1/reservations/{reservation_id}", tag = "reservations",
+    params(("reservation_id" = String, Path), MinVersion), security(("bearer" = [])),
+    responses((status = 200, body = ReservationView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+pub async fn reservation(
+    State(rs): State<ReadState>,
+    CurrentUser(user): CurrentUser,
+    ApiPath(reservation_id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<MinVersion>,
+) -> Result<(HeaderMap, Json<ReservationView>), (HeaderMap, ApiError)> {
+    let (headers, r): (_, ReservationDoc) = read_one(
+        &*rs.docs,
+        collections::RESERVATIONS,
+        &reservation_id,
+        q.min_version,
+        rs.min_version_wait,
+        "reservation",
+    )
+    .await?;
+    if r.user_id != user.user_id && !user.is_admin() {
+        return Err(plain(ApiError::forbidden(
+            "this reservation belongs to someone else",
+        )));
+    }
+    Ok((headers, Json(r.into())))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ReservationPage {
+    pub items: Vec<ReservationView>,
+    pub next_cursor: Option<String>,
+}
+
+/// The caller's reservations, newest first.
+#[utoipa::path(get, path = "/v1/me/reservations", tag = "reservations", params(PageParams), security(("bearer" = [])),
+    responses((status = 200, body = ReservationPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub async fn my_reservations(
+    State(rs): State<ReadState>,
+    CurrentUser(user): CurrentUser,
+    ApiQuery(page): ApiQuery<PageParams>,
+) -> Result<Json<Page<ReservationView>>, ApiError> {
+    list_page(
+        &*rs.docs,
+        collections::USER_RESERVATIONS,
+        Some(("user_id", &user.user_id)),
+        Order::Desc,
+        &page,
+        |d| Ok(typed::<ReservationDoc>(d)?.into()),
+    )
+    .await
+}

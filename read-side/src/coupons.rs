@@ -1,0 +1,107 @@
+//! Coupon campaigns and a user's coupons.
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use tessera_projector::documents::{collections, CouponDoc, UserCouponDoc};
+use tessera_projector::store::Order;
+use tessera_write_side::http::error::{ApiError, ErrorBody};
+use tessera_write_side::http::extract::{ApiQuery, CurrentUser};
+use tessera_write_side::http::ApiPath;
+use utoipa::ToSchema;
+
+use crate::query::{list_page, read_one, typed, MinVersion, Page, PageParams};
+use crate::ReadState;
+
+pub fn router() -> Router<ReadState> {
+    Router::new()
+        .route("/v1/coupons/{coupon_id}", get(coupon))
+        .route("/v1/me/coupons", get(my_coupons))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CouponView {
+    pub coupon_id: String,
+    pub name: String,
+    pub total_quantity: u32,
+    pub issued: u32,
+    pub remaining: u32,
+    pub discount_amount: i64,
+    pub version: u64,
+}
+
+/// A campaign: how many were issued and remain.
+#[utoipa::path(get, path = "/v1/coupons/{coupon_id}", tag = "coupons", params(("coupon_id" = String, Path), MinVersion),
+    security(("bearer" = [])),
+    responses((status = 200, body = CouponView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn coupon(
+    State(rs): State<ReadState>,
+    CurrentUser(_): CurrentUser,
+    ApiPath(coupon_id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<MinVersion>,
+) -> Result<(HeaderMap, Json<CouponView>), (HeaderMap, ApiError)> {
+    let (headers, c): (_, CouponDoc) = read_one(
+        &*rs.docs,
+        collections::COUPONS,
+        &coupon_id,
+        q.min_version,
+        rs.min_version_wait,
+        "coupon",
+    )
+    .await?;
+    Ok((
+        headers,
+        Json(CouponView {
+            coupon_id: c.coupon_id,
+            name: c.name,
+            total_quantity: c.total_quantity,
+            issued: c.issued,
+            remaining: c.remaining,
+            discount_amount: c.discount_amount,
+            version: c.version,
+        }),
+    ))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct MyCouponView {
+    pub coupon_id: String,
+    pub name: String,
+    pub discount_amount: i64,
+    pub used: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct MyCouponPage {
+    pub items: Vec<MyCouponView>,
+    pub next_cursor: Option<String>,
+}
+
+/// The caller's coupons.
+#[utoipa::path(get, path = "/v1/me/coupons", tag = "coupons", params(PageParams), security(("bearer" = [])),
+    responses((status = 200, body = MyCouponPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub async fn my_coupons(
+    State(rs): State<ReadState>,
+    CurrentUser(user): CurrentUser,
+    ApiQuery(page): ApiQuery<PageParams>,
+) -> Result<Json<Page<MyCouponView>>, ApiError> {
+    list_page(
+        &*rs.docs,
+        collections::USER_COUPONS,
+        Some(("user_id", &user.user_id)),
+        Order::Asc,
+        &page,
+        |d| {
+            let c: UserCouponDoc = typed(d)?;
+            Ok(MyCouponView {
+                coupon_id: c.coupon_id,
+                name: c.name,
+                discount_amount: c.discount_amount,
+                used: c.used,
+            })
+        },
+    )
+    .await
+}
