@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{accounts_and_guilds, Client, Tessera};
+use common::{accounts_and_guilds, admin_token, board_and_commerce, Client, Tessera};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use tessera_testkit::{KafkaTopic, MongoDatabase, PgDatabase};
@@ -31,6 +31,9 @@ async fn the_four_roles_run_the_whole_contract_and_a_killed_projector_loses_noth
         ),
         ("TESSERA_MIN_VERSION_WAIT_MS", "5000".to_owned()),
         ("TESSERA_KAFKA_DEBUG", "cgrp".to_owned()),
+        ("TESSERA_QUEUE_ADMIT_INTERVAL_MS", "100".to_owned()),
+        ("TESSERA_HOLD_TTL_SECONDS", "4".to_owned()),
+        ("TESSERA_SWEEP_INTERVAL_MS", "200".to_owned()),
         ("TESSERA_LOG", "info,librdkafka=debug".to_owned()),
     ];
     let write = Tessera::spawn(&["write-api"], &env).await;
@@ -45,6 +48,7 @@ async fn the_four_roles_run_the_whole_contract_and_a_killed_projector_loses_noth
         assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
     }
     let outcome = accounts_and_guilds(&c).await;
+    board_and_commerce(&c, &admin_token(&env)).await;
 
     // kill -9 the projector and the relay mid-stream; commands keep working
     projector.kill();

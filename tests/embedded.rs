@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{accounts_and_guilds, Client, Tessera};
+use common::{accounts_and_guilds, admin_token, board_and_commerce, Client, Tessera};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
@@ -13,6 +13,9 @@ async fn serve_runs_the_whole_contract_and_survives_a_restart() {
     let env = [
         ("TESSERA_DATA_DIR", dir.path().display().to_string()),
         ("TESSERA_MIN_VERSION_WAIT_MS", "500".to_owned()),
+        ("TESSERA_QUEUE_ADMIT_INTERVAL_MS", "100".to_owned()),
+        ("TESSERA_HOLD_TTL_SECONDS", "3".to_owned()),
+        ("TESSERA_SWEEP_INTERVAL_MS", "200".to_owned()),
     ];
     let mut server = Tessera::spawn(&["serve"], &env).await;
     let c = Client::new(&server.addr, &server.addr);
@@ -25,6 +28,7 @@ async fn serve_runs_the_whole_contract_and_survives_a_restart() {
         "both APIs in one document"
     );
     let outcome = accounts_and_guilds(&c).await;
+    board_and_commerce(&c, &admin_token(&env)).await;
 
     server.terminate(); // graceful: SIGTERM, clean exit
     assert!(

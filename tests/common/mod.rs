@@ -112,7 +112,7 @@ impl Drop for Tessera {
 pub struct Client {
     pub write: String,
     pub read: String,
-    http: reqwest::Client,
+    pub http: reqwest::Client,
 }
 
 pub struct Answer {
@@ -512,4 +512,660 @@ pub async fn accounts_and_guilds(c: &Client) -> Outcome {
         guild_id: gid,
         balance: 500,
     }
+}
+
+/// Mints an operator token with `tessera admin token`, as an operator would.
+pub fn admin_token(env: &[(&str, String)]) -> String {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    cmd.args(["admin", "token", "--user", "admin-1", "--role", "admin"]);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("the tessera binary runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+fn code_of(a: &Answer) -> &str {
+    a.body["error"]["code"].as_str().unwrap_or_default()
+}
+
+/// Takes a queue token for a concert and waits until it is admitted.
+pub async fn active_queue_token(c: &Client, user: &str, concert_id: &str) -> String {
+    let t = c
+        .call(
+            Method::POST,
+            "/v1/queue/tokens",
+            Some(user),
+            Some(json!({ "concert_id": concert_id })),
+        )
+        .await;
+    assert_eq!(t.status, StatusCode::CREATED, "{}", t.body);
+    let token = t.body["token"].as_str().unwrap().to_owned();
+    let deadline = Deadline::new(Duration::from_secs(30), "the queue token is admitted");
+    loop {
+        let res = c
+            .http
+            .get(format!("{}/v1/queue/status", c.read))
+            .bearer_auth(user)
+            .header("x-queue-token", &token)
+            .send()
+            .await
+            .unwrap();
+        let status: Value = res.json().await.unwrap();
+        if status["status"] == "active" {
+            return token;
+        }
+        assert_eq!(status["status"], "waiting", "{status}");
+        deadline.tick().await;
+    }
+}
+
+impl Client {
+    /// A call with an `X-Queue-Token`.
+    pub async fn queued(
+        &self,
+        method: Method,
+        path: &str,
+        user: &str,
+        queue: &str,
+        body: Option<Value>,
+    ) -> Answer {
+        let base = if method == Method::GET {
+            &self.read
+        } else {
+            &self.write
+        };
+        let mut req = self
+            .http
+            .request(method, format!("{base}{path}"))
+            .bearer_auth(user)
+            .header("x-queue-token", queue);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.expect("the server answers");
+        let status = res.status();
+        let stale = res.headers().get("x-stale").is_some_and(|v| v == "true");
+        Answer {
+            status,
+            stale,
+            body: res.json().await.unwrap_or(Value::Null),
+        }
+    }
+}
+
+/// The board, concerts/queue/reservations and coupons sections of API.md
+/// end to end. Expects the hold TTL to be a few seconds and the queue to
+/// admit within a second.
+pub async fn board_and_commerce(c: &Client, admin: &str) {
+    let (_, poster) = c.register("poster@example.com", "poster").await;
+    let (fan_id, fan) = c.register("fan@example.com", "fan").await;
+    let (_, rival) = c.register("rival@example.com", "rival").await;
+
+    // --- board
+    let g = c
+        .call(
+            Method::POST,
+            "/v1/guilds",
+            Some(&poster),
+            Some(json!({"name": "Forum"})),
+        )
+        .await;
+    let gid = g.body["guild_id"].as_str().unwrap().to_owned();
+    let forum = c
+        .call(
+            Method::POST,
+            &format!("/v1/guilds/{gid}/channels"),
+            Some(&poster),
+            Some(json!({"name": "forum", "kind": "forum"})),
+        )
+        .await;
+    let forum = forum.body["channel_id"].as_str().unwrap().to_owned();
+    let text = c
+        .call(
+            Method::POST,
+            &format!("/v1/guilds/{gid}/channels"),
+            Some(&poster),
+            Some(json!({"name": "chat", "kind": "text"})),
+        )
+        .await;
+    let text = text.body["channel_id"].as_str().unwrap().to_owned();
+    c.call(
+        Method::POST,
+        &format!("/v1/guilds/{gid}/members"),
+        Some(&fan),
+        None,
+    )
+    .await;
+    let post_body = json!({"title": "Setlist?", "content": "What did they play?"});
+    let p = c
+        .call(
+            Method::POST,
+            &format!("/v1/channels/{forum}/posts"),
+            Some(&fan),
+            Some(post_body.clone()),
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::CREATED, "{}", p.body);
+    let pid = p.body["post_id"].as_str().unwrap().to_owned();
+    let refused = c
+        .call(
+            Method::POST,
+            &format!("/v1/channels/{text}/posts"),
+            Some(&fan),
+            Some(post_body.clone()),
+        )
+        .await;
+    assert_eq!(
+        (refused.status, code_of(&refused)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "not_a_forum_channel")
+    );
+    let refused = c
+        .call(
+            Method::POST,
+            &format!("/v1/channels/{forum}/posts"),
+            Some(&rival),
+            Some(post_body.clone()),
+        )
+        .await;
+    assert_eq!(
+        (refused.status, code_of(&refused)),
+        (StatusCode::FORBIDDEN, "not_member")
+    );
+    let refused = c
+        .call(
+            Method::POST,
+            "/v1/channels/no-such-channel/posts",
+            Some(&fan),
+            Some(post_body),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::NOT_FOUND);
+    let cm = c
+        .call(
+            Method::POST,
+            &format!("/v1/posts/{pid}/comments"),
+            Some(&poster),
+            Some(json!({"content": "All the hits"})),
+        )
+        .await;
+    assert_eq!(cm.status, StatusCode::CREATED, "{}", cm.body);
+    let emoji = "%F0%9F%91%8D"; // 👍
+    let r1 = c
+        .call(
+            Method::PUT,
+            &format!("/v1/posts/{pid}/reactions/{emoji}"),
+            Some(&fan),
+            None,
+        )
+        .await;
+    let r2 = c
+        .call(
+            Method::PUT,
+            &format!("/v1/posts/{pid}/reactions/{emoji}"),
+            Some(&fan),
+            None,
+        )
+        .await;
+    assert_eq!(
+        r1.body["version"], r2.body["version"],
+        "reacting twice changes nothing"
+    );
+    let r3 = c
+        .call(
+            Method::PUT,
+            &format!("/v1/posts/{pid}/reactions/{emoji}"),
+            Some(&poster),
+            None,
+        )
+        .await;
+    let v = r3.body["version"].as_u64().unwrap();
+    let read = c
+        .get(&format!("/v1/posts/{pid}?min_version={v}"), &rival)
+        .await;
+    assert_eq!(
+        (read.status, read.stale),
+        (StatusCode::OK, false),
+        "{}",
+        read.body
+    );
+    assert_eq!(read.body["author_nickname"], "fan");
+    assert_eq!(read.body["reactions"]["👍"], 2);
+    assert_eq!(read.body["comments"][0]["author_nickname"], "poster");
+    let forbidden = c
+        .call(
+            Method::PATCH,
+            &format!("/v1/posts/{pid}"),
+            Some(&poster),
+            Some(json!({"title": "mine"})),
+        )
+        .await;
+    assert_eq!(forbidden.status, StatusCode::FORBIDDEN);
+    // a nickname change reaches the post and the comment that show it
+    c.call(
+        Method::PUT,
+        &format!("/v1/guilds/{gid}/members/me/nickname"),
+        Some(&fan),
+        Some(json!({"nickname": "superfan"})),
+    )
+    .await;
+    c.call(
+        Method::PUT,
+        &format!("/v1/guilds/{gid}/members/me/nickname"),
+        Some(&poster),
+        Some(json!({"nickname": "host"})),
+    )
+    .await;
+    c.get_until(
+        &format!("/v1/posts/{pid}"),
+        &fan,
+        "the nicknames reach the post",
+        |b| b["author_nickname"] == "superfan" && b["comments"][0]["author_nickname"] == "host",
+    )
+    .await;
+    let list = c
+        .get_until(
+            &format!("/v1/channels/{forum}/posts"),
+            &fan,
+            "the post is listed with its comment",
+            |b| {
+                b["items"][0]["comment_count"] == 1
+                    && b["items"][0]["author_nickname"] == "superfan"
+            },
+        )
+        .await;
+    assert_eq!(list["items"][0]["reactions"]["👍"], 2);
+    let del = c
+        .call(
+            Method::DELETE,
+            &format!("/v1/posts/{pid}"),
+            Some(&poster),
+            None,
+        )
+        .await;
+    assert_eq!(
+        del.status,
+        StatusCode::OK,
+        "the guild owner may delete: {}",
+        del.body
+    );
+    let v = del.body["version"].as_u64().unwrap();
+    let gone = c
+        .get(&format!("/v1/posts/{pid}?min_version={v}"), &fan)
+        .await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+    c.get_until(
+        &format!("/v1/channels/{forum}/posts"),
+        &fan,
+        "the deleted post leaves the list",
+        |b| b["items"].as_array().is_some_and(Vec::is_empty),
+    )
+    .await;
+
+    // --- concerts and the queue
+    let denied = c
+        .call(
+            Method::POST,
+            "/v1/concerts",
+            Some(&fan),
+            Some(json!({"name": "x"})),
+        )
+        .await;
+    assert_eq!(denied.status, StatusCode::FORBIDDEN);
+    let concert = c
+        .call(
+            Method::POST,
+            "/v1/concerts",
+            Some(admin),
+            Some(json!({"name": "Winter Live"})),
+        )
+        .await;
+    assert_eq!(concert.status, StatusCode::CREATED, "{}", concert.body);
+    let cid = concert.body["concert_id"].as_str().unwrap().to_owned();
+    let seats: Vec<Value> = (1..=4)
+        .map(|n| json!({"seat_no": n, "price": 1000}))
+        .collect();
+    let s = c
+        .call(
+            Method::POST,
+            &format!("/v1/concerts/{cid}/schedules"),
+            Some(admin),
+            Some(json!({"starts_at": "2026-12-24T19:00:00Z", "seats": seats})),
+        )
+        .await;
+    assert_eq!(s.status, StatusCode::CREATED, "{}", s.body);
+    let sid = s.body["schedule_id"].as_str().unwrap().to_owned();
+    c.call(
+        Method::POST,
+        &format!("/v1/concerts/{cid}/schedules"),
+        Some(admin),
+        Some(json!({"starts_at": "2027-01-10T19:00:00Z", "seats": [{"seat_no": 1, "price": 5}]})),
+    )
+    .await;
+    let december = c
+        .get_until(
+            &format!(
+                "/v1/concerts/{cid}/schedules?from=2026-12-01T00:00:00Z&to=2027-01-01T00:00:00Z"
+            ),
+            &fan,
+            "the December schedule is in the calendar",
+            |b| b["items"].as_array().is_some_and(|i| i.len() == 1),
+        )
+        .await;
+    assert_eq!(december["items"][0]["schedule_id"], sid.as_str());
+    assert_eq!(december["items"][0]["available_seats"], 4);
+    c.get_until(
+        &format!("/v1/concerts/{cid}/schedules"),
+        &fan,
+        "both schedules, by start",
+        |b| {
+            b["items"].as_array().is_some_and(|i| i.len() == 2)
+                && b["items"][1]["starts_at"] == "2027-01-10T19:00:00Z"
+        },
+    )
+    .await;
+    let no_token = c
+        .call(
+            Method::POST,
+            "/v1/reservations",
+            Some(&fan),
+            Some(json!({"schedule_id": sid, "seat_nos": [1]})),
+        )
+        .await;
+    assert_eq!(
+        (no_token.status, code_of(&no_token)),
+        (StatusCode::UNAUTHORIZED, "queue_token_required")
+    );
+    let fan_q = active_queue_token(c, &fan, &cid).await;
+    let rival_q = active_queue_token(c, &rival, &cid).await;
+    let wrong_user = c
+        .queued(
+            Method::GET,
+            &format!("/v1/schedules/{sid}/seats"),
+            &rival,
+            &fan_q,
+            None,
+        )
+        .await;
+    assert_eq!(wrong_user.status, StatusCode::FORBIDDEN);
+    let map = c
+        .queued(
+            Method::GET,
+            &format!("/v1/schedules/{sid}/seats?min_version=1"),
+            &fan,
+            &fan_q,
+            None,
+        )
+        .await;
+    assert_eq!(map.status, StatusCode::OK, "{}", map.body);
+    assert!(map.body["seats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["available"] == true));
+
+    // --- holds: all or nothing
+    c.call(
+        Method::POST,
+        "/v1/accounts/me/charge",
+        Some(&fan),
+        Some(json!({"amount": 5000, "idempotency_key": "fan-1"})),
+    )
+    .await;
+    let hold = c
+        .queued(
+            Method::POST,
+            "/v1/reservations",
+            &fan,
+            &fan_q,
+            Some(json!({"schedule_id": sid, "seat_nos": [1, 2]})),
+        )
+        .await;
+    assert_eq!(hold.status, StatusCode::CREATED, "{}", hold.body);
+    assert_eq!(
+        (hold.body["status"].as_str(), hold.body["amount"].as_i64()),
+        (Some("held"), Some(2000))
+    );
+    let rid = hold.body["reservation_id"].as_str().unwrap().to_owned();
+    let clash = c
+        .queued(
+            Method::POST,
+            "/v1/reservations",
+            &rival,
+            &rival_q,
+            Some(json!({"schedule_id": sid, "seat_nos": [2, 3]})),
+        )
+        .await;
+    assert_eq!(
+        (clash.status, code_of(&clash)),
+        (StatusCode::CONFLICT, "seat_unavailable")
+    );
+
+    // --- coupons: first come, first served
+    let coupon = c
+        .call(
+            Method::POST,
+            "/v1/coupons",
+            Some(admin),
+            Some(json!({"name": "Early bird", "total_quantity": 1, "discount_amount": 500})),
+        )
+        .await;
+    let kid = coupon.body["coupon_id"].as_str().unwrap().to_owned();
+    let mine = c
+        .call(
+            Method::POST,
+            &format!("/v1/coupons/{kid}/issue"),
+            Some(&fan),
+            None,
+        )
+        .await;
+    assert_eq!(mine.status, StatusCode::CREATED, "{}", mine.body);
+    let sold = c
+        .call(
+            Method::POST,
+            &format!("/v1/coupons/{kid}/issue"),
+            Some(&rival),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (sold.status, code_of(&sold)),
+        (StatusCode::CONFLICT, "sold_out")
+    );
+    let twice = c
+        .call(
+            Method::POST,
+            &format!("/v1/coupons/{kid}/issue"),
+            Some(&fan),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (twice.status, code_of(&twice)),
+        (StatusCode::CONFLICT, "already_issued")
+    );
+    let campaign = c
+        .get(&format!("/v1/coupons/{kid}?min_version=2"), &fan)
+        .await;
+    assert_eq!(
+        (
+            campaign.body["issued"].as_u64(),
+            campaign.body["remaining"].as_u64()
+        ),
+        (Some(1), Some(0))
+    );
+
+    // --- payment with the coupon, once
+    let pay = json!({"coupon_id": kid});
+    let paid = c
+        .queued(
+            Method::POST,
+            &format!("/v1/reservations/{rid}/payment"),
+            &fan,
+            &fan_q,
+            Some(pay.clone()),
+        )
+        .await;
+    assert_eq!(paid.status, StatusCode::OK, "{}", paid.body);
+    assert_eq!(
+        paid.body,
+        json!({"reservation_id": rid, "status": "paid", "paid_amount": 1500, "balance": 3500})
+    );
+    let again = c
+        .queued(
+            Method::POST,
+            &format!("/v1/reservations/{rid}/payment"),
+            &fan,
+            &fan_q,
+            Some(pay),
+        )
+        .await;
+    assert_eq!(
+        again.body, paid.body,
+        "paying again answers the same and pays once"
+    );
+    let status = c
+        .queued(Method::GET, "/v1/queue/status", &fan, &fan_q, None)
+        .await;
+    assert_eq!(
+        status.body["status"], "expired",
+        "the token ended at payment"
+    );
+    let mine = c
+        .get_until(
+            &format!("/v1/reservations/{rid}"),
+            &fan,
+            "the reservation reads paid",
+            |b| b["status"] == "paid",
+        )
+        .await;
+    assert_eq!(mine["seat_nos"], json!([1, 2]));
+    let others = c.get(&format!("/v1/reservations/{rid}"), &rival).await;
+    assert_eq!(others.status, StatusCode::FORBIDDEN);
+    c.get_until(
+        "/v1/me/reservations",
+        &fan,
+        "listed among the fan's reservations",
+        |b| b["items"][0]["reservation_id"] == rid.as_str(),
+    )
+    .await;
+    c.get_until("/v1/me/coupons", &fan, "the coupon reads used", |b| {
+        b["items"][0]["used"] == true
+    })
+    .await;
+    let history = c
+        .get_until(
+            "/v1/accounts/me/history",
+            &fan,
+            "the payment is in the history",
+            |b| b["items"][0]["kind"] == "use",
+        )
+        .await;
+    assert_eq!(history["items"][0]["amount"], -1500);
+
+    // --- cancelling a paid reservation refunds it and frees the seats
+    let cancelled = c
+        .call(
+            Method::DELETE,
+            &format!("/v1/reservations/{rid}"),
+            Some(&fan),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (cancelled.status, cancelled.body["status"].as_str()),
+        (StatusCode::OK, Some("cancelled")),
+        "{}",
+        cancelled.body
+    );
+    let me = c
+        .get_until("/v1/accounts/me", &fan, "the refund", |b| {
+            b["balance"] == 5000
+        })
+        .await;
+    assert_eq!(me["account_id"], fan_id.as_str());
+    c.get_until("/v1/me/coupons", &fan, "the coupon comes back", |b| {
+        b["items"][0]["used"] == false
+    })
+    .await;
+
+    // --- not enough points: refused, and the hold runs out on its own
+    let rival_hold = c
+        .queued(
+            Method::POST,
+            "/v1/reservations",
+            &rival,
+            &rival_q,
+            Some(json!({"schedule_id": sid, "seat_nos": [1, 3]})),
+        )
+        .await;
+    assert_eq!(
+        rival_hold.status,
+        StatusCode::CREATED,
+        "seats of a cancelled reservation are free: {}",
+        rival_hold.body
+    );
+    let rival_rid = rival_hold.body["reservation_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let broke = c
+        .queued(
+            Method::POST,
+            &format!("/v1/reservations/{rival_rid}/payment"),
+            &rival,
+            &rival_q,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(
+        (broke.status, code_of(&broke)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "insufficient_points")
+    );
+    c.get_until(
+        &format!("/v1/reservations/{rival_rid}"),
+        &rival,
+        "the sweeper expires the hold",
+        |b| b["status"] == "expired",
+    )
+    .await;
+    let late = c
+        .queued(
+            Method::POST,
+            &format!("/v1/reservations/{rival_rid}/payment"),
+            &rival,
+            &rival_q,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(
+        late.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        late.body
+    );
+    assert_eq!(code_of(&late), "hold_expired");
+    let map = c
+        .queued(
+            Method::GET,
+            &format!("/v1/schedules/{sid}/seats"),
+            &rival,
+            &rival_q,
+            None,
+        )
+        .await;
+    assert!(
+        map.body["seats"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["available"] == true),
+        "{}",
+        map.body
+    );
 }
