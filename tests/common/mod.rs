@@ -883,16 +883,6 @@ pub async fn board_and_commerce(c: &Client, admin: &str) {
     );
     let fan_q = active_queue_token(c, &fan, &cid).await;
     let rival_q = active_queue_token(c, &rival, &cid).await;
-    let wrong_user = c
-        .queued(
-            Method::GET,
-            &format!("/v1/schedules/{sid}/seats"),
-            &rival,
-            &fan_q,
-            None,
-        )
-        .await;
-    assert_eq!(wrong_user.status, StatusCode::FORBIDDEN);
     let map = c
         .queued(
             Method::GET,
@@ -908,6 +898,17 @@ pub async fn board_and_commerce(c: &Client, admin: &str) {
         .unwrap()
         .iter()
         .all(|s| s["available"] == true));
+    // once the map is there, someone else's token is refused
+    let wrong_user = c
+        .queued(
+            Method::GET,
+            &format!("/v1/schedules/{sid}/seats"),
+            &rival,
+            &fan_q,
+            None,
+        )
+        .await;
+    assert_eq!(wrong_user.status, StatusCode::FORBIDDEN);
 
     // --- holds: all or nothing
     c.call(

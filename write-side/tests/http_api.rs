@@ -28,6 +28,7 @@ struct Api {
     app: Router,
     events: SqlitePool,
     auth: Arc<Authenticator>,
+    state: Arc<SqliteState>,
     _dir: tempfile::TempDir,
 }
 
@@ -53,7 +54,11 @@ async fn api() -> Api {
         auth: Arc::clone(&auth),
         readiness: readiness.clone(),
         directory: state.clone(),
-        queue: Arc::new(QueueGate::new(state, &SECRET, QueueConfig::default())),
+        queue: Arc::new(QueueGate::new(
+            state.clone(),
+            &SECRET,
+            QueueConfig::default(),
+        )),
         bus: BusConfig::default(),
         hold_ttl: Duration::from_secs(300),
     });
@@ -69,6 +74,7 @@ async fn api() -> Api {
         app,
         events,
         auth,
+        state,
         _dir: dir,
     }
 }
@@ -652,6 +658,18 @@ async fn health_readiness_and_the_openapi_document_are_served() {
         ("/v1/guilds/{guild_id}/categories", "post"),
         ("/v1/guilds/{guild_id}/channels", "post"),
         ("/v1/guilds/{guild_id}/channels/{channel_id}", "delete"),
+        ("/v1/channels/{channel_id}/posts", "post"),
+        ("/v1/posts/{post_id}", "patch"),
+        ("/v1/posts/{post_id}/comments/{comment_id}", "delete"),
+        ("/v1/posts/{post_id}/reactions/{emoji}", "put"),
+        ("/v1/concerts", "post"),
+        ("/v1/concerts/{concert_id}/schedules", "post"),
+        ("/v1/queue/tokens", "post"),
+        ("/v1/reservations", "post"),
+        ("/v1/reservations/{reservation_id}/payment", "post"),
+        ("/v1/reservations/{reservation_id}", "delete"),
+        ("/v1/coupons", "post"),
+        ("/v1/coupons/{coupon_id}/issue", "post"),
     ] {
         assert!(
             doc["paths"][path][method].is_object(),
@@ -659,4 +677,412 @@ async fn health_readiness_and_the_openapi_document_are_served() {
         );
     }
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+}
+
+impl Api {
+    async fn raw_with(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        queue: Option<&str>,
+        body: Value,
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json");
+        if let Some(q) = queue {
+            req = req.header("x-queue-token", q);
+        }
+        self.raw(req.body(Body::from(body.to_string())).unwrap())
+            .await
+    }
+}
+
+#[tokio::test]
+async fn concerts_queue_and_reservations_refuse_what_they_must() {
+    use tessera_write_side::store::state::QueueStore;
+
+    let api = api().await;
+    let (_, fan) = api.user("f@x.y", "fan").await;
+    let admin = api.auth.issue("root", Role::Admin).access_token;
+    let (s, b) = api
+        .call(
+            "POST",
+            "/v1/concerts",
+            Some(&fan),
+            Some(json!({"name": "x"})),
+        )
+        .await;
+    assert_eq!((s, code(&b)), (StatusCode::FORBIDDEN, "forbidden"));
+    let (s, c) = api
+        .call(
+            "POST",
+            "/v1/concerts",
+            Some(&admin),
+            Some(json!({"name": "Live"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let cid = c["concert_id"].as_str().unwrap().to_owned();
+    let seats = |n: u32| {
+        (1..=n)
+            .map(|i| json!({"seat_no": i, "price": 100}))
+            .collect::<Vec<_>>()
+    };
+    let path = format!("/v1/concerts/{cid}/schedules");
+    for (body, field) in [
+        (
+            json!({"starts_at": "2026-12-24T19:00:00Z", "seats": []}),
+            "seats",
+        ),
+        (
+            json!({"starts_at": "2026-12-24T19:00:00Z", "seats": [{"seat_no": 1, "price": -5}]}),
+            "seats",
+        ),
+        (
+            json!({"starts_at": "tomorrow", "seats": seats(2)}),
+            "starts_at",
+        ),
+        (
+            json!({"starts_at": "2026-12-24T19:00:00Z", "seats": [{"seat_no": "a", "price": 1}]}),
+            "seats[0].seat_no",
+        ),
+    ] {
+        let (s, b) = api.call("POST", &path, Some(&admin), Some(body)).await;
+        assert_eq!(
+            (s, field_of_error(&b)),
+            (StatusCode::BAD_REQUEST, field),
+            "{b}"
+        );
+    }
+    let (s, b) = api
+        .call(
+            "POST",
+            "/v1/concerts/nope/schedules",
+            Some(&admin),
+            Some(json!({"starts_at": "2026-12-24T19:00:00Z", "seats": seats(1)})),
+        )
+        .await;
+    assert_eq!((s, code(&b)), (StatusCode::NOT_FOUND, "concert_not_found"));
+    let (_, sched) = api
+        .call(
+            "POST",
+            &path,
+            Some(&admin),
+            Some(json!({"starts_at": "2026-12-24T19:00:00Z", "seats": seats(4)})),
+        )
+        .await;
+    let sid = sched["schedule_id"].as_str().unwrap().to_owned();
+    let hold = |seats: Value| json!({"schedule_id": sid, "seat_nos": seats});
+
+    let (s, b) = api
+        .call(
+            "POST",
+            "/v1/queue/tokens",
+            Some(&fan),
+            Some(json!({"concert_id": "nope"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{b}");
+    let (s, t) = api
+        .call(
+            "POST",
+            "/v1/queue/tokens",
+            Some(&fan),
+            Some(json!({"concert_id": cid})),
+        )
+        .await;
+    assert_eq!(
+        (s, t["status"].as_str(), t["position"].as_u64()),
+        (StatusCode::CREATED, Some("waiting"), Some(1))
+    );
+    let queue = t["token"].as_str().unwrap().to_owned();
+
+    let before = api.event_count().await;
+    let (s, b) = api
+        .raw_with("POST", "/v1/reservations", &fan, None, hold(json!([1])))
+        .await;
+    assert_eq!(
+        (s, code(&b)),
+        (StatusCode::UNAUTHORIZED, "queue_token_required")
+    );
+    let (s, b) = api
+        .raw_with(
+            "POST",
+            "/v1/reservations",
+            &fan,
+            Some("garbage"),
+            hold(json!([1])),
+        )
+        .await;
+    assert_eq!(
+        (s, code(&b)),
+        (StatusCode::UNAUTHORIZED, "queue_token_invalid")
+    );
+    let (s, b) = api
+        .raw_with(
+            "POST",
+            "/v1/reservations",
+            &fan,
+            Some(&queue),
+            hold(json!([1])),
+        )
+        .await;
+    assert_eq!((s, code(&b)), (StatusCode::LOCKED, "queue_not_active"));
+    assert_eq!(b["error"]["details"]["position"], 1);
+    // an access token is not a queue token
+    let (s, _) = api
+        .raw_with(
+            "POST",
+            "/v1/reservations",
+            &fan,
+            Some(&fan),
+            hold(json!([1])),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+
+    api.state.advance(100, chrono::Utc::now()).await.unwrap(); // one admission tick
+    let (_, other) = api.user("o@x.y", "other").await;
+    let (s, b) = api
+        .raw_with(
+            "POST",
+            "/v1/reservations",
+            &other,
+            Some(&queue),
+            hold(json!([1])),
+        )
+        .await;
+    assert_eq!(
+        (s, code(&b)),
+        (StatusCode::FORBIDDEN, "forbidden"),
+        "someone else's token"
+    );
+    for (seats, status, expected) in [
+        (json!([]), StatusCode::BAD_REQUEST, "invalid_input"),
+        (
+            json!([1, 2, 3, 4, 1]),
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (json!([1, 1]), StatusCode::BAD_REQUEST, "invalid_input"),
+        (json!([9]), StatusCode::UNPROCESSABLE_ENTITY, "unknown_seat"),
+        (json!(["1"]), StatusCode::BAD_REQUEST, "invalid_input"),
+    ] {
+        let (s, b) = api
+            .raw_with(
+                "POST",
+                "/v1/reservations",
+                &fan,
+                Some(&queue),
+                hold(seats.clone()),
+            )
+            .await;
+        assert_eq!((s, code(&b)), (status, expected), "{seats}: {b}");
+    }
+    assert_eq!(
+        api.event_count().await,
+        before + 1,
+        "only the other user's registration was written"
+    );
+
+    let (s, h) = api
+        .raw_with(
+            "POST",
+            "/v1/reservations",
+            &fan,
+            Some(&queue),
+            hold(json!([1, 2])),
+        )
+        .await;
+    assert_eq!(
+        (s, h["amount"].as_i64()),
+        (StatusCode::CREATED, Some(200)),
+        "{h}"
+    );
+    let rid = h["reservation_id"].as_str().unwrap().to_owned();
+    let pay = format!("/v1/reservations/{rid}/payment");
+    let (s, b) = api
+        .raw_with("POST", &pay, &fan, Some(&queue), json!({}))
+        .await;
+    assert_eq!(
+        (s, code(&b)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "insufficient_points")
+    );
+    let (s, b) = api
+        .raw_with(
+            "POST",
+            &pay,
+            &fan,
+            Some(&queue),
+            json!({"coupon_id": "nope"}),
+        )
+        .await;
+    assert_eq!((s, code(&b)), (StatusCode::NOT_FOUND, "not_found"), "{b}");
+    let (s, b) = api
+        .raw_with(
+            "POST",
+            "/v1/reservations/nope/payment",
+            &fan,
+            Some(&queue),
+            json!({}),
+        )
+        .await;
+    assert_eq!((s, code(&b)), (StatusCode::NOT_FOUND, "not_found"));
+    let (s, b) = api
+        .call(
+            "DELETE",
+            &format!("/v1/reservations/{rid}"),
+            Some(&other),
+            None,
+        )
+        .await;
+    assert_eq!((s, code(&b)), (StatusCode::FORBIDDEN, "forbidden"));
+    let (s, b) = api
+        .call(
+            "DELETE",
+            &format!("/v1/reservations/{rid}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, b["status"].as_str()),
+        (StatusCode::OK, Some("cancelled")),
+        "an admin may cancel"
+    );
+
+    // coupons
+    let (s, b) = api
+        .call(
+            "POST",
+            "/v1/coupons",
+            Some(&admin),
+            Some(json!({"name": "c", "total_quantity": 0, "discount_amount": 1})),
+        )
+        .await;
+    assert_eq!(
+        (s, field_of_error(&b)),
+        (StatusCode::BAD_REQUEST, "total_quantity")
+    );
+    let (s, b) = api
+        .call("POST", "/v1/coupons/nope/issue", Some(&fan), None)
+        .await;
+    assert_eq!((s, code(&b)), (StatusCode::NOT_FOUND, "not_found"));
+}
+
+fn field_of_error(b: &Value) -> &str {
+    b["error"]["details"]["field"].as_str().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn board_commands_refuse_what_they_must() {
+    let api = api().await;
+    let (_, owner) = api.user("o@x.y", "owner").await;
+    let (_, stranger) = api.user("s@x.y", "stranger").await;
+    let (_, g) = api
+        .call(
+            "POST",
+            "/v1/guilds",
+            Some(&owner),
+            Some(json!({"name": "G"})),
+        )
+        .await;
+    let gid = g["guild_id"].as_str().unwrap();
+    let (_, ch) = api
+        .call(
+            "POST",
+            &format!("/v1/guilds/{gid}/channels"),
+            Some(&owner),
+            Some(json!({"name": "f", "kind": "forum"})),
+        )
+        .await;
+    let posts = format!("/v1/channels/{}/posts", ch["channel_id"].as_str().unwrap());
+    for (body, field) in [
+        (json!({"title": "", "content": "c"}), "title"),
+        (json!({"title": "t".repeat(201), "content": "c"}), "title"),
+        (
+            json!({"title": "t", "content": "c".repeat(20_001)}),
+            "content",
+        ),
+        (json!({"title": "t"}), "content"),
+    ] {
+        let (s, b) = api.call("POST", &posts, Some(&owner), Some(body)).await;
+        assert_eq!(
+            (s, field_of_error(&b)),
+            (StatusCode::BAD_REQUEST, field),
+            "{b}"
+        );
+    }
+    let (s, b) = api
+        .call(
+            "POST",
+            &posts,
+            Some(&stranger),
+            Some(json!({"title": "t", "content": "c"})),
+        )
+        .await;
+    assert_eq!((s, code(&b)), (StatusCode::FORBIDDEN, "not_member"));
+    let (s, p) = api
+        .call(
+            "POST",
+            &posts,
+            Some(&owner),
+            Some(json!({"title": "t", "content": "c"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let pid = p["post_id"].as_str().unwrap();
+    let (s, b) = api
+        .call(
+            "POST",
+            &format!("/v1/posts/{pid}/comments"),
+            Some(&stranger),
+            Some(json!({"content": "hi"})),
+        )
+        .await;
+    assert_eq!((s, code(&b)), (StatusCode::FORBIDDEN, "not_member"));
+    let (s, b) = api
+        .call(
+            "PATCH",
+            &format!("/v1/posts/{pid}/comments/nope"),
+            Some(&owner),
+            Some(json!({"content": "x"})),
+        )
+        .await;
+    assert_eq!((s, code(&b)), (StatusCode::NOT_FOUND, "not_found"));
+    let long_emoji = "%F0%9F%91%8D".repeat(33);
+    let (s, b) = api
+        .call(
+            "PUT",
+            &format!("/v1/posts/{pid}/reactions/{long_emoji}"),
+            Some(&owner),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, field_of_error(&b)),
+        (StatusCode::BAD_REQUEST, "emoji"),
+        "{b}"
+    );
+    let (s, b) = api
+        .call("PUT", "/v1/posts/nope/reactions/x", Some(&owner), None)
+        .await;
+    assert_eq!((s, code(&b)), (StatusCode::NOT_FOUND, "not_found"));
+    let (s, _) = api
+        .call("DELETE", &format!("/v1/posts/{pid}"), Some(&owner), None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, b) = api
+        .call(
+            "POST",
+            &format!("/v1/posts/{pid}/comments"),
+            Some(&owner),
+            Some(json!({"content": "late"})),
+        )
+        .await;
+    assert_eq!((s, code(&b)), (StatusCode::GONE, "gone"));
 }

@@ -1,0 +1,492 @@
+//! Concurrency, for real: two `tessera write-api` processes share one
+//! PostgreSQL and take hundreds of concurrent requests; the invariants are
+//! checked in the event log afterwards.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{admin_token, Client, Tessera};
+use futures::stream::{self, StreamExt};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use sqlx::PgPool;
+use tessera_testkit::{Deadline, PgDatabase};
+use tessera_write_side::auth::{Authenticator, Role};
+
+const SECRET: &str = "a-race-test-secret-that-is-long-enough-for-hs256";
+
+/// Two write-side processes on one database.
+struct Cluster {
+    _pg: PgDatabase,
+    pool: PgPool,
+    env: Vec<(&'static str, String)>,
+    a: Tessera,
+    b: Tessera,
+    http: reqwest::Client,
+    auth: Authenticator,
+}
+
+async fn cluster(extra: &[(&'static str, &str)]) -> Cluster {
+    let pg = PgDatabase::create().await;
+    let mut env = vec![
+        ("TESSERA_DATABASE_URL", pg.url().to_owned()),
+        ("TESSERA_DATABASE_MAX_CONNECTIONS", "12".to_owned()),
+        ("TESSERA_JWT_SECRET", SECRET.to_owned()),
+        ("TESSERA_QUEUE_ADMIT_BATCH", "5000".to_owned()),
+        ("TESSERA_QUEUE_ADMIT_INTERVAL_MS", "100".to_owned()),
+        ("TESSERA_COMMAND_MAX_ATTEMPTS", "30".to_owned()),
+        ("TESSERA_LOG", "warn,tessera=info".to_owned()),
+    ];
+    env.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+    let a = Tessera::spawn(&["write-api"], &env).await;
+    let b = Tessera::spawn(&["write-api"], &env).await;
+    Cluster {
+        pool: pg.pool(4).await,
+        _pg: pg,
+        env,
+        a,
+        b,
+        http: reqwest::Client::builder()
+            .pool_max_idle_per_host(256)
+            .build()
+            .unwrap(),
+        auth: Authenticator::hs256(
+            SECRET.as_bytes(),
+            "tessera",
+            "tessera-api",
+            Duration::from_secs(3600),
+        )
+        .unwrap(),
+    }
+}
+
+impl Cluster {
+    /// Alternates between the two processes.
+    fn base(&self, i: usize) -> &str {
+        if i % 2 == 0 {
+            &self.a.addr
+        } else {
+            &self.b.addr
+        }
+    }
+
+    fn token(&self, user: &str) -> String {
+        self.auth.issue(user, Role::User).access_token
+    }
+
+    async fn send(
+        &self,
+        i: usize,
+        method: Method,
+        path: &str,
+        token: &str,
+        queue: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base(i)))
+            .bearer_auth(token);
+        if let Some(q) = queue {
+            req = req.header("x-queue-token", q);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.expect("the write API answers");
+        let status = res.status();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn admin(&self, path: &str, body: Value) -> Value {
+        let admin = admin_token(&self.env);
+        let (status, body) = self
+            .send(0, Method::POST, path, &admin, None, Some(body))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body
+    }
+
+    /// A concert with one schedule of `seats` seats at `price` each.
+    async fn schedule(&self, seats: u32, price: i64) -> (String, String) {
+        let concert = self.admin("/v1/concerts", json!({"name": "Race"})).await;
+        let cid = concert["concert_id"].as_str().unwrap().to_owned();
+        let layout: Vec<Value> = (1..=seats)
+            .map(|n| json!({"seat_no": n, "price": price}))
+            .collect();
+        let s = self
+            .admin(
+                &format!("/v1/concerts/{cid}/schedules"),
+                json!({"starts_at": "2026-12-24T19:00:00Z", "seats": layout}),
+            )
+            .await;
+        (cid, s["schedule_id"].as_str().unwrap().to_owned())
+    }
+
+    /// Queue tokens for `users`, returned once all are admitted.
+    async fn admitted(&self, concert_id: &str, users: &[String]) -> Vec<String> {
+        let tokens: Vec<String> = stream::iter(users.iter().enumerate())
+            .map(|(i, u)| async move {
+                let (status, body) = self
+                    .send(
+                        i,
+                        Method::POST,
+                        "/v1/queue/tokens",
+                        &self.token(u),
+                        None,
+                        Some(json!({"concert_id": concert_id})),
+                    )
+                    .await;
+                assert_eq!(status, StatusCode::CREATED, "{body}");
+                body["token"].as_str().unwrap().to_owned()
+            })
+            .buffered(64)
+            .collect()
+            .await;
+        let deadline = Deadline::new(Duration::from_secs(30), "every queue position is admitted");
+        loop {
+            let admitted: Option<i64> = sqlx::query_scalar(
+                "SELECT admitted_up_to FROM queue_positions WHERE concert_id = $1",
+            )
+            .bind(concert_id)
+            .fetch_optional(&self.pool)
+            .await
+            .unwrap();
+            if admitted.unwrap_or(0) >= users.len() as i64 {
+                return tokens;
+            }
+            deadline.tick().await;
+        }
+    }
+
+    async fn events(&self, aggregate_type: &str, event_type: &str) -> Vec<(String, Value)> {
+        sqlx::query_as(
+            "SELECT aggregate_id, payload FROM events WHERE aggregate_type = $1 AND event_type = $2 ORDER BY global_position",
+        )
+        .bind(aggregate_type)
+        .bind(event_type)
+        .fetch_all(&self.pool)
+        .await
+        .unwrap()
+    }
+}
+
+fn code(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_thousand_users_racing_for_two_seats_leave_exactly_one_reservation() {
+    let c = cluster(&[]).await;
+    let (cid, sid) = c.schedule(10, 1000).await;
+    let users: Vec<String> = (0..1000).map(|i| format!("racer-{i:04}")).collect();
+    let queue = c.admitted(&cid, &users).await;
+    let started = Instant::now();
+    let answers: Vec<(StatusCode, Value)> =
+        futures::future::join_all(users.iter().zip(&queue).enumerate().map(|(i, (u, q))| {
+            let token = c.token(u);
+            let c = &c;
+            let sid = &sid;
+            async move {
+                c.send(
+                    i,
+                    Method::POST,
+                    "/v1/reservations",
+                    &token,
+                    Some(q),
+                    Some(json!({"schedule_id": sid, "seat_nos": [1, 2]})),
+                )
+                .await
+            }
+        }))
+        .await;
+    let elapsed = started.elapsed();
+    let won: Vec<_> = answers
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::CREATED)
+        .collect();
+    let lost = answers
+        .iter()
+        .filter(|(s, b)| *s == StatusCode::CONFLICT && code(b) == "seat_unavailable")
+        .count();
+    assert_eq!(
+        won.len(),
+        1,
+        "exactly one hold: {:?}",
+        answers
+            .iter()
+            .filter(|(s, _)| *s != StatusCode::CONFLICT)
+            .take(3)
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(lost, 999, "everyone else is told the seats are taken");
+    let held = c.events("schedule", "SeatsHeld").await;
+    assert_eq!(held.len(), 1, "the log holds one hold");
+    assert_eq!(held[0].1["seat_nos"], json!([1, 2]));
+    assert_eq!(held[0].1["reservation_id"], won[0].1["reservation_id"]);
+    eprintln!("1,000 holds on 2 seats across 2 write-api processes answered in {elapsed:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hundred_coupons_for_a_thousand_issuers_are_issued_exactly_once_each() {
+    let c = cluster(&[]).await;
+    let coupon = c
+        .admin(
+            "/v1/coupons",
+            json!({"name": "First 100", "total_quantity": 100, "discount_amount": 10}),
+        )
+        .await;
+    let kid = coupon["coupon_id"].as_str().unwrap().to_owned();
+    let users: Vec<String> = (0..1000).map(|i| format!("fan-{i:04}")).collect();
+    // the first 200 users also send a second request at the same time
+    let requests: Vec<&String> = users.iter().chain(users.iter().take(200)).collect();
+    let started = Instant::now();
+    let answers: Vec<(StatusCode, Value)> =
+        futures::future::join_all(requests.iter().enumerate().map(|(i, u)| {
+            let token = c.token(u);
+            let c = &c;
+            let path = format!("/v1/coupons/{kid}/issue");
+            async move { c.send(i, Method::POST, &path, &token, None, None).await }
+        }))
+        .await;
+    let elapsed = started.elapsed();
+    let issued = answers
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::CREATED)
+        .count();
+    let refused: BTreeMap<&str, usize> = answers
+        .iter()
+        .filter(|(s, _)| *s != StatusCode::CREATED)
+        .fold(BTreeMap::new(), |mut m, (s, b)| {
+            assert_eq!(*s, StatusCode::CONFLICT, "{b}");
+            *m.entry(code(b)).or_default() += 1;
+            m
+        });
+    assert_eq!(
+        issued, 100,
+        "exactly the quantity is issued; refusals: {refused:?}"
+    );
+    let events = c.events("coupon", "CouponIssued").await;
+    assert_eq!(events.len(), 100);
+    let holders: BTreeSet<&str> = events
+        .iter()
+        .map(|(_, p)| p["user_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(holders.len(), 100, "nobody got two");
+    let counts: BTreeSet<u64> = events
+        .iter()
+        .map(|(_, p)| p["issued"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        counts,
+        (1..=100).collect(),
+        "the running count never skips or repeats"
+    );
+    eprintln!("1,200 coupon requests (100 available) across 2 processes answered in {elapsed:?}: {refused:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_concurrent_charges_with_one_idempotency_key_charge_once() {
+    let c = cluster(&[]).await;
+    let client = Client::new(&c.a.addr, &c.a.addr);
+    let (account_id, token) = client.register("payer@example.com", "payer").await;
+    let answers: Vec<(StatusCode, Value)> = futures::future::join_all((0..50).map(|i| {
+        let c = &c;
+        let token = &token;
+        async move {
+            c.send(
+                i,
+                Method::POST,
+                "/v1/accounts/me/charge",
+                token,
+                None,
+                Some(json!({"amount": 700, "idempotency_key": "once"})),
+            )
+            .await
+        }
+    }))
+    .await;
+    for (status, body) in &answers {
+        assert_eq!(*status, StatusCode::OK, "{body}");
+        assert_eq!(
+            *body,
+            json!({"balance": 700, "version": 2}),
+            "every answer is the first answer"
+        );
+    }
+    let charged: Vec<_> = c
+        .events("account", "PointsCharged")
+        .await
+        .into_iter()
+        .filter(|(id, _)| *id == account_id)
+        .collect();
+    assert_eq!(charged.len(), 1, "one charge in the log");
+}
+
+/// Payments fired right around each hold's expiry while the sweeper expires
+/// holds every 20 ms on whichever process leads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn payment_racing_expiry_ends_paid_or_expired_never_both_and_points_add_up() {
+    let c = cluster(&[
+        ("TESSERA_HOLD_TTL_SECONDS", "1"),
+        ("TESSERA_SWEEP_INTERVAL_MS", "20"),
+    ])
+    .await;
+    let holders = 24;
+    let price = 100;
+    let start_balance = 10_000;
+    let (cid, sid) = c.schedule(holders, price).await;
+    let client = Client::new(&c.a.addr, &c.a.addr);
+    let mut users = Vec::new();
+    for i in 0..holders {
+        let (id, token) = client
+            .register(&format!("racer{i}@example.com"), "racer")
+            .await;
+        let (s, b) = c
+            .send(
+                0,
+                Method::POST,
+                "/v1/accounts/me/charge",
+                &token,
+                None,
+                Some(json!({"amount": start_balance, "idempotency_key": "seed"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        users.push((id, token));
+    }
+    let ids: Vec<String> = users.iter().map(|(id, _)| id.clone()).collect();
+    let queue = c.admitted(&cid, &ids).await;
+    let paid_answers = AtomicUsize::new(0);
+    let outcomes: Vec<(String, String, StatusCode, Value)> =
+        futures::future::join_all(users.iter().zip(&queue).enumerate().map(
+            |(i, ((id, token), q))| {
+                let c = &c;
+                let sid = &sid;
+                let paid_answers = &paid_answers;
+                async move {
+                    let seat = i as u32 + 1;
+                    let (s, hold) = c
+                        .send(
+                            i,
+                            Method::POST,
+                            "/v1/reservations",
+                            token,
+                            Some(q),
+                            Some(json!({"schedule_id": sid, "seat_nos": [seat]})),
+                        )
+                        .await;
+                    assert_eq!(s, StatusCode::CREATED, "{hold}");
+                    let rid = hold["reservation_id"].as_str().unwrap().to_owned();
+                    let expires: chrono::DateTime<chrono::Utc> =
+                        hold["expires_at"].as_str().unwrap().parse().unwrap();
+                    // aim at the expiry: from 60 ms before to 40 ms after it
+                    let offset =
+                        chrono::Duration::milliseconds(-60 + (i as i64 * 100 / holders as i64));
+                    let wait = (expires + offset - chrono::Utc::now())
+                        .to_std()
+                        .unwrap_or_default();
+                    tokio::time::sleep(wait).await;
+                    let (s, body) = c
+                        .send(
+                            i + 1,
+                            Method::POST,
+                            &format!("/v1/reservations/{rid}/payment"),
+                            token,
+                            Some(q),
+                            Some(json!({})),
+                        )
+                        .await;
+                    if s == StatusCode::OK {
+                        paid_answers.fetch_add(1, Ordering::SeqCst);
+                    } else {
+                        assert_eq!(
+                            (s, code(&body)),
+                            (StatusCode::UNPROCESSABLE_ENTITY, "hold_expired"),
+                            "{body}"
+                        );
+                    }
+                    (id.clone(), rid, s, body)
+                }
+            },
+        ))
+        .await;
+
+    // wait until every hold is settled (paid, or expired by the sweeper)
+    let deadline = Deadline::new(Duration::from_secs(30), "every hold is settled");
+    loop {
+        let open: i64 = sqlx::query_scalar("SELECT count(*) FROM holds WHERE NOT settled")
+            .fetch_one(&c.pool)
+            .await
+            .unwrap();
+        if open == 0 {
+            break;
+        }
+        deadline.tick().await;
+    }
+    let paid: BTreeSet<String> = c
+        .events("schedule", "HoldPaid")
+        .await
+        .iter()
+        .map(|(_, p)| p["reservation_id"].as_str().unwrap().to_owned())
+        .collect();
+    let expired: BTreeSet<String> = c
+        .events("schedule", "HoldExpired")
+        .await
+        .iter()
+        .map(|(_, p)| p["reservation_id"].as_str().unwrap().to_owned())
+        .collect();
+    let used = c.events("account", "PointsUsed").await;
+    let refunded = c.events("account", "PointsRefunded").await;
+    let net = |rid: &str| -> i64 {
+        let out: i64 = used
+            .iter()
+            .filter(|(_, p)| p["reference"] == rid)
+            .map(|(_, p)| p["amount"].as_i64().unwrap())
+            .sum();
+        let back: i64 = refunded
+            .iter()
+            .filter(|(_, p)| p["reference"] == rid)
+            .map(|(_, p)| p["amount"].as_i64().unwrap())
+            .sum();
+        out - back
+    };
+    for (user, rid, status, body) in &outcomes {
+        let was_paid = paid.contains(rid);
+        assert_ne!(
+            was_paid,
+            expired.contains(rid),
+            "{rid}: exactly one of paid and expired"
+        );
+        assert_eq!(
+            *status == StatusCode::OK,
+            was_paid,
+            "{rid}: the answer matches the log: {body}"
+        );
+        assert_eq!(
+            net(rid),
+            if was_paid { price } else { 0 },
+            "{rid}: points taken match the outcome"
+        );
+        let balance: i64 = sqlx::query_scalar(
+            "SELECT (payload->>'balance')::bigint FROM events WHERE aggregate_type = 'account' AND aggregate_id = $1 ORDER BY sequence DESC LIMIT 1",
+        )
+        .bind(user)
+        .fetch_one(&c.pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            balance,
+            start_balance - if was_paid { price } else { 0 },
+            "{user}: balance"
+        );
+    }
+    eprintln!(
+        "payment vs expiry: {} paid, {} expired (of {holders})",
+        paid_answers.load(Ordering::SeqCst),
+        expired.len()
+    );
+}
