@@ -46,6 +46,9 @@ pub async fn run(cli: Cli) -> Result<()> {
     let command = cli.command.unwrap_or(Command::Serve);
     let quiet = matches!(command, Command::Admin { .. } | Command::Migrate);
     logging::init(if quiet { "warn" } else { &s.log }, &s.log_format);
+    if !quiet {
+        install_metrics();
+    }
     match command {
         Command::Serve => serve(&s).await,
         Command::WriteApi => write_api(&s).await,
@@ -55,6 +58,31 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Migrate => migrate(&s).await,
         Command::Admin { command } => admin(&s, command),
     }
+}
+
+static METRICS: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> =
+    std::sync::OnceLock::new();
+
+/// Installs the Prometheus recorder once per process.
+fn install_metrics() {
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+    let latency = [
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+    ];
+    let builder = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &latency)
+        .unwrap_or_else(|_| PrometheusBuilder::new());
+    match builder.install_recorder() {
+        Ok(handle) => {
+            let _ = METRICS.set(handle);
+        }
+        Err(error) => tracing::warn!(%error, "metrics recorder not installed"),
+    }
+}
+
+/// What `/metrics` answers.
+fn metrics_render() -> tessera_write_side::http::ops::MetricsRender {
+    Arc::new(|| METRICS.get().map(|h| h.render()).unwrap_or_default())
 }
 
 /// Cancelled on SIGTERM or Ctrl-C.
@@ -351,7 +379,11 @@ async fn serve(s: &Settings) -> Result<()> {
         Router::new()
             .merge(tessera_write_side::http::router(WriteState(write)))
             .merge(tessera_read_side::router(ReadState(Arc::new(read))))
-            .merge(tessera_write_side::http::ops::router(readiness, openapi)),
+            .merge(tessera_write_side::http::ops::router(
+                readiness,
+                openapi,
+                Some(metrics_render()),
+            )),
     );
     tracing::info!(data_dir = %s.data_dir.display(), "serving on embedded storage");
     let served = serve_http(s.http_addr, app, shutdown.clone()).await;
@@ -400,7 +432,11 @@ async fn write_api(s: &Settings) -> Result<()> {
     let app = with_common_layers(
         Router::new()
             .merge(tessera_write_side::http::router(WriteState(write)))
-            .merge(tessera_write_side::http::ops::router(readiness, openapi)),
+            .merge(tessera_write_side::http::ops::router(
+                readiness,
+                openapi,
+                Some(metrics_render()),
+            )),
     );
     let served = serve_http(s.http_addr, app, shutdown.clone()).await;
     shutdown.cancel();
@@ -431,7 +467,11 @@ async fn read_api(s: &Settings) -> Result<()> {
     let app = with_common_layers(
         Router::new()
             .merge(tessera_read_side::router(ReadState(Arc::new(read))))
-            .merge(tessera_write_side::http::ops::router(readiness, openapi)),
+            .merge(tessera_write_side::http::ops::router(
+                readiness,
+                openapi,
+                Some(metrics_render()),
+            )),
     );
     serve_http(s.http_addr, app, shutdown_signal()).await
 }
@@ -457,6 +497,7 @@ async fn relay(s: &Settings) -> Result<()> {
     let ops = with_common_layers(tessera_write_side::http::ops::router(
         readiness,
         serde_json::json!({}),
+        Some(metrics_render()),
     ));
     let http = tokio::spawn(serve_http(s.http_addr, ops, shutdown.clone()));
     let result = relay.run(shutdown.clone()).await;
@@ -492,6 +533,7 @@ async fn projector(s: &Settings, only: &[String]) -> Result<()> {
     let ops = with_common_layers(tessera_write_side::http::ops::router(
         readiness,
         serde_json::json!({}),
+        Some(metrics_render()),
     ));
     let served = serve_http(s.http_addr, ops, shutdown.clone()).await;
     shutdown.cancel();

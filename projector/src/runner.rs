@@ -141,7 +141,23 @@ impl Projector {
             }
         };
         let events = batch.len();
+        let newest = batch
+            .iter()
+            .filter_map(|d| match d {
+                Delivery::Event(e) => Some(e.recorded_at),
+                Delivery::Undecodable { .. } => None,
+            })
+            .max();
         self.feed.commit().await?;
+        let name = self.projection.name();
+        metrics::counter!("tessera_projector_events_total", "projection" => name)
+            .increment(events as u64);
+        metrics::counter!("tessera_dead_letters_total", "projection" => name)
+            .increment(dead_lettered as u64);
+        if let Some(newest) = newest {
+            let lag = (chrono::Utc::now() - newest).num_milliseconds().max(0) as f64 / 1000.0;
+            metrics::gauge!("tessera_projector_lag_seconds", "projection" => name).set(lag);
+        }
         self.pending = None;
         self.handled += events as u64;
         self.save_status().await?;

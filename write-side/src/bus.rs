@@ -18,7 +18,7 @@ use cqrs_es::{Aggregate, AggregateError, EventStore};
 use rand::Rng;
 use tokio::sync::Mutex as AsyncMutex;
 
-use crate::domain::{DomainError, ErrorKind};
+use crate::domain::{DomainError, ErrorKind, Named};
 use crate::store::Store;
 
 /// Who sent a command, and as part of what: becomes the events' metadata.
@@ -127,7 +127,7 @@ pub struct CommandBus<A: Aggregate> {
 impl<A> CommandBus<A>
 where
     A: Aggregate,
-    A::Command: Clone,
+    A::Command: Clone + Named,
     A::Error: DomainError,
 {
     pub fn new(store: Store, services: A::Services, config: BusConfig) -> Self {
@@ -187,8 +187,37 @@ where
         Ok(out)
     }
 
-    /// Runs a command and reads `view` off the aggregate after it.
+    /// Runs a command and reads `view` off the aggregate after it. Records
+    /// `tessera_command_duration_seconds` and `tessera_commands_total` by
+    /// aggregate, command and outcome, and `tessera_events_appended_total`.
     pub async fn execute<T>(
+        &self,
+        id: &str,
+        command: A::Command,
+        context: &CommandContext,
+        view: impl FnOnce(&A) -> T,
+    ) -> Result<Committed<T>, CommandError<A::Error>> {
+        let name = command.name();
+        let started = std::time::Instant::now();
+        let result = self.run(id, command, context, view).await;
+        let outcome = match &result {
+            Ok(_) => "accepted",
+            Err(CommandError::Rejected(_)) => "rejected",
+            Err(CommandError::Conflict { .. }) => "conflict",
+            Err(CommandError::Failed(_)) => "failed",
+        };
+        metrics::histogram!("tessera_command_duration_seconds", "aggregate" => A::TYPE, "command" => name)
+            .record(started.elapsed().as_secs_f64());
+        metrics::counter!("tessera_commands_total", "aggregate" => A::TYPE, "command" => name, "outcome" => outcome)
+            .increment(1);
+        if let Ok(done) = &result {
+            metrics::counter!("tessera_events_appended_total", "aggregate" => A::TYPE)
+                .increment(done.appended as u64);
+        }
+        result
+    }
+
+    async fn run<T>(
         &self,
         id: &str,
         command: A::Command,

@@ -201,6 +201,11 @@ impl Relay {
         }
         save_checkpoint(&self.pool, &self.config.name, last).await?;
         self.checkpoint = last;
+        metrics::counter!("tessera_relay_published_total").increment(records.len() as u64);
+        if let Ok(head) = self.log.head().await {
+            metrics::gauge!("tessera_relay_lag_events")
+                .set((head.position - last.position).max(0) as f64);
+        }
         Ok(RelayStep::Published(records.len()))
     }
 

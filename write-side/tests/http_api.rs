@@ -68,6 +68,7 @@ async fn api() -> Api {
             .merge(tessera_write_side::http::ops::router(
                 readiness,
                 serde_json::to_value(tessera_write_side::http::openapi()).unwrap(),
+                None,
             )),
     );
     Api {

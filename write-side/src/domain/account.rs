@@ -9,6 +9,14 @@ use tessera_events::{aggregate, AccountEvent};
 
 use super::{char_len_within, image_ok, limits, DomainError, ErrorKind, Recorded};
 
+super::named!(AccountCommand {
+    Register,
+    UpdateProfile,
+    Charge,
+    Use,
+    Refund
+});
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AccountCommand {
     Register {

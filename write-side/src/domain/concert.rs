@@ -7,6 +7,8 @@ use tessera_events::{aggregate, ConcertEvent};
 
 use super::{char_len_within, DomainError, ErrorKind, Recorded};
 
+super::named!(ConcertCommand { Create });
+
 pub const NAME: (usize, usize) = (1, 100);
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,6 +11,13 @@ use tessera_events::{aggregate, CouponEvent};
 
 use super::{char_len_within, DomainError, ErrorKind, Recorded};
 
+super::named!(CouponCommand {
+    Create,
+    Issue,
+    Use,
+    Release
+});
+
 pub const NAME: (usize, usize) = (1, 100);
 pub const QUANTITY: (u32, u32) = (1, 1_000_000);
 pub const DISCOUNT: (i64, i64) = (1, 1_000_000);

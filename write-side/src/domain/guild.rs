@@ -12,6 +12,18 @@ use tessera_events::{aggregate, ChannelKind, GuildEvent};
 
 use super::{char_len_within, image_ok, limits, DomainError, ErrorKind, Recorded};
 
+super::named!(GuildCommand {
+    Create,
+    Update,
+    Delete,
+    Join,
+    Leave,
+    SetNickname,
+    CreateCategory,
+    CreateChannel,
+    DeleteChannel,
+});
+
 /// Facts from other aggregates that guild decisions need.
 #[async_trait]
 pub trait GuildServices: Send + Sync {

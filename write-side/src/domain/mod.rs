@@ -63,6 +63,25 @@ pub trait DomainError: std::error::Error + Send + Sync + 'static {
     }
 }
 
+/// A command's name, for metrics and logs (never its data).
+pub trait Named {
+    fn name(&self) -> &'static str;
+}
+
+/// Implements [`Named`] for a command enum: each variant's name.
+macro_rules! named {
+    ($ty:ty { $($variant:ident),* $(,)? }) => {
+        impl $crate::domain::Named for $ty {
+            fn name(&self) -> &'static str {
+                match self {
+                    $(Self::$variant { .. } => stringify!($variant),)*
+                }
+            }
+        }
+    };
+}
+pub(crate) use named;
+
 /// Checks that a text has between `min` and `max` characters (not bytes).
 pub fn char_len_within(value: &str, min: usize, max: usize) -> bool {
     let n = value.chars().count();

@@ -12,6 +12,17 @@ use tessera_events::{aggregate, ChannelKind, PostEvent};
 
 use super::{char_len_within, DomainError, ErrorKind, Recorded};
 
+super::named!(PostCommand {
+    Create,
+    Edit,
+    Delete,
+    AddComment,
+    EditComment,
+    DeleteComment,
+    React,
+    Unreact,
+});
+
 /// Limits of the contract (API.md, Board).
 pub mod limits {
     pub const TITLE: (usize, usize) = (1, 200);

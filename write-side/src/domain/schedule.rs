@@ -15,6 +15,14 @@ use tessera_events::{aggregate, ScheduleEvent, SeatSpec};
 
 use super::{DomainError, ErrorKind, Recorded};
 
+super::named!(ScheduleCommand {
+    Create,
+    Hold,
+    Pay,
+    Cancel,
+    Expire
+});
+
 /// Seats per hold (API.md).
 pub const SEATS_PER_HOLD: (usize, usize) = (1, 4);
 /// Seats per schedule and price bounds.

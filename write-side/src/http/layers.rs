@@ -5,7 +5,7 @@
 use std::any::Any;
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::header::CONTENT_LENGTH;
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
@@ -32,6 +32,7 @@ pub fn with_common_layers(router: Router) -> Router {
                 "this route does not accept that method",
             )
         })
+        .layer(middleware::from_fn(record_request))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn(reject_declared_oversize))
         .layer(CatchPanicLayer::custom(panic_response))
@@ -66,6 +67,25 @@ pub fn with_common_layers(router: Router) -> Router {
         )
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+/// `tessera_http_requests_total` and `tessera_http_request_duration_seconds`
+/// by method, route template (not the raw path: ids would explode the
+/// series) and status.
+async fn record_request(req: Request, next: Next) -> Response {
+    let method = req.method().as_str().to_owned();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    let started = std::time::Instant::now();
+    let res = next.run(req).await;
+    let status = res.status().as_u16().to_string();
+    metrics::histogram!("tessera_http_request_duration_seconds", "method" => method.clone(), "route" => route.clone())
+        .record(started.elapsed().as_secs_f64());
+    metrics::counter!("tessera_http_requests_total", "method" => method, "route" => route, "status" => status)
+        .increment(1);
+    res
 }
 
 /// Refuses a body whose declared length is over the limit before reading

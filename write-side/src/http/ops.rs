@@ -12,13 +12,22 @@ use serde_json::{json, Value};
 
 use crate::health::{Check, Readiness};
 
+/// Renders the process's metrics in the Prometheus text format.
+pub type MetricsRender = Arc<dyn Fn() -> String + Send + Sync>;
+
 #[derive(Clone)]
 struct OpsState {
     readiness: Arc<dyn Readiness>,
     openapi: Arc<Value>,
+    metrics: Option<MetricsRender>,
 }
 
-pub fn router(readiness: Arc<dyn Readiness>, openapi: Value) -> Router {
+/// `/healthz`, `/readyz`, `/openapi.json` and `/metrics`.
+pub fn router(
+    readiness: Arc<dyn Readiness>,
+    openapi: Value,
+    metrics: Option<MetricsRender>,
+) -> Router {
     Router::new()
         .route(
             "/healthz",
@@ -26,10 +35,27 @@ pub fn router(readiness: Arc<dyn Readiness>, openapi: Value) -> Router {
         )
         .route("/readyz", get(readyz))
         .route("/openapi.json", get(openapi_json))
+        .route("/metrics", get(metrics_text))
         .with_state(OpsState {
             readiness,
             openapi: Arc::new(openapi),
+            metrics,
         })
+}
+
+async fn metrics_text(State(state): State<OpsState>) -> impl IntoResponse {
+    let body = state
+        .metrics
+        .as_ref()
+        .map(|render| render())
+        .unwrap_or_default();
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        body,
+    )
 }
 
 async fn readyz(State(state): State<OpsState>) -> impl IntoResponse {
