@@ -16,6 +16,7 @@ use tessera_events::EventLog;
 use tessera_projector::feed::kafka::{consumer_config, KafkaFeed};
 use tessera_projector::feed::tail::TailFeed;
 use tessera_projector::projection::{self, Projection};
+use tessera_projector::routes::LiveCollections;
 use tessera_projector::runner::{Projector, RetryPolicy};
 use tessera_projector::store::embedded::EmbeddedStore;
 use tessera_projector::store::mongo::MongoStore;
@@ -343,6 +344,7 @@ async fn serve(s: &Settings) -> Result<()> {
         hold_ttl: s.hold_ttl(),
     }));
     let read = ReadSide {
+        live: LiveCollections::new(Arc::clone(&docs)),
         docs: Arc::clone(&docs),
         auth,
         queue,
@@ -454,6 +456,7 @@ async fn read_api(s: &Settings) -> Result<()> {
     ]));
     let secret = jwt_secret(s, false)?;
     let read = ReadSide {
+        live: LiveCollections::new(Arc::clone(&docs)),
         docs,
         auth: authenticator(s, &secret)?,
         queue: Arc::new(QueueGate::new(

@@ -7,6 +7,7 @@
 //! implement and the projector and relay consume.
 
 mod account;
+pub mod audit;
 mod board;
 mod coupon;
 mod envelope;
@@ -20,7 +21,7 @@ pub use board::PostEvent;
 pub use coupon::CouponEvent;
 pub use envelope::{Envelope, Metadata, SYSTEM_ACTOR};
 pub use guild::{ChannelKind, GuildEvent};
-pub use log::{EventLog, LogError, LogPosition, LogRecord};
+pub use log::{EventLog, LogError, LogFilter, LogPosition, LogRecord};
 pub use reservation::{ConcertEvent, ScheduleEvent, SeatSpec};
 pub use upcast::{upcast, upcast_parts, Upcaster, UPCASTERS};
 

@@ -31,6 +31,17 @@ pub struct LogRecord {
     pub envelope: Envelope,
 }
 
+/// Which events an audit read or export wants.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogFilter {
+    pub aggregate_type: Option<String>,
+    pub aggregate_id: Option<String>,
+    /// Recorded at or after.
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+    /// Recorded before.
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("event log unavailable: {0}")]
 pub struct LogError(pub String);
@@ -49,4 +60,14 @@ pub trait EventLog: Send + Sync {
 
     /// The position of the last committed event (for lag).
     async fn head(&self) -> Result<LogPosition, LogError>;
+
+    /// Up to `limit` committed events with a global position above
+    /// `after_position` that match `filter`, in global position order (the
+    /// audit view and exports).
+    async fn read_filtered(
+        &self,
+        after_position: i64,
+        limit: usize,
+        filter: &LogFilter,
+    ) -> Result<Vec<LogRecord>, LogError>;
 }

@@ -9,5 +9,6 @@
 pub mod documents;
 pub mod feed;
 pub mod projection;
+pub mod routes;
 pub mod runner;
 pub mod store;

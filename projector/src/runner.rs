@@ -27,6 +27,7 @@ use crate::documents::{
 };
 use crate::feed::{Delivery, EventFeed, FeedError};
 use crate::projection::{FoldError, Outcome, Projection, Targets};
+use crate::routes;
 use crate::store::{DocumentStore, StoreError, StoredDoc, Write, Written};
 
 #[derive(Debug, Clone, Copy)]
@@ -85,7 +86,14 @@ pub struct Projector {
     /// A batch taken from the feed but not yet written: retried as is.
     pending: Option<Vec<Delivery>>,
     handled: u64,
+    /// This instance, for the rebuild handshake (see [`crate::routes`]).
+    instance: String,
+    acked_epoch: u64,
+    last_beat: Option<std::time::Instant>,
 }
+
+/// How often a live instance reports itself alive.
+const BEAT_EVERY: Duration = Duration::from_secs(2);
 
 impl Projector {
     pub fn new(
@@ -102,6 +110,9 @@ impl Projector {
             batch_size: 500,
             pending: None,
             handled: 0,
+            instance: uuid::Uuid::now_v7().to_string(),
+            acked_epoch: 0,
+            last_beat: None,
         }
     }
 
@@ -120,8 +131,38 @@ impl Projector {
         prepare(&*self.projection, &*self.docs).await
     }
 
-    /// Handles the next batch, or reports that the feed had nothing.
+    async fn beat(&mut self, force: bool) -> Result<(), StoreError> {
+        if !force && self.last_beat.is_some_and(|t| t.elapsed() < BEAT_EVERY) {
+            return Ok(());
+        }
+        let me = routes::Instance {
+            projection: self.projection.name().to_owned(),
+            instance: self.instance.clone(),
+            heartbeat_at: chrono::Utc::now(),
+            acked_epoch: self.acked_epoch,
+        };
+        routes::beat(&*self.docs, &me).await?;
+        self.last_beat = Some(std::time::Instant::now());
+        Ok(())
+    }
+
+    /// Handles the next batch, or reports that the feed had nothing (or
+    /// that a rebuild froze the projection: then nothing is taken from the
+    /// feed and nothing is written until the switch is done).
     pub async fn project_next(&mut self) -> Result<Step, ProjectorError> {
+        let (route, _) = routes::load(&*self.docs, self.projection.name()).await?;
+        if route.freeze {
+            if self.acked_epoch < route.epoch {
+                self.acked_epoch = route.epoch;
+                self.beat(true).await?;
+            } else {
+                self.beat(false).await?;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            return Ok(Step::Idle);
+        }
+        self.beat(false).await?;
+        let collection = route.live;
         let batch = match self.pending.take() {
             Some(batch) => batch,
             None => self.feed.next_batch(self.batch_size).await?,
@@ -134,7 +175,15 @@ impl Projector {
         let mut attempt = 0;
         let dead_lettered = loop {
             attempt += 1;
-            match fold_batch(&*self.projection, &*self.docs, &self.policy, batch).await? {
+            match fold_batch(
+                &*self.projection,
+                &*self.docs,
+                &collection,
+                &self.policy,
+                batch,
+            )
+            .await?
+            {
                 Some(dead) => break dead,
                 None if attempt >= 10 => return Err(ProjectorError::Contended(attempt)),
                 None => tokio::time::sleep(self.policy.delay(attempt)).await,
@@ -221,14 +270,17 @@ impl Projector {
     }
 }
 
-/// Declares the indexes a projection and the dead letters need.
+/// Declares the indexes a projection (its live collection), the dead
+/// letters and the instance registry need.
 pub async fn prepare(
     projection: &dyn Projection,
     docs: &dyn DocumentStore,
 ) -> Result<(), StoreError> {
-    docs.ensure_indexes(projection.name(), projection.indexes())
-        .await?;
+    let live = routes::live(docs, projection.name()).await?;
+    docs.ensure_indexes(&live, projection.indexes()).await?;
     docs.ensure_indexes(collections::DEAD_LETTERS, &["pending_for"])
+        .await?;
+    docs.ensure_indexes(routes::INSTANCES, &["projection"])
         .await
 }
 
@@ -240,18 +292,32 @@ struct Slot {
 }
 
 /// The documents of one batch, read once and written once.
-struct Work<'a> {
+pub(crate) struct Work<'a> {
     projection: &'a dyn Projection,
     docs: &'a dyn DocumentStore,
+    collection: &'a str,
     cache: HashMap<String, Slot>,
 }
 
 /// `Ok(None)`: a write conflicted; fold the batch again.
 type Flushed = Option<()>;
 
-impl Work<'_> {
-    fn collection(&self) -> &'static str {
-        self.projection.name()
+impl<'a> Work<'a> {
+    pub(crate) fn new(
+        projection: &'a dyn Projection,
+        docs: &'a dyn DocumentStore,
+        collection: &'a str,
+    ) -> Self {
+        Self {
+            projection,
+            docs,
+            collection,
+            cache: HashMap::new(),
+        }
+    }
+
+    fn collection(&self) -> &'a str {
+        self.collection
     }
 
     async fn load(&mut self, ids: &[String]) -> Result<(), StoreError> {
@@ -393,9 +459,10 @@ impl Work<'_> {
 
 /// Folds a batch into the store. `Ok(Some(n))`: done, `n` events were
 /// dead-lettered; `Ok(None)`: a document changed under us, fold again.
-async fn fold_batch(
+pub(crate) async fn fold_batch(
     projection: &dyn Projection,
     docs: &dyn DocumentStore,
+    collection: &str,
     policy: &RetryPolicy,
     batch: &[Delivery],
 ) -> Result<Option<usize>, StoreError> {
@@ -406,11 +473,7 @@ async fn fold_batch(
         .iter()
         .filter_map(|id| dead_letter_aggregate(name, id).map(str::to_owned))
         .collect();
-    let mut work = Work {
-        projection,
-        docs,
-        cache: HashMap::new(),
-    };
+    let mut work = Work::new(projection, docs, collection);
     let mut dead = 0;
     for delivery in batch {
         let envelope = match delivery {

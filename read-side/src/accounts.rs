@@ -42,7 +42,9 @@ pub async fn me(
 ) -> Result<(HeaderMap, Json<AccountView>), (HeaderMap, ApiError)> {
     let fetched = fetch(
         &*rs.docs,
-        collections::ACCOUNTS,
+        &rs.live(collections::ACCOUNTS)
+            .await
+            .map_err(|e| (HeaderMap::new(), e))?,
         &user.user_id,
         q.min_version,
         rs.min_version_wait,
@@ -98,7 +100,7 @@ pub async fn history(
 ) -> Result<Json<Page<PointEntryView>>, ApiError> {
     list_page(
         &*rs.docs,
-        collections::POINT_HISTORY,
+        &rs.live(collections::POINT_HISTORY).await?,
         Some(("account_id", &user.user_id)),
         Order::Desc,
         &page,

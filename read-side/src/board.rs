@@ -15,7 +15,7 @@ use tessera_write_side::http::extract::{ApiQuery, CurrentUser};
 use tessera_write_side::http::ApiPath;
 use utoipa::ToSchema;
 
-use crate::query::{list_page, read_one, typed, MinVersion, Page, PageParams};
+use crate::query::{list_page, plain, read_one, typed, MinVersion, Page, PageParams};
 use crate::ReadState;
 
 pub fn router() -> Router<ReadState> {
@@ -65,7 +65,7 @@ pub async fn post(
 ) -> Result<(HeaderMap, Json<PostView>), (HeaderMap, ApiError)> {
     let (headers, p): (_, PostDoc) = read_one(
         &*rs.docs,
-        collections::POSTS,
+        &rs.live(collections::POSTS).await.map_err(plain)?,
         &post_id,
         q.min_version,
         rs.min_version_wait,
@@ -134,7 +134,7 @@ pub async fn channel_posts(
 ) -> Result<Json<Page<PostSummaryView>>, ApiError> {
     list_page(
         &*rs.docs,
-        collections::CHANNEL_POSTS,
+        &rs.live(collections::CHANNEL_POSTS).await?,
         Some(("listed_in", &channel_id)),
         Order::Desc,
         &page,

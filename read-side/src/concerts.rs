@@ -54,7 +54,7 @@ pub async fn concerts(
 ) -> Result<Json<Page<ConcertView>>, ApiError> {
     list_page(
         &*rs.docs,
-        collections::CONCERTS,
+        &rs.live(collections::CONCERTS).await?,
         None,
         Order::Asc,
         &page,
@@ -82,7 +82,7 @@ pub async fn concert(
 ) -> Result<(HeaderMap, Json<ConcertView>), (HeaderMap, ApiError)> {
     let (headers, c): (_, ConcertDoc) = read_one(
         &*rs.docs,
-        collections::CONCERTS,
+        &rs.live(collections::CONCERTS).await.map_err(plain)?,
         &concert_id,
         q.min_version,
         rs.min_version_wait,
@@ -140,7 +140,7 @@ pub async fn schedules(
     }
     let exists = rs
         .docs
-        .get(collections::CONCERTS, &concert_id)
+        .get(&rs.live(collections::CONCERTS).await?, &concert_id)
         .await
         .map_err(|e| store_failed(&e))?
         .is_some();
@@ -155,7 +155,7 @@ pub async fn schedules(
     let docs = rs
         .docs
         .range(
-            collections::SCHEDULES,
+            &rs.live(collections::SCHEDULES).await?,
             "concert_start",
             &key(range.from, ""),
             &key(range.to, "~"),
@@ -259,7 +259,7 @@ pub async fn seats(
 ) -> Result<(HeaderMap, Json<SeatMapView>), (HeaderMap, ApiError)> {
     let (headers, map): (_, SeatMapDoc) = read_one(
         &*rs.docs,
-        collections::SEAT_MAPS,
+        &rs.live(collections::SEAT_MAPS).await.map_err(plain)?,
         &schedule_id,
         q.min_version,
         rs.min_version_wait,
@@ -335,7 +335,7 @@ pub async fn reservation(
 ) -> Result<(HeaderMap, Json<ReservationView>), (HeaderMap, ApiError)> {
     let (headers, r): (_, ReservationDoc) = read_one(
         &*rs.docs,
-        collections::RESERVATIONS,
+        &rs.live(collections::RESERVATIONS).await.map_err(plain)?,
         &reservation_id,
         q.min_version,
         rs.min_version_wait,
@@ -366,7 +366,7 @@ pub async fn my_reservations(
 ) -> Result<Json<Page<ReservationView>>, ApiError> {
     list_page(
         &*rs.docs,
-        collections::USER_RESERVATIONS,
+        &rs.live(collections::USER_RESERVATIONS).await?,
         Some(("user_id", &user.user_id)),
         Order::Desc,
         &page,

@@ -12,7 +12,7 @@ use tessera_write_side::http::extract::{ApiQuery, CurrentUser};
 use tessera_write_side::http::ApiPath;
 use utoipa::ToSchema;
 
-use crate::query::{list_page, read_one, typed, MinVersion, Page, PageParams};
+use crate::query::{list_page, plain, read_one, typed, MinVersion, Page, PageParams};
 use crate::ReadState;
 
 pub fn router() -> Router<ReadState> {
@@ -44,7 +44,7 @@ pub async fn coupon(
 ) -> Result<(HeaderMap, Json<CouponView>), (HeaderMap, ApiError)> {
     let (headers, c): (_, CouponDoc) = read_one(
         &*rs.docs,
-        collections::COUPONS,
+        &rs.live(collections::COUPONS).await.map_err(plain)?,
         &coupon_id,
         q.min_version,
         rs.min_version_wait,
@@ -89,7 +89,7 @@ pub async fn my_coupons(
 ) -> Result<Json<Page<MyCouponView>>, ApiError> {
     list_page(
         &*rs.docs,
-        collections::USER_COUPONS,
+        &rs.live(collections::USER_COUPONS).await?,
         Some(("user_id", &user.user_id)),
         Order::Asc,
         &page,

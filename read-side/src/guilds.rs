@@ -100,7 +100,9 @@ pub async fn guild(
 ) -> Result<(HeaderMap, Json<GuildView>), (HeaderMap, ApiError)> {
     let fetched = fetch(
         &*rs.docs,
-        collections::GUILDS,
+        &rs.live(collections::GUILDS)
+            .await
+            .map_err(|e| (HeaderMap::new(), e))?,
         &guild_id,
         q.min_version,
         rs.min_version_wait,
@@ -144,7 +146,7 @@ pub async fn members(
 ) -> Result<Json<Page<MemberView>>, ApiError> {
     let guild = rs
         .docs
-        .get(collections::GUILDS, &guild_id)
+        .get(&rs.live(collections::GUILDS).await?, &guild_id)
         .await
         .map_err(|e| store_failed(&e))?
         .ok_or_else(|| ApiError::not_found("guild"))?;
@@ -158,7 +160,7 @@ pub async fn members(
     }
     list_page(
         &*rs.docs,
-        collections::GUILD_MEMBERS,
+        &rs.live(collections::GUILD_MEMBERS).await?,
         Some(("member_of", &guild_id)),
         Order::Asc,
         &page,
@@ -201,7 +203,7 @@ pub async fn my_guilds(
     let after = page.after()?;
     let doc = rs
         .docs
-        .get(collections::USER_GUILDS, &user.user_id)
+        .get(&rs.live(collections::USER_GUILDS).await?, &user.user_id)
         .await
         .map_err(|e| store_failed(&e))?;
     let guilds = match doc {

@@ -27,6 +27,8 @@ pub use query::{Page, PageParams};
 
 pub struct ReadSide {
     pub docs: Arc<dyn DocumentStore>,
+    /// Each projection's live collection (switched by rebuilds).
+    pub live: tessera_projector::routes::LiveCollections,
     pub auth: Arc<Authenticator>,
     /// The waiting queue (status, and the gate of the seat map).
     pub queue: Arc<QueueGate>,
@@ -42,6 +44,19 @@ impl Deref for ReadState {
 
     fn deref(&self) -> &ReadSide {
         &self.0
+    }
+}
+
+impl ReadSide {
+    /// The collection serving a projection now.
+    pub(crate) async fn live(
+        &self,
+        projection: &str,
+    ) -> Result<String, tessera_write_side::http::error::ApiError> {
+        self.live
+            .get(projection)
+            .await
+            .map_err(|e| query::store_failed(&e))
     }
 }
 

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use postgres_es::PostgresEventRepository;
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::postgres::{PgPool, PgPoolOptions};
-use tessera_events::{EventLog, LogError, LogPosition, LogRecord};
+use tessera_events::{EventLog, LogError, LogFilter, LogPosition, LogRecord};
 
 use super::{LogRow, Repo};
 
@@ -72,6 +72,38 @@ impl EventLog for PgEventLog {
         let rows: Vec<LogRow> = sqlx::query_as(&sql)
             .bind(after.tx_id.to_string())
             .bind(after.position)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| LogError(e.to_string()))?;
+        Ok(rows.into_iter().map(LogRow::into_record).collect())
+    }
+
+    async fn read_filtered(
+        &self,
+        after_position: i64,
+        limit: usize,
+        filter: &LogFilter,
+    ) -> Result<Vec<LogRecord>, LogError> {
+        let sql = format!(
+            "SELECT tx_id::text::bigint AS tx_id, {cols}
+               FROM events
+              WHERE global_position > $1
+                AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
+                AND ($2::text IS NULL OR aggregate_type = $2)
+                AND ($3::text IS NULL OR aggregate_id = $3)
+                AND ($4::timestamptz IS NULL OR recorded_at >= $4)
+                AND ($5::timestamptz IS NULL OR recorded_at < $5)
+              ORDER BY global_position
+              LIMIT $6",
+            cols = LogRow::COLUMNS
+        );
+        let rows: Vec<LogRow> = sqlx::query_as(&sql)
+            .bind(after_position)
+            .bind(filter.aggregate_type.as_deref())
+            .bind(filter.aggregate_id.as_deref())
+            .bind(filter.since)
+            .bind(filter.until)
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .fetch_all(&self.pool)
             .await

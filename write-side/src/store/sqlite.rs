@@ -12,7 +12,7 @@ use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use tessera_events::{EventLog, LogError, LogPosition, LogRecord};
+use tessera_events::{EventLog, LogError, LogFilter, LogPosition, LogRecord};
 
 use super::{LogRow, Repo};
 
@@ -68,6 +68,39 @@ impl EventLog for SqliteEventLog {
         );
         let rows: Vec<LogRow> = sqlx::query_as(&sql)
             .bind(after.position)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| LogError(e.to_string()))?;
+        Ok(rows.into_iter().map(LogRow::into_record).collect())
+    }
+
+    async fn read_filtered(
+        &self,
+        after_position: i64,
+        limit: usize,
+        filter: &LogFilter,
+    ) -> Result<Vec<LogRecord>, LogError> {
+        let sql = format!(
+            "SELECT 0 AS tx_id, {cols} FROM events
+              WHERE global_position > ?1
+                AND (?2 IS NULL OR aggregate_type = ?2)
+                AND (?3 IS NULL OR aggregate_id = ?3)
+                AND (?4 IS NULL OR recorded_at >= ?4)
+                AND (?5 IS NULL OR recorded_at < ?5)
+              ORDER BY global_position LIMIT ?6",
+            cols = LogRow::COLUMNS
+        );
+        // recorded_at is stored as `%Y-%m-%dT%H:%M:%fZ`: compare in that form
+        let text = |t: Option<chrono::DateTime<chrono::Utc>>| {
+            t.map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+        };
+        let rows: Vec<LogRow> = sqlx::query_as(&sql)
+            .bind(after_position)
+            .bind(filter.aggregate_type.as_deref())
+            .bind(filter.aggregate_id.as_deref())
+            .bind(text(filter.since))
+            .bind(text(filter.until))
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .fetch_all(&self.pool)
             .await
