@@ -59,6 +59,91 @@ pub enum AdminCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Each projection's collection, position, lag behind the log and dead letters
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rebuilds projections from the event store into new collections and switches to them without downtime
+    Rebuild {
+        /// The projection to rebuild
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        projection: Option<String>,
+        /// Rebuild every projection, one after the other
+        #[arg(long)]
+        all: bool,
+        /// Do not ask for confirmation (needed with --all when not on a terminal)
+        #[arg(long)]
+        yes: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rebuilds the documents of one aggregate from its events
+    Replay {
+        #[arg(long)]
+        aggregate_type: String,
+        #[arg(long)]
+        aggregate_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Exports the event log, ordered by global position, with a SHA-256 hash chain
+    Export {
+        #[arg(long)]
+        aggregate_type: Option<String>,
+        #[arg(long)]
+        aggregate_id: Option<String>,
+        /// Recorded at or after (RFC 3339)
+        #[arg(long)]
+        since: Option<chrono::DateTime<chrono::Utc>>,
+        /// Recorded before (RFC 3339)
+        #[arg(long)]
+        until: Option<chrono::DateTime<chrono::Utc>>,
+        #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
+        format: ExportFormat,
+        /// Write here instead of standard output
+        #[arg(long)]
+        output: Option<std::path::PathBuf>,
+    },
+    /// Checks an export's hash chain; says which record was edited, deleted, inserted or moved
+    VerifyExport {
+        file: std::path::PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Dead letters: events a projection could not apply
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    Jsonl,
+    Csv,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// Pending dead letters, by projection, aggregate and sequence
+    List {
+        #[arg(long)]
+        projection: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Retries a letter's aggregate in order (or every pending letter)
+    Retry {
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<String>,
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Drops a letter without applying it
+    Discard { id: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

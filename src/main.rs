@@ -1,7 +1,9 @@
 //! The `tessera` binary: parses the command line and hands over to a role.
 
+mod admin;
 mod cli;
 mod logging;
+mod progress;
 mod roles;
 mod settings;
 
@@ -20,10 +22,23 @@ fn main() -> std::process::ExitCode {
     };
     match runtime.block_on(roles::run(cli)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        // the reader went away (`tessera admin export | head`): not a failure
+        Err(e) if is_broken_pipe(&e) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "tessera failed");
             eprintln!("tessera: {e:#}");
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || cause
+                .downcast_ref::<csv::Error>()
+                .is_some_and(|c| matches!(c.kind(), csv::ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::BrokenPipe))
+    })
 }

@@ -23,7 +23,7 @@ use tessera_projector::store::mongo::MongoStore;
 use tessera_projector::store::DocumentStore;
 use tessera_read_side::{ReadSide, ReadState};
 use tessera_write_side::app::{Parts, WriteSide, WriteState};
-use tessera_write_side::auth::{Authenticator, Role};
+use tessera_write_side::auth::Authenticator;
 use tessera_write_side::background;
 use tessera_write_side::bus::BusConfig;
 use tessera_write_side::health::{AllOf, Check, Readiness, SqlReady};
@@ -32,13 +32,14 @@ use tessera_write_side::leader::Leadership;
 use tessera_write_side::queue::QueueGate;
 use tessera_write_side::relay::{ensure_topic, Relay, RelayConfig};
 use tessera_write_side::store::credentials::{PgCredentials, SqliteCredentials};
+use tessera_write_side::store::postgres::PgEventLog;
 use tessera_write_side::store::sqlite::SqliteEventLog;
 use tessera_write_side::store::state::{PgState, SqliteState};
 use tessera_write_side::store::{postgres, sqlite, Store};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{AdminCommand, Cli, Command, RoleArg};
+use crate::cli::{Cli, Command};
 use crate::logging;
 use crate::settings::Settings;
 
@@ -57,7 +58,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Relay => relay(&s).await,
         Command::Projector { only } => projector(&s, &only).await,
         Command::Migrate => migrate(&s).await,
-        Command::Admin { command } => admin(&s, command),
+        Command::Admin { command } => crate::admin::run(&s, command).await,
     }
 }
 
@@ -145,7 +146,7 @@ fn openapi_json(docs: Vec<utoipa::openapi::OpenApi>) -> serde_json::Value {
         .unwrap_or_default()
 }
 
-fn authenticator(s: &Settings, secret: &SecretString) -> Result<Arc<Authenticator>> {
+pub(crate) fn authenticator(s: &Settings, secret: &SecretString) -> Result<Arc<Authenticator>> {
     Ok(Arc::new(Authenticator::hs256(
         secret.expose_secret().as_bytes(),
         &s.jwt_issuer,
@@ -156,7 +157,7 @@ fn authenticator(s: &Settings, secret: &SecretString) -> Result<Arc<Authenticato
 
 /// The configured secret; for the embedded mode, one generated once and
 /// kept in the data folder.
-fn jwt_secret(s: &Settings, embedded: bool) -> Result<SecretString> {
+pub(crate) fn jwt_secret(s: &Settings, embedded: bool) -> Result<SecretString> {
     if let Some(secret) = &s.jwt_secret {
         return Ok(secret.clone());
     }
@@ -283,7 +284,7 @@ async fn postgres_pool(s: &Settings) -> Result<sqlx::PgPool> {
     Ok(pool)
 }
 
-async fn mongo(s: &Settings) -> Result<Arc<dyn DocumentStore>> {
+pub(crate) async fn mongo(s: &Settings) -> Result<Arc<dyn DocumentStore>> {
     let uri = s
         .mongodb_uri
         .as_ref()
@@ -343,15 +344,16 @@ async fn serve(s: &Settings) -> Result<()> {
         bus: bus_config(s),
         hold_ttl: s.hold_ttl(),
     }));
+    let log: Arc<dyn EventLog> = Arc::new(SqliteEventLog::new(events));
     let read = ReadSide {
         live: LiveCollections::new(Arc::clone(&docs)),
         docs: Arc::clone(&docs),
+        log: Arc::clone(&log),
         auth,
         queue,
         min_version_wait: s.min_version_wait(),
     };
     let shutdown = shutdown_signal();
-    let log: Arc<dyn EventLog> = Arc::new(SqliteEventLog::new(events));
     let mut tasks = Vec::new();
     for p in projection::all() {
         let feed = TailFeed::resume(
@@ -458,6 +460,7 @@ async fn read_api(s: &Settings) -> Result<()> {
     let read = ReadSide {
         live: LiveCollections::new(Arc::clone(&docs)),
         docs,
+        log: Arc::new(PgEventLog::new(pool.clone())),
         auth: authenticator(s, &secret)?,
         queue: Arc::new(QueueGate::new(
             Arc::new(PgState::new(pool)),
@@ -560,36 +563,4 @@ async fn migrate(s: &Settings) -> Result<()> {
         println!("embedded migrations applied in {}", s.data_dir.display());
     }
     Ok(())
-}
-
-fn admin(s: &Settings, command: AdminCommand) -> Result<()> {
-    match command {
-        AdminCommand::Token {
-            user,
-            role,
-            ttl_seconds,
-            json,
-        } => {
-            if user.trim().is_empty() {
-                bail!("--user must not be empty");
-            }
-            let embedded = s.database_url.is_none();
-            let auth = authenticator(s, &jwt_secret(s, embedded)?)?;
-            let role = match role {
-                RoleArg::User => Role::User,
-                RoleArg::Admin => Role::Admin,
-            };
-            let ttl = ttl_seconds.map_or_else(|| s.token_ttl(), Duration::from_secs);
-            let token = auth.issue_with_ttl(&user, role, ttl);
-            if json {
-                println!(
-                    "{}",
-                    serde_json::json!({ "access_token": token.access_token, "token_type": "Bearer", "expires_in": token.expires_in })
-                );
-            } else {
-                println!("{}", token.access_token);
-            }
-            Ok(())
-        }
-    }
 }

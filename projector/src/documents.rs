@@ -326,6 +326,11 @@ pub struct DeadLetterDoc {
     /// indexed, so a projector finds what blocks it in one query.
     pub pending_for: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// `retried` or `discarded` once dealt with.
+    #[serde(default)]
+    pub resolution: Option<String>,
+    #[serde(default)]
+    pub resolved_at: Option<DateTime<Utc>>,
 }
 
 /// Id of a dead letter: one per projection and event, so recording the same

@@ -6,9 +6,11 @@
 //! - [`runner`]: the loop that ties them together, with retries, dead
 //!   letters and checkpoints.
 
+pub mod deadletters;
 pub mod documents;
 pub mod feed;
 pub mod projection;
+pub mod rebuild;
 pub mod routes;
 pub mod runner;
 pub mod store;

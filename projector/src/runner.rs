@@ -459,6 +459,15 @@ impl<'a> Work<'a> {
 
 /// Folds a batch into the store. `Ok(Some(n))`: done, `n` events were
 /// dead-lettered; `Ok(None)`: a document changed under us, fold again.
+/// Whether pending dead letters hold back later events of their aggregate
+/// (live projection), or every event is folded afresh (a rebuild from the
+/// log, which has no gaps).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Parking {
+    BehindDeadLetters,
+    Never,
+}
+
 pub(crate) async fn fold_batch(
     projection: &dyn Projection,
     docs: &dyn DocumentStore,
@@ -466,13 +475,35 @@ pub(crate) async fn fold_batch(
     policy: &RetryPolicy,
     batch: &[Delivery],
 ) -> Result<Option<usize>, StoreError> {
+    fold_batch_with(
+        projection,
+        docs,
+        collection,
+        policy,
+        batch,
+        Parking::BehindDeadLetters,
+    )
+    .await
+}
+
+pub(crate) async fn fold_batch_with(
+    projection: &dyn Projection,
+    docs: &dyn DocumentStore,
+    collection: &str,
+    policy: &RetryPolicy,
+    batch: &[Delivery],
+    parking: Parking,
+) -> Result<Option<usize>, StoreError> {
     let name = projection.name();
-    let mut blocked: HashSet<String> = docs
-        .find_ids(collections::DEAD_LETTERS, "pending_for", name)
-        .await?
-        .iter()
-        .filter_map(|id| dead_letter_aggregate(name, id).map(str::to_owned))
-        .collect();
+    let mut blocked: HashSet<String> = match parking {
+        Parking::Never => HashSet::new(),
+        Parking::BehindDeadLetters => docs
+            .find_ids(collections::DEAD_LETTERS, "pending_for", name)
+            .await?
+            .iter()
+            .filter_map(|id| dead_letter_aggregate(name, id).map(str::to_owned))
+            .collect(),
+    };
     let mut work = Work::new(projection, docs, collection);
     let mut dead = 0;
     for delivery in batch {
@@ -540,6 +571,124 @@ pub(crate) async fn fold_batch(
     Ok(work.flush().await?.map(|()| dead))
 }
 
+/// How refolding one aggregate's documents went.
+#[derive(Debug)]
+pub(crate) enum Refolded {
+    /// These documents now hold exactly what the events make.
+    Done { documents: usize },
+    /// A document changed while folding (a live projector wrote it); read
+    /// the events again and retry.
+    Raced,
+    /// The projection refuses one of the events; nothing was written.
+    Refused { sequence: u64, error: FoldError },
+}
+
+/// Folds one aggregate's whole history (`envelopes`, in sequence order) from
+/// nothing and puts the result over the documents it targets, each write
+/// conditional on the revision read first. Live projectors keep running: if
+/// one writes meanwhile the write conflicts and the caller retries with the
+/// events read again, and the events a live projector applies after this
+/// are duplicates it skips.
+pub(crate) async fn refold(
+    projection: &dyn Projection,
+    docs: &dyn DocumentStore,
+    collection: &str,
+    envelopes: &[Envelope],
+) -> Result<Refolded, StoreError> {
+    let mut decoded = Vec::with_capacity(envelopes.len());
+    let mut ids = HashSet::new();
+    for envelope in envelopes {
+        let mut envelope = envelope.clone();
+        upcast(&mut envelope, UPCASTERS);
+        let event = match DomainEvent::decode(&envelope) {
+            Ok(event) => event,
+            Err(e) => {
+                return Ok(Refolded::Refused {
+                    sequence: envelope.sequence,
+                    error: FoldError::Undecodable(e.to_string()),
+                })
+            }
+        };
+        if let Targets::Ids(targets) = projection.targets(&envelope, &event) {
+            ids.extend(targets.iter().cloned());
+            decoded.push((envelope, event, targets));
+        }
+    }
+    let ids: Vec<String> = ids.into_iter().collect();
+    let mut work = Work::new(projection, docs, collection);
+    for id in &ids {
+        work.cache.insert(
+            id.clone(),
+            Slot {
+                doc: None,
+                rev: None,
+                dirty: false,
+            },
+        );
+    }
+    // what is there now is replaced (or deleted), but only at the revision read
+    for existing in docs.get_many(collection, &ids).await? {
+        work.cache.insert(
+            existing.id,
+            Slot {
+                doc: None,
+                rev: Some(existing.rev),
+                dirty: true,
+            },
+        );
+    }
+    for (envelope, event, targets) in &decoded {
+        match work.fold(targets, envelope, event) {
+            Ok(changes) => work.keep(changes),
+            Err(error) => {
+                return Ok(Refolded::Refused {
+                    sequence: envelope.sequence,
+                    error,
+                });
+            }
+        }
+    }
+    Ok(match work.flush().await? {
+        Some(()) => Refolded::Done {
+            documents: ids.len(),
+        },
+        None => Refolded::Raced,
+    })
+}
+
+/// Folds one event into `collection`, outside any batch (a dead letter being
+/// retried). `Ok(Err(_))`: the fold still refuses it.
+pub(crate) async fn apply_one(
+    projection: &dyn Projection,
+    docs: &dyn DocumentStore,
+    collection: &str,
+    envelope: &Envelope,
+) -> Result<Result<(), FoldError>, StoreError> {
+    let mut envelope = envelope.clone();
+    upcast(&mut envelope, UPCASTERS);
+    let event = match DomainEvent::decode(&envelope) {
+        Ok(event) => event,
+        Err(e) => return Ok(Err(FoldError::Undecodable(e.to_string()))),
+    };
+    for _ in 0..10 {
+        let mut work = Work::new(projection, docs, collection);
+        let Some(ids) = work.resolve(projection.targets(&envelope, &event)).await? else {
+            continue;
+        };
+        work.load(&ids).await?;
+        match work.fold(&ids, &envelope, &event) {
+            Ok(changes) => work.keep(changes),
+            Err(e) => return Ok(Err(e)),
+        }
+        if work.flush().await?.is_some() {
+            return Ok(Ok(()));
+        }
+    }
+    Err(StoreError(
+        "documents kept changing while applying a dead letter".into(),
+    ))
+}
+
 async fn dead_letter(
     projection: &dyn Projection,
     docs: &dyn DocumentStore,
@@ -560,6 +709,8 @@ async fn dead_letter(
         attempts,
         pending_for: Some(name.to_owned()),
         created_at: chrono::Utc::now(),
+        resolution: None,
+        resolved_at: None,
     };
     let id = dead_letter_id(
         name,
@@ -591,6 +742,8 @@ async fn dead_letter_raw(
         // nothing can be ordered behind bytes without an aggregate
         pending_for: None,
         created_at: chrono::Utc::now(),
+        resolution: None,
+        resolved_at: None,
     };
     store_letter(docs, format!("{name}:raw:{source}"), &letter).await
 }

@@ -6,6 +6,7 @@
 //! answer with `X-Stale: true`.
 
 mod accounts;
+mod admin;
 mod board;
 mod concerts;
 mod coupons;
@@ -18,6 +19,7 @@ use std::time::Duration;
 
 use axum::extract::FromRef;
 use axum::Router;
+use tessera_events::EventLog;
 use tessera_projector::store::DocumentStore;
 use tessera_write_side::auth::Authenticator;
 use tessera_write_side::queue::QueueGate;
@@ -27,6 +29,8 @@ pub use query::{Page, PageParams};
 
 pub struct ReadSide {
     pub docs: Arc<dyn DocumentStore>,
+    /// The event log, read only (the audit view and projection lag).
+    pub log: Arc<dyn EventLog>,
     /// Each projection's live collection (switched by rebuilds).
     pub live: tessera_projector::routes::LiveCollections,
     pub auth: Arc<Authenticator>,
@@ -74,6 +78,7 @@ pub fn router(state: ReadState) -> Router {
         .merge(board::router())
         .merge(concerts::router())
         .merge(coupons::router())
+        .merge(admin::router())
         .with_state(state)
 }
 
@@ -87,9 +92,10 @@ pub fn router(state: ReadState) -> Router {
         concerts::concerts, concerts::concert, concerts::schedules, concerts::queue_status, concerts::seats,
         concerts::reservation, concerts::my_reservations,
         coupons::coupon, coupons::my_coupons,
+        admin::events, admin::projections,
     ),
     tags((name = "accounts"), (name = "guilds"), (name = "board"), (name = "concerts"), (name = "queue"),
-        (name = "reservations"), (name = "coupons")),
+        (name = "reservations"), (name = "coupons"), (name = "admin")),
 )]
 pub struct ReadApiDoc;
 

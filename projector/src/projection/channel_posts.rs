@@ -14,6 +14,7 @@ impl Fold for ChannelPosts {
     const NAME: &'static str = collections::CHANNEL_POSTS;
     const AGGREGATE_TYPES: &'static [&'static str] = &[aggregate::POST, aggregate::GUILD];
     const INDEXES: &'static [&'static str] = &["listed_in", "nick_keys"];
+    const SINGLE_SOURCE: bool = false;
 
     fn targets(&self, envelope: &Envelope, event: &DomainEvent) -> Targets {
         post_targets(envelope, event, || envelope.aggregate_id.clone())

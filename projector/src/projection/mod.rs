@@ -80,6 +80,9 @@ pub trait Fold: Send + Sync + 'static {
     const AGGREGATE_TYPES: &'static [&'static str];
     /// Document fields that [`Targets::Where`] and list queries filter on.
     const INDEXES: &'static [&'static str] = &[];
+    /// Every document is made by the events of exactly one aggregate (so one
+    /// aggregate's documents can be replayed on their own).
+    const SINGLE_SOURCE: bool = true;
 
     fn targets(&self, envelope: &Envelope, event: &DomainEvent) -> Targets;
 
@@ -96,6 +99,7 @@ pub trait Projection: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     fn aggregate_types(&self) -> &'static [&'static str];
     fn indexes(&self) -> &'static [&'static str];
+    fn single_source(&self) -> bool;
     fn targets(&self, envelope: &Envelope, event: &DomainEvent) -> Targets;
     fn apply(
         &self,
@@ -116,6 +120,10 @@ impl<F: Fold> Projection for F {
 
     fn indexes(&self) -> &'static [&'static str] {
         F::INDEXES
+    }
+
+    fn single_source(&self) -> bool {
+        F::SINGLE_SOURCE
     }
 
     fn targets(&self, envelope: &Envelope, event: &DomainEvent) -> Targets {

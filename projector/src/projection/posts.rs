@@ -49,6 +49,7 @@ impl Fold for Posts {
     const NAME: &'static str = collections::POSTS;
     const AGGREGATE_TYPES: &'static [&'static str] = &[aggregate::POST, aggregate::GUILD];
     const INDEXES: &'static [&'static str] = &["nick_keys"];
+    const SINGLE_SOURCE: bool = false;
 
     fn targets(&self, envelope: &Envelope, event: &DomainEvent) -> Targets {
         post_targets(envelope, event, || envelope.aggregate_id.clone())

@@ -13,6 +13,7 @@ impl Fold for UserGuilds {
     const NAME: &'static str = collections::USER_GUILDS;
     const AGGREGATE_TYPES: &'static [&'static str] = &[aggregate::GUILD];
     const INDEXES: &'static [&'static str] = &["guild_ids"];
+    const SINGLE_SOURCE: bool = false;
 
     fn targets(&self, envelope: &Envelope, event: &DomainEvent) -> Targets {
         match event {

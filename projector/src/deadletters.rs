@@ -1,0 +1,243 @@
+//! Operating the dead letters: list, retry, discard.
+//!
+//! Retrying keeps per-aggregate order: the letters of one aggregate in one
+//! projection are retried from the earliest sequence up, and the first one
+//! that still fails stops the rest (they stay parked behind it, as do new
+//! events of that aggregate).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::Utc;
+use serde::Serialize;
+
+use crate::documents::{collections, DeadLetterDoc};
+use crate::projection::Projection;
+use crate::routes;
+use crate::runner::apply_one;
+use crate::store::{DocumentStore, StoreError, StoredDoc, Write};
+
+/// A pending dead letter and its id.
+#[derive(Debug, Clone, Serialize)]
+pub struct Letter {
+    pub id: String,
+    #[serde(skip)]
+    pub rev: u64,
+    #[serde(flatten)]
+    pub doc: DeadLetterDoc,
+}
+
+fn err(e: impl std::fmt::Display) -> StoreError {
+    StoreError::from_display(e)
+}
+
+fn letter(d: StoredDoc) -> Result<Letter, StoreError> {
+    Ok(Letter {
+        id: d.id,
+        rev: d.rev,
+        doc: serde_json::from_value(d.body).map_err(err)?,
+    })
+}
+
+/// Pending letters of `projection` (or of every projection), by
+/// projection, aggregate and sequence.
+pub async fn pending(
+    docs: &dyn DocumentStore,
+    projections: &[Arc<dyn Projection>],
+    only: Option<&str>,
+) -> Result<Vec<Letter>, StoreError> {
+    let mut out = Vec::new();
+    for p in projections
+        .iter()
+        .filter(|p| only.is_none_or(|o| o == p.name()))
+    {
+        let ids = docs
+            .find_ids(collections::DEAD_LETTERS, "pending_for", p.name())
+            .await?;
+        for d in docs.get_many(collections::DEAD_LETTERS, &ids).await? {
+            out.push(letter(d)?);
+        }
+    }
+    out.sort_by(|a, b| {
+        (
+            &a.doc.projection,
+            &a.doc.aggregate_type,
+            &a.doc.aggregate_id,
+            a.doc.sequence,
+        )
+            .cmp(&(
+                &b.doc.projection,
+                &b.doc.aggregate_type,
+                &b.doc.aggregate_id,
+                b.doc.sequence,
+            ))
+    });
+    Ok(out)
+}
+
+async fn resolve(
+    docs: &dyn DocumentStore,
+    l: &Letter,
+    resolution: &str,
+) -> Result<bool, StoreError> {
+    let mut doc = l.doc.clone();
+    doc.pending_for = None;
+    doc.resolution = Some(resolution.into());
+    doc.resolved_at = Some(Utc::now());
+    let written = docs
+        .write(
+            collections::DEAD_LETTERS,
+            vec![Write::Put {
+                id: l.id.clone(),
+                expected_rev: Some(l.rev),
+                body: serde_json::to_value(&doc).map_err(err)?,
+            }],
+        )
+        .await?;
+    Ok(matches!(
+        written.first(),
+        Some(crate::store::Written::Ok(_))
+    ))
+}
+
+/// Discards one pending letter. `false`: no such pending letter.
+pub async fn discard(docs: &dyn DocumentStore, id: &str) -> Result<bool, StoreError> {
+    match docs.get(collections::DEAD_LETTERS, id).await? {
+        Some(d) => {
+            let l = letter(d)?;
+            if l.doc.pending_for.is_none() {
+                return Ok(false);
+            }
+            resolve(docs, &l, "discarded").await
+        }
+        None => Ok(false),
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RetryReport {
+    pub retried: Vec<String>,
+    /// (letter id, why it still fails); the letters after it stay parked.
+    pub still_failing: Vec<(String, String)>,
+}
+
+/// Retries the letters of the aggregate `id` belongs to (`None`: every
+/// pending letter), in order.
+pub async fn retry(
+    docs: &dyn DocumentStore,
+    projections: &[Arc<dyn Projection>],
+    id: Option<&str>,
+) -> Result<RetryReport, StoreError> {
+    let all = pending(docs, projections, None).await?;
+    let wanted = match id {
+        Some(id) => {
+            let Some(l) = all.iter().find(|l| l.id == id) else {
+                return Ok(RetryReport::default());
+            };
+            let key = (
+                l.doc.projection.clone(),
+                l.doc.aggregate_type.clone(),
+                l.doc.aggregate_id.clone(),
+            );
+            all.into_iter()
+                .filter(|l| {
+                    (
+                        l.doc.projection.clone(),
+                        l.doc.aggregate_type.clone(),
+                        l.doc.aggregate_id.clone(),
+                    ) == key
+                })
+                .collect()
+        }
+        None => all,
+    };
+    let mut groups: BTreeMap<(String, String, String), Vec<Letter>> = BTreeMap::new();
+    for l in wanted {
+        let key = (
+            l.doc.projection.clone(),
+            l.doc.aggregate_type.clone(),
+            l.doc.aggregate_id.clone(),
+        );
+        groups.entry(key).or_default().push(l);
+    }
+    let mut report = RetryReport::default();
+    for ((projection, _, _), letters) in groups {
+        let Some(p) = projections.iter().find(|p| p.name() == projection) else {
+            continue;
+        };
+        let collection = routes::live(docs, p.name()).await?;
+        for mut l in letters {
+            let Some(envelope) = l.doc.envelope.clone() else {
+                // bytes that were never an event cannot be retried
+                report
+                    .still_failing
+                    .push((l.id.clone(), "not an event; discard it".into()));
+                break;
+            };
+            match apply_one(&**p, docs, &collection, &envelope).await? {
+                Ok(()) => {
+                    resolve(docs, &l, "retried").await?;
+                    report.retried.push(l.id);
+                }
+                Err(e) => {
+                    l.doc.attempts += 1;
+                    l.doc.error = e.to_string();
+                    docs.write(
+                        collections::DEAD_LETTERS,
+                        vec![Write::Put {
+                            id: l.id.clone(),
+                            expected_rev: Some(l.rev),
+                            body: serde_json::to_value(&l.doc).map_err(err)?,
+                        }],
+                    )
+                    .await?;
+                    report.still_failing.push((l.id, e.to_string()));
+                    break;
+                }
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// Where a projection stands: its live collection, position, lag behind the
+/// head of the log, and pending dead letters.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProjectionReport {
+    pub name: String,
+    pub collection: String,
+    pub last_position: i64,
+    pub lag: i64,
+    pub dead_letters: usize,
+    pub updated_at: Option<chrono::DateTime<Utc>>,
+}
+
+pub async fn report(
+    docs: &dyn DocumentStore,
+    projections: &[Arc<dyn Projection>],
+    head: tessera_events::LogPosition,
+) -> Result<Vec<ProjectionReport>, StoreError> {
+    let mut out = Vec::new();
+    for p in projections {
+        let status = docs
+            .get(collections::PROJECTIONS, p.name())
+            .await?
+            .and_then(|d| {
+                serde_json::from_value::<crate::documents::ProjectionStatus>(d.body).ok()
+            });
+        let dead_letters = docs
+            .find_ids(collections::DEAD_LETTERS, "pending_for", p.name())
+            .await?
+            .len();
+        let position = status.as_ref().map_or(0, |s| s.position);
+        out.push(ProjectionReport {
+            name: p.name().into(),
+            collection: routes::live(docs, p.name()).await?,
+            last_position: position,
+            lag: (head.position - position).max(0),
+            dead_letters,
+            updated_at: status.map(|s| s.updated_at),
+        });
+    }
+    Ok(out)
+}

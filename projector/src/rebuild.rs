@@ -1,0 +1,369 @@
+//! Rebuilding a projection from the event log without downtime, and
+//! replaying one aggregate's documents.
+//!
+//! A rebuild folds the whole log, in commit order, into a new collection
+//! while readers keep reading the live one and live projectors keep writing
+//! it; then it switches (see [`crate::routes`] for the handshake) and drops
+//! the old collection once readers have moved.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use serde::Serialize;
+use tessera_events::{EventLog, LogFilter, LogPosition};
+
+use crate::feed::Delivery;
+use crate::projection::Projection;
+use crate::routes;
+use crate::runner::{fold_batch_with, refold, Parking, Refolded, RetryPolicy};
+use crate::store::{DocumentStore, StoreError};
+
+/// Reports how far a long operation got.
+pub trait Progress: Send + Sync {
+    /// `done` of about `total` events.
+    fn update(&self, done: u64, total: u64);
+    fn message(&self, text: &str);
+}
+
+/// No progress output.
+pub struct Quiet;
+
+impl Progress for Quiet {
+    fn update(&self, _: u64, _: u64) {}
+    fn message(&self, _: &str) {}
+}
+
+#[derive(Debug, Clone)]
+pub struct RebuildConfig {
+    /// Events read from the log per batch.
+    pub batch: usize,
+    /// Freeze once the new collection is this close to the head.
+    pub freeze_within: i64,
+    /// Instances that beat within this long must acknowledge a freeze.
+    pub alive_within: chrono::Duration,
+    /// How long to wait for those acknowledgements before giving up.
+    pub ack_timeout: Duration,
+    /// How long readers may keep the old collection after the switch.
+    pub drop_delay: Duration,
+}
+
+impl Default for RebuildConfig {
+    fn default() -> Self {
+        Self {
+            batch: 5_000,
+            freeze_within: 1_000,
+            alive_within: chrono::Duration::seconds(15),
+            ack_timeout: Duration::from_secs(60),
+            drop_delay: routes::READER_TTL * 3,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RebuildReport {
+    pub projection: String,
+    pub from: String,
+    pub to: String,
+    pub events: u64,
+    /// From the start to the switch (the old collection is dropped later).
+    pub seconds: f64,
+    pub events_per_second: f64,
+    pub dead_lettered: u64,
+    /// How long the live projectors were paused for the switch.
+    pub frozen_ms: u128,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RebuildError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("event log: {0}")]
+    Log(String),
+    #[error("a rebuild of {0} is already filling {1}")]
+    Busy(String, String),
+    #[error("the route of {0} changed under the rebuild; try again")]
+    Raced(String),
+    #[error("live projector instances did not pause within {0:?}; the switch was called off")]
+    NoAck(Duration),
+}
+
+fn log_err(e: impl std::fmt::Display) -> RebuildError {
+    RebuildError::Log(e.to_string())
+}
+
+/// Folds the log into one collection, counting what it did.
+struct Filler<'a> {
+    projection: &'a dyn Projection,
+    docs: &'a dyn DocumentStore,
+    log: &'a dyn EventLog,
+    collection: &'a str,
+    batch: usize,
+    progress: &'a dyn Progress,
+    events: u64,
+    dead_lettered: u64,
+}
+
+impl Filler<'_> {
+    /// Folds events after `from` until at most `stop_within` remain before
+    /// the head; returns the new position.
+    async fn run(
+        &mut self,
+        mut from: LogPosition,
+        stop_within: i64,
+    ) -> Result<LogPosition, RebuildError> {
+        let policy = RetryPolicy::default();
+        loop {
+            let head = self.log.head().await.map_err(log_err)?;
+            if head.position - from.position <= stop_within {
+                return Ok(from);
+            }
+            let records = self
+                .log
+                .read_after(from, self.batch)
+                .await
+                .map_err(log_err)?;
+            let Some(last) = records.last().map(|r| r.at) else {
+                return Ok(from);
+            };
+            let deliveries: Vec<Delivery> = records
+                .into_iter()
+                .map(|r| Delivery::Event(r.envelope))
+                .collect();
+            let mut attempt = 0;
+            let dead = loop {
+                attempt += 1;
+                let folded = fold_batch_with(
+                    self.projection,
+                    self.docs,
+                    self.collection,
+                    &policy,
+                    &deliveries,
+                    Parking::Never,
+                )
+                .await?;
+                match folded {
+                    Some(dead) => break dead,
+                    None if attempt >= 10 => {
+                        return Err(RebuildError::Raced(self.projection.name().to_owned()))
+                    }
+                    None => tokio::time::sleep(policy.delay(attempt)).await,
+                }
+            };
+            self.events += deliveries.len() as u64;
+            self.dead_lettered += dead as u64;
+            from = last;
+            let total = u64::try_from(head.position).unwrap_or(0).max(self.events);
+            self.progress.update(self.events, total);
+        }
+    }
+}
+
+/// Rebuilds one projection from the log into a new collection, switches
+/// readers and live projectors to it, and drops the old one.
+pub async fn rebuild(
+    projection: Arc<dyn Projection>,
+    docs: Arc<dyn DocumentStore>,
+    log: Arc<dyn EventLog>,
+    config: &RebuildConfig,
+    progress: &dyn Progress,
+) -> Result<RebuildReport, RebuildError> {
+    let name = projection.name();
+    let started = Instant::now();
+    let (mut route, rev) = routes::load(&*docs, name).await?;
+    if let Some(building) = &route.building {
+        return Err(RebuildError::Busy(name.into(), building.clone()));
+    }
+    let from = route.live.clone();
+    let target = format!("{name}__{}", Utc::now().format("%Y%m%d%H%M%S%3f"));
+    docs.drop_collection(&target).await?;
+    docs.ensure_indexes(&target, projection.indexes()).await?;
+    route.building = Some(target.clone());
+    if !routes::save(&*docs, &route, rev).await? {
+        return Err(RebuildError::Raced(name.into()));
+    }
+
+    let mut filler = Filler {
+        projection: &*projection,
+        docs: &*docs,
+        log: &*log,
+        collection: &target,
+        batch: config.batch,
+        progress,
+        events: 0,
+        dead_lettered: 0,
+    };
+    let outcome = fill_and_switch(&mut filler, config).await;
+    let counted = (filler.events, filler.dead_lettered);
+    let frozen_ms = match outcome {
+        Ok(done) => done,
+        Err(e) => {
+            // leave the live collection as it was
+            if let Ok((mut route, rev)) = routes::load(&*docs, name).await {
+                route.building = None;
+                route.freeze = false;
+                let _ = routes::save(&*docs, &route, rev).await;
+            }
+            let _ = docs.drop_collection(&target).await;
+            return Err(e);
+        }
+    };
+    // the figure operators compare: folding and switching, not the wait below
+    let seconds = started.elapsed().as_secs_f64();
+    progress.message(&format!(
+        "switched {name} to {target}; dropping {from} once readers moved"
+    ));
+    tokio::time::sleep(config.drop_delay).await;
+    if from != target {
+        docs.drop_collection(&from).await?;
+    }
+    Ok(RebuildReport {
+        projection: name.into(),
+        from,
+        to: target,
+        events: counted.0,
+        seconds,
+        events_per_second: counted.0 as f64 / seconds.max(f64::EPSILON),
+        dead_lettered: counted.1,
+        frozen_ms,
+    })
+}
+
+async fn fill_and_switch(
+    filler: &mut Filler<'_>,
+    config: &RebuildConfig,
+) -> Result<u128, RebuildError> {
+    let docs = filler.docs;
+    let name = filler.projection.name();
+    // 1. the bulk, while everything runs
+    let at = filler.run(LogPosition::START, config.freeze_within).await?;
+
+    // 2. freeze the live projectors
+    let (mut route, rev) = routes::load(docs, name).await?;
+    route.freeze = true;
+    route.epoch += 1;
+    let epoch = route.epoch;
+    if !routes::save(docs, &route, rev).await? {
+        return Err(RebuildError::Raced(name.into()));
+    }
+    let frozen = Instant::now();
+    filler
+        .progress
+        .message(&format!("pausing live {name} projectors for the switch"));
+    let deadline = Instant::now() + config.ack_timeout;
+    loop {
+        let alive = routes::alive(docs, name, config.alive_within).await?;
+        if alive.iter().all(|i| i.acked_epoch >= epoch) {
+            break;
+        }
+        if Instant::now() >= deadline {
+            return Err(RebuildError::NoAck(config.ack_timeout));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // 3. the rest, up to the head no live projector can be ahead of
+    filler.run(at, 0).await?;
+
+    // 4. switch and resume
+    let (mut route, rev) = routes::load(docs, name).await?;
+    route.live = filler.collection.to_owned();
+    route.building = None;
+    route.freeze = false;
+    if !routes::save(docs, &route, rev).await? {
+        return Err(RebuildError::Raced(name.into()));
+    }
+    Ok(frozen.elapsed().as_millis())
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReplayReport {
+    pub projection: String,
+    pub documents: usize,
+    pub events: usize,
+    /// Why the projection was left alone, if it was.
+    pub skipped: Option<String>,
+}
+
+/// All events of one aggregate, in sequence order.
+async fn history(
+    log: &dyn EventLog,
+    aggregate_type: &str,
+    aggregate_id: &str,
+) -> Result<Vec<tessera_events::Envelope>, RebuildError> {
+    let filter = LogFilter {
+        aggregate_type: Some(aggregate_type.to_owned()),
+        aggregate_id: Some(aggregate_id.to_owned()),
+        ..LogFilter::default()
+    };
+    let mut envelopes = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = log
+            .read_filtered(after, 5_000, &filter)
+            .await
+            .map_err(log_err)?;
+        let Some(last) = page.last() else { break };
+        after = last.envelope.global_position;
+        envelopes.extend(page.into_iter().map(|r| r.envelope));
+    }
+    envelopes.sort_by_key(|e| e.sequence);
+    Ok(envelopes)
+}
+
+/// Rebuilds, in every projection that reads this aggregate type, the
+/// documents one aggregate's events make, while live projectors run (see
+/// [`refold`]). Projections whose documents combine several aggregates are
+/// left alone: a full rebuild redoes them.
+pub async fn replay(
+    projections: &[Arc<dyn Projection>],
+    docs: &dyn DocumentStore,
+    log: &dyn EventLog,
+    aggregate_type: &str,
+    aggregate_id: &str,
+) -> Result<Vec<ReplayReport>, RebuildError> {
+    let mut reports = Vec::new();
+    for p in projections
+        .iter()
+        .filter(|p| p.aggregate_types().contains(&aggregate_type))
+    {
+        let mut report = ReplayReport {
+            projection: p.name().into(),
+            documents: 0,
+            events: 0,
+            skipped: None,
+        };
+        if !p.single_source() {
+            report.skipped =
+                Some("its documents combine several aggregates; rebuild it instead".into());
+            reports.push(report);
+            continue;
+        }
+        let policy = RetryPolicy::default();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let collection = routes::live(docs, p.name()).await?;
+            let envelopes = history(log, aggregate_type, aggregate_id).await?;
+            report.events = envelopes.len();
+            match refold(&**p, docs, &collection, &envelopes).await? {
+                Refolded::Done { documents } => {
+                    report.documents = documents;
+                    break;
+                }
+                Refolded::Refused { sequence, error } => {
+                    report.skipped = Some(format!(
+                        "event #{sequence} is refused ({error}); nothing was changed"
+                    ));
+                    break;
+                }
+                Refolded::Raced if attempt >= 10 => {
+                    return Err(RebuildError::Raced(p.name().to_owned()))
+                }
+                Refolded::Raced => tokio::time::sleep(policy.delay(attempt)).await,
+            }
+        }
+        reports.push(report);
+    }
+    Ok(reports)
+}

@@ -1,0 +1,201 @@
+//! Operator views: the audit view of the event log and where each
+//! projection stands. Both need the `admin` role.
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tessera_events::{Envelope, LogFilter};
+use tessera_projector::deadletters;
+use tessera_projector::projection;
+use tessera_write_side::http::error::{ApiError, ErrorBody};
+use tessera_write_side::http::extract::{AdminUser, ApiQuery};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::query::{encode_cursor, store_failed};
+use crate::ReadState;
+
+/// Events per page of the audit view: larger than document pages because
+/// auditors page through long stretches of the log.
+const DEFAULT_EVENTS: usize = 100;
+const MAX_EVENTS: usize = 1000;
+
+pub fn router() -> Router<ReadState> {
+    Router::new()
+        .route("/v1/admin/events", get(events))
+        .route("/v1/admin/projections", get(projections))
+}
+
+/// `GET /v1/admin/events` filters. `cursor` (from the previous page) and
+/// `after_position` both say where to start; pass one of them.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct EventsQuery {
+    pub aggregate_type: Option<String>,
+    pub aggregate_id: Option<String>,
+    /// Only events with a larger global position.
+    pub after_position: Option<i64>,
+    /// Recorded at or after (RFC 3339).
+    pub since: Option<DateTime<Utc>>,
+    /// Recorded before (RFC 3339).
+    pub until: Option<DateTime<Utc>>,
+    /// 1..=1000, default 100.
+    pub limit: Option<usize>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl EventsQuery {
+    fn limit(&self) -> Result<usize, ApiError> {
+        match self.limit {
+            None => Ok(DEFAULT_EVENTS),
+            Some(n) if (1..=MAX_EVENTS).contains(&n) => Ok(n),
+            Some(_) => Err(ApiError::invalid(
+                "limit",
+                format!("must be between 1 and {MAX_EVENTS}"),
+            )),
+        }
+    }
+
+    fn after(&self) -> Result<i64, ApiError> {
+        match (&self.cursor, self.after_position) {
+            (Some(_), Some(_)) => Err(ApiError::invalid(
+                "cursor",
+                "pass either cursor or after_position, not both",
+            )),
+            (Some(cursor), None) => crate::query::decode_cursor(cursor)?
+                .parse()
+                .map_err(|_| ApiError::invalid("cursor", "not a cursor this API handed out")),
+            (None, Some(p)) if p < 0 => {
+                Err(ApiError::invalid("after_position", "must not be negative"))
+            }
+            (None, p) => Ok(p.unwrap_or(0)),
+        }
+    }
+}
+
+/// One event as the log holds it (payloads upcast to their current version).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct EventView {
+    pub global_position: i64,
+    pub event_id: Uuid,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    /// Position in the aggregate's stream, from 1 without gaps.
+    pub sequence: u64,
+    pub event_type: String,
+    pub event_version: String,
+    #[schema(value_type = Object)]
+    pub payload: Value,
+    /// `actor`, `correlation_id`, `causation_id`, `request_id`, `occurred_at`.
+    #[schema(value_type = Object)]
+    pub metadata: Value,
+    pub recorded_at: DateTime<Utc>,
+}
+
+impl EventView {
+    fn of(e: Envelope) -> Result<Self, ApiError> {
+        Ok(Self {
+            global_position: e.global_position,
+            event_id: e.event_id,
+            aggregate_type: e.aggregate_type,
+            aggregate_id: e.aggregate_id,
+            sequence: e.sequence,
+            event_type: e.event_type,
+            event_version: e.event_version,
+            payload: e.payload,
+            metadata: serde_json::to_value(e.metadata).map_err(ApiError::internal)?,
+            recorded_at: e.recorded_at,
+        })
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct EventPage {
+    pub items: Vec<EventView>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// The audit view of the event log, in global position order.
+#[utoipa::path(get, path = "/v1/admin/events", tag = "admin", params(EventsQuery), security(("bearer" = [])),
+    responses((status = 200, body = EventPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody)))]
+pub async fn events(
+    State(rs): State<ReadState>,
+    AdminUser(_): AdminUser,
+    ApiQuery(q): ApiQuery<EventsQuery>,
+) -> Result<Json<EventPage>, ApiError> {
+    let limit = q.limit()?;
+    let after = q.after()?;
+    let filter = LogFilter {
+        aggregate_type: q.aggregate_type,
+        aggregate_id: q.aggregate_id,
+        since: q.since,
+        until: q.until,
+    };
+    // one more than asked: it only tells whether there is a next page
+    let mut found = rs
+        .log
+        .read_filtered(after, limit + 1, &filter)
+        .await
+        .map_err(ApiError::unavailable)?;
+    let more = found.len() > limit;
+    found.truncate(limit);
+    let next_cursor = if more {
+        found
+            .last()
+            .map(|r| encode_cursor(&r.envelope.global_position.to_string()))
+    } else {
+        None
+    };
+    let items = found
+        .into_iter()
+        .map(|r| EventView::of(r.envelope))
+        .collect::<Result<_, _>>()?;
+    Ok(Json(EventPage { items, next_cursor }))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ProjectionView {
+    pub name: String,
+    /// The collection readers are served from (changes on rebuild).
+    pub collection: String,
+    /// Global position of the last event the projection applied.
+    pub last_position: i64,
+    /// Events in the log the projection has not applied yet.
+    pub lag: i64,
+    /// Pending dead letters.
+    pub dead_letters: usize,
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// Each projection's live collection, position, lag behind the head of the
+/// log and pending dead letters.
+#[utoipa::path(get, path = "/v1/admin/projections", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, body = [ProjectionView]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn projections(
+    State(rs): State<ReadState>,
+    AdminUser(_): AdminUser,
+) -> Result<Json<Vec<ProjectionView>>, ApiError> {
+    let head = rs.log.head().await.map_err(ApiError::unavailable)?;
+    let reports = deadletters::report(&*rs.docs, &projection::all(), head)
+        .await
+        .map_err(|e| store_failed(&e))?;
+    Ok(Json(
+        reports
+            .into_iter()
+            .map(|r| ProjectionView {
+                name: r.name,
+                collection: r.collection,
+                last_position: r.last_position,
+                lag: r.lag,
+                dead_letters: r.dead_letters,
+                updated_at: r.updated_at,
+            })
+            .collect(),
+    ))
+}
