@@ -200,19 +200,21 @@ async fn rebuild(
     };
     let log = event_log(s).await?;
     let docs = documents(s).await?;
+    let config = RebuildConfig::default();
     let mut reports = Vec::new();
+    let mut failed = None;
     for p in targets {
         let reporter = Reporter::new(p.name(), json);
-        let report = rebuild::rebuild(
-            p,
-            Arc::clone(&docs),
-            Arc::clone(&log),
-            &RebuildConfig::default(),
-            &reporter,
-        )
-        .await;
+        let report =
+            rebuild::rebuild(p, Arc::clone(&docs), Arc::clone(&log), &config, &reporter).await;
         reporter.finish();
-        let report = report?;
+        let report = match report {
+            Ok(r) => r,
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        };
         if !json {
             say!(
                 "rebuilt {} from {} events in {:.1}s ({:.0} events/s); {} → {}; live projectors paused {} ms",
@@ -220,6 +222,14 @@ async fn rebuild(
             )?;
         }
         reports.push(report);
+    }
+    // the projections switched before a failure still retire their old collections
+    if !json && !reports.is_empty() {
+        say!("dropping the old collections once readers moved")?;
+    }
+    rebuild::retire(&*docs, &reports, &config).await?;
+    if let Some(e) = failed {
+        return Err(e.into());
     }
     if json {
         print_json(&reports)?;

@@ -66,7 +66,7 @@ pub struct RebuildReport {
     pub from: String,
     pub to: String,
     pub events: u64,
-    /// From the start to the switch (the old collection is dropped later).
+    /// From the start to the switch.
     pub seconds: f64,
     pub events_per_second: f64,
     pub dead_lettered: u64,
@@ -92,6 +92,9 @@ fn log_err(e: impl std::fmt::Display) -> RebuildError {
     RebuildError::Log(e.to_string())
 }
 
+/// Catch-up passes before a rebuild freezes the live projectors anyway.
+const MAX_PASSES: u32 = 3;
+
 /// Folds the log into one collection, counting what it did.
 struct Filler<'a> {
     projection: &'a dyn Projection,
@@ -105,17 +108,17 @@ struct Filler<'a> {
 }
 
 impl Filler<'_> {
-    /// Folds events after `from` until at most `stop_within` remain before
-    /// the head; returns the new position.
+    /// Folds events after `from` up to `target`, a head read earlier: a
+    /// fixed goal, so a log that grows faster than the fold cannot keep
+    /// it running. Returns the new position.
     async fn run(
         &mut self,
         mut from: LogPosition,
-        stop_within: i64,
+        target: LogPosition,
     ) -> Result<LogPosition, RebuildError> {
         let policy = RetryPolicy::default();
         loop {
-            let head = self.log.head().await.map_err(log_err)?;
-            if head.position - from.position <= stop_within {
+            if from >= target {
                 return Ok(from);
             }
             let records = self
@@ -153,14 +156,15 @@ impl Filler<'_> {
             self.events += deliveries.len() as u64;
             self.dead_lettered += dead as u64;
             from = last;
-            let total = u64::try_from(head.position).unwrap_or(0).max(self.events);
+            let total = u64::try_from(target.position).unwrap_or(0).max(self.events);
             self.progress.update(self.events, total);
         }
     }
 }
 
-/// Rebuilds one projection from the log into a new collection, switches
-/// readers and live projectors to it, and drops the old one.
+/// Rebuilds one projection from the log into a new collection and switches
+/// readers and live projectors to it. The old collection (`from` in the
+/// report) stays until [`retire`] drops it, once readers have moved.
 pub async fn rebuild(
     projection: Arc<dyn Projection>,
     docs: Arc<dyn DocumentStore>,
@@ -208,15 +212,8 @@ pub async fn rebuild(
             return Err(e);
         }
     };
-    // the figure operators compare: folding and switching, not the wait below
     let seconds = started.elapsed().as_secs_f64();
-    progress.message(&format!(
-        "switched {name} to {target}; dropping {from} once readers moved"
-    ));
-    tokio::time::sleep(config.drop_delay).await;
-    if from != target {
-        docs.drop_collection(&from).await?;
-    }
+    progress.message(&format!("switched {name} to {target}"));
     Ok(RebuildReport {
         projection: name.into(),
         from,
@@ -235,8 +232,18 @@ async fn fill_and_switch(
 ) -> Result<u128, RebuildError> {
     let docs = filler.docs;
     let name = filler.projection.name();
-    // 1. the bulk, while everything runs
-    let at = filler.run(LogPosition::START, config.freeze_within).await?;
+    // 1. the bulk, while everything runs: passes up to the head as it was
+    // when each began, until close enough to freeze (or the log grows as
+    // fast as the fold: then the freeze waits for one more pass at most)
+    let mut at = LogPosition::START;
+    for pass in 1.. {
+        let head = filler.log.head().await.map_err(log_err)?;
+        at = filler.run(at, head).await?;
+        let head = filler.log.head().await.map_err(log_err)?;
+        if head.position - at.position <= config.freeze_within || pass >= MAX_PASSES {
+            break;
+        }
+    }
 
     // 2. freeze the live projectors
     let (mut route, rev) = routes::load(docs, name).await?;
@@ -262,8 +269,12 @@ async fn fill_and_switch(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    // 3. the rest, up to the head no live projector can be ahead of
-    filler.run(at, 0).await?;
+    // 3. the rest, up to the head as of the acknowledgements: no frozen
+    // projector applied anything after it, and what arrives later the live
+    // projectors apply to the new collection once it is switched in
+    // (sequence checks skip what the fill already applied)
+    let head = filler.log.head().await.map_err(log_err)?;
+    filler.run(at, head).await?;
 
     // 4. switch and resume
     let (mut route, rev) = routes::load(docs, name).await?;
@@ -274,6 +285,29 @@ async fn fill_and_switch(
         return Err(RebuildError::Raced(name.into()));
     }
     Ok(frozen.elapsed().as_millis())
+}
+
+/// Drops collections that rebuilds switched away from, after giving readers
+/// that still resolve the old route ([`routes::READER_TTL`]) time to move.
+/// One wait serves any number of rebuilds.
+pub async fn retire(
+    docs: &dyn DocumentStore,
+    reports: &[RebuildReport],
+    config: &RebuildConfig,
+) -> Result<(), RebuildError> {
+    let old: Vec<&str> = reports
+        .iter()
+        .filter(|r| r.from != r.to)
+        .map(|r| r.from.as_str())
+        .collect();
+    if old.is_empty() {
+        return Ok(());
+    }
+    tokio::time::sleep(config.drop_delay).await;
+    for collection in old {
+        docs.drop_collection(collection).await?;
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -86,9 +86,13 @@ pub struct Projector {
     /// A batch taken from the feed but not yet written: retried as is.
     pending: Option<Vec<Delivery>>,
     handled: u64,
+    /// `handled` as of the last status write.
+    saved_events: u64,
     /// This instance, for the rebuild handshake (see [`crate::routes`]).
     instance: String,
-    acked_epoch: u64,
+    /// Shared with the heartbeat task of [`run`](Self::run), which keeps the
+    /// instance visibly alive while a slow batch is being written.
+    acked_epoch: Arc<std::sync::atomic::AtomicU64>,
     last_beat: Option<std::time::Instant>,
 }
 
@@ -110,8 +114,9 @@ impl Projector {
             batch_size: 500,
             pending: None,
             handled: 0,
+            saved_events: 0,
             instance: uuid::Uuid::now_v7().to_string(),
-            acked_epoch: 0,
+            acked_epoch: Arc::new(std::sync::atomic::AtomicU64::new(0)),
             last_beat: None,
         }
     }
@@ -135,13 +140,13 @@ impl Projector {
         if !force && self.last_beat.is_some_and(|t| t.elapsed() < BEAT_EVERY) {
             return Ok(());
         }
-        let me = routes::Instance {
-            projection: self.projection.name().to_owned(),
-            instance: self.instance.clone(),
-            heartbeat_at: chrono::Utc::now(),
-            acked_epoch: self.acked_epoch,
-        };
-        routes::beat(&*self.docs, &me).await?;
+        beat(
+            &*self.docs,
+            self.projection.name(),
+            &self.instance,
+            &self.acked_epoch,
+        )
+        .await?;
         self.last_beat = Some(std::time::Instant::now());
         Ok(())
     }
@@ -152,8 +157,9 @@ impl Projector {
     pub async fn project_next(&mut self) -> Result<Step, ProjectorError> {
         let (route, _) = routes::load(&*self.docs, self.projection.name()).await?;
         if route.freeze {
-            if self.acked_epoch < route.epoch {
-                self.acked_epoch = route.epoch;
+            if self.acked_epoch.load(std::sync::atomic::Ordering::SeqCst) < route.epoch {
+                self.acked_epoch
+                    .store(route.epoch, std::sync::atomic::Ordering::SeqCst);
                 self.beat(true).await?;
             } else {
                 self.beat(false).await?;
@@ -172,22 +178,18 @@ impl Projector {
         }
         self.pending = Some(batch);
         let batch = self.pending.as_deref().unwrap_or_default();
-        let mut attempt = 0;
+        let mut collection = collection;
         let dead_lettered = loop {
-            attempt += 1;
-            match fold_batch(
-                &*self.projection,
-                &*self.docs,
-                &collection,
-                &self.policy,
-                batch,
-            )
-            .await?
-            {
-                Some(dead) => break dead,
-                None if attempt >= 10 => return Err(ProjectorError::Contended(attempt)),
-                None => tokio::time::sleep(self.policy.delay(attempt)).await,
+            let dead = self.fold_into(&collection, batch).await?;
+            // a rebuild may have switched the live collection while this batch
+            // was written: then fold it again into the new one before the
+            // offsets move (sequence checks skip what the rebuild applied)
+            let (now, _) = routes::load(&*self.docs, self.projection.name()).await?;
+            if now.live == collection {
+                break dead;
             }
+            tracing::info!(projection = self.name(), from = %collection, to = %now.live, "collection switched under a batch; folding it again");
+            collection = now.live;
         };
         let events = batch.len();
         let newest = batch
@@ -216,34 +218,112 @@ impl Projector {
         })
     }
 
-    async fn save_status(&self) -> Result<(), StoreError> {
+    /// Records the highest log position this projection has applied. With
+    /// several instances (each on its own partitions) the document keeps
+    /// the highest any of them reached, so a quiet instance behind an idle
+    /// partition does not show a lag that is not there.
+    async fn save_status(&mut self) -> Result<(), StoreError> {
         let Some(at) = self.feed.position() else {
             return Ok(());
         };
-        let status = ProjectionStatus {
-            name: self.projection.name().to_owned(),
-            collection: self.projection.name().to_owned(),
-            tx_id: at.tx_id,
-            position: at.position,
-            events: self.handled,
-            updated_at: chrono::Utc::now(),
-        };
-        let body = serde_json::to_value(&status).map_err(StoreError::from_display)?;
-        self.docs
-            .write(
-                collections::PROJECTIONS,
-                vec![Write::Upsert {
-                    id: status.name.clone(),
-                    body,
-                }],
+        let name = self.projection.name();
+        for _ in 0..5 {
+            let current = self.docs.get(collections::PROJECTIONS, name).await?;
+            let stored = current
+                .as_ref()
+                .and_then(|d| serde_json::from_value::<ProjectionStatus>(d.body.clone()).ok());
+            let highest = stored
+                .as_ref()
+                .map(|s| LogPosition {
+                    tx_id: s.tx_id,
+                    position: s.position,
+                })
+                .filter(|s| s.position > at.position)
+                .unwrap_or(at);
+            let status = ProjectionStatus {
+                name: name.to_owned(),
+                collection: name.to_owned(),
+                tx_id: highest.tx_id,
+                position: highest.position,
+                events: stored.map_or(0, |s| s.events) + self.unsaved_events(),
+                updated_at: chrono::Utc::now(),
+            };
+            let body = serde_json::to_value(&status).map_err(StoreError::from_display)?;
+            let written = self
+                .docs
+                .write(
+                    collections::PROJECTIONS,
+                    vec![Write::Put {
+                        id: name.to_owned(),
+                        expected_rev: current.map(|d| d.rev),
+                        body,
+                    }],
+                )
+                .await?;
+            if matches!(written.first(), Some(Written::Ok(_))) {
+                self.saved_events = self.handled;
+                return Ok(());
+            }
+        }
+        // another instance kept winning; its position is at least as fresh
+        Ok(())
+    }
+
+    fn unsaved_events(&self) -> u64 {
+        self.handled - self.saved_events
+    }
+
+    async fn fold_into(
+        &self,
+        collection: &str,
+        batch: &[Delivery],
+    ) -> Result<usize, ProjectorError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match fold_batch(
+                &*self.projection,
+                &*self.docs,
+                collection,
+                &self.policy,
+                batch,
             )
-            .await
-            .map(drop)
+            .await?
+            {
+                Some(dead) => return Ok(dead),
+                None if attempt >= 10 => return Err(ProjectorError::Contended(attempt)),
+                None => tokio::time::sleep(self.policy.delay(attempt)).await,
+            }
+        }
     }
 
     /// Runs until `shutdown`; the batch in hand is finished and committed
     /// first. Failures of the store or the feed are logged and retried.
     pub async fn run(mut self, shutdown: CancellationToken) {
+        // alive is about the process, not the batch: a rebuild waits for
+        // every instance that beats, and one in a long batch must count
+        let heart = tokio::spawn({
+            let (docs, name, instance, acked) = (
+                Arc::clone(&self.docs),
+                self.projection.name(),
+                self.instance.clone(),
+                Arc::clone(&self.acked_epoch),
+            );
+            let shutdown = shutdown.clone();
+            async move {
+                let mut every = tokio::time::interval(BEAT_EVERY);
+                while !shutdown.is_cancelled() {
+                    tokio::select! {
+                        () = shutdown.cancelled() => {}
+                        _ = every.tick() => {
+                            if let Err(error) = beat(&*docs, name, &instance, &acked).await {
+                                tracing::warn!(projection = name, %error, "heartbeat failed");
+                            }
+                        }
+                    }
+                }
+            }
+        });
         let mut failures: u32 = 0;
         while !shutdown.is_cancelled() {
             match self.project_next().await {
@@ -262,12 +342,28 @@ impl Projector {
                 }
             }
         }
+        heart.abort();
         tracing::info!(projection = self.name(), "projector stopped");
     }
 
     pub fn position(&self) -> Option<LogPosition> {
         self.feed.position()
     }
+}
+
+async fn beat(
+    docs: &dyn DocumentStore,
+    projection: &str,
+    instance: &str,
+    acked_epoch: &std::sync::atomic::AtomicU64,
+) -> Result<(), StoreError> {
+    let me = routes::Instance {
+        projection: projection.to_owned(),
+        instance: instance.to_owned(),
+        heartbeat_at: chrono::Utc::now(),
+        acked_epoch: acked_epoch.load(std::sync::atomic::Ordering::SeqCst),
+    };
+    routes::beat(docs, &me).await
 }
 
 /// Declares the indexes a projection (its live collection), the dead

@@ -263,6 +263,36 @@ async fn embedded_backfills_an_index_declared_after_the_documents() {
     assert_eq!(s.store.find_ids("late", "k", "v").await.unwrap(), ["a"]);
 }
 
+/// A rebuild declares the new collection's indexes in the CLI process; the
+/// live projector of `tessera serve` then writes that collection. The
+/// declaration must reach it through the file, not process memory.
+#[tokio::test]
+async fn embedded_index_declarations_are_shared_by_every_handle_on_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("docs.db");
+    let writer = EmbeddedStore::open(&path).await.unwrap();
+    let cli = EmbeddedStore::open(&path).await.unwrap();
+    cli.ensure_indexes("fresh", &["k"]).await.unwrap();
+    writer
+        .write("fresh", vec![put("a", None, json!({"k": "v"}))])
+        .await
+        .unwrap();
+    assert_eq!(writer.find_ids("fresh", "k", "v").await.unwrap(), ["a"]);
+    assert_eq!(cli.find_ids("fresh", "k", "v").await.unwrap(), ["a"]);
+    // a dropped collection forgets its declarations
+    cli.drop_collection("fresh").await.unwrap();
+    let reopened = EmbeddedStore::open(&path).await.unwrap();
+    reopened
+        .write("fresh", vec![put("b", None, json!({"k": "v"}))])
+        .await
+        .unwrap();
+    assert!(reopened
+        .find_ids("fresh", "k", "v")
+        .await
+        .unwrap()
+        .is_empty());
+}
+
 #[tokio::test]
 async fn mongo_survives_unreachable_server_with_an_error_not_a_hang() {
     let port = tessera_testkit::free_port();

@@ -116,8 +116,17 @@ pub async fn find(ws: &WriteSide, reservation_id: &str) -> Result<(HoldRef, Hold
     Ok((index, hold))
 }
 
-async fn balance(ws: &WriteSide, user_id: &str) -> Result<i64, AppError> {
-    Ok(ws.accounts.read(user_id, |a| a.balance()).await?)
+/// The balance a payment left: the same figure however often the payment
+/// is repeated. A payment that took no points (a coupon covered it) moved
+/// nothing, so the current balance answers it.
+async fn balance(ws: &WriteSide, user_id: &str, reservation_id: &str) -> Result<i64, AppError> {
+    Ok(ws
+        .accounts
+        .read(user_id, |a| {
+            a.balance_after_spend(reservation_id)
+                .unwrap_or_else(|| a.balance())
+        })
+        .await?)
 }
 
 /// Gives back what a reservation took: its points and its coupon. Safe to
@@ -166,7 +175,7 @@ pub async fn pay(
         return Ok(Paid {
             reservation_id: reservation_id.to_owned(),
             paid_amount: hold.paid_amount.unwrap_or(hold.amount),
-            balance: balance(ws, user_id).await?,
+            balance: balance(ws, user_id, reservation_id).await?,
         });
     }
     if hold.status == HoldStatus::Cancelled {
@@ -239,7 +248,7 @@ pub async fn pay(
     Ok(Paid {
         reservation_id: reservation_id.to_owned(),
         paid_amount,
-        balance: balance(ws, user_id).await?,
+        balance: balance(ws, user_id, reservation_id).await?,
     })
 }
 

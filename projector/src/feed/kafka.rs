@@ -122,10 +122,13 @@ impl KafkaFeed {
         let bytes = payload.unwrap_or_default();
         match serde_json::from_slice::<Envelope>(bytes) {
             Ok(envelope) => {
-                self.last = Some(LogPosition {
+                // partitions interleave: the highest position seen, not the
+                // last one
+                let at = LogPosition {
                     tx_id: 0,
                     position: envelope.global_position,
-                });
+                };
+                self.last = self.last.max(Some(at));
                 Delivery::Event(envelope)
             }
             Err(e) => Delivery::Undecodable {

@@ -20,7 +20,7 @@ static MIGRATOR: Migrator = sqlx::migrate!("../migrations/sqlite-documents");
 
 pub struct EmbeddedStore {
     pool: SqlitePool,
-    /// Indexed fields per collection, declared at startup.
+    /// Indexed fields per collection, as read from `doc_index_fields`.
     indexes: RwLock<HashMap<String, Vec<String>>>,
     /// One writer at a time in this process: SQLite has one writer anyway,
     /// and waiting here is cheaper than waiting on the file lock.
@@ -54,13 +54,29 @@ impl EmbeddedStore {
         })
     }
 
-    fn fields_of(&self, collection: &str) -> Vec<String> {
-        self.indexes
+    /// The collection's indexed fields: declared by any process on this
+    /// file (`doc_index_fields`), remembered once read.
+    async fn fields_of(&self, collection: &str) -> Result<Vec<String>, StoreError> {
+        if let Some(f) = self
+            .indexes
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(collection)
-            .cloned()
-            .unwrap_or_default()
+        {
+            return Ok(f.clone());
+        }
+        let fields: Vec<String> = sqlx::query_scalar(
+            "SELECT field FROM doc_index_fields WHERE collection = ?1 ORDER BY field",
+        )
+        .bind(collection)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(err)?;
+        self.indexes
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(collection.to_owned(), fields.clone());
+        Ok(fields)
     }
 
     async fn reindex(
@@ -323,7 +339,7 @@ impl DocumentStore for EmbeddedStore {
         if writes.is_empty() {
             return Ok(Vec::new());
         }
-        let fields = self.fields_of(collection);
+        let fields = self.fields_of(collection).await?;
         let _one_writer = self.write_lock.lock().await;
         let mut tx = self.pool.begin().await.map_err(err)?;
         let mut results = Vec::with_capacity(writes.len());
@@ -340,17 +356,12 @@ impl DocumentStore for EmbeddedStore {
     }
 
     async fn ensure_indexes(&self, collection: &str, fields: &[&str]) -> Result<(), StoreError> {
-        let new: Vec<String> = {
-            let mut indexes = self.indexes.write().unwrap_or_else(|p| p.into_inner());
-            let known = indexes.entry(collection.to_owned()).or_default();
-            let new: Vec<String> = fields
-                .iter()
-                .filter(|f| !known.iter().any(|k| k == *f))
-                .map(|f| (*f).to_owned())
-                .collect();
-            known.extend(new.iter().cloned());
-            new
-        };
+        let known = self.fields_of(collection).await?;
+        let new: Vec<String> = fields
+            .iter()
+            .filter(|f| !known.iter().any(|k| k == *f))
+            .map(|f| (*f).to_owned())
+            .collect();
         if new.is_empty() {
             return Ok(());
         }
@@ -368,7 +379,24 @@ impl DocumentStore for EmbeddedStore {
                 .await
                 .map_err(err)?;
         }
-        tx.commit().await.map_err(err)
+        for field in &new {
+            sqlx::query(
+                "INSERT OR IGNORE INTO doc_index_fields (collection, field) VALUES (?1, ?2)",
+            )
+            .bind(collection)
+            .bind(field)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        }
+        tx.commit().await.map_err(err)?;
+        self.indexes
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(collection.to_owned())
+            .or_default()
+            .extend(new);
+        Ok(())
     }
 
     async fn drop_collection(&self, collection: &str) -> Result<(), StoreError> {
@@ -377,6 +405,7 @@ impl DocumentStore for EmbeddedStore {
         for sql in [
             "DELETE FROM documents WHERE collection = ?1",
             "DELETE FROM doc_index WHERE collection = ?1",
+            "DELETE FROM doc_index_fields WHERE collection = ?1",
         ] {
             sqlx::query(sql)
                 .bind(collection)
@@ -384,7 +413,12 @@ impl DocumentStore for EmbeddedStore {
                 .await
                 .map_err(err)?;
         }
-        tx.commit().await.map_err(err)
+        tx.commit().await.map_err(err)?;
+        self.indexes
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(collection);
+        Ok(())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

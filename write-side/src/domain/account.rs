@@ -112,6 +112,8 @@ pub struct ChargeReceipt {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 struct Spend {
     amount: i64,
+    /// The balance this spend left, for answering a repeated payment.
+    balance: i64,
     refunded: bool,
 }
 
@@ -134,6 +136,11 @@ impl Account {
 
     pub fn nickname(&self) -> &str {
         &self.nickname
+    }
+
+    /// The balance right after the spend recorded under `reference`.
+    pub fn balance_after_spend(&self, reference: &str) -> Option<i64> {
+        self.spends.get(reference).map(|s| s.balance)
     }
 
     pub fn balance(&self) -> i64 {
@@ -321,6 +328,7 @@ impl Aggregate for Account {
                     reference,
                     Spend {
                         amount,
+                        balance,
                         refunded: false,
                     },
                 );

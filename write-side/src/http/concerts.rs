@@ -282,11 +282,23 @@ pub async fn pay(
             .schedules
             .read(&index.schedule_id, |s| s.concert_id().to_owned())
             .await?;
-        Some(
-            ws.queue
-                .require_active(token.as_deref(), &user.user_id, &concert_id)
-                .await?,
-        )
+        match ws
+            .queue
+            .require_active(token.as_deref(), &user.user_id, &concert_id)
+            .await
+        {
+            Ok(ticket) => Some(ticket),
+            Err(refused) => {
+                // a duplicate racing the first payment finds the token ended
+                // by it: if the reservation is paid by now, answer the same
+                let (_, now) = reservations::find(&ws, &reservation_id).await?;
+                if now.status == HoldStatus::Paid && now.user_id == user.user_id {
+                    None
+                } else {
+                    return Err(refused.into());
+                }
+            }
+        }
     };
     let paid = reservations::pay(&ws, &user.user_id, &reservation_id, req.coupon_id, &ctx).await?;
     if let Some(ticket) = ticket {

@@ -23,7 +23,7 @@ use cqrs_es::{Aggregate, AggregateError, DomainEvent, EventEnvelope, EventStore}
 use postgres_es::PostgresEventRepository;
 use serde_json::Value;
 use sqlite_es::SqliteEventRepository;
-use tessera_events::{upcast_parts, UPCASTERS};
+use tessera_events::{upcast_parts, Upcaster, UPCASTERS};
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -250,7 +250,7 @@ impl LogRow {
          sequence, event_type, event_version, payload, metadata, recorded_at";
 
     /// Builds the envelope with its payload upcast to the current shape.
-    pub(crate) fn into_record(self) -> tessera_events::LogRecord {
+    pub(crate) fn into_record(self, upcasters: &[Upcaster]) -> tessera_events::LogRecord {
         let metadata = tessera_events::Metadata::from_stored(&self.metadata);
         let mut envelope = tessera_events::Envelope {
             event_id: metadata.event_id,
@@ -264,7 +264,7 @@ impl LogRow {
             metadata,
             recorded_at: self.recorded_at,
         };
-        tessera_events::upcast(&mut envelope, UPCASTERS);
+        tessera_events::upcast(&mut envelope, upcasters);
         tessera_events::LogRecord {
             at: tessera_events::LogPosition {
                 tx_id: u64::try_from(self.tx_id).unwrap_or_default(),

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use postgres_es::PostgresEventRepository;
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::postgres::{PgPool, PgPoolOptions};
-use tessera_events::{EventLog, LogError, LogFilter, LogPosition, LogRecord};
+use tessera_events::{EventLog, LogError, LogFilter, LogPosition, LogRecord, Upcaster, UPCASTERS};
 
 use super::{LogRow, Repo};
 
@@ -45,11 +45,23 @@ pub fn repo(pool: PgPool) -> Repo {
 #[derive(Clone)]
 pub struct PgEventLog {
     pool: PgPool,
+    upcasters: &'static [Upcaster],
 }
 
 impl PgEventLog {
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            upcasters: UPCASTERS,
+        }
+    }
+
+    /// Reads with `upcasters` instead of [`UPCASTERS`] (tests bring steps
+    /// for versions the code no longer writes).
+    #[must_use]
+    pub fn with_upcasters(mut self, upcasters: &'static [Upcaster]) -> Self {
+        self.upcasters = upcasters;
+        self
     }
 }
 
@@ -76,7 +88,10 @@ impl EventLog for PgEventLog {
             .fetch_all(&self.pool)
             .await
             .map_err(|e| LogError(e.to_string()))?;
-        Ok(rows.into_iter().map(LogRow::into_record).collect())
+        Ok(rows
+            .into_iter()
+            .map(|r| r.into_record(self.upcasters))
+            .collect())
     }
 
     async fn read_filtered(
@@ -108,7 +123,10 @@ impl EventLog for PgEventLog {
             .fetch_all(&self.pool)
             .await
             .map_err(|e| LogError(e.to_string()))?;
-        Ok(rows.into_iter().map(LogRow::into_record).collect())
+        Ok(rows
+            .into_iter()
+            .map(|r| r.into_record(self.upcasters))
+            .collect())
     }
 
     async fn head(&self) -> Result<LogPosition, LogError> {

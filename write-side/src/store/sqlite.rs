@@ -12,7 +12,7 @@ use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use tessera_events::{EventLog, LogError, LogFilter, LogPosition, LogRecord};
+use tessera_events::{EventLog, LogError, LogFilter, LogPosition, LogRecord, Upcaster, UPCASTERS};
 
 use super::{LogRow, Repo};
 
@@ -46,11 +46,23 @@ pub fn repo(pool: SqlitePool) -> Repo {
 #[derive(Clone)]
 pub struct SqliteEventLog {
     pool: SqlitePool,
+    upcasters: &'static [Upcaster],
 }
 
 impl SqliteEventLog {
     pub fn new(pool: SqlitePool) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            upcasters: UPCASTERS,
+        }
+    }
+
+    /// Reads with `upcasters` instead of [`UPCASTERS`] (tests bring steps
+    /// for versions the code no longer writes).
+    #[must_use]
+    pub fn with_upcasters(mut self, upcasters: &'static [Upcaster]) -> Self {
+        self.upcasters = upcasters;
+        self
     }
 }
 
@@ -72,7 +84,10 @@ impl EventLog for SqliteEventLog {
             .fetch_all(&self.pool)
             .await
             .map_err(|e| LogError(e.to_string()))?;
-        Ok(rows.into_iter().map(LogRow::into_record).collect())
+        Ok(rows
+            .into_iter()
+            .map(|r| r.into_record(self.upcasters))
+            .collect())
     }
 
     async fn read_filtered(
@@ -105,7 +120,10 @@ impl EventLog for SqliteEventLog {
             .fetch_all(&self.pool)
             .await
             .map_err(|e| LogError(e.to_string()))?;
-        Ok(rows.into_iter().map(LogRow::into_record).collect())
+        Ok(rows
+            .into_iter()
+            .map(|r| r.into_record(self.upcasters))
+            .collect())
     }
 
     async fn head(&self) -> Result<LogPosition, LogError> {
