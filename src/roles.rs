@@ -47,7 +47,7 @@ pub async fn run(cli: Cli) -> Result<()> {
     let s = cli.settings;
     let command = cli.command.unwrap_or(Command::Serve);
     let quiet = matches!(command, Command::Admin { .. } | Command::Migrate);
-    logging::init(if quiet { "warn" } else { &s.log }, &s.log_format);
+    logging::init(if quiet { "warn" } else { &s.log }, &s.log_format, quiet);
     if !quiet {
         install_metrics();
     }
