@@ -490,3 +490,92 @@ async fn payment_racing_expiry_ends_paid_or_expired_never_both_and_points_add_up
         expired.len()
     );
 }
+
+#[tokio::test]
+async fn copies_of_one_payment_sent_at_once_all_answer_the_same_and_pay_once() {
+    let c = cluster(&[]).await;
+    let (holders, copies, price) = (10_u32, 12_usize, 100);
+    let (cid, sid) = c.schedule(holders, price).await;
+    let client = Client::new(&c.a.addr, &c.a.addr);
+    let mut users = Vec::new();
+    for i in 0..holders {
+        let (id, token) = client
+            .register(&format!("payer{i}@example.com"), "payer")
+            .await;
+        let (s, b) = c
+            .send(
+                0,
+                Method::POST,
+                "/v1/accounts/me/charge",
+                &token,
+                None,
+                Some(json!({"amount": 1_000, "idempotency_key": "seed"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        users.push((id, token));
+    }
+    let ids: Vec<String> = users.iter().map(|(id, _)| id.clone()).collect();
+    let queue = c.admitted(&cid, &ids).await;
+    futures::future::join_all(
+        users
+            .iter()
+            .zip(&queue)
+            .enumerate()
+            .map(|(i, ((_, token), q))| {
+                let (c, sid) = (&c, &sid);
+                async move {
+                    let seat = i as u32 + 1;
+                    let (s, hold) = c
+                        .send(
+                            i,
+                            Method::POST,
+                            "/v1/reservations",
+                            token,
+                            Some(q),
+                            Some(json!({"schedule_id": sid, "seat_nos": [seat]})),
+                        )
+                        .await;
+                    assert_eq!(s, StatusCode::CREATED, "{hold}");
+                    let path = format!(
+                        "/v1/reservations/{}/payment",
+                        hold["reservation_id"].as_str().unwrap()
+                    );
+                    // the copies race each other on both processes, spread over
+                    // the time one payment takes: the first to pay ends the
+                    // queue token under those still checking it
+                    let answers = futures::future::join_all((0..copies).map(|k| {
+                        let path = &path;
+                        async move {
+                            tokio::time::sleep(Duration::from_millis(k as u64 * 6)).await;
+                            c.send(i + k, Method::POST, path, token, Some(q), Some(json!({})))
+                                .await
+                        }
+                    }))
+                    .await;
+                    let first = &answers[0].1;
+                    for (s, body) in &answers {
+                        assert_eq!(
+                            (*s, body),
+                            (StatusCode::OK, first),
+                            "every copy answers the same"
+                        );
+                    }
+                    assert_eq!(first["balance"], 1_000 - price, "{first}");
+                    let again = c
+                        .send(i, Method::POST, &path, token, Some(q), Some(json!({})))
+                        .await;
+                    assert_eq!(
+                        (again.0, &again.1),
+                        (StatusCode::OK, first),
+                        "and so does a repeat"
+                    );
+                }
+            }),
+    )
+    .await;
+    let used = c.events("account", "PointsUsed").await;
+    assert_eq!(used.len(), holders as usize, "one debit per reservation");
+    let paid = c.events("schedule", "HoldPaid").await;
+    assert_eq!(paid.len(), holders as usize, "{paid:?}");
+}
