@@ -126,6 +126,31 @@ impl Cluster {
         (cid, s["schedule_id"].as_str().unwrap().to_owned())
     }
 
+    /// `n` registered accounts (`<prefix><i>@example.com`) charged with
+    /// `amount` points each: (account id, access token).
+    async fn funded(&self, prefix: &str, n: u32, amount: i64) -> Vec<(String, String)> {
+        let client = Client::new(&self.a.addr, &self.a.addr);
+        let mut users = Vec::new();
+        for i in 0..n {
+            let (id, token) = client
+                .register(&format!("{prefix}{i}@example.com"), prefix)
+                .await;
+            let (s, b) = self
+                .send(
+                    0,
+                    Method::POST,
+                    "/v1/accounts/me/charge",
+                    &token,
+                    None,
+                    Some(json!({"amount": amount, "idempotency_key": "seed"})),
+                )
+                .await;
+            assert_eq!(s, StatusCode::OK, "{b}");
+            users.push((id, token));
+        }
+        users
+    }
+
     /// Queue tokens for `users`, returned once all are admitted.
     async fn admitted(&self, concert_id: &str, users: &[String]) -> Vec<String> {
         let tokens: Vec<String> = stream::iter(users.iter().enumerate())
@@ -339,25 +364,7 @@ async fn payment_racing_expiry_ends_paid_or_expired_never_both_and_points_add_up
     let price = 100;
     let start_balance = 10_000;
     let (cid, sid) = c.schedule(holders, price).await;
-    let client = Client::new(&c.a.addr, &c.a.addr);
-    let mut users = Vec::new();
-    for i in 0..holders {
-        let (id, token) = client
-            .register(&format!("racer{i}@example.com"), "racer")
-            .await;
-        let (s, b) = c
-            .send(
-                0,
-                Method::POST,
-                "/v1/accounts/me/charge",
-                &token,
-                None,
-                Some(json!({"amount": start_balance, "idempotency_key": "seed"})),
-            )
-            .await;
-        assert_eq!(s, StatusCode::OK, "{b}");
-        users.push((id, token));
-    }
+    let users = c.funded("racer", holders, start_balance).await;
     let ids: Vec<String> = users.iter().map(|(id, _)| id.clone()).collect();
     let queue = c.admitted(&cid, &ids).await;
     let paid_answers = AtomicUsize::new(0);
@@ -496,25 +503,7 @@ async fn copies_of_one_payment_sent_at_once_all_answer_the_same_and_pay_once() {
     let c = cluster(&[]).await;
     let (holders, copies, price) = (10_u32, 12_usize, 100);
     let (cid, sid) = c.schedule(holders, price).await;
-    let client = Client::new(&c.a.addr, &c.a.addr);
-    let mut users = Vec::new();
-    for i in 0..holders {
-        let (id, token) = client
-            .register(&format!("payer{i}@example.com"), "payer")
-            .await;
-        let (s, b) = c
-            .send(
-                0,
-                Method::POST,
-                "/v1/accounts/me/charge",
-                &token,
-                None,
-                Some(json!({"amount": 1_000, "idempotency_key": "seed"})),
-            )
-            .await;
-        assert_eq!(s, StatusCode::OK, "{b}");
-        users.push((id, token));
-    }
+    let users = c.funded("payer", holders, 1_000).await;
     let ids: Vec<String> = users.iter().map(|(id, _)| id.clone()).collect();
     let queue = c.admitted(&cid, &ids).await;
     futures::future::join_all(

@@ -236,10 +236,11 @@ async fn fill_and_switch(
     // when each began, until close enough to freeze (or the log grows as
     // fast as the fold: then the freeze waits for one more pass at most)
     let mut at = LogPosition::START;
+    let mut head = filler.log.head().await.map_err(log_err)?;
     for pass in 1.. {
-        let head = filler.log.head().await.map_err(log_err)?;
         at = filler.run(at, head).await?;
-        let head = filler.log.head().await.map_err(log_err)?;
+        // also the goal of the next pass
+        head = filler.log.head().await.map_err(log_err)?;
         if head.position - at.position <= config.freeze_within || pass >= MAX_PASSES {
             break;
         }
