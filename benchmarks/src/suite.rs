@@ -1,0 +1,196 @@
+//! All the benchmarks in one run, in the order the report shows them.
+
+use std::time::Duration;
+
+use anyhow::Result;
+
+use crate::machine::Machine;
+use crate::measure::Run;
+use crate::rebuild::{self, Replayed};
+use crate::report::{thousands, Report, Section};
+use crate::write::{self, Target, WriteConfig};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Part {
+    Commands,
+    Appends,
+    Rebuild,
+}
+
+#[derive(Debug, Clone)]
+pub struct SuiteConfig {
+    pub write: WriteConfig,
+    /// Events in the log the rebuilds fold.
+    pub rebuild_events: u64,
+    pub parts: Vec<Part>,
+}
+
+fn latency(run: &Run) -> String {
+    let mut s = format!("p50 {:.1} ms, p99 {:.1} ms", run.p50_ms, run.p99_ms);
+    if run.retries > 0 {
+        s.push_str(&format!(
+            ", {} conflict retries",
+            thousands(run.retries as f64)
+        ));
+    }
+    if run.failed > 0 {
+        s.push_str(&format!(", {} failed", run.failed));
+    }
+    s
+}
+
+fn folded(r: &Replayed) -> String {
+    format!(
+        "{} events in {:.1} s",
+        thousands(r.events as f64),
+        r.seconds
+    )
+}
+
+pub async fn run(config: &SuiteConfig) -> Result<Report> {
+    let (_db, pool) = write::database(2).await?;
+    let machine = Machine::describe(&pool).await;
+    drop(pool);
+    let w = config.write;
+    let mut sections = Vec::new();
+    let mut bus_distinct = None;
+    if config.parts.contains(&Part::Commands) {
+        tracing_line("commands on distinct aggregates");
+        let plain = write::cqrs_es_commands(&w, Target::Distinct).await?;
+        let bus = write::tessera_commands(&w, Target::Distinct).await?;
+        let mut s = Section::new(
+            format!(
+                "`Charge` commands on distinct aggregates ({} senders, {} accounts)",
+                w.workers,
+                w.workers * w.accounts_per_worker
+            ),
+            "commands",
+            (
+                "plain `CqrsFramework::execute` + retry (postgres-es)",
+                plain.per_second,
+                latency(&plain),
+            ),
+        );
+        s.add(
+            "Tessera `CommandBus::execute`",
+            bus.per_second,
+            latency(&bus),
+        );
+        bus_distinct = Some(bus);
+        sections.push(s);
+
+        tracing_line("commands on one hot aggregate");
+        let plain = write::cqrs_es_commands(&w, Target::Hot).await?;
+        let hot = write::tessera_commands(&w, Target::Hot).await?;
+        let mut s = Section::new(
+            format!(
+                "`Charge` commands on one hot aggregate ({} senders)",
+                w.workers
+            ),
+            "commands",
+            (
+                "plain `CqrsFramework::execute` + retry (postgres-es)",
+                plain.per_second,
+                latency(&plain),
+            ),
+        );
+        s.add(
+            "Tessera `CommandBus::execute`",
+            hot.per_second,
+            latency(&hot),
+        );
+        sections.push(s);
+    }
+    if config.parts.contains(&Part::Appends) {
+        tracing_line("appends");
+        let raw = write::raw_inserts(&w).await?;
+        let store = write::store_appends(&w).await?;
+        let mut s = Section::new(
+            format!(
+                "Appended events, one per transaction ({} senders)",
+                w.workers
+            ),
+            "events",
+            (
+                "single-row `INSERT` loop of ready rows, autocommit",
+                raw.events_per_second,
+                latency(&raw),
+            ),
+        );
+        s.add(
+            "Tessera event store `commit` (no aggregate)",
+            store.events_per_second,
+            latency(&store),
+        );
+        let bus = match bus_distinct {
+            Some(bus) => bus,
+            None => write::tessera_commands(&w, Target::Distinct).await?,
+        };
+        s.add(
+            "Tessera `CommandBus::execute`, distinct aggregates",
+            bus.events_per_second,
+            latency(&bus),
+        );
+        sections.push(s);
+    }
+    if config.parts.contains(&Part::Rebuild) {
+        tracing_line("rebuild");
+        let (_db, pool) = write::database(8).await?;
+        let log = rebuild::generate(&pool, config.rebuild_events).await?;
+        let baseline = rebuild::query_replay(&pool, log).await?;
+        let dir = tempfile::tempdir()?;
+        let tessera = rebuild::tessera(&pool, log, dir.path()).await?;
+        let memory = rebuild::query_replay_in_memory(&pool, log).await?;
+        let mut s = Section::new(
+            format!(
+                "Rebuilding the accounts view from {} events ({} accounts)",
+                thousands(log.events as f64),
+                thousands(log.accounts as f64)
+            ),
+            "events",
+            (
+                "cqrs-es `QueryReplay` into a `PostgresViewRepository`",
+                baseline.events_per_second,
+                folded(&baseline),
+            ),
+        );
+        s.add(
+            "Tessera `admin rebuild accounts` (embedded document store)",
+            tessera.events_per_second,
+            folded(&tessera),
+        );
+        s.add(
+            "reference: `QueryReplay` into memory (read and decode only)",
+            memory.events_per_second,
+            folded(&memory),
+        );
+        sections.push(s);
+    }
+    Ok(Report {
+        when: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        machine,
+        settings: format!(
+            "{} s per measurement, each in a fresh database; the load generator runs in the same process",
+            w.duration.as_secs_f64()
+        ),
+        sections,
+    })
+}
+
+fn tracing_line(what: &str) {
+    eprintln!("[bench] {what}");
+}
+
+impl Default for SuiteConfig {
+    fn default() -> Self {
+        Self {
+            write: WriteConfig {
+                workers: 32,
+                accounts_per_worker: 64,
+                duration: Duration::from_secs(8),
+            },
+            rebuild_events: 100_000,
+            parts: vec![Part::Commands, Part::Appends, Part::Rebuild],
+        }
+    }
+}

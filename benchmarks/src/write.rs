@@ -1,0 +1,297 @@
+//! The write path: commands and appends, each beside its baseline.
+//!
+//! Every measurement gets a fresh database with Tessera's schema (the same
+//! table, indexes and commit trigger for Tessera and baseline alike), and
+//! afterwards the events in it are counted: a figure whose events are not
+//! all in the log is an error, not a result.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{ensure, Context, Result};
+use cqrs_es::persist::{EventStoreAggregateContext, PersistedEventStore};
+use cqrs_es::{AggregateError, CqrsFramework, EventStore};
+use postgres_es::PostgresEventRepository;
+use rand::Rng;
+use serde_json::{json, Value};
+use sqlx::PgPool;
+use tessera_events::AccountEvent;
+use tessera_testkit::PgDatabase;
+use tessera_write_side::bus::{BusConfig, CommandBus, CommandContext};
+use tessera_write_side::domain::account::{Account, AccountCommand};
+use tessera_write_side::domain::Recorded;
+use tessera_write_side::store::{postgres, Store};
+
+use crate::measure::{closed_loop, Done, Run};
+
+#[derive(Debug, Clone, Copy)]
+pub struct WriteConfig {
+    /// Concurrent senders (each with its own connection when it needs one).
+    pub workers: usize,
+    /// Accounts each sender cycles through on distinct aggregates.
+    pub accounts_per_worker: usize,
+    pub duration: Duration,
+}
+
+/// Which aggregates the commands go to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// Each worker cycles through accounts of its own: no two commands in
+    /// flight share an aggregate.
+    Distinct,
+    /// Every command goes to the same account.
+    Hot,
+}
+
+/// A fresh database with Tessera's schema, and a pool on it.
+pub async fn database(connections: u32) -> Result<(PgDatabase, PgPool)> {
+    let db = PgDatabase::create().await;
+    let pool = postgres::connect(db.url(), connections).await?;
+    postgres::migrate(&pool).await?;
+    Ok((db, pool))
+}
+
+fn metadata(actor: &str) -> Value {
+    json!({
+        "event_id": uuid::Uuid::now_v7().to_string(),
+        "occurred_at": chrono::Utc::now().to_rfc3339(),
+        "actor": actor,
+        "correlation_id": uuid::Uuid::now_v7().to_string(),
+    })
+}
+
+/// Registers `ids` with one `AccountRegistered` each, straight into the
+/// table: setup, not measured.
+pub async fn register(pool: &PgPool, ids: &[String]) -> Result<()> {
+    for chunk in ids.chunks(5_000) {
+        let payloads: Vec<Value> = chunk
+            .iter()
+            .map(|id| {
+                serde_json::to_value(Recorded(AccountEvent::AccountRegistered {
+                    email: format!("{id}@example.com"),
+                    nickname: id.clone(),
+                }))
+            })
+            .collect::<Result<_, _>>()?;
+        let metadata: Vec<Value> = chunk.iter().map(|id| metadata(id)).collect();
+        sqlx::query(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+             SELECT 'account', id, 1, 'AccountRegistered', '1.0', payload, metadata
+               FROM UNNEST($1::text[], $2::jsonb[], $3::jsonb[]) AS t(id, payload, metadata)",
+        )
+        .bind(chunk)
+        .bind(payloads)
+        .bind(metadata)
+        .execute(pool)
+        .await?;
+    }
+    Ok(())
+}
+
+fn accounts(prefix: &str, config: &WriteConfig, target: Target) -> Arc<Vec<String>> {
+    let n = match target {
+        Target::Distinct => config.workers * config.accounts_per_worker,
+        Target::Hot => 1,
+    };
+    Arc::new((0..n).map(|i| format!("{prefix}-{i}")).collect())
+}
+
+/// The account for a worker's `n`th command.
+fn pick(ids: &[String], target: Target, workers: usize, worker: usize, n: u64) -> String {
+    match target {
+        Target::Hot => ids[0].clone(),
+        Target::Distinct => {
+            let per_worker = ids.len() / workers;
+            let k = usize::try_from(n).unwrap_or(0) % per_worker;
+            ids[worker + k * workers].clone()
+        }
+    }
+}
+
+fn charge(worker: usize, n: u64) -> AccountCommand {
+    AccountCommand::Charge {
+        amount: 1,
+        idempotency_key: format!("w{worker}-{n}"),
+    }
+}
+
+/// Checks the log holds exactly what the run says it appended.
+async fn check_appended(pool: &PgPool, before: i64, run: &Run) -> Result<()> {
+    let now: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(pool)
+        .await?;
+    ensure!(
+        u64::try_from(now - before)? == run.events,
+        "the run counted {} events but the log grew by {}",
+        run.events,
+        now - before
+    );
+    ensure!(
+        run.operations > 0,
+        "nothing succeeded: {:?}",
+        run.first_error
+    );
+    Ok(())
+}
+
+async fn measured<F, Fut>(pool: &PgPool, config: &WriteConfig, op: F) -> Result<Run>
+where
+    F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<Done, String>> + Send + 'static,
+{
+    let before: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(pool)
+        .await?;
+    let run = closed_loop(config.workers, config.duration, op).await;
+    check_appended(pool, before, &run)
+        .await
+        .with_context(|| format!("{run:?}"))?;
+    Ok(run)
+}
+
+fn pool_size(config: &WriteConfig) -> u32 {
+    u32::try_from(config.workers + 2).unwrap_or(u32::MAX)
+}
+
+/// `Charge` commands through Tessera's [`CommandBus`] (cache, in-process
+/// serialization per aggregate, metadata, bounded retries).
+pub async fn tessera_commands(config: &WriteConfig, target: Target) -> Result<Run> {
+    let (_db, pool) = database(pool_size(config)).await?;
+    let ids = accounts("bus", config, target);
+    register(&pool, &ids).await?;
+    let bus = Arc::new(CommandBus::<Account>::new(
+        Store::new(postgres::repo(pool.clone())),
+        (),
+        BusConfig::default(),
+    ));
+    let workers = config.workers;
+    measured(&pool, config, move |worker, n| {
+        let bus = Arc::clone(&bus);
+        let id = pick(&ids, target, workers, worker, n);
+        async move {
+            let context = CommandContext::new(id.clone(), None);
+            let done = bus
+                .execute(&id, charge(worker, n), &context, |_| ())
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(Done {
+                events: done.appended as u64,
+                retries: 0,
+            })
+        }
+    })
+    .await
+}
+
+/// The same commands through plain cqrs-es: `CqrsFramework::execute` over
+/// postgres-es, which loads the aggregate's whole history for every
+/// command, retried on an optimistic conflict with the same jittered
+/// backoff the bus uses.
+pub async fn cqrs_es_commands(config: &WriteConfig, target: Target) -> Result<Run> {
+    const MAX_ATTEMPTS: u64 = 50;
+    let (_db, pool) = database(pool_size(config)).await?;
+    let ids = accounts("plain", config, target);
+    register(&pool, &ids).await?;
+    let store = PersistedEventStore::<_, Account>::new_event_store(PostgresEventRepository::new(
+        pool.clone(),
+    ));
+    let cqrs = Arc::new(CqrsFramework::new(store, vec![], ()));
+    let workers = config.workers;
+    measured(&pool, config, move |worker, n| {
+        let cqrs = Arc::clone(&cqrs);
+        let id = pick(&ids, target, workers, worker, n);
+        async move {
+            let mut retries = 0;
+            loop {
+                match cqrs.execute(&id, charge(worker, n)).await {
+                    Ok(()) => return Ok(Done { events: 1, retries }),
+                    Err(AggregateError::AggregateConflict) if retries + 1 < MAX_ATTEMPTS => {
+                        retries += 1;
+                        tokio::time::sleep(backoff(retries)).await;
+                    }
+                    Err(e) => return Err(e.to_string()),
+                }
+            }
+        }
+    })
+    .await
+}
+
+/// The bus's backoff: full jitter under 2^attempt ms, at most 200 ms.
+fn backoff(attempt: u64) -> Duration {
+    let ceiling = 2u64
+        .saturating_pow(u32::try_from(attempt.min(8)).unwrap_or(8))
+        .min(200);
+    Duration::from_millis(rand::rng().random_range(0..=ceiling))
+}
+
+/// The physical limit of appending one event per transaction: a plain
+/// single-row `INSERT` of a ready-made row, autocommit, each worker on an
+/// aggregate of its own.
+pub async fn raw_inserts(config: &WriteConfig) -> Result<Run> {
+    let (_db, pool) = database(pool_size(config)).await?;
+    let payload = serde_json::to_value(Recorded(AccountEvent::PointsCharged {
+        amount: 1,
+        balance: 1,
+        idempotency_key: "k".into(),
+    }))?;
+    let metadata = metadata("raw");
+    let pool_for_run = pool.clone();
+    measured(&pool, config, move |worker, n| {
+        let pool = pool_for_run.clone();
+        let payload = payload.clone();
+        let metadata = metadata.clone();
+        async move {
+            sqlx::query(
+                "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+                 VALUES ('account', $1, $2, 'PointsCharged', '1.0', $3, $4)",
+            )
+            .bind(format!("raw-{worker}"))
+            .bind(i64::try_from(n).unwrap_or(i64::MAX) + 1)
+            .bind(payload)
+            .bind(metadata)
+            .execute(&pool)
+            .await
+            .map_err(|e| e.to_string())?;
+            Ok(Done {
+                events: 1,
+                retries: 0,
+            })
+        }
+    })
+    .await
+}
+
+/// Appends through Tessera's event store alone (serialization, per-event
+/// metadata and ids, the optimistic check of postgres-es), no aggregate.
+pub async fn store_appends(config: &WriteConfig) -> Result<Run> {
+    let (_db, pool) = database(pool_size(config)).await?;
+    let store = Store::new(postgres::repo(pool.clone()));
+    measured(&pool, config, move |worker, n| {
+        let store = store.clone();
+        async move {
+            let sequence = usize::try_from(n).unwrap_or(usize::MAX);
+            let event = Recorded(AccountEvent::PointsCharged {
+                amount: 1,
+                balance: i64::try_from(n).unwrap_or(0) + 1,
+                idempotency_key: format!("k{n}"),
+            });
+            let context = EventStoreAggregateContext {
+                aggregate_id: format!("store-{worker}"),
+                aggregate: Account::default(),
+                current_sequence: sequence,
+                current_snapshot: None,
+            };
+            let metadata = HashMap::from([("actor".to_owned(), format!("store-{worker}"))]);
+            let committed = EventStore::<Account>::commit(&store, vec![event], context, metadata)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(Done {
+                events: committed.len() as u64,
+                retries: 0,
+            })
+        }
+    })
+    .await
+}
