@@ -285,6 +285,35 @@ async fn the_log_never_skips_a_transaction_that_commits_late() {
     assert_eq!(log.head().await.unwrap(), records[1].at);
 }
 
+/// The relay and every rebuild read the log this way, batch after batch:
+/// the order must come off the `(tx_id, global_position)` index. Sorting
+/// instead costs a scan of the rest of the log per batch (it did, when the
+/// `ORDER BY` named the text-cast output column).
+#[tokio::test]
+async fn reading_in_commit_order_walks_the_index_without_sorting() {
+    let db = PgDatabase::create().await;
+    let (_, pool) = store(&db).await;
+    let mut conn = pool.acquire().await.unwrap();
+    // with sorting priced out, a plan that can avoid it will
+    sqlx::query("SET enable_sort = off")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    let plan: Vec<String> = sqlx::query_scalar(&format!(
+        "EXPLAIN {}",
+        PgEventLog::read_after_sql()
+            .replace("$1", "'0'")
+            .replace("$2", "0")
+            .replace("$3", "5000")
+    ))
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap();
+    let plan = plan.join("\n");
+    assert!(!plan.contains("Sort"), "{plan}");
+    assert!(plan.contains("events_commit_order"), "{plan}");
+}
+
 #[tokio::test]
 async fn reading_after_a_checkpoint_resumes_exactly_there() {
     let db = PgDatabase::create().await;
