@@ -425,7 +425,7 @@ impl<'a> Work<'a> {
         if missing.is_empty() {
             return Ok(());
         }
-        let found: HashMap<String, StoredDoc> = self
+        let mut found: HashMap<String, StoredDoc> = self
             .docs
             .get_many(self.collection(), &missing)
             .await?
@@ -433,9 +433,9 @@ impl<'a> Work<'a> {
             .map(|d| (d.id.clone(), d))
             .collect();
         for id in missing {
-            let slot = match found.get(&id) {
+            let slot = match found.remove(&id) {
                 Some(d) => Slot {
-                    doc: Some(d.body.clone()),
+                    doc: Some(d.body),
                     rev: Some(d.rev),
                     dirty: false,
                 },
@@ -600,10 +600,15 @@ pub(crate) async fn fold_batch_with(
             .filter_map(|id| dead_letter_aggregate(name, id).map(str::to_owned))
             .collect(),
     };
+    let prepared = decode_batch(projection, batch);
     let mut work = Work::new(projection, docs, collection);
+    // Every document the batch names by id, read in one go: a batch spread
+    // over thousands of aggregates (a rebuild) otherwise pays a store round
+    // trip per event, which is where its time went.
+    work.load(&prefetch(projection, &prepared)).await?;
     let mut dead = 0;
-    for delivery in batch {
-        let envelope = match delivery {
+    for (delivery, prepared) in batch.iter().zip(prepared) {
+        let original = match delivery {
             Delivery::Event(e) => e,
             Delivery::Undecodable { source, raw, error } => {
                 dead_letter_raw(projection, docs, source, raw, error).await?;
@@ -611,33 +616,28 @@ pub(crate) async fn fold_batch_with(
                 continue;
             }
         };
-        if !projection
-            .aggregate_types()
-            .contains(&envelope.aggregate_type.as_str())
-        {
-            continue;
-        }
+        let Some(Prepared { envelope, event }) = prepared else {
+            continue; // another projection's aggregate type
+        };
         let aggregate = format!("{}:{}", envelope.aggregate_type, envelope.aggregate_id);
         if blocked.contains(&aggregate) {
             let reason = "waiting behind an earlier dead letter of this aggregate";
-            dead_letter(projection, docs, envelope, reason, 0).await?;
+            dead_letter(projection, docs, original, reason, 0).await?;
             dead += 1;
             continue;
         }
-        let mut envelope = envelope.clone();
-        upcast(&mut envelope, UPCASTERS);
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let (ids, result) = match DomainEvent::decode(&envelope) {
-                Err(e) => (Vec::new(), Err(FoldError::Undecodable(e.to_string()))),
+            let (ids, result) = match &event {
+                Err(e) => (Vec::new(), Err(FoldError::Undecodable(e.clone()))),
                 Ok(event) => {
-                    let Some(ids) = work.resolve(projection.targets(&envelope, &event)).await?
+                    let Some(ids) = work.resolve(projection.targets(&envelope, event)).await?
                     else {
                         return Ok(None);
                     };
                     work.load(&ids).await?;
-                    let result = work.fold(&ids, &envelope, &event);
+                    let result = work.fold(&ids, &envelope, event);
                     (ids, result)
                 }
             };
@@ -665,6 +665,50 @@ pub(crate) async fn fold_batch_with(
         }
     }
     Ok(work.flush().await?.map(|()| dead))
+}
+
+/// An event of a batch that the projection folds, upcast and decoded once.
+struct Prepared {
+    envelope: Envelope,
+    event: Result<DomainEvent, String>,
+}
+
+/// The batch's events of the projection's aggregate types, in batch order
+/// (`None` for the rest).
+fn decode_batch(projection: &dyn Projection, batch: &[Delivery]) -> Vec<Option<Prepared>> {
+    batch
+        .iter()
+        .map(|delivery| match delivery {
+            Delivery::Event(e)
+                if projection
+                    .aggregate_types()
+                    .contains(&e.aggregate_type.as_str()) =>
+            {
+                let mut envelope = e.clone();
+                upcast(&mut envelope, UPCASTERS);
+                let event = DomainEvent::decode(&envelope).map_err(|e| e.to_string());
+                Some(Prepared { envelope, event })
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// The ids of the documents the prepared events target by id, each once.
+fn prefetch(projection: &dyn Projection, prepared: &[Option<Prepared>]) -> Vec<String> {
+    let mut seen = HashSet::new();
+    let mut ids = Vec::new();
+    for p in prepared.iter().flatten() {
+        let Ok(event) = &p.event else { continue };
+        if let Targets::Ids(targets) = projection.targets(&p.envelope, event) {
+            for id in targets {
+                if seen.insert(id.clone()) {
+                    ids.push(id);
+                }
+            }
+        }
+    }
+    ids
 }
 
 /// How refolding one aggregate's documents went.

@@ -135,6 +135,65 @@ async fn compare_and_set(s: &dyn DocumentStore) {
     );
 }
 
+/// A batch of hundreds of writes on distinct documents, as a rebuild
+/// makes: each write gets its own answer, in the order of the writes,
+/// whatever the others did.
+async fn large_mixed_batch(s: &dyn DocumentStore) {
+    let n = 450; // more than one multi-row statement of each kind
+    let mut setup: Vec<Write> = (0..n)
+        .map(|i| put(&format!("e{i:03}"), None, json!({"i": i})))
+        .collect();
+    // every fifth insert of the batch below names a document that exists
+    setup.extend(
+        (0..n)
+            .step_by(5)
+            .map(|i| put(&format!("n{i:03}"), None, json!({"old": i}))),
+    );
+    setup.push(put("gone", None, json!({})));
+    setup.push(put("kept", None, json!({})));
+    let done = s.write("big", setup).await.unwrap();
+    assert!(done.iter().all(|w| *w == Written::Ok(1)), "{done:?}");
+
+    let mut writes = Vec::new();
+    let mut expected = Vec::new();
+    for i in 0..n {
+        // every third replace read a stale revision
+        let rev = if i % 3 == 0 { 5 } else { 1 };
+        writes.push(put(&format!("e{i:03}"), Some(rev), json!({"i": i, "v": 2})));
+        expected.push(if rev == 1 { Some(2) } else { None });
+        writes.push(put(&format!("n{i:03}"), None, json!({"new": i})));
+        expected.push(if i % 5 == 0 { None } else { Some(1) });
+    }
+    writes.push(Write::Delete {
+        id: "gone".into(),
+        expected_rev: 1,
+    });
+    expected.push(Some(0));
+    writes.push(Write::Delete {
+        id: "kept".into(),
+        expected_rev: 9,
+    });
+    expected.push(None);
+    let got = s.write("big", writes).await.unwrap();
+    let got: Vec<Option<u64>> = got
+        .into_iter()
+        .map(|w| match w {
+            Written::Ok(rev) => Some(rev),
+            Written::Conflict => None,
+        })
+        .collect();
+    assert_eq!(got, expected);
+
+    let doc =
+        |id: &'static str| async move { s.get("big", id).await.unwrap().map(|d| (d.rev, d.body)) };
+    assert_eq!(doc("e003").await, Some((1, json!({"i": 3}))));
+    assert_eq!(doc("e004").await, Some((2, json!({"i": 4, "v": 2}))));
+    assert_eq!(doc("n004").await, Some((1, json!({"new": 4}))));
+    assert_eq!(doc("n005").await, Some((1, json!({"old": 5}))));
+    assert_eq!(doc("gone").await, None);
+    assert_eq!(doc("kept").await, Some((1, json!({}))));
+}
+
 async fn indexes_and_pages(s: &dyn DocumentStore) {
     s.ensure_indexes("members", &["guild", "tags"])
         .await
@@ -234,6 +293,16 @@ async fn mongo_compares_and_sets() {
 #[tokio::test]
 async fn embedded_compares_and_sets() {
     compare_and_set(&*embedded().await.store).await;
+}
+
+#[tokio::test]
+async fn mongo_answers_each_write_of_a_large_batch() {
+    large_mixed_batch(&*mongo().await.store).await;
+}
+
+#[tokio::test]
+async fn embedded_answers_each_write_of_a_large_batch() {
+    large_mixed_batch(&*embedded().await.store).await;
 }
 
 #[tokio::test]
