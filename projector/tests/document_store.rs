@@ -137,32 +137,50 @@ async fn compare_and_set(s: &dyn DocumentStore) {
 
 /// A batch of hundreds of writes on distinct documents, as a rebuild
 /// makes: each write gets its own answer, in the order of the writes,
-/// whatever the others did.
-async fn large_mixed_batch(s: &dyn DocumentStore) {
+/// whatever the others did; with `indexed`, the index follows exactly the
+/// writes that applied.
+async fn large_mixed_batch(s: &dyn DocumentStore, indexed: bool) {
+    let c = if indexed { "big_indexed" } else { "big" };
+    if indexed {
+        s.ensure_indexes(c, &["tag"]).await.unwrap();
+    }
     let n = 450; // more than one multi-row statement of each kind
     let mut setup: Vec<Write> = (0..n)
-        .map(|i| put(&format!("e{i:03}"), None, json!({"i": i})))
+        .map(|i| put(&format!("e{i:03}"), None, json!({"i": i, "tag": "old"})))
         .collect();
     // every fifth insert of the batch below names a document that exists
     setup.extend(
         (0..n)
             .step_by(5)
-            .map(|i| put(&format!("n{i:03}"), None, json!({"old": i}))),
+            .map(|i| put(&format!("n{i:03}"), None, json!({"old": i, "tag": "old"}))),
     );
-    setup.push(put("gone", None, json!({})));
-    setup.push(put("kept", None, json!({})));
-    let done = s.write("big", setup).await.unwrap();
+    setup.push(put("gone", None, json!({"tag": "old"})));
+    setup.push(put("kept", None, json!({"tag": "old"})));
+    let done = s.write(c, setup).await.unwrap();
     assert!(done.iter().all(|w| *w == Written::Ok(1)), "{done:?}");
 
     let mut writes = Vec::new();
     let mut expected = Vec::new();
+    let mut new_tags = Vec::new();
+    let mut old_tags = vec!["kept".to_owned()];
     for i in 0..n {
         // every third replace read a stale revision
+        let (e, nid) = (format!("e{i:03}"), format!("n{i:03}"));
         let rev = if i % 3 == 0 { 5 } else { 1 };
-        writes.push(put(&format!("e{i:03}"), Some(rev), json!({"i": i, "v": 2})));
+        writes.push(put(&e, Some(rev), json!({"i": i, "v": 2, "tag": "new"})));
         expected.push(if rev == 1 { Some(2) } else { None });
-        writes.push(put(&format!("n{i:03}"), None, json!({"new": i})));
+        if rev == 1 {
+            new_tags.push(e)
+        } else {
+            old_tags.push(e)
+        }
+        writes.push(put(&nid, None, json!({"new": i, "tag": "new"})));
         expected.push(if i % 5 == 0 { None } else { Some(1) });
+        if i % 5 == 0 {
+            old_tags.push(nid)
+        } else {
+            new_tags.push(nid)
+        }
     }
     writes.push(Write::Delete {
         id: "gone".into(),
@@ -174,7 +192,7 @@ async fn large_mixed_batch(s: &dyn DocumentStore) {
         expected_rev: 9,
     });
     expected.push(None);
-    let got = s.write("big", writes).await.unwrap();
+    let got = s.write(c, writes).await.unwrap();
     let got: Vec<Option<u64>> = got
         .into_iter()
         .map(|w| match w {
@@ -185,13 +203,30 @@ async fn large_mixed_batch(s: &dyn DocumentStore) {
     assert_eq!(got, expected);
 
     let doc =
-        |id: &'static str| async move { s.get("big", id).await.unwrap().map(|d| (d.rev, d.body)) };
-    assert_eq!(doc("e003").await, Some((1, json!({"i": 3}))));
-    assert_eq!(doc("e004").await, Some((2, json!({"i": 4, "v": 2}))));
-    assert_eq!(doc("n004").await, Some((1, json!({"new": 4}))));
-    assert_eq!(doc("n005").await, Some((1, json!({"old": 5}))));
+        |id: &'static str| async move { s.get(c, id).await.unwrap().map(|d| (d.rev, d.body)) };
+    assert_eq!(doc("e003").await, Some((1, json!({"i": 3, "tag": "old"}))));
+    assert_eq!(
+        doc("e004").await,
+        Some((2, json!({"i": 4, "v": 2, "tag": "new"})))
+    );
+    assert_eq!(
+        doc("n004").await,
+        Some((1, json!({"new": 4, "tag": "new"})))
+    );
+    assert_eq!(
+        doc("n005").await,
+        Some((1, json!({"old": 5, "tag": "old"})))
+    );
     assert_eq!(doc("gone").await, None);
-    assert_eq!(doc("kept").await, Some((1, json!({}))));
+    assert_eq!(doc("kept").await, Some((1, json!({"tag": "old"}))));
+    if indexed {
+        for (tag, mut want) in [("new", new_tags), ("old", old_tags)] {
+            let mut found = s.find_ids(c, "tag", tag).await.unwrap();
+            found.sort();
+            want.sort();
+            assert_eq!(found, want, "documents tagged {tag}");
+        }
+    }
 }
 
 async fn indexes_and_pages(s: &dyn DocumentStore) {
@@ -297,12 +332,16 @@ async fn embedded_compares_and_sets() {
 
 #[tokio::test]
 async fn mongo_answers_each_write_of_a_large_batch() {
-    large_mixed_batch(&*mongo().await.store).await;
+    let subject = mongo().await;
+    large_mixed_batch(&*subject.store, false).await;
+    large_mixed_batch(&*subject.store, true).await;
 }
 
 #[tokio::test]
 async fn embedded_answers_each_write_of_a_large_batch() {
-    large_mixed_batch(&*embedded().await.store).await;
+    let subject = embedded().await;
+    large_mixed_batch(&*subject.store, false).await;
+    large_mixed_batch(&*subject.store, true).await;
 }
 
 #[tokio::test]

@@ -208,16 +208,17 @@ fn distinct_ids(writes: &[Write]) -> bool {
 }
 
 impl EmbeddedStore {
-    /// The same writes as [`Self::apply`] one by one, for a collection
-    /// without indexed fields and writes on distinct documents: inserts and
-    /// conditional replaces go in multi-row statements that return the ids
-    /// they applied to (the rest conflicted). A statement costs a hop to
-    /// SQLite's worker thread; a rebuild writes thousands of documents per
-    /// batch, and the hops were most of its time.
+    /// The same writes as [`Self::apply`] one by one, for writes on
+    /// distinct documents: inserts and conditional replaces go in multi-row
+    /// statements that return the ids they applied to (the rest conflicted),
+    /// and so do their index entries. A statement costs a hop to SQLite's
+    /// worker thread; a rebuild writes thousands of documents per batch, and
+    /// the hops were most of its time.
     async fn apply_batched(
         tx: &mut Transaction<'_, Sqlite>,
         collection: &str,
         writes: &[Write],
+        fields: &[String],
     ) -> Result<Vec<Written>, sqlx::Error> {
         let mut results = vec![Written::Conflict; writes.len()];
         let mut inserts = Vec::new();
@@ -234,7 +235,7 @@ impl EmbeddedStore {
                     expected_rev: Some(rev),
                     body,
                 } => replaces.push((i, id, *rev, body.to_string())),
-                other => results[i] = Self::apply(tx, collection, other, &[]).await?,
+                other => results[i] = Self::apply(tx, collection, other, fields).await?,
             }
         }
         for chunk in inserts.chunks(ROWS_PER_STATEMENT) {
@@ -280,7 +281,62 @@ impl EmbeddedStore {
                 }
             }
         }
+        if !fields.is_empty() {
+            let written: Vec<(&str, &Value)> = writes
+                .iter()
+                .zip(&results)
+                .filter_map(|(w, r)| match (w, r) {
+                    (Write::Put { id, body, .. }, Written::Ok(_)) => Some((id.as_str(), body)),
+                    _ => None,
+                })
+                .collect();
+            Self::reindex_many(tx, collection, &written, fields).await?;
+        }
         Ok(results)
+    }
+
+    /// [`Self::reindex`] for many documents, in multi-row statements.
+    async fn reindex_many(
+        tx: &mut Transaction<'_, Sqlite>,
+        collection: &str,
+        docs: &[(&str, &Value)],
+        fields: &[String],
+    ) -> Result<(), sqlx::Error> {
+        for chunk in docs.chunks(ROWS_PER_STATEMENT) {
+            let ids = vec!["?"; chunk.len()].join(", ");
+            let sql = format!("DELETE FROM doc_index WHERE collection = ? AND id IN ({ids})");
+            let mut q = sqlx::query(&sql).bind(collection);
+            for (id, _) in chunk {
+                q = q.bind(*id);
+            }
+            q.execute(&mut **tx).await?;
+        }
+        let entries: Vec<(&str, &str, String)> = docs
+            .iter()
+            .flat_map(|(id, body)| {
+                fields.iter().flat_map(move |field| {
+                    index_values(body, field)
+                        .into_iter()
+                        .map(move |value| (*id, field.as_str(), value))
+                })
+            })
+            .collect();
+        for chunk in entries.chunks(ROWS_PER_STATEMENT) {
+            let rows = vec!["(?, ?, ?, ?)"; chunk.len()].join(", ");
+            let sql = format!(
+                "INSERT OR IGNORE INTO doc_index (collection, field, value, id) VALUES {rows}"
+            );
+            let mut q = sqlx::query(&sql);
+            for (id, field, value) in chunk {
+                q = q
+                    .bind(collection)
+                    .bind(*field)
+                    .bind(value.as_str())
+                    .bind(*id);
+            }
+            q.execute(&mut **tx).await?;
+        }
+        Ok(())
     }
 }
 
@@ -428,8 +484,8 @@ impl DocumentStore for EmbeddedStore {
         let fields = self.fields_of(collection).await?;
         let _one_writer = self.write_lock.lock().await;
         let mut tx = self.pool.begin().await.map_err(err)?;
-        let results = if fields.is_empty() && distinct_ids(&writes) {
-            Self::apply_batched(&mut tx, collection, &writes)
+        let results = if distinct_ids(&writes) {
+            Self::apply_batched(&mut tx, collection, &writes, &fields)
                 .await
                 .map_err(err)?
         } else {
