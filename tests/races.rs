@@ -101,6 +101,24 @@ impl Cluster {
         (status, res.json().await.unwrap_or(Value::Null))
     }
 
+    /// Holds seat `i + 1` of `schedule` for the token's user, through
+    /// process `i % 2`; the hold must be granted.
+    async fn hold_seat(&self, i: usize, token: &str, queue: &str, schedule: &str) -> Value {
+        let seat = i as u32 + 1;
+        let (status, hold) = self
+            .send(
+                i,
+                Method::POST,
+                "/v1/reservations",
+                token,
+                Some(queue),
+                Some(json!({"schedule_id": schedule, "seat_nos": [seat]})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{hold}");
+        hold
+    }
+
     async fn admin(&self, path: &str, body: Value) -> Value {
         let admin = admin_token(&self.env);
         let (status, body) = self
@@ -375,18 +393,7 @@ async fn payment_racing_expiry_ends_paid_or_expired_never_both_and_points_add_up
                 let sid = &sid;
                 let paid_answers = &paid_answers;
                 async move {
-                    let seat = i as u32 + 1;
-                    let (s, hold) = c
-                        .send(
-                            i,
-                            Method::POST,
-                            "/v1/reservations",
-                            token,
-                            Some(q),
-                            Some(json!({"schedule_id": sid, "seat_nos": [seat]})),
-                        )
-                        .await;
-                    assert_eq!(s, StatusCode::CREATED, "{hold}");
+                    let hold = c.hold_seat(i, token, q, sid).await;
                     let rid = hold["reservation_id"].as_str().unwrap().to_owned();
                     let expires: chrono::DateTime<chrono::Utc> =
                         hold["expires_at"].as_str().unwrap().parse().unwrap();
@@ -514,18 +521,7 @@ async fn copies_of_one_payment_sent_at_once_all_answer_the_same_and_pay_once() {
             .map(|(i, ((_, token), q))| {
                 let (c, sid) = (&c, &sid);
                 async move {
-                    let seat = i as u32 + 1;
-                    let (s, hold) = c
-                        .send(
-                            i,
-                            Method::POST,
-                            "/v1/reservations",
-                            token,
-                            Some(q),
-                            Some(json!({"schedule_id": sid, "seat_nos": [seat]})),
-                        )
-                        .await;
-                    assert_eq!(s, StatusCode::CREATED, "{hold}");
+                    let hold = c.hold_seat(i, token, q, sid).await;
                     let path = format!(
                         "/v1/reservations/{}/payment",
                         hold["reservation_id"].as_str().unwrap()

@@ -47,6 +47,33 @@ fn folded(r: &Replayed) -> String {
     )
 }
 
+/// The bus beside plain cqrs-es on `target`; returns the bus's run.
+async fn commands_section(
+    w: &WriteConfig,
+    target: Target,
+    title: String,
+    sections: &mut Vec<Section>,
+) -> Result<Run> {
+    let plain = write::cqrs_es_commands(w, target).await?;
+    let bus = write::tessera_commands(w, target).await?;
+    let mut s = Section::new(
+        title,
+        "commands",
+        (
+            "plain `CqrsFramework::execute` + retry (postgres-es)",
+            plain.per_second,
+            latency(&plain),
+        ),
+    );
+    s.add(
+        "Tessera `CommandBus::execute`",
+        bus.per_second,
+        latency(&bus),
+    );
+    sections.push(s);
+    Ok(bus)
+}
+
 pub async fn run(config: &SuiteConfig) -> Result<Report> {
     let (_db, pool) = write::database(2).await?;
     let machine = Machine::describe(&pool).await;
@@ -55,54 +82,23 @@ pub async fn run(config: &SuiteConfig) -> Result<Report> {
     let mut sections = Vec::new();
     let mut bus_distinct = None;
     if config.parts.contains(&Part::Commands) {
-        tracing_line("commands on distinct aggregates");
-        let plain = write::cqrs_es_commands(&w, Target::Distinct).await?;
-        let bus = write::tessera_commands(&w, Target::Distinct).await?;
-        let mut s = Section::new(
-            format!(
-                "`Charge` commands on distinct aggregates ({} senders, {} accounts)",
-                w.workers,
-                w.workers * w.accounts_per_worker
-            ),
-            "commands",
-            (
-                "plain `CqrsFramework::execute` + retry (postgres-es)",
-                plain.per_second,
-                latency(&plain),
-            ),
+        progress("commands on distinct aggregates");
+        let title = format!(
+            "`Charge` commands on distinct aggregates ({} senders, {} accounts)",
+            w.workers,
+            w.workers * w.accounts_per_worker
         );
-        s.add(
-            "Tessera `CommandBus::execute`",
-            bus.per_second,
-            latency(&bus),
-        );
+        let bus = commands_section(&w, Target::Distinct, title, &mut sections).await?;
         bus_distinct = Some(bus);
-        sections.push(s);
-
-        tracing_line("commands on one hot aggregate");
-        let plain = write::cqrs_es_commands(&w, Target::Hot).await?;
-        let hot = write::tessera_commands(&w, Target::Hot).await?;
-        let mut s = Section::new(
-            format!(
-                "`Charge` commands on one hot aggregate ({} senders)",
-                w.workers
-            ),
-            "commands",
-            (
-                "plain `CqrsFramework::execute` + retry (postgres-es)",
-                plain.per_second,
-                latency(&plain),
-            ),
+        progress("commands on one hot aggregate");
+        let title = format!(
+            "`Charge` commands on one hot aggregate ({} senders)",
+            w.workers
         );
-        s.add(
-            "Tessera `CommandBus::execute`",
-            hot.per_second,
-            latency(&hot),
-        );
-        sections.push(s);
+        commands_section(&w, Target::Hot, title, &mut sections).await?;
     }
     if config.parts.contains(&Part::Appends) {
-        tracing_line("appends");
+        progress("appends");
         let raw = write::raw_inserts(&w).await?;
         let store = write::store_appends(&w).await?;
         let mut s = Section::new(
@@ -134,7 +130,7 @@ pub async fn run(config: &SuiteConfig) -> Result<Report> {
         sections.push(s);
     }
     if config.parts.contains(&Part::Rebuild) {
-        tracing_line("rebuild");
+        progress("rebuild");
         let (_db, pool) = write::database(8).await?;
         let log = rebuild::generate(&pool, config.rebuild_events).await?;
         let baseline = rebuild::query_replay(&pool, log).await?;
@@ -177,7 +173,7 @@ pub async fn run(config: &SuiteConfig) -> Result<Report> {
     })
 }
 
-fn tracing_line(what: &str) {
+fn progress(what: &str) {
     eprintln!("[bench] {what}");
 }
 

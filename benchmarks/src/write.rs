@@ -13,12 +13,11 @@ use anyhow::{ensure, Context, Result};
 use cqrs_es::persist::{EventStoreAggregateContext, PersistedEventStore};
 use cqrs_es::{AggregateError, CqrsFramework, EventStore};
 use postgres_es::PostgresEventRepository;
-use rand::Rng;
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use tessera_events::AccountEvent;
 use tessera_testkit::PgDatabase;
-use tessera_write_side::bus::{BusConfig, CommandBus, CommandContext};
+use tessera_write_side::bus::{backoff, BusConfig, CommandBus, CommandContext};
 use tessera_write_side::domain::account::{Account, AccountCommand};
 use tessera_write_side::domain::Recorded;
 use tessera_write_side::store::{postgres, Store};
@@ -189,7 +188,7 @@ pub async fn tessera_commands(config: &WriteConfig, target: Target) -> Result<Ru
 /// command, retried on an optimistic conflict with the same jittered
 /// backoff the bus uses.
 pub async fn cqrs_es_commands(config: &WriteConfig, target: Target) -> Result<Run> {
-    const MAX_ATTEMPTS: u64 = 50;
+    const MAX_ATTEMPTS: u32 = 50;
     let (_db, pool) = database(pool_size(config)).await?;
     let ids = accounts("plain", config, target);
     register(&pool, &ids).await?;
@@ -205,7 +204,12 @@ pub async fn cqrs_es_commands(config: &WriteConfig, target: Target) -> Result<Ru
             let mut retries = 0;
             loop {
                 match cqrs.execute(&id, charge(worker, n)).await {
-                    Ok(()) => return Ok(Done { events: 1, retries }),
+                    Ok(()) => {
+                        return Ok(Done {
+                            events: 1,
+                            retries: u64::from(retries),
+                        })
+                    }
                     Err(AggregateError::AggregateConflict) if retries + 1 < MAX_ATTEMPTS => {
                         retries += 1;
                         tokio::time::sleep(backoff(retries)).await;
@@ -216,14 +220,6 @@ pub async fn cqrs_es_commands(config: &WriteConfig, target: Target) -> Result<Ru
         }
     })
     .await
-}
-
-/// The bus's backoff: full jitter under 2^attempt ms, at most 200 ms.
-fn backoff(attempt: u64) -> Duration {
-    let ceiling = 2u64
-        .saturating_pow(u32::try_from(attempt.min(8)).unwrap_or(8))
-        .min(200);
-    Duration::from_millis(rand::rng().random_range(0..=ceiling))
 }
 
 /// The physical limit of appending one event per transaction: a plain

@@ -296,8 +296,9 @@ where
 }
 
 /// Full jitter over an exponential ceiling: spreads out instances that
-/// collided on the same aggregate.
-fn backoff(attempt: u32) -> Duration {
+/// collided on the same aggregate. Public so benchmarks can give a baseline
+/// the same retry policy.
+pub fn backoff(attempt: u32) -> Duration {
     let ceiling_ms = 2u64.saturating_pow(attempt.min(8)).min(200);
     Duration::from_millis(rand::rng().random_range(0..=ceiling_ms))
 }

@@ -221,63 +221,62 @@ impl EmbeddedStore {
         fields: &[String],
     ) -> Result<Vec<Written>, sqlx::Error> {
         let mut results = vec![Written::Conflict; writes.len()];
-        let mut inserts = Vec::new();
-        let mut replaces = Vec::new();
-        for (i, w) in writes.iter().enumerate() {
+        // puts by what they expect: inserts (`None`), then replaces
+        let (mut inserts, mut replaces) = (Vec::new(), Vec::new());
+        for (at, w) in writes.iter().enumerate() {
             match w {
                 Write::Put {
                     id,
-                    expected_rev: None,
+                    expected_rev,
                     body,
-                } => inserts.push((i, id, body.to_string())),
-                Write::Put {
-                    id,
-                    expected_rev: Some(rev),
-                    body,
-                } => replaces.push((i, id, *rev, body.to_string())),
-                other => results[i] = Self::apply(tx, collection, other, fields).await?,
-            }
-        }
-        for chunk in inserts.chunks(ROWS_PER_STATEMENT) {
-            let rows = vec!["(?, ?, 1, ?)"; chunk.len()].join(", ");
-            let sql = format!(
-                "INSERT INTO documents (collection, id, rev, body) VALUES {rows}
-                 ON CONFLICT DO NOTHING RETURNING id"
-            );
-            let mut q = sqlx::query_scalar::<_, String>(&sql);
-            for (_, id, body) in chunk {
-                q = q.bind(collection).bind(id.as_str()).bind(body.as_str());
-            }
-            let applied: std::collections::HashSet<String> =
-                q.fetch_all(&mut **tx).await?.into_iter().collect();
-            for (i, id, _) in chunk {
-                if applied.contains(id.as_str()) {
-                    results[*i] = Written::Ok(1);
+                } => {
+                    let put = (at, id.as_str(), *expected_rev, body.to_string());
+                    match expected_rev {
+                        None => inserts.push(put),
+                        Some(_) => replaces.push(put),
+                    }
                 }
+                other => results[at] = Self::apply(tx, collection, other, fields).await?,
             }
         }
-        for chunk in replaces.chunks(ROWS_PER_STATEMENT) {
-            let rows = vec!["(?, ?, ?)"; chunk.len()].join(", ");
-            let sql = format!(
-                "WITH v(id, rev, body) AS (VALUES {rows})
-                 UPDATE documents SET rev = documents.rev + 1, body = v.body
-                   FROM v
-                  WHERE documents.collection = ? AND documents.id = v.id AND documents.rev = v.rev
-                 RETURNING id"
-            );
-            let mut q = sqlx::query_scalar::<_, String>(&sql);
-            for (_, id, rev, body) in chunk {
-                q = q
-                    .bind(id.as_str())
-                    .bind(i64::try_from(*rev).unwrap_or(i64::MAX))
-                    .bind(body.as_str());
-            }
-            q = q.bind(collection);
-            let applied: std::collections::HashSet<String> =
-                q.fetch_all(&mut **tx).await?.into_iter().collect();
-            for (i, id, rev, _) in chunk {
-                if applied.contains(id.as_str()) {
-                    results[*i] = Written::Ok(rev + 1);
+        for (puts, replacing) in [(inserts, false), (replaces, true)] {
+            for chunk in puts.chunks(ROWS_PER_STATEMENT) {
+                let sql = if replacing {
+                    let rows = vec!["(?, ?, ?)"; chunk.len()].join(", ");
+                    format!(
+                        "WITH v(id, rev, body) AS (VALUES {rows})
+                         UPDATE documents SET rev = documents.rev + 1, body = v.body
+                           FROM v
+                          WHERE documents.id = v.id AND documents.rev = v.rev
+                            AND documents.collection = ?
+                         RETURNING id"
+                    )
+                } else {
+                    let rows = vec!["(?, ?, 1, ?)"; chunk.len()].join(", ");
+                    format!(
+                        "INSERT INTO documents (collection, id, rev, body) VALUES {rows}
+                         ON CONFLICT DO NOTHING RETURNING id"
+                    )
+                };
+                let mut q = sqlx::query_scalar::<_, String>(&sql);
+                for (_, id, expected, body) in chunk {
+                    q = match expected {
+                        None => q.bind(collection).bind(*id).bind(body.as_str()),
+                        Some(rev) => q
+                            .bind(*id)
+                            .bind(i64::try_from(*rev).unwrap_or(i64::MAX))
+                            .bind(body.as_str()),
+                    };
+                }
+                if replacing {
+                    q = q.bind(collection);
+                }
+                let applied: std::collections::HashSet<String> =
+                    q.fetch_all(&mut **tx).await?.into_iter().collect();
+                for (at, id, expected, _) in chunk {
+                    if applied.contains(*id) {
+                        results[*at] = Written::Ok(expected.map_or(1, |rev| rev + 1));
+                    }
                 }
             }
         }
