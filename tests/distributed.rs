@@ -16,26 +16,15 @@ async fn the_four_roles_run_the_whole_contract_and_a_killed_projector_loses_noth
     let pg = PgDatabase::create().await;
     let kafka = KafkaTopic::create();
     let mongo = MongoDatabase::create();
-    let env = vec![
-        ("TESSERA_DATABASE_URL", pg.url().to_owned()),
-        ("TESSERA_DATABASE_MAX_CONNECTIONS", "6".to_owned()),
-        ("TESSERA_KAFKA_BROKERS", kafka.brokers.clone()),
-        ("TESSERA_KAFKA_TOPIC", kafka.topic.clone()),
-        ("TESSERA_KAFKA_PARTITIONS", "4".to_owned()),
-        ("TESSERA_KAFKA_GROUP_PREFIX", kafka.group("projector")),
-        ("TESSERA_MONGODB_URI", mongo.uri.clone()),
-        ("TESSERA_MONGODB_DATABASE", mongo.name.clone()),
-        (
-            "TESSERA_JWT_SECRET",
-            "a-test-secret-that-is-long-enough-for-hs256".to_owned(),
-        ),
+    let mut env = common::stack_env(&pg, &kafka, &mongo);
+    env.extend([
         ("TESSERA_MIN_VERSION_WAIT_MS", "5000".to_owned()),
         ("TESSERA_KAFKA_DEBUG", "cgrp".to_owned()),
         ("TESSERA_QUEUE_ADMIT_INTERVAL_MS", "100".to_owned()),
         ("TESSERA_HOLD_TTL_SECONDS", "4".to_owned()),
         ("TESSERA_SWEEP_INTERVAL_MS", "200".to_owned()),
         ("TESSERA_LOG", "info,librdkafka=debug".to_owned()),
-    ];
+    ]);
     let write = Tessera::spawn(&["write-api"], &env).await;
     let read = Tessera::spawn(&["read-api"], &env).await;
     let mut relay = Tessera::spawn(&["relay"], &env).await;

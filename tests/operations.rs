@@ -25,8 +25,6 @@ use tessera_testkit::{wait_until, KafkaTopic, MongoDatabase, PgDatabase};
 use tessera_write_side::store::postgres::{self, PgEventLog};
 use tessera_write_side::store::sqlite::{self, SqliteEventLog};
 
-const SECRET: &str = "a-test-secret-that-is-long-enough-for-hs256";
-
 /// Runs `tessera <args>` with `env` and waits for it.
 fn cli(env: &[(&str, String)], args: &[&str]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
@@ -110,21 +108,13 @@ impl Stack {
         let pg = PgDatabase::create().await;
         let kafka = KafkaTopic::create();
         let mongo = MongoDatabase::create();
-        let env = vec![
-            ("TESSERA_DATABASE_URL", pg.url().to_owned()),
-            ("TESSERA_DATABASE_MAX_CONNECTIONS", "6".to_owned()),
-            ("TESSERA_KAFKA_BROKERS", kafka.brokers.clone()),
-            ("TESSERA_KAFKA_TOPIC", kafka.topic.clone()),
-            ("TESSERA_KAFKA_PARTITIONS", "4".to_owned()),
-            ("TESSERA_KAFKA_GROUP_PREFIX", kafka.group("projector")),
-            ("TESSERA_MONGODB_URI", mongo.uri.clone()),
-            ("TESSERA_MONGODB_DATABASE", mongo.name.clone()),
-            ("TESSERA_JWT_SECRET", SECRET.to_owned()),
+        let mut env = common::stack_env(&pg, &kafka, &mongo);
+        env.extend([
             ("TESSERA_MIN_VERSION_WAIT_MS", "5000".to_owned()),
             ("TESSERA_QUEUE_ADMIT_INTERVAL_MS", "100".to_owned()),
             ("TESSERA_HOLD_TTL_SECONDS", "4".to_owned()),
             ("TESSERA_SWEEP_INTERVAL_MS", "200".to_owned()),
-        ];
+        ]);
         let write = Tessera::spawn(&["write-api"], &env).await;
         let read = Tessera::spawn(&["read-api"], &env).await;
         let relay = Tessera::spawn(&["relay"], &env).await;

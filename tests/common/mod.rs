@@ -3,6 +3,29 @@
 
 #![allow(dead_code)] // each test binary uses a part of this module
 
+/// The settings every production role of one test's stack shares: its own
+/// database, topic (4 partitions), consumer groups and MongoDB database.
+pub fn stack_env(
+    pg: &PgDatabase,
+    kafka: &KafkaTopic,
+    mongo: &MongoDatabase,
+) -> Vec<(&'static str, String)> {
+    vec![
+        ("TESSERA_DATABASE_URL", pg.url().to_owned()),
+        ("TESSERA_DATABASE_MAX_CONNECTIONS", "6".to_owned()),
+        ("TESSERA_KAFKA_BROKERS", kafka.brokers.clone()),
+        ("TESSERA_KAFKA_TOPIC", kafka.topic.clone()),
+        ("TESSERA_KAFKA_PARTITIONS", "4".to_owned()),
+        ("TESSERA_KAFKA_GROUP_PREFIX", kafka.group("projector")),
+        ("TESSERA_MONGODB_URI", mongo.uri.clone()),
+        ("TESSERA_MONGODB_DATABASE", mongo.name.clone()),
+        (
+            "TESSERA_JWT_SECRET",
+            "a-test-secret-that-is-long-enough-for-hs256".to_owned(),
+        ),
+    ]
+}
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -10,7 +33,7 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use tessera_testkit::Deadline;
+use tessera_testkit::{Deadline, KafkaTopic, MongoDatabase, PgDatabase};
 
 /// A running `tessera` process.
 pub struct Tessera {
