@@ -109,10 +109,15 @@ impl Fold for UserGuilds {
 }
 
 impl UserGuildsDoc {
+    /// Keeps the guilds ordered by when the user joined (then by id): events
+    /// of different guilds travel on different partitions and may arrive in
+    /// any order, and a document must not depend on that order.
     fn join(&mut self, entry: UserGuildEntry) {
         self.leave(&entry.guild_id);
-        self.guild_ids.push(entry.guild_id.clone());
-        self.guilds.push(entry);
+        let key = |g: &UserGuildEntry| (g.joined_at, g.guild_id.clone());
+        let at = self.guilds.partition_point(|g| key(g) < key(&entry));
+        self.guild_ids.insert(at, entry.guild_id.clone());
+        self.guilds.insert(at, entry);
     }
 
     fn leave(&mut self, guild_id: &str) {
@@ -190,6 +195,19 @@ mod tests {
         assert_eq!(doc.guild_ids, ["g2"]);
         let doc = step(Some(doc), "g2", 7, GuildEvent::GuildDeleted).unwrap();
         assert!(doc.guilds.is_empty());
+    }
+
+    #[test]
+    fn joins_arriving_in_any_order_list_the_guilds_in_joining_order() {
+        // g1 at minute 2, g2 at minute 5, g3 at minute 9 (the builder's clock)
+        let in_log_order = step(None, "g1", 2, joined("g1", "A"));
+        let in_log_order = step(in_log_order, "g2", 5, joined("g2", "A"));
+        let in_log_order = step(in_log_order, "g3", 9, joined("g3", "A")).unwrap();
+        let shuffled = step(None, "g3", 9, joined("g3", "A"));
+        let shuffled = step(shuffled, "g1", 2, joined("g1", "A"));
+        let shuffled = step(shuffled, "g2", 5, joined("g2", "A")).unwrap();
+        assert_eq!(in_log_order.guild_ids, ["g1", "g2", "g3"]);
+        assert_eq!(shuffled, in_log_order);
     }
 
     #[test]
