@@ -78,6 +78,10 @@ pub enum CommandError<E: DomainError> {
     Conflict { attempts: u32 },
     #[error("infrastructure failed: {0}")]
     Failed(String),
+    /// The event store did not answer (in time): nothing is known to be
+    /// written; a retry is safe for idempotent commands.
+    #[error("event store unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl<E: DomainError> CommandError<E> {
@@ -88,6 +92,7 @@ impl<E: DomainError> CommandError<E> {
             }
             AggregateError::UserError(e) => Self::Rejected(e),
             AggregateError::AggregateConflict => Self::Conflict { attempts: 1 },
+            AggregateError::DatabaseConnectionError(e) => Self::Unavailable(e.to_string()),
             other => Self::Failed(other.to_string()),
         }
     }
@@ -204,7 +209,7 @@ where
             Ok(_) => "accepted",
             Err(CommandError::Rejected(_)) => "rejected",
             Err(CommandError::Conflict { .. }) => "conflict",
-            Err(CommandError::Failed(_)) => "failed",
+            Err(CommandError::Failed(_) | CommandError::Unavailable(_)) => "failed",
         };
         metrics::histogram!("tessera_command_duration_seconds", "aggregate" => A::TYPE, "command" => name)
             .record(started.elapsed().as_secs_f64());
@@ -355,6 +360,8 @@ pub enum AppError {
     Conflict { attempts: u32 },
     #[error("infrastructure failed: {0}")]
     Failed(String),
+    #[error("unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl AppError {
@@ -381,6 +388,7 @@ impl<E: DomainError> From<CommandError<E>> for AppError {
             CommandError::Rejected(e) => Self::Rejected(Rejection::of(&e)),
             CommandError::Conflict { attempts } => Self::Conflict { attempts },
             CommandError::Failed(cause) => Self::Failed(cause),
+            CommandError::Unavailable(cause) => Self::Unavailable(cause),
         }
     }
 }

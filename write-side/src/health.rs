@@ -16,19 +16,38 @@ pub struct Check {
 #[async_trait]
 pub trait Readiness: Send + Sync {
     async fn check(&self) -> Vec<Check>;
+
+    /// What to call this source when it does not answer at all.
+    fn label(&self) -> &'static str {
+        "dependency"
+    }
 }
 
-/// Several readiness sources as one (the all-in-one process).
+/// How long one readiness source may take: `/readyz` answers within a
+/// second even when a dependency hangs.
+pub const CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(800);
+
+/// Several readiness sources as one, asked at once, each bounded by
+/// [`CHECK_TIMEOUT`].
 pub struct AllOf(pub Vec<Arc<dyn Readiness>>);
 
 #[async_trait]
 impl Readiness for AllOf {
     async fn check(&self) -> Vec<Check> {
-        let mut all = Vec::new();
-        for r in &self.0 {
-            all.extend(r.check().await);
-        }
-        all
+        let checks = self.0.iter().map(|r| async move {
+            match tokio::time::timeout(CHECK_TIMEOUT, r.check()).await {
+                Ok(checks) => checks,
+                Err(_) => vec![Check {
+                    name: r.label(),
+                    result: Err(format!("did not answer within {CHECK_TIMEOUT:?}")),
+                }],
+            }
+        });
+        futures::future::join_all(checks)
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
     }
 }
 
@@ -54,5 +73,11 @@ impl Readiness for SqlReady {
             name,
             result: result.map_err(|e| e.to_string()),
         }]
+    }
+
+    fn label(&self) -> &'static str {
+        match self {
+            Self::Postgres(name, _) | Self::Sqlite(name, _) => name,
+        }
     }
 }

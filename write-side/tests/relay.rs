@@ -11,7 +11,7 @@ use tessera_events::{Envelope, EventLog};
 use tessera_testkit::{Broker, Deadline, KafkaTopic, PgDatabase};
 use tessera_write_side::bus::{BusConfig, CommandBus, CommandContext};
 use tessera_write_side::domain::account::{Account, AccountCommand};
-use tessera_write_side::relay::{ensure_topic, Relay, RelayConfig, RelayStep};
+use tessera_write_side::relay::{ensure_topic, Relay, RelayConfig, RelayStep, EPOCH_HEADER};
 use tessera_write_side::store::{postgres, Store};
 use tokio_util::sync::CancellationToken;
 
@@ -31,7 +31,8 @@ fn config(topic: &str) -> RelayConfig {
         topic: topic.into(),
         batch_size: 7, // small, so several batches and checkpoints happen
         poll_interval: Duration::from_millis(100),
-        delivery_timeout: Duration::from_secs(3),
+        publish_timeout: Duration::from_secs(3),
+        stall_after: Duration::from_secs(2),
         ..RelayConfig::default()
     }
 }
@@ -68,6 +69,7 @@ async fn account_with_charges(bus: &CommandBus<Account>, id: &str, charges: usiz
 struct Reader {
     consumer: StreamConsumer,
     seen: Vec<Envelope>,
+    epochs: Vec<String>,
 }
 
 impl Reader {
@@ -86,6 +88,23 @@ impl Reader {
         Self {
             consumer,
             seen: Vec::new(),
+            epochs: Vec::new(),
+        }
+    }
+
+    /// Reads until every aggregate of `expected` has arrived up to its
+    /// sequence (duplicates may come on top).
+    async fn read_up_to(&mut self, expected: &[(&str, u64)]) -> Vec<Envelope> {
+        loop {
+            let by = sequences(&self.seen);
+            if expected
+                .iter()
+                .all(|(a, s)| by.get(*a).and_then(|v| v.iter().max()) == Some(s))
+            {
+                return self.seen.clone();
+            }
+            let n = self.seen.len() + 1;
+            self.read(n).await;
         }
     }
 
@@ -99,6 +118,14 @@ impl Reader {
                 .unwrap_or_else(|_| panic!("only {} of {n} messages arrived", self.seen.len()))
                 .unwrap();
             let envelope: Envelope = serde_json::from_slice(m.payload().unwrap()).unwrap();
+            use rdkafka::message::Headers;
+            let epoch = m
+                .headers()
+                .and_then(|h| h.iter().find(|h| h.key == EPOCH_HEADER))
+                .and_then(|h| h.value)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .expect("every message names its epoch");
+            self.epochs.push(epoch);
             assert_eq!(
                 m.key(),
                 Some(envelope.aggregate_id.as_bytes()),
@@ -310,4 +337,133 @@ async fn a_second_relay_stands_by_until_the_first_one_stops() {
         assert_eq!(by[a], [1, 2, 3, 4, 5], "{a}: published once, in order");
     }
     assert_eq!(seen.len(), 15, "no relay published what the other one had");
+}
+
+/// Per aggregate, the sequences as they arrived must be the whole history,
+/// possibly repeated from some point on, never with a hole: a consumer that
+/// applies "next or duplicate" reads it all.
+fn assert_gap_free(by: &BTreeMap<String, Vec<u64>>, expected: u64) {
+    for (aggregate, seqs) in by {
+        let mut have = 0;
+        for s in seqs {
+            assert!(
+                *s <= have + 1,
+                "{aggregate}: {s} arrived after {have} (a hole): {seqs:?}"
+            );
+            have = have.max(*s);
+        }
+        assert_eq!(have, expected, "{aggregate}: all of it arrived: {seqs:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_paused_broker_is_waited_out_and_the_relay_says_it_is_stalled_meanwhile() {
+    let db = PgDatabase::create().await;
+    let (pool, bus) = setup(&db).await;
+    let mut broker = Broker::reserve();
+    broker.start().await;
+    let topic = format!("paused_{}", uuid::Uuid::new_v4().simple());
+    ensure_topic(&broker.brokers(), &topic, 2).await.unwrap();
+    let relay = Relay::new(pool.clone(), &broker.brokers(), config(&topic))
+        .await
+        .unwrap();
+    let progress = relay.progress();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(relay.run(stop.clone()));
+    for a in ["p1", "p2", "p3"] {
+        account_with_charges(&bus, a, 3).await;
+    }
+    let mut reader = Reader::new(&broker.brokers(), &topic);
+    reader.read(12).await;
+
+    broker.pause();
+    for a in ["p1", "p2", "p3"] {
+        for i in 10..16 {
+            charge(&bus, a, i).await; // commands do not need the broker
+        }
+    }
+    let deadline = Deadline::new(Duration::from_secs(30), "the relay reports itself stalled");
+    while progress.stalled().is_ok() {
+        deadline.tick().await;
+    }
+    assert!(
+        progress.lag_events() > 0,
+        "the lag counts the waiting events"
+    );
+    // paused for longer than a publish may take: the producer is replaced
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    broker.resume();
+    let deadline = Deadline::new(Duration::from_secs(60), "the relay catches up by itself");
+    while progress.stalled().is_err() || progress.lag_events() > 0 {
+        deadline.tick().await;
+    }
+    let seen = reader
+        .read_up_to(&[("p1", 10), ("p2", 10), ("p3", 10)])
+        .await;
+    stop.cancel();
+    task.await.unwrap().unwrap();
+    assert_gap_free(&sequences(&seen), 10);
+}
+
+#[tokio::test]
+async fn a_broker_that_lost_its_data_gets_the_whole_log_again_in_a_new_epoch() {
+    let db = PgDatabase::create().await;
+    let (pool, bus) = setup(&db).await;
+    let mut broker = Broker::reserve();
+    broker.start().await;
+    let topic = format!("lost_{}", uuid::Uuid::new_v4().simple());
+    account_with_charges(&bus, "kept", 4).await;
+    let mut relay = Relay::new(pool.clone(), &broker.brokers(), config(&topic))
+        .await
+        .unwrap();
+    let deadline = Deadline::new(Duration::from_secs(30), "the first events are published");
+    let mut published = 0;
+    while published < 5 {
+        match relay.relay_next().await {
+            Ok(RelayStep::Published(n)) => published += n,
+            _ => deadline.tick().await,
+        }
+    }
+    let first_epoch = relay.epoch().to_owned();
+
+    // the broker restarts empty (memory storage): the topic is gone
+    broker.stop();
+    broker.start().await;
+    account_with_charges(&bus, "later", 1).await;
+    let deadline = Deadline::new(
+        Duration::from_secs(60),
+        "the relay publishes everything again",
+    );
+    let mut republished = 0;
+    while republished < 7 {
+        match relay.relay_next().await {
+            Ok(RelayStep::Published(n)) => republished += n,
+            _ => deadline.tick().await, // reconnecting
+        }
+    }
+    assert_ne!(relay.epoch(), first_epoch, "a new epoch");
+    let mut reader = Reader::new(&broker.brokers(), &topic);
+    let seen = reader.read(7).await.to_vec();
+    let by = sequences(&seen);
+    assert_eq!(
+        by["kept"],
+        [1, 2, 3, 4, 5],
+        "the history from before the loss, again"
+    );
+    assert_eq!(by["later"], [1, 2]);
+    assert!(reader.epochs.iter().all(|e| e == relay.epoch()));
+}
+
+async fn charge(bus: &CommandBus<Account>, id: &str, i: usize) {
+    bus.execute(
+        id,
+        AccountCommand::Charge {
+            amount: 1,
+            idempotency_key: format!("{i}"),
+        },
+        &CommandContext::new(id, None),
+        |_| (),
+    )
+    .await
+    .unwrap();
 }

@@ -40,6 +40,8 @@ pub struct ApiError {
     pub code: Cow<'static, str>,
     pub message: String,
     pub details: Value,
+    /// Seconds for the `Retry-After` header (503 and 429 answers).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -49,7 +51,15 @@ impl ApiError {
             code: Cow::Borrowed(code),
             message: message.into(),
             details: Value::Object(serde_json::Map::new()),
+            retry_after: None,
         }
+    }
+
+    /// Asks the client to come back after `seconds` (`Retry-After`).
+    #[must_use]
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     #[must_use]
@@ -106,7 +116,8 @@ impl ApiError {
         )
     }
 
-    /// 503 for a dependency that is down; the cause goes to the log.
+    /// 503 for a dependency that is down or does not answer in time, with
+    /// `Retry-After`; the cause goes to the log.
     pub fn unavailable(cause: impl Display) -> Self {
         tracing::error!(error = %cause, "dependency unavailable");
         Self::new(
@@ -114,6 +125,7 @@ impl ApiError {
             "unavailable",
             "a dependency is unavailable; try again shortly",
         )
+        .retry_after(1)
     }
 
     /// A domain rejection, with its code, message and details.
@@ -146,6 +158,7 @@ impl<E: DomainError> From<CommandError<E>> for ApiError {
             )
             .with_details(serde_json::json!({ "attempts": attempts })),
             CommandError::Failed(cause) => Self::internal(cause),
+            CommandError::Unavailable(cause) => Self::unavailable(cause),
         }
     }
 }
@@ -158,6 +171,7 @@ impl From<AppError> for ApiError {
                 CommandError::<crate::domain::account::AccountError>::Conflict { attempts }.into()
             }
             AppError::Failed(cause) => Self::internal(cause),
+            AppError::Unavailable(cause) => Self::unavailable(cause),
         }
     }
 }
@@ -215,7 +229,13 @@ impl IntoResponse for ApiError {
                 details: self.details,
             },
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 

@@ -59,11 +59,11 @@ async fn metrics_text(State(state): State<OpsState>) -> impl IntoResponse {
 }
 
 async fn readyz(State(state): State<OpsState>) -> impl IntoResponse {
-    let checks = tokio::time::timeout(std::time::Duration::from_secs(3), state.readiness.check())
+    let checks = tokio::time::timeout(crate::health::CHECK_TIMEOUT, state.readiness.check())
         .await
         .unwrap_or_else(|_| {
             vec![Check {
-                name: "all",
+                name: state.readiness.label(),
                 result: Err("readiness checks timed out".into()),
             }]
         });

@@ -87,11 +87,45 @@ impl PersistedEventRepository for Repo {
     }
 }
 
+/// How long one load or append may take before the command fails as
+/// unavailable (a server that does not answer must not hold a request for
+/// TCP's timeouts).
+pub const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The event store did not answer within its timeout.
+#[derive(Debug, thiserror::Error)]
+#[error("the event store did not answer within {0:?}")]
+pub struct TimedOut(pub std::time::Duration);
+
+/// postgres-es and sqlite-es report a pool that timed out or a socket that
+/// broke as an unknown error; Tessera answers those as "unavailable" (503),
+/// not as a failure of its own (500).
+fn unavailable_as_connection(e: PersistenceError) -> PersistenceError {
+    match e {
+        PersistenceError::UnknownError(inner)
+            if inner.downcast_ref::<sqlx::Error>().is_some_and(|e| {
+                matches!(
+                    e,
+                    sqlx::Error::PoolTimedOut
+                        | sqlx::Error::PoolClosed
+                        | sqlx::Error::Io(_)
+                        | sqlx::Error::Tls(_)
+                        | sqlx::Error::WorkerCrashed
+                )
+            }) =>
+        {
+            PersistenceError::ConnectionError(inner)
+        }
+        other => other,
+    }
+}
+
 /// Tessera's event store: cqrs-es's `EventStore` over a [`Repo`].
 #[derive(Clone)]
 pub struct Store {
     repo: Repo,
     commits: watch::Sender<u64>,
+    timeout: std::time::Duration,
 }
 
 impl Store {
@@ -99,6 +133,26 @@ impl Store {
         Self {
             repo,
             commits: watch::Sender::new(0),
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// Fails loads and appends that take longer than `timeout`.
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    async fn bounded<T, E: std::error::Error>(
+        &self,
+        op: impl std::future::Future<Output = Result<T, PersistenceError>>,
+    ) -> Result<T, AggregateError<E>> {
+        match tokio::time::timeout(self.timeout, op).await {
+            Ok(result) => result.map_err(|e| AggregateError::from(unavailable_as_connection(e))),
+            Err(_) => Err(AggregateError::DatabaseConnectionError(Box::new(TimedOut(
+                self.timeout,
+            )))),
         }
     }
 
@@ -116,10 +170,10 @@ impl Store {
         after_sequence: usize,
     ) -> Result<Vec<EventEnvelope<A>>, AggregateError<A::Error>> {
         let rows = if after_sequence == 0 {
-            self.repo.get_events::<A>(aggregate_id).await?
+            self.bounded(self.repo.get_events::<A>(aggregate_id))
+                .await?
         } else {
-            self.repo
-                .get_last_events::<A>(aggregate_id, after_sequence)
+            self.bounded(self.repo.get_last_events::<A>(aggregate_id, after_sequence))
                 .await?
         };
         rows.into_iter().map(decode::<A>).collect()
@@ -223,7 +277,7 @@ impl<A: Aggregate> EventStore<A> for Store {
                 serde_json::to_value(&e.metadata)?,
             ));
         }
-        self.repo.persist::<A>(&rows, None).await?;
+        self.bounded(self.repo.persist::<A>(&rows, None)).await?;
         self.commits.send_modify(|n| *n = n.wrapping_add(1));
         Ok(envelopes)
     }

@@ -21,7 +21,7 @@ static MIGRATOR: Migrator = sqlx::migrate!("../migrations/postgres");
 pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
     PgPoolOptions::new()
         .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(5))
+        .acquire_timeout(Duration::from_secs(2))
         .connect(url)
         .await
 }
