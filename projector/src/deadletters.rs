@@ -10,11 +10,12 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use serde::Serialize;
+use tessera_events::EventLog;
 
 use crate::documents::{collections, DeadLetterDoc};
-use crate::projection::Projection;
+use crate::projection::{FoldError, Projection};
 use crate::routes;
-use crate::runner::apply_one;
+use crate::runner::{apply_one, Applied};
 use crate::store::{DocumentStore, StoreError, StoredDoc, Write};
 
 /// A pending dead letter and its id.
@@ -117,14 +118,19 @@ pub async fn discard(docs: &dyn DocumentStore, id: &str) -> Result<bool, StoreEr
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RetryReport {
     pub retried: Vec<String>,
+    /// Events missing before a letter that were applied from the log.
+    pub repaired_from_log: usize,
     /// (letter id, why it still fails); the letters after it stay parked.
     pub still_failing: Vec<(String, String)>,
 }
 
 /// Retries the letters of the aggregate `id` belongs to (`None`: every
-/// pending letter), in order.
+/// pending letter), in order. A letter refused for a gap is repaired from
+/// the event log: the events the projection missed are read from `log` and
+/// applied first (the feed may have skipped them; the log has them all).
 pub async fn retry(
     docs: &dyn DocumentStore,
+    log: &dyn EventLog,
     projections: &[Arc<dyn Projection>],
     id: Option<&str>,
 ) -> Result<RetryReport, StoreError> {
@@ -174,12 +180,33 @@ pub async fn retry(
                     .push((l.id.clone(), "not an event; discard it".into()));
                 break;
             };
-            match apply_one(&**p, docs, &collection, &envelope).await? {
-                Ok(()) => {
+            let mut applied = apply_one(&**p, docs, &collection, &envelope).await?;
+            if let Applied::Refused(FoldError::Gap { expected, got }) = &applied {
+                let missing =
+                    crate::rebuild::history(log, &envelope.aggregate_type, &envelope.aggregate_id)
+                        .await
+                        .map_err(StoreError::from_display)?
+                        .into_iter()
+                        .filter(|e| (*expected..*got).contains(&e.sequence))
+                        .collect::<Vec<_>>();
+                let mut filled = true;
+                for e in &missing {
+                    if let Applied::Refused(_) = apply_one(&**p, docs, &collection, e).await? {
+                        filled = false;
+                        break;
+                    }
+                }
+                if filled && !missing.is_empty() {
+                    report.repaired_from_log += missing.len();
+                    applied = apply_one(&**p, docs, &collection, &envelope).await?;
+                }
+            }
+            match applied {
+                Applied::Done => {
                     resolve(docs, &l, "retried").await?;
                     report.retried.push(l.id);
                 }
-                Err(e) => {
+                Applied::Refused(e) => {
                     l.doc.attempts += 1;
                     l.doc.error = e.to_string();
                     docs.write(

@@ -16,7 +16,9 @@ use tessera_events::{EventLog, LogFilter, LogPosition};
 use crate::feed::Delivery;
 use crate::projection::Projection;
 use crate::routes;
-use crate::runner::{fold_batch_with, refold, Parking, Refolded, RetryPolicy};
+use crate::runner::{
+    fold_batch, refold, Folded, Parking, Refolded, RetryPolicy, CONTENDED_ATTEMPTS,
+};
 use crate::store::{DocumentStore, StoreError};
 
 /// Reports how far a long operation got.
@@ -42,7 +44,10 @@ pub struct RebuildConfig {
     pub freeze_within: i64,
     /// Instances that beat within this long must acknowledge a freeze.
     pub alive_within: chrono::Duration,
-    /// How long to wait for those acknowledgements before giving up.
+    /// How long to wait for those acknowledgements. An instance that does
+    /// not pause by then (stuck, or dead with a fresh heartbeat) is switched
+    /// without: a batch it was writing notices the switch and folds itself
+    /// again into the new collection before its offsets move.
     pub ack_timeout: Duration,
     /// How long readers may keep the old collection after the switch.
     pub drop_delay: Duration,
@@ -54,7 +59,7 @@ impl Default for RebuildConfig {
             batch: 5_000,
             freeze_within: 1_000,
             alive_within: chrono::Duration::seconds(15),
-            ack_timeout: Duration::from_secs(60),
+            ack_timeout: Duration::from_secs(10),
             drop_delay: routes::READER_TTL * 3,
         }
     }
@@ -72,6 +77,8 @@ pub struct RebuildReport {
     pub dead_lettered: u64,
     /// How long the live projectors were paused for the switch.
     pub frozen_ms: u128,
+    /// Live instances that did not pause within the timeout.
+    pub unacknowledged: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -84,8 +91,6 @@ pub enum RebuildError {
     Busy(String, String),
     #[error("the route of {0} changed under the rebuild; try again")]
     Raced(String),
-    #[error("live projector instances did not pause within {0:?}; the switch was called off")]
-    NoAck(Duration),
 }
 
 fn log_err(e: impl std::fmt::Display) -> RebuildError {
@@ -136,7 +141,7 @@ impl Filler<'_> {
             let mut attempt = 0;
             let dead = loop {
                 attempt += 1;
-                let folded = fold_batch_with(
+                let folded = fold_batch(
                     self.projection,
                     self.docs,
                     self.collection,
@@ -146,11 +151,11 @@ impl Filler<'_> {
                 )
                 .await?;
                 match folded {
-                    Some(dead) => break dead,
-                    None if attempt >= 10 => {
+                    Folded::Done { dead_lettered } => break dead_lettered,
+                    Folded::Raced if attempt >= CONTENDED_ATTEMPTS => {
                         return Err(RebuildError::Raced(self.projection.name().to_owned()))
                     }
-                    None => tokio::time::sleep(policy.delay(attempt)).await,
+                    Folded::Raced => tokio::time::sleep(policy.backoff.delay(attempt)).await,
                 }
             };
             self.events += deliveries.len() as u64;
@@ -199,7 +204,7 @@ pub async fn rebuild(
     };
     let outcome = fill_and_switch(&mut filler, config).await;
     let counted = (filler.events, filler.dead_lettered);
-    let frozen_ms = match outcome {
+    let (frozen_ms, unacknowledged) = match outcome {
         Ok(done) => done,
         Err(e) => {
             // leave the live collection as it was
@@ -223,13 +228,16 @@ pub async fn rebuild(
         events_per_second: counted.0 as f64 / seconds.max(f64::EPSILON),
         dead_lettered: counted.1,
         frozen_ms,
+        unacknowledged,
     })
 }
 
+/// Fills, freezes, switches: how long the freeze lasted, and which live
+/// instances did not acknowledge it.
 async fn fill_and_switch(
     filler: &mut Filler<'_>,
     config: &RebuildConfig,
-) -> Result<u128, RebuildError> {
+) -> Result<(u128, Vec<String>), RebuildError> {
     let docs = filler.docs;
     let name = filler.projection.name();
     // 1. the bulk, while everything runs: passes up to the head as it was
@@ -259,16 +267,26 @@ async fn fill_and_switch(
         .progress
         .message(&format!("pausing live {name} projectors for the switch"));
     let deadline = Instant::now() + config.ack_timeout;
-    loop {
+    let unacknowledged = loop {
         let alive = routes::alive(docs, name, config.alive_within).await?;
-        if alive.iter().all(|i| i.acked_epoch >= epoch) {
-            break;
+        let waiting: Vec<String> = alive
+            .into_iter()
+            .filter(|i| i.acked_epoch < epoch)
+            .map(|i| i.instance)
+            .collect();
+        if waiting.is_empty() {
+            break waiting;
         }
         if Instant::now() >= deadline {
-            return Err(RebuildError::NoAck(config.ack_timeout));
+            filler.progress.message(&format!(
+                "{} live {name} instance(s) did not pause within {:?} (stuck or dead): switching without them; a batch they were writing is folded again into the new collection",
+                waiting.len(),
+                config.ack_timeout
+            ));
+            break waiting;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    };
 
     // 3. the rest, up to the head as of the acknowledgements: no frozen
     // projector applied anything after it, and what arrives later the live
@@ -285,7 +303,7 @@ async fn fill_and_switch(
     if !routes::save(docs, &route, rev).await? {
         return Err(RebuildError::Raced(name.into()));
     }
-    Ok(frozen.elapsed().as_millis())
+    Ok((frozen.elapsed().as_millis(), unacknowledged))
 }
 
 /// Drops collections that rebuilds switched away from, after giving readers
@@ -321,7 +339,7 @@ pub struct ReplayReport {
 }
 
 /// All events of one aggregate, in sequence order.
-async fn history(
+pub(crate) async fn history(
     log: &dyn EventLog,
     aggregate_type: &str,
     aggregate_id: &str,
@@ -392,10 +410,10 @@ pub async fn replay(
                     ));
                     break;
                 }
-                Refolded::Raced if attempt >= 10 => {
+                Refolded::Raced if attempt >= CONTENDED_ATTEMPTS => {
                     return Err(RebuildError::Raced(p.name().to_owned()))
                 }
-                Refolded::Raced => tokio::time::sleep(policy.delay(attempt)).await,
+                Refolded::Raced => tokio::time::sleep(policy.backoff.delay(attempt)).await,
             }
         }
         reports.push(report);

@@ -34,7 +34,17 @@ pub struct Route {
     pub updated_at: DateTime<Utc>,
 }
 
+/// A freeze older than this is left over by a rebuild that died mid-switch
+/// (a live rebuild moves on within its acknowledgement timeout): live
+/// projectors carry on instead of waiting for good.
+pub const FREEZE_LIMIT: chrono::TimeDelta = chrono::TimeDelta::seconds(120);
+
 impl Route {
+    /// Whether live instances must pause now.
+    pub fn is_frozen(&self) -> bool {
+        self.freeze && Utc::now() - self.updated_at < FREEZE_LIMIT
+    }
+
     /// The route of a projection that was never rebuilt.
     pub fn initial(name: &str) -> Self {
         Self {
@@ -107,6 +117,27 @@ pub async fn beat(docs: &dyn DocumentStore, instance: &Instance) -> Result<(), S
         vec![Write::Upsert {
             id: format!("{}:{}", instance.projection, instance.instance),
             body,
+        }],
+    )
+    .await
+    .map(drop)
+}
+
+/// Takes an instance out of the registry (it stopped cleanly).
+pub async fn forget(
+    docs: &dyn DocumentStore,
+    projection: &str,
+    instance: &str,
+) -> Result<(), StoreError> {
+    let id = format!("{projection}:{instance}");
+    let Some(current) = docs.get(INSTANCES, &id).await? else {
+        return Ok(());
+    };
+    docs.write(
+        INSTANCES,
+        vec![Write::Delete {
+            id,
+            expected_rev: current.rev,
         }],
     )
     .await

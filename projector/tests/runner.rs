@@ -80,8 +80,11 @@ fn guild(id: &str, sequence: u64, event: GuildEvent) -> Delivery {
 fn fast() -> RetryPolicy {
     RetryPolicy {
         attempts: 3,
-        base_delay: Duration::from_millis(5),
-        max_delay: Duration::from_millis(20),
+        backoff: tessera_runtime::Backoff::new(
+            Duration::from_millis(5),
+            Duration::from_millis(20),
+            tessera_runtime::Jitter::Equal,
+        ),
     }
 }
 

@@ -37,4 +37,15 @@ pub trait EventFeed: Send + Sync {
 
     /// Log position of the last delivery returned, when known.
     fn position(&self) -> Option<LogPosition>;
+
+    /// Events the source holds beyond what was committed, when known.
+    fn lag(&self) -> Option<u64> {
+        None
+    }
+
+    /// Lets go of what this instance reads, so others take it over at once
+    /// (at shutdown, after the last commit).
+    async fn release(&mut self) -> Result<(), FeedError> {
+        Ok(())
+    }
 }

@@ -19,6 +19,9 @@ pub struct TailFeed {
     /// Ticks when the write side commits (same process); polls without it.
     wake: Option<watch::Receiver<u64>>,
     idle_wait: Duration,
+    /// 0 after a read that found the end of the log; unknown while a read
+    /// returns full batches.
+    lag: Option<u64>,
 }
 
 impl TailFeed {
@@ -33,6 +36,7 @@ impl TailFeed {
             cursor: start,
             wake,
             idle_wait,
+            lag: None,
         }
     }
 
@@ -65,6 +69,7 @@ impl TailFeed {
         if let Some(last) = records.last() {
             self.cursor = last.at;
         }
+        self.lag = (records.len() < max).then_some(0);
         Ok(records
             .into_iter()
             .map(|r| Delivery::Event(r.envelope))
@@ -99,5 +104,9 @@ impl EventFeed for TailFeed {
 
     fn position(&self) -> Option<LogPosition> {
         Some(self.cursor)
+    }
+
+    fn lag(&self) -> Option<u64> {
+        self.lag
     }
 }

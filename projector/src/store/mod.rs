@@ -81,6 +81,11 @@ impl StoreError {
     pub fn from_display(e: impl std::fmt::Display) -> Self {
         Self(e.to_string())
     }
+
+    /// Documents kept changing under a writer that retried.
+    pub fn contended(what: &str) -> Self {
+        Self(format!("documents kept changing while {what}"))
+    }
 }
 
 #[async_trait]

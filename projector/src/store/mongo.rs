@@ -18,9 +18,14 @@ use super::{DocumentStore, ListQuery, Order, StoreError, StoredDoc, Write, Writt
 /// Writes of one batch in flight at once.
 const WRITE_CONCURRENCY: usize = 16;
 
+/// How long one operation may take before it fails (a server that does not
+/// answer must not hold a read for the driver's socket timeouts).
+pub const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 #[derive(Clone)]
 pub struct MongoStore {
     db: Database,
+    timeout: std::time::Duration,
 }
 
 fn err(e: impl std::fmt::Display) -> StoreError {
@@ -40,6 +45,30 @@ impl MongoStore {
         let client = Client::with_options(options).map_err(err)?;
         Ok(Self {
             db: client.database(database),
+            timeout: DEFAULT_TIMEOUT,
+        })
+    }
+
+    /// Fails each operation that takes longer than `timeout`.
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// `op`, failing after the store's timeout (`scale` times it for
+    /// operations that may legitimately take longer, like building an index).
+    async fn bounded<T>(
+        &self,
+        scale: u32,
+        what: &'static str,
+        op: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let limit = self.timeout.saturating_mul(scale);
+        tokio::time::timeout(limit, op).await.unwrap_or_else(|_| {
+            Err(StoreError(format!(
+                "MongoDB did not answer {what} within {limit:?}"
+            )))
         })
     }
 
@@ -140,12 +169,15 @@ impl MongoStore {
 #[async_trait]
 impl DocumentStore for MongoStore {
     async fn get(&self, collection: &str, id: &str) -> Result<Option<StoredDoc>, StoreError> {
-        self.coll(collection)
-            .find_one(doc! { "_id": id })
-            .await
-            .map_err(err)?
-            .map(from_stored)
-            .transpose()
+        self.bounded(1, "a read", async {
+            self.coll(collection)
+                .find_one(doc! { "_id": id })
+                .await
+                .map_err(err)?
+                .map(from_stored)
+                .transpose()
+        })
+        .await
     }
 
     async fn get_many(
@@ -156,13 +188,16 @@ impl DocumentStore for MongoStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let cursor = self
-            .coll(collection)
-            .find(doc! { "_id": { "$in": ids } })
-            .await
-            .map_err(err)?;
-        let docs: Vec<Document> = cursor.try_collect().await.map_err(err)?;
-        docs.into_iter().map(from_stored).collect()
+        self.bounded(1, "a read", async {
+            let cursor = self
+                .coll(collection)
+                .find(doc! { "_id": { "$in": ids } })
+                .await
+                .map_err(err)?;
+            let docs: Vec<Document> = cursor.try_collect().await.map_err(err)?;
+            docs.into_iter().map(from_stored).collect()
+        })
+        .await
     }
 
     async fn find_ids(
@@ -171,18 +206,21 @@ impl DocumentStore for MongoStore {
         field: &str,
         value: &str,
     ) -> Result<Vec<String>, StoreError> {
-        let cursor = self
-            .coll(collection)
-            .find(doc! { field: value })
-            .projection(doc! { "_id": 1 })
-            .sort(doc! { "_id": 1 })
-            .await
-            .map_err(err)?;
-        let docs: Vec<Document> = cursor.try_collect().await.map_err(err)?;
-        Ok(docs
-            .into_iter()
-            .filter_map(|d| d.get_str("_id").ok().map(str::to_owned))
-            .collect())
+        self.bounded(1, "a query", async {
+            let cursor = self
+                .coll(collection)
+                .find(doc! { field: value })
+                .projection(doc! { "_id": 1 })
+                .sort(doc! { "_id": 1 })
+                .await
+                .map_err(err)?;
+            let docs: Vec<Document> = cursor.try_collect().await.map_err(err)?;
+            Ok(docs
+                .into_iter()
+                .filter_map(|d| d.get_str("_id").ok().map(str::to_owned))
+                .collect())
+        })
+        .await
     }
 
     async fn list(
@@ -201,15 +239,18 @@ impl DocumentStore for MongoStore {
         if let Some(after) = query.after {
             filter.insert("_id", doc! { op: after });
         }
-        let cursor = self
-            .coll(collection)
-            .find(filter)
-            .sort(doc! { "_id": dir })
-            .limit(i64::try_from(query.limit).unwrap_or(i64::MAX))
-            .await
-            .map_err(err)?;
-        let docs: Vec<Document> = cursor.try_collect().await.map_err(err)?;
-        docs.into_iter().map(from_stored).collect()
+        self.bounded(1, "a list", async {
+            let cursor = self
+                .coll(collection)
+                .find(filter)
+                .sort(doc! { "_id": dir })
+                .limit(i64::try_from(query.limit).unwrap_or(i64::MAX))
+                .await
+                .map_err(err)?;
+            let docs: Vec<Document> = cursor.try_collect().await.map_err(err)?;
+            docs.into_iter().map(from_stored).collect()
+        })
+        .await
     }
 
     async fn range(
@@ -220,15 +261,18 @@ impl DocumentStore for MongoStore {
         to: &str,
         limit: usize,
     ) -> Result<Vec<StoredDoc>, StoreError> {
-        let cursor = self
-            .coll(collection)
-            .find(doc! { field: { "$gte": from, "$lt": to } })
-            .sort(doc! { field: 1, "_id": 1 })
-            .limit(i64::try_from(limit).unwrap_or(i64::MAX))
-            .await
-            .map_err(err)?;
-        let docs: Vec<Document> = cursor.try_collect().await.map_err(err)?;
-        docs.into_iter().map(from_stored).collect()
+        self.bounded(1, "a range query", async {
+            let cursor = self
+                .coll(collection)
+                .find(doc! { field: { "$gte": from, "$lt": to } })
+                .sort(doc! { field: 1, "_id": 1 })
+                .limit(i64::try_from(limit).unwrap_or(i64::MAX))
+                .await
+                .map_err(err)?;
+            let docs: Vec<Document> = cursor.try_collect().await.map_err(err)?;
+            docs.into_iter().map(from_stored).collect()
+        })
+        .await
     }
 
     async fn write(
@@ -240,7 +284,7 @@ impl DocumentStore for MongoStore {
         let coll = &coll;
         // buffered (not unordered): results come back in the order of writes
         futures::stream::iter(writes)
-            .map(|w| self.apply(coll, w))
+            .map(|w| self.bounded(1, "a write", self.apply(coll, w)))
             .buffered(WRITE_CONCURRENCY)
             .try_collect()
             .await
@@ -256,23 +300,33 @@ impl DocumentStore for MongoStore {
                         .build(),
                 )
                 .build();
-            self.coll(collection)
-                .create_index(model)
-                .await
-                .map_err(err)?;
+            self.bounded(30, "an index build", async {
+                self.coll(collection)
+                    .create_index(model)
+                    .await
+                    .map(drop)
+                    .map_err(err)
+            })
+            .await?;
         }
         Ok(())
     }
 
     async fn drop_collection(&self, collection: &str) -> Result<(), StoreError> {
-        self.coll(collection).drop().await.map_err(err)
+        self.bounded(30, "a collection drop", async {
+            self.coll(collection).drop().await.map_err(err)
+        })
+        .await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.db
-            .run_command(doc! { "ping": 1 })
-            .await
-            .map(drop)
-            .map_err(err)
+        self.bounded(1, "a ping", async {
+            self.db
+                .run_command(doc! { "ping": 1 })
+                .await
+                .map(drop)
+                .map_err(err)
+        })
+        .await
     }
 }
