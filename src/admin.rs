@@ -576,12 +576,24 @@ async fn dlq(s: &Settings, command: DlqCommand) -> Result<()> {
             all: every,
             json,
         } => {
-            let report =
-                deadletters::retry(&*docs, &all, if every { None } else { id.as_deref() }).await?;
+            let log = event_log(s).await?;
+            let report = deadletters::retry(
+                &*docs,
+                &*log,
+                &all,
+                if every { None } else { id.as_deref() },
+            )
+            .await?;
             if json {
                 return print_json(&report);
             }
             say!("retried {} letters", report.retried.len())?;
+            if report.repaired_from_log > 0 {
+                say!(
+                    "applied {} missing events from the event log first",
+                    report.repaired_from_log
+                )?;
+            }
             for (id, why) in &report.still_failing {
                 say!("still failing: {id}: {why}")?;
             }

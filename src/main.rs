@@ -20,7 +20,11 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(roles::run(cli)) {
+    let result = runtime.block_on(roles::run(cli));
+    // a client library's thread stuck on a broker that does not answer must
+    // not hold the exit (SIGTERM finishes within a bound)
+    runtime.shutdown_timeout(std::time::Duration::from_secs(3));
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         // the reader went away (`tessera admin export | head`): not a failure
         Err(e) if is_broken_pipe(&e) => std::process::ExitCode::SUCCESS,

@@ -13,11 +13,11 @@ use base64::Engine;
 use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
 use tessera_events::EventLog;
-use tessera_projector::feed::kafka::{consumer_config, KafkaFeed};
+use tessera_projector::feed::kafka::{KafkaFeed, KafkaFeedConfig};
 use tessera_projector::feed::tail::TailFeed;
 use tessera_projector::projection::{self, Projection};
 use tessera_projector::routes::LiveCollections;
-use tessera_projector::runner::{Projector, RetryPolicy};
+use tessera_projector::runner::{new_instance_id, Health, Projector, RetryPolicy};
 use tessera_projector::store::embedded::EmbeddedStore;
 use tessera_projector::store::mongo::MongoStore;
 use tessera_projector::store::DocumentStore;
@@ -30,7 +30,7 @@ use tessera_write_side::health::{AllOf, Check, Readiness, SqlReady};
 use tessera_write_side::http::layers::with_common_layers;
 use tessera_write_side::leader::Leadership;
 use tessera_write_side::queue::QueueGate;
-use tessera_write_side::relay::{ensure_topic, Relay, RelayConfig};
+use tessera_write_side::relay::{Relay, RelayConfig};
 use tessera_write_side::store::credentials::{PgCredentials, SqliteCredentials};
 use tessera_write_side::store::postgres::PgEventLog;
 use tessera_write_side::store::sqlite::SqliteEventLog;
@@ -236,6 +236,10 @@ impl Readiness for DocsReady {
             result: self.0.ping().await.map_err(|e| e.to_string()),
         }]
     }
+
+    fn label(&self) -> &'static str {
+        "document_store"
+    }
 }
 
 /// A Kafka cluster that answers a metadata request.
@@ -249,7 +253,7 @@ impl Readiness for KafkaReady {
         let result = tokio::task::spawn_blocking(move || {
             producer
                 .client()
-                .fetch_metadata(None, Duration::from_secs(2))
+                .fetch_metadata(None, Duration::from_millis(700))
                 .map(drop)
                 .map_err(|e| e.to_string())
         })
@@ -259,6 +263,10 @@ impl Readiness for KafkaReady {
             name: "kafka",
             result,
         }]
+    }
+
+    fn label(&self) -> &'static str {
+        "kafka"
     }
 }
 
@@ -285,13 +293,18 @@ async fn postgres_pool(s: &Settings) -> Result<sqlx::PgPool> {
 }
 
 pub(crate) async fn mongo(s: &Settings) -> Result<Arc<dyn DocumentStore>> {
+    mongo_with_timeout(s, s.mongodb_timeout()).await
+}
+
+async fn mongo_with_timeout(s: &Settings, timeout: Duration) -> Result<Arc<dyn DocumentStore>> {
     let uri = s
         .mongodb_uri
         .as_ref()
         .context("TESSERA_MONGODB_URI is required for this role")?;
     let store = MongoStore::connect(uri.expose_secret(), &s.mongodb_database)
         .await
-        .context("cannot connect to MongoDB")?;
+        .context("cannot connect to MongoDB")?
+        .with_timeout(timeout);
     Ok(Arc::new(store))
 }
 
@@ -328,11 +341,13 @@ async fn serve(s: &Settings) -> Result<()> {
         s.queue(),
     ));
     let store = Store::new(sqlite::repo(events.clone()));
+    let health = Health::new(Duration::from_secs(s.projector_stall_seconds.max(1)));
     let readiness: Arc<dyn Readiness> = Arc::new(AllOf(vec![
         Arc::new(SqlReady::Sqlite("event_store", events.clone())),
         Arc::new(SqlReady::Sqlite("credentials", credentials_pool)),
         Arc::new(SqlReady::Sqlite("state", state_pool)),
         Arc::new(DocsReady(Arc::clone(&docs))),
+        Arc::new(ProjectionsReady(Arc::clone(&health))),
     ]));
     let write = Arc::new(WriteSide::new(Parts {
         store: store.clone(),
@@ -365,7 +380,8 @@ async fn serve(s: &Settings) -> Result<()> {
         )
         .await?;
         let projector = Projector::new(p, Arc::clone(&docs), Box::new(feed), retry_policy(s))
-            .with_batch_size(s.batch_size);
+            .with_batch_size(s.batch_size)
+            .with_health(Arc::clone(&health));
         projector.prepare().await?;
         tasks.push(tokio::spawn(projector.run(shutdown.clone())));
     }
@@ -416,7 +432,7 @@ async fn write_api(s: &Settings) -> Result<()> {
         s.queue(),
     ));
     let write = Arc::new(WriteSide::new(Parts {
-        store: Store::new(postgres::repo(pool.clone())),
+        store: Store::new(postgres::repo(pool.clone())).with_timeout(s.database_timeout()),
         credentials: Arc::new(PgCredentials::new(credentials_pool)),
         auth: authenticator(s, &secret)?,
         readiness: Arc::clone(&readiness),
@@ -450,8 +466,15 @@ async fn write_api(s: &Settings) -> Result<()> {
 
 async fn read_api(s: &Settings) -> Result<()> {
     let docs = mongo(s).await?;
-    // the waiting queue's cursor lives with the write side's state
-    let pool = postgres_pool(s).await?;
+    // the waiting queue's cursor lives with the write side's state; the
+    // write API migrates it
+    let url = s
+        .database_url
+        .as_ref()
+        .context("TESSERA_DATABASE_URL is required for this role")?;
+    let pool = postgres::connect(url.expose_secret(), s.database_max_connections)
+        .await
+        .context("cannot connect to PostgreSQL")?;
     let readiness: Arc<dyn Readiness> = Arc::new(AllOf(vec![
         Arc::new(DocsReady(Arc::clone(&docs))),
         Arc::new(SqlReady::Postgres("queue_state", pool.clone())),
@@ -485,12 +508,12 @@ async fn read_api(s: &Settings) -> Result<()> {
 async fn relay(s: &Settings) -> Result<()> {
     let pool = postgres_pool(s).await?;
     let brokers = brokers(s)?;
-    ensure_topic(brokers, &s.kafka_topic, s.kafka_partitions)
-        .await
-        .context("cannot create the Kafka topic")?;
     let config = RelayConfig {
         topic: s.kafka_topic.clone(),
+        partitions: s.kafka_partitions,
         batch_size: s.batch_size,
+        publish_timeout: Duration::from_secs(s.relay_publish_timeout_seconds.max(1)),
+        stall_after: Duration::from_secs(s.relay_stall_seconds.max(1)),
         kafka_debug: s.kafka_debug.clone(),
         ..RelayConfig::default()
     };
@@ -498,6 +521,7 @@ async fn relay(s: &Settings) -> Result<()> {
     let readiness: Arc<dyn Readiness> = Arc::new(AllOf(vec![
         Arc::new(SqlReady::Postgres("event_store", pool)),
         kafka_ready(brokers)?,
+        relay.progress(),
     ]));
     let shutdown = shutdown_signal();
     let ops = with_common_layers(tessera_write_side::http::ops::router(
@@ -512,29 +536,67 @@ async fn relay(s: &Settings) -> Result<()> {
     result.map_err(Into::into)
 }
 
+/// The projections of a process as one readiness source: not ready while
+/// one of them is stalled.
+struct ProjectionsReady(Arc<Health>);
+
+#[async_trait]
+impl Readiness for ProjectionsReady {
+    async fn check(&self) -> Vec<Check> {
+        let stalled = self.0.stalled();
+        vec![Check {
+            name: "projections",
+            result: if stalled.is_empty() {
+                Ok(())
+            } else {
+                Err(stalled
+                    .iter()
+                    .map(|(name, why)| format!("{name}: {why}"))
+                    .collect::<Vec<_>>()
+                    .join("; "))
+            },
+        }]
+    }
+
+    fn label(&self) -> &'static str {
+        "projections"
+    }
+}
+
 async fn projector(s: &Settings, only: &[String]) -> Result<()> {
-    let docs = mongo(s).await?;
+    let docs = mongo_with_timeout(
+        s,
+        Duration::from_millis(s.projector_store_timeout_ms.max(1)),
+    )
+    .await?;
     let brokers = brokers(s)?;
     let shutdown = shutdown_signal();
+    let health = Health::new(Duration::from_secs(s.projector_stall_seconds.max(1)));
     let mut tasks = Vec::new();
     for p in selected(only)? {
-        let group = format!("{}.{}", s.kafka_group_prefix, p.name());
-        let mut config = consumer_config(brokers, &group);
-        if let Some(debug) = &s.kafka_debug {
-            config.set("debug", debug);
-        }
-        let rejoin = (s.kafka_rejoin_idle_seconds > 0)
-            .then(|| Duration::from_secs(s.kafka_rejoin_idle_seconds));
-        let feed = KafkaFeed::with_config(&config, &s.kafka_topic, Duration::from_millis(500))?
-            .with_rejoin_after(rejoin);
+        let instance = new_instance_id();
+        let feed = KafkaFeed::new(
+            KafkaFeedConfig {
+                brokers: brokers.to_owned(),
+                topic: s.kafka_topic.clone(),
+                projection: p.name(),
+                instance: instance.clone(),
+                idle_wait: Duration::from_millis(500),
+                debug: s.kafka_debug.clone(),
+            },
+            Arc::clone(&docs),
+        )?;
         let projector = Projector::new(p, Arc::clone(&docs), Box::new(feed), retry_policy(s))
-            .with_batch_size(s.batch_size);
+            .with_batch_size(s.batch_size)
+            .with_instance(instance)
+            .with_health(Arc::clone(&health));
         projector.prepare().await?;
         tasks.push(tokio::spawn(projector.run(shutdown.clone())));
     }
     let readiness: Arc<dyn Readiness> = Arc::new(AllOf(vec![
         Arc::new(DocsReady(docs)),
         kafka_ready(brokers)?,
+        Arc::new(ProjectionsReady(health)),
     ]));
     let ops = with_common_layers(tessera_write_side::http::ops::router(
         readiness,

@@ -76,6 +76,15 @@ pub struct Settings {
     )]
     pub database_max_connections: u32,
 
+    /// How long one event store load or append may take before the command answers 503 with Retry-After
+    #[arg(
+        long,
+        env = "TESSERA_DATABASE_TIMEOUT_MS",
+        default_value_t = 2000,
+        global = true
+    )]
+    pub database_timeout_ms: u64,
+
     /// Kafka bootstrap servers, e.g. 127.0.0.1:9092 (unset: embedded feed)
     #[arg(long, env = "TESSERA_KAFKA_BROKERS", global = true)]
     pub kafka_brokers: Option<String>,
@@ -98,31 +107,58 @@ pub struct Settings {
     )]
     pub kafka_partitions: i32,
 
-    /// Consumer group prefix of the projector (one group per projection)
-    #[arg(
-        long,
-        env = "TESSERA_KAFKA_GROUP_PREFIX",
-        default_value = "tessera-projector",
-        global = true
-    )]
-    pub kafka_group_prefix: String,
-
     /// librdkafka debug contexts for the relay and projector (e.g. `cgrp,topic,fetch`), logged at debug level
     #[arg(long, env = "TESSERA_KAFKA_DEBUG", global = true)]
     pub kafka_debug: Option<String>,
 
-    /// Seconds a projector consumer may hold no partition before it re-joins its group (0: never; works around brokers that skip a rebalance after a member dies)
+    /// How long the relay may wait for the broker to acknowledge a batch before it builds a new producer and sends the batch again
     #[arg(
         long,
-        env = "TESSERA_KAFKA_REJOIN_IDLE_SECONDS",
+        env = "TESSERA_RELAY_PUBLISH_TIMEOUT_SECONDS",
+        default_value_t = 10,
+        global = true
+    )]
+    pub relay_publish_timeout_seconds: u64,
+
+    /// Seconds with events waiting and none published after which the relay's /readyz answers 503
+    #[arg(
+        long,
+        env = "TESSERA_RELAY_STALL_SECONDS",
         default_value_t = 15,
         global = true
     )]
-    pub kafka_rejoin_idle_seconds: u64,
+    pub relay_stall_seconds: u64,
+
+    /// Seconds with events waiting and none projected after which the projector's /readyz names the projection stalled
+    #[arg(
+        long,
+        env = "TESSERA_PROJECTOR_STALL_SECONDS",
+        default_value_t = 30,
+        global = true
+    )]
+    pub projector_stall_seconds: u64,
 
     /// MongoDB read store, e.g. mongodb://127.0.0.1:27017 (unset: embedded)
     #[arg(long, env = "TESSERA_MONGODB_URI", hide_env_values = true, value_parser = secret, global = true)]
     pub mongodb_uri: Option<SecretString>,
+
+    /// How long one MongoDB operation may take before it fails (reads then answer 503 with Retry-After)
+    #[arg(
+        long,
+        env = "TESSERA_MONGODB_TIMEOUT_MS",
+        default_value_t = 2000,
+        global = true
+    )]
+    pub mongodb_timeout_ms: u64,
+
+    /// How long one MongoDB operation of the projector may take before its batch is tried again (longer than readers wait: catching up after an outage writes a lot)
+    #[arg(
+        long,
+        env = "TESSERA_PROJECTOR_STORE_TIMEOUT_MS",
+        default_value_t = 15000,
+        global = true
+    )]
+    pub projector_store_timeout_ms: u64,
 
     /// MongoDB database holding the read documents
     #[arg(
@@ -289,5 +325,13 @@ impl Settings {
 
     pub fn min_version_wait(&self) -> Duration {
         Duration::from_millis(self.min_version_wait_ms)
+    }
+
+    pub fn database_timeout(&self) -> Duration {
+        Duration::from_millis(self.database_timeout_ms.max(1))
+    }
+
+    pub fn mongodb_timeout(&self) -> Duration {
+        Duration::from_millis(self.mongodb_timeout_ms.max(1))
     }
 }

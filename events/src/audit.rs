@@ -306,8 +306,10 @@ mod tests {
     #[test]
     fn an_inserted_record_is_found_even_with_a_valid_hash_of_its_own() {
         let (mut records, trailer) = export(5);
-        let mut forged = Chain::default();
-        forged.prev = records[1].hash.clone();
+        let mut forged = Chain {
+            prev: records[1].hash.clone(),
+            ..Chain::default()
+        };
         let extra = forged.link(envelope(42));
         records.insert(2, extra);
         let problems = check(&records, &trailer);
