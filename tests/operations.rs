@@ -11,16 +11,17 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::fold::{all_documents, fold_from_scratch};
 use common::{accounts_and_guilds, admin_token, board_and_commerce, Client, Tessera};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use tessera_events::{DomainEvent, EventLog, LogPosition, Upcaster};
-use tessera_projector::projection::{self, Accounts, Outcome, PointHistory, Projection, Targets};
+use tessera_events::{EventLog, Upcaster};
+use tessera_projector::projection::{self, Accounts, PointHistory, Projection};
 use tessera_projector::rebuild::{self, Quiet, RebuildConfig};
 use tessera_projector::routes;
 use tessera_projector::store::embedded::EmbeddedStore;
 use tessera_projector::store::mongo::MongoStore;
-use tessera_projector::store::{index_values, DocumentStore, ListQuery, Order, Write};
+use tessera_projector::store::{DocumentStore, Write};
 use tessera_testkit::{wait_until, KafkaTopic, MongoDatabase, PgDatabase};
 use tessera_write_side::store::postgres::{self, PgEventLog};
 use tessera_write_side::store::sqlite::{self, SqliteEventLog};
@@ -168,89 +169,6 @@ impl Stack {
                 now.body,
                 self.logs()
             );
-        }
-    }
-}
-
-/// Every projection folded from nothing over the whole log, in log order,
-/// one event at a time: the reference the live documents must equal.
-async fn fold_from_scratch(log: &dyn EventLog) -> BTreeMap<&'static str, BTreeMap<String, Value>> {
-    let projections = projection::all();
-    let mut out: BTreeMap<&'static str, BTreeMap<String, Value>> = projections
-        .iter()
-        .map(|p| (p.name(), BTreeMap::new()))
-        .collect();
-    let mut at = LogPosition::START;
-    loop {
-        let page = log.read_after(at, 1_000).await.unwrap();
-        let Some(last) = page.last() else { break };
-        at = last.at;
-        for record in &page {
-            let envelope = &record.envelope;
-            let event = DomainEvent::decode(envelope).unwrap();
-            for p in &projections {
-                if !p
-                    .aggregate_types()
-                    .contains(&envelope.aggregate_type.as_str())
-                {
-                    continue;
-                }
-                let docs = out.get_mut(p.name()).unwrap();
-                let ids = match p.targets(envelope, &event) {
-                    Targets::None => Vec::new(),
-                    Targets::Ids(ids) => ids,
-                    Targets::Where { field, value } => docs
-                        .iter()
-                        .filter(|(_, d)| index_values(d, field).contains(&value))
-                        .map(|(id, _)| id.clone())
-                        .collect(),
-                };
-                for id in ids {
-                    match p.apply(docs.get(&id), envelope, &event) {
-                        Ok(Outcome::Unchanged) => {}
-                        Ok(Outcome::Put(d)) => {
-                            docs.insert(id, d);
-                        }
-                        Ok(Outcome::Delete) => {
-                            docs.remove(&id);
-                        }
-                        Err(e) => panic!(
-                            "{} cannot fold {} {}#{}: {e}",
-                            p.name(),
-                            envelope.event_type,
-                            envelope.aggregate_id,
-                            envelope.sequence
-                        ),
-                    }
-                }
-            }
-        }
-    }
-    out
-}
-
-/// Every document of a collection, by id.
-async fn all_documents(docs: &dyn DocumentStore, collection: &str) -> BTreeMap<String, Value> {
-    let mut out = BTreeMap::new();
-    loop {
-        let after = out.keys().next_back().cloned();
-        let page = docs
-            .list(
-                collection,
-                ListQuery {
-                    filter: None,
-                    order: Order::Asc,
-                    after: after.as_deref(),
-                    limit: 500,
-                },
-            )
-            .await
-            .unwrap();
-        if page.is_empty() {
-            return out;
-        }
-        for d in page {
-            out.insert(d.id, d.body);
         }
     }
 }
@@ -672,6 +590,80 @@ async fn a_rebuild_reads_old_event_versions_through_the_upcasters() {
     assert_eq!(amounts, [Some(30), Some(12)], "{entries:?}");
 }
 
+#[tokio::test]
+async fn a_rebuild_switches_without_a_live_instance_that_never_pauses_and_names_it() {
+    let pg = PgDatabase::create().await;
+    let mongo = MongoDatabase::create();
+    let pool = pg.pool(4).await;
+    postgres::migrate(&pool).await.unwrap();
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type,
+                             event_version, payload, metadata)
+         VALUES ('account', 'acc-1', 1, 'AccountRegistered', '1.0',
+                 '{\"type\": \"AccountRegistered\", \"email\": \"a@example.com\", \"nickname\": \"a\"}',
+                 jsonb_build_object('event_id', gen_random_uuid()::text,
+                                    'occurred_at', '2026-05-01T10:00:00Z'))",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let docs: Arc<dyn DocumentStore> =
+        Arc::new(MongoStore::connect(&mongo.uri, &mongo.name).await.unwrap());
+    // a live instance that keeps beating but never pauses (stuck in a batch,
+    // or dead a moment ago): it must not hold the rebuild forever
+    let beating = Arc::new(AtomicBool::new(true));
+    let heart = {
+        let docs = Arc::clone(&docs);
+        let beating = Arc::clone(&beating);
+        tokio::spawn(async move {
+            while beating.load(Ordering::SeqCst) {
+                let me = routes::Instance {
+                    projection: "accounts".into(),
+                    instance: "stuck-1".into(),
+                    heartbeat_at: chrono::Utc::now(),
+                    acked_epoch: 0,
+                };
+                routes::beat(&*docs, &me).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+    };
+    wait_until(Duration::from_secs(10), "the stuck instance beats", || {
+        let docs = Arc::clone(&docs);
+        async move {
+            routes::alive(&*docs, "accounts", chrono::Duration::seconds(15))
+                .await
+                .unwrap()
+                .len()
+                == 1
+        }
+    })
+    .await;
+    let config = RebuildConfig {
+        ack_timeout: Duration::from_secs(2),
+        drop_delay: Duration::ZERO,
+        ..RebuildConfig::default()
+    };
+    let log: Arc<dyn EventLog> = Arc::new(PgEventLog::new(pool));
+    let started = std::time::Instant::now();
+    let report = tokio::time::timeout(
+        Duration::from_secs(30),
+        rebuild::rebuild(Arc::new(Accounts), Arc::clone(&docs), log, &config, &Quiet),
+    )
+    .await
+    .expect("the rebuild finishes although an instance never pauses")
+    .unwrap();
+    beating.store(false, Ordering::SeqCst);
+    heart.await.unwrap();
+    assert_eq!(report.unacknowledged, ["stuck-1"], "{report:?}");
+    assert!(started.elapsed() >= config.ack_timeout, "it did wait");
+    assert_eq!(report.events, 1);
+    let live = routes::live(&*docs, "accounts").await.unwrap();
+    assert_eq!(live, report.to, "switched");
+    let account = docs.get(&live, "acc-1").await.unwrap().unwrap().body;
+    assert_eq!(account["version"].as_u64(), Some(1));
+}
+
 /// Replaces a live document's body behind the projector's back.
 async fn overwrite(docs: &dyn DocumentStore, projection: &str, id: &str, body: Value) {
     let collection = routes::live(docs, projection).await.unwrap();
@@ -896,6 +888,66 @@ async fn dead_letters_are_listed_retried_in_order_and_discarded_and_replay_repai
         ],
     );
     assert!(bad.status.success() || !bad.stderr.is_empty());
+}
+
+#[tokio::test]
+async fn a_gap_the_feed_skipped_is_repaired_from_the_log_when_its_letter_is_retried() {
+    let stack = Stack::embedded().await;
+    let c = Arc::clone(&stack.client);
+    let docs = &*stack.docs;
+    let (id, token) = c.register("gap@example.com", "gap").await;
+    let v = charge(&c, &token, "a").await;
+    c.get_until(
+        &format!("/v1/accounts/me?min_version={v}"),
+        &token,
+        "the first charge is projected",
+        |b| b["version"] == v,
+    )
+    .await;
+    let before = live_body(docs, "accounts", &id).await.unwrap();
+    let missed = charge(&c, &token, "b").await;
+    c.get_until(
+        &format!("/v1/accounts/me?min_version={missed}"),
+        &token,
+        "the second charge is projected",
+        |b| b["version"] == missed,
+    )
+    .await;
+    // as if the feed had skipped the second charge: the document is back
+    // before it, so the next event arrives after a gap the log does not have
+    overwrite(docs, "accounts", &id, before).await;
+    let last = charge(&c, &token, "c").await;
+    wait_until(Duration::from_secs(60), "a gap letter", || {
+        let n = letters_of(&stack.env, &id).len();
+        async move { n == 1 }
+    })
+    .await;
+    let letter = letters_of(&stack.env, &id).remove(0);
+    assert!(
+        letter["error"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("expected sequence {missed}")),
+        "{letter}"
+    );
+    let retried = cli_json(
+        &stack.env,
+        &[
+            "admin",
+            "dlq",
+            "retry",
+            letter["id"].as_str().unwrap(),
+            "--json",
+        ],
+    );
+    assert_eq!(retried["repaired_from_log"], 1, "{retried}");
+    assert_eq!(retried["retried"].as_array().map(Vec::len), Some(1));
+    assert!(letters_of(&stack.env, &id).is_empty());
+    let doc = live_body(docs, "accounts", &id).await.unwrap();
+    assert_eq!(
+        (doc["balance"].as_i64(), doc["version"].as_u64()),
+        (Some(30), Some(last))
+    );
 }
 
 /// Lines of an export file, the trailer last.

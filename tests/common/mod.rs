@@ -3,6 +3,9 @@
 
 #![allow(dead_code)] // each test binary uses a part of this module
 
+pub mod fold;
+pub mod load;
+
 /// The settings every production role of one test's stack shares: its own
 /// database, topic (4 partitions), consumer groups and MongoDB database.
 pub fn stack_env(
@@ -16,7 +19,6 @@ pub fn stack_env(
         ("TESSERA_KAFKA_BROKERS", kafka.brokers.clone()),
         ("TESSERA_KAFKA_TOPIC", kafka.topic.clone()),
         ("TESSERA_KAFKA_PARTITIONS", "4".to_owned()),
-        ("TESSERA_KAFKA_GROUP_PREFIX", kafka.group("projector")),
         ("TESSERA_MONGODB_URI", mongo.uri.clone()),
         ("TESSERA_MONGODB_DATABASE", mongo.name.clone()),
         (
@@ -41,11 +43,13 @@ pub struct Tessera {
     pub addr: String,
     pub log: Arc<Mutex<Vec<String>>>,
     role: String,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 impl Tessera {
-    /// Starts `tessera <args>` with `env` on a free port and waits until it
-    /// listens.
+    /// Starts `tessera <args>` with `env` on a free port (unless `env` sets
+    /// `TESSERA_HTTP_ADDR`) and waits until it listens.
     pub async fn spawn(args: &[&str], env: &[(&str, String)]) -> Self {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
         cmd.args(args)
@@ -95,7 +99,44 @@ impl Tessera {
             addr: format!("http://{addr}"),
             log,
             role,
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect(),
         }
+    }
+
+    /// Starts the same command again (after a kill or a stop), keeping the
+    /// earlier log lines.
+    pub async fn respawn(&mut self) {
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        let env: Vec<(&str, String)> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.clone()))
+            .collect();
+        let fresh = Self::spawn(&args, &env).await;
+        let earlier = std::mem::take(&mut *self.log.lock().unwrap());
+        fresh.log.lock().unwrap().splice(0..0, earlier);
+        let _ = std::mem::replace(self, fresh);
+    }
+
+    /// SIGTERM, then how long it took to exit and whether it exited 0 (or
+    /// `None` if it had not exited within `bound`, after which it is killed).
+    pub fn terminate_within(&mut self, bound: Duration) -> Option<(Duration, bool)> {
+        let started = std::time::Instant::now();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        while started.elapsed() < bound {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some((started.elapsed(), status.success()));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.kill();
+        None
     }
 
     /// SIGTERM, then waits for a clean exit.

@@ -251,6 +251,21 @@ impl Broker {
         .await;
     }
 
+    /// SIGSTOP: the broker keeps its sockets open and answers nothing.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// SIGCONT after [`pause`](Self::pause).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pids: Vec<u32> = self.child.iter().map(Child::id).collect();
+        signal_all(signal, &pids);
+    }
+
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
@@ -276,4 +291,283 @@ pub fn describe(env: &[(&str, String)]) -> String {
 /// JSON helper for tests.
 pub fn json(s: &str) -> serde_json::Value {
     serde_json::from_str(s).expect("valid JSON")
+}
+
+/// Sends `signal` (`-STOP`, `-CONT`, `-KILL`, ...) to `pids`.
+fn signal_all(signal: &str, pids: &[u32]) {
+    if pids.is_empty() {
+        return;
+    }
+    let status = Command::new("kill")
+        .arg(signal)
+        .args(pids.iter().map(u32::to_string))
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill {signal} {pids:?} failed");
+}
+
+/// The children of `pid` (read from /proc).
+fn children(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for entry in dir.flatten() {
+        let Some(child) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid ...: comm may hold spaces, so split after ')'
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(pid) {
+            out.push(child);
+        }
+    }
+    out
+}
+
+/// A PostgreSQL cluster of the test's own (to restart and pause it), in a
+/// temporary folder, on a free port. Needs the server binaries
+/// (`TESSERA_TEST_PG_BIN`, which `scripts/services up` exports).
+pub struct PgCluster {
+    pub port: u16,
+    dir: std::path::PathBuf,
+    bin: String,
+    _tmp: Option<tempfile_dir::TempDir>,
+}
+
+mod tempfile_dir {
+    /// A folder removed on drop (std only: the harness has no tempfile dependency).
+    pub struct TempDir(pub std::path::PathBuf);
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+impl PgCluster {
+    /// `initdb` and start; the cluster answers when this returns.
+    pub fn start() -> Self {
+        let bin = required("TESSERA_TEST_PG_BIN");
+        let port = free_port();
+        let dir = std::env::temp_dir().join(unique("tessera_pg"));
+        std::fs::create_dir_all(&dir).expect("creates the cluster folder");
+        let root = is_root();
+        if root {
+            let status = Command::new("chown")
+                .args(["-R", "postgres", &dir.display().to_string()])
+                .status()
+                .expect("chown runs");
+            assert!(status.success());
+        }
+        let cluster = Self {
+            port,
+            dir: dir.clone(),
+            bin,
+            _tmp: Some(tempfile_dir::TempDir(dir)),
+        };
+        cluster.as_postgres(&format!(
+            "{}/initdb -D '{}/data' -A trust -U postgres >'{}/initdb.log' 2>&1",
+            cluster.bin,
+            cluster.dir.display(),
+            cluster.dir.display()
+        ));
+        cluster.pg_ctl("start");
+        cluster
+    }
+
+    fn as_postgres(&self, script: &str) {
+        let status = if is_root() {
+            Command::new("su")
+                .args(["postgres", "-s", "/bin/bash", "-c", script])
+                .status()
+        } else {
+            Command::new("bash").args(["-c", script]).status()
+        }
+        .expect("a shell runs");
+        assert!(status.success(), "failed: {script}");
+    }
+
+    fn pg_ctl(&self, action: &str) {
+        // fsync off: the machine does not crash in these tests, the server
+        // does; commits are still written to the OS before they answer
+        let opts = format!(
+            "-p {} -k '{}' -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=off",
+            self.port,
+            self.dir.display()
+        );
+        let mode = if action == "start" {
+            ""
+        } else {
+            "-m immediate"
+        };
+        self.as_postgres(&format!(
+            "{}/pg_ctl -D '{}/data' -l '{}/server.log' -w -t 60 {mode} -o \"{opts}\" {action} >/dev/null",
+            self.bin,
+            self.dir.display(),
+            self.dir.display()
+        ));
+    }
+
+    /// The server's URL for database `db`.
+    pub fn url(&self, db: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
+    }
+
+    /// Creates a database and answers its URL.
+    pub async fn database(&self, name: &str) -> String {
+        let mut admin = PgConnection::connect(&self.url("postgres"))
+            .await
+            .expect("the test's own cluster answers");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+            .expect("creates a database");
+        self.url(name)
+    }
+
+    /// Stops the server at once (no clean shutdown: crash recovery at the
+    /// next start) and starts it again.
+    pub fn restart(&self) {
+        self.pg_ctl("restart");
+    }
+
+    fn pids(&self) -> Vec<u32> {
+        let pidfile = self.dir.join("data/postmaster.pid");
+        let Some(main) = std::fs::read_to_string(pidfile)
+            .ok()
+            .and_then(|s| s.lines().next().and_then(|l| l.trim().parse::<u32>().ok()))
+        else {
+            return Vec::new();
+        };
+        let mut all = vec![main];
+        all.extend(children(main));
+        all
+    }
+
+    /// SIGSTOP to the server and its backends: connections stay open and
+    /// nothing answers.
+    pub fn pause(&self) {
+        signal_all("-STOP", &self.pids());
+    }
+
+    pub fn resume(&self) {
+        signal_all("-CONT", &self.pids());
+    }
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        self.resume();
+        let script = format!(
+            "{}/pg_ctl -D '{}/data' -m immediate stop >/dev/null 2>&1",
+            self.bin,
+            self.dir.display()
+        );
+        let _ = if is_root() {
+            Command::new("su")
+                .args(["postgres", "-s", "/bin/bash", "-c", &script])
+                .status()
+        } else {
+            Command::new("bash").args(["-c", &script]).status()
+        };
+    }
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// A MongoDB-protocol server (secantusdb) of the test's own, to pause and
+/// restart. Needs its Python (`TESSERA_TEST_SECANTUS_PYTHON`, which
+/// `scripts/services up` exports).
+pub struct DocServer {
+    pub port: u16,
+    dir: std::path::PathBuf,
+    child: Option<Child>,
+    _tmp: tempfile_dir::TempDir,
+}
+
+impl DocServer {
+    pub async fn start() -> Self {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(unique("tessera_docs"));
+        std::fs::create_dir_all(&dir).expect("creates the data folder");
+        let mut server = Self {
+            port,
+            dir: dir.clone(),
+            child: None,
+            _tmp: tempfile_dir::TempDir(dir),
+        };
+        server.spawn().await;
+        server
+    }
+
+    async fn spawn(&mut self) {
+        let python = required("TESSERA_TEST_SECANTUS_PYTHON");
+        let child = Command::new(python)
+            .args(["-m", "secantus", "--host", "127.0.0.1", "--port"])
+            .arg(self.port.to_string())
+            .arg("--storage-path")
+            .arg(&self.dir)
+            // see scripts/services: a long oplog slows every write
+            .args(["--standalone", "--oplog-max-entries", "1000"])
+            .args(["--log-level", "WARNING"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cannot start secantusdb");
+        self.child = Some(child);
+        let port = self.port;
+        wait_until(
+            Duration::from_secs(60),
+            "secantusdb listens",
+            || async move {
+                tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .is_ok()
+            },
+        )
+        .await;
+    }
+
+    pub fn uri(&self) -> String {
+        format!("mongodb://127.0.0.1:{}", self.port)
+    }
+
+    fn pid(&self) -> Vec<u32> {
+        self.child.iter().map(Child::id).collect()
+    }
+
+    pub fn pause(&self) {
+        signal_all("-STOP", &self.pid());
+    }
+
+    pub fn resume(&self) {
+        signal_all("-CONT", &self.pid());
+    }
+}
+
+impl Drop for DocServer {
+    fn drop(&mut self) {
+        self.resume();
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
 }

@@ -1,0 +1,94 @@
+//! The reference the live documents must equal: every projection folded
+//! from nothing over the whole log, in log order, one event at a time.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+use tessera_events::{DomainEvent, EventLog, LogPosition};
+use tessera_projector::projection::{self, Outcome, Targets};
+use tessera_projector::store::{index_values, DocumentStore, ListQuery, Order};
+
+/// Every projection folded from nothing over the whole log, in log order,
+/// one event at a time: the reference the live documents must equal.
+pub async fn fold_from_scratch(
+    log: &dyn EventLog,
+) -> BTreeMap<&'static str, BTreeMap<String, Value>> {
+    let projections = projection::all();
+    let mut out: BTreeMap<&'static str, BTreeMap<String, Value>> = projections
+        .iter()
+        .map(|p| (p.name(), BTreeMap::new()))
+        .collect();
+    let mut at = LogPosition::START;
+    loop {
+        let page = log.read_after(at, 1_000).await.unwrap();
+        let Some(last) = page.last() else { break };
+        at = last.at;
+        for record in &page {
+            let envelope = &record.envelope;
+            let event = DomainEvent::decode(envelope).unwrap();
+            for p in &projections {
+                if !p
+                    .aggregate_types()
+                    .contains(&envelope.aggregate_type.as_str())
+                {
+                    continue;
+                }
+                let docs = out.get_mut(p.name()).unwrap();
+                let ids = match p.targets(envelope, &event) {
+                    Targets::None => Vec::new(),
+                    Targets::Ids(ids) => ids,
+                    Targets::Where { field, value } => docs
+                        .iter()
+                        .filter(|(_, d)| index_values(d, field).contains(&value))
+                        .map(|(id, _)| id.clone())
+                        .collect(),
+                };
+                for id in ids {
+                    match p.apply(docs.get(&id), envelope, &event) {
+                        Ok(Outcome::Unchanged) => {}
+                        Ok(Outcome::Put(d)) => {
+                            docs.insert(id, d);
+                        }
+                        Ok(Outcome::Delete) => {
+                            docs.remove(&id);
+                        }
+                        Err(e) => panic!(
+                            "{} cannot fold {} {}#{}: {e}",
+                            p.name(),
+                            envelope.event_type,
+                            envelope.aggregate_id,
+                            envelope.sequence
+                        ),
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Every document of a collection, by id.
+pub async fn all_documents(docs: &dyn DocumentStore, collection: &str) -> BTreeMap<String, Value> {
+    let mut out = BTreeMap::new();
+    loop {
+        let after = out.keys().next_back().cloned();
+        let page = docs
+            .list(
+                collection,
+                ListQuery {
+                    filter: None,
+                    order: Order::Asc,
+                    after: after.as_deref(),
+                    limit: 500,
+                },
+            )
+            .await
+            .unwrap();
+        if page.is_empty() {
+            return out;
+        }
+        for d in page {
+            out.insert(d.id, d.body);
+        }
+    }
+}
