@@ -5,11 +5,14 @@
 //!   cqrs-es `CqrsFramework::execute` with a retry loop, on distinct
 //!   aggregates and on one hot aggregate; appends through Tessera's store
 //!   against a raw `INSERT` loop (the physical limit);
-//! - [`rebuild`]: a projection rebuild against cqrs-es `QueryReplay`.
+//! - [`rebuild`]: a projection rebuild against cqrs-es `QueryReplay`;
+//! - [`catchup`]: a projector catching up a Kafka backlog into MongoDB
+//!   against the document store's raw upsert rate.
 //!
 //! Figures are ratios against the baseline, never absolute thresholds:
 //! the machine is described in the report, not assumed.
 
+pub mod catchup;
 pub mod machine;
 pub mod measure;
 pub mod rebuild;

@@ -25,6 +25,9 @@ struct Args {
     /// Events in the log the rebuilds fold.
     #[arg(long, default_value_t = 100_000)]
     rebuild_events: u64,
+    /// Accounts in the catch-up backlog (41 events each).
+    #[arg(long, default_value_t = 500)]
+    catchup_accounts: u64,
     /// Run only these parts (default: all).
     #[arg(long, value_enum, value_delimiter = ',')]
     only: Vec<Part>,
@@ -43,6 +46,10 @@ async fn main() -> Result<()> {
             duration: Duration::from_secs_f64(args.seconds.max(0.1)),
         },
         rebuild_events: args.rebuild_events,
+        catchup: tessera_bench::catchup::CatchupConfig {
+            accounts: args.catchup_accounts.max(1),
+            charges_per_account: 40,
+        },
         ..SuiteConfig::default()
     };
     if !args.only.is_empty() {

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 
+use crate::catchup::{self, CatchupConfig};
 use crate::machine::Machine;
 use crate::measure::Run;
 use crate::rebuild::{self, Replayed};
@@ -15,6 +16,7 @@ pub enum Part {
     Commands,
     Appends,
     Rebuild,
+    Catchup,
 }
 
 #[derive(Debug, Clone)]
@@ -22,6 +24,7 @@ pub struct SuiteConfig {
     pub write: WriteConfig,
     /// Events in the log the rebuilds fold.
     pub rebuild_events: u64,
+    pub catchup: CatchupConfig,
     pub parts: Vec<Part>,
 }
 
@@ -162,6 +165,73 @@ pub async fn run(config: &SuiteConfig) -> Result<Report> {
         );
         sections.push(s);
     }
+    if config.parts.contains(&Part::Catchup) {
+        progress("catch-up from Kafka into MongoDB");
+        let c = config.catchup;
+        let (_, _, one_per_batch) = catchup::publish_backlog(c, 1).await?;
+        let (topic, events, relay_rate) =
+            catchup::publish_backlog(c, tessera_write_side::relay::MESSAGES_PER_BATCH).await?;
+        let mut publish = Section::new(
+            format!(
+                "Publishing {} events to Kafka with the relay's producer",
+                thousands(events as f64)
+            ),
+            "events",
+            ("one message per batch", one_per_batch, String::new()),
+        );
+        publish.add(
+            &format!(
+                "{} messages per batch (the relay)",
+                tessera_write_side::relay::MESSAGES_PER_BATCH
+            ),
+            relay_rate,
+            String::new(),
+        );
+        sections.push(publish);
+        let raw = catchup::raw_upserts(events, false).await?;
+        let indexed = catchup::raw_upserts(events, true).await?;
+        let mut s = Section::new(
+            format!(
+                "Catching up a backlog of {} events from Kafka into MongoDB ({} accounts)",
+                thousands(events as f64),
+                thousands(c.accounts as f64)
+            ),
+            "events (documents for the baseline)",
+            (
+                "raw upserts, 16 at a time (the document store's write rate)",
+                raw.per_second,
+                format!(
+                    "{} documents in {:.1} s",
+                    thousands(raw.documents as f64),
+                    raw.seconds
+                ),
+            ),
+        );
+        s.add(
+            "raw upserts into a collection with one secondary index",
+            indexed.per_second,
+            format!(
+                "{} documents in {:.1} s",
+                thousands(indexed.documents as f64),
+                indexed.seconds
+            ),
+        );
+        for p in catchup::projections() {
+            let name = p.name();
+            let run = catchup::project(p, &topic, c).await?;
+            s.add(
+                &format!("projector `{name}` from the start of the topic"),
+                run.per_second,
+                format!(
+                    "{} events, {} documents, {:.1} s",
+                    thousands(run.events as f64),
+                    thousands(run.documents as f64),
+                    run.seconds
+                ),
+            );
+        }
+        sections.push(s);
+    }
     Ok(Report {
         when: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
         machine,
@@ -186,7 +256,11 @@ impl Default for SuiteConfig {
                 duration: Duration::from_secs(8),
             },
             rebuild_events: 100_000,
-            parts: vec![Part::Commands, Part::Appends, Part::Rebuild],
+            catchup: CatchupConfig {
+                accounts: 500,
+                charges_per_account: 40,
+            },
+            parts: vec![Part::Commands, Part::Appends, Part::Rebuild, Part::Catchup],
         }
     }
 }

@@ -17,11 +17,15 @@ async fn every_benchmark_runs_and_reports_a_ratio_against_its_baseline() {
             duration: Duration::from_millis(300),
         },
         rebuild_events: 1_000,
+        catchup: tessera_bench::catchup::CatchupConfig {
+            accounts: 20,
+            charges_per_account: 5,
+        },
         ..SuiteConfig::default()
     };
     let report = run(&config).await.expect("the suite runs");
     let titles: Vec<&str> = report.sections.iter().map(|s| s.title.as_str()).collect();
-    assert_eq!(report.sections.len(), 4, "{titles:?}");
+    assert_eq!(report.sections.len(), 6, "{titles:?}");
     for section in &report.sections {
         assert!(section.rows.len() >= 2, "{section:?}");
         assert!((section.rows[0].ratio - 1.0).abs() < f64::EPSILON);
@@ -33,6 +37,9 @@ async fn every_benchmark_runs_and_reports_a_ratio_against_its_baseline() {
     }
     let rebuild = &report.sections[3];
     assert!(rebuild.title.contains("1,000 events"), "{}", rebuild.title);
+    let catchup = &report.sections[5];
+    assert!(catchup.title.contains("120 events"), "{}", catchup.title);
+    assert_eq!(catchup.rows.len(), 4, "raw, indexed and two projections");
     let markdown = report.markdown();
     assert!(
         markdown.contains("baseline: plain `CqrsFramework::execute`"),
