@@ -26,9 +26,9 @@ use common::{admin_token, Client, Tessera};
 use futures::StreamExt as _;
 use reqwest::StatusCode;
 use serde_json::Value;
+use tessera_documents::live;
+use tessera_documents::store::mongo::MongoStore;
 use tessera_projector::projection;
-use tessera_projector::routes;
-use tessera_projector::store::mongo::MongoStore;
 use tessera_testkit::{free_port, Broker, DocServer, PgCluster};
 use tessera_write_side::store::postgres::{self, PgEventLog};
 
@@ -362,8 +362,8 @@ impl Watch {
 }
 
 /// Watches for `length`, polling health every half second.
-async fn watch_for(stack: &Stack, length: Duration) -> Watch {
-    let since = Instant::now();
+/// Watches from `since` (the fault's start) until `length` after it.
+async fn watch_for(stack: &Stack, since: Instant, length: Duration) -> Watch {
     let mut watch = Watch::default();
     while since.elapsed() < length {
         watch.observe(stack, since).await;
@@ -430,7 +430,7 @@ async fn the_pipeline_heals_itself_from_every_fault_without_an_operator() {
     if runs("broker-pause") {
         let started = Instant::now();
         stack.broker.pause();
-        let watch = watch_for(&stack, pause).await;
+        let watch = watch_for(&stack, started, pause).await;
         stack.broker.resume();
         let ended = Instant::now();
         let recovery = stack.recovered(&load, ended, bound).await;
@@ -462,7 +462,7 @@ async fn the_pipeline_heals_itself_from_every_fault_without_an_operator() {
     if runs("broker-restart") {
         let started = Instant::now();
         stack.broker.stop();
-        let watch = watch_for(&stack, Duration::from_secs(3)).await;
+        let watch = watch_for(&stack, started, Duration::from_secs(3)).await;
         stack.broker.start().await;
         let ended = Instant::now();
         let recovery = stack.recovered(&load, ended, bound * 2).await;
@@ -484,7 +484,7 @@ async fn the_pipeline_heals_itself_from_every_fault_without_an_operator() {
         let read = stack
             .try_get(&stack.client.read, "/v1/accounts/me", Some(&token))
             .await;
-        let watch = watch_for(&stack, store_pause).await;
+        let watch = watch_for(&stack, started, store_pause).await;
         stack.docs_server.resume();
         let ended = Instant::now();
         let recovery = stack.recovered(&load, ended, bound).await;
@@ -528,7 +528,7 @@ async fn the_pipeline_heals_itself_from_every_fault_without_an_operator() {
             .send()
             .await;
         let charge_took = charge.elapsed();
-        let watch = watch_for(&stack, Duration::from_secs(3)).await;
+        let watch = watch_for(&stack, started, store_pause).await;
         stack.pg.resume();
         let ended = Instant::now();
         let recovery = stack.recovered(&load, ended, bound).await;
@@ -547,7 +547,7 @@ async fn the_pipeline_heals_itself_from_every_fault_without_an_operator() {
         let mut health = watch.lines();
         health.push(format!("POST charge 503 in {} ms", charge_took.as_millis()));
         Row {
-            fault: "PostgreSQL SIGSTOP 3 s".into(),
+            fault: format!("PostgreSQL SIGSTOP {} s", store_pause.as_secs()),
             started,
             ended,
             recovery,
@@ -561,7 +561,7 @@ async fn the_pipeline_heals_itself_from_every_fault_without_an_operator() {
         let started = Instant::now();
         stack.pg.restart();
         let ended = Instant::now();
-        let watch = watch_for(&stack, Duration::from_secs(2)).await;
+        let watch = watch_for(&stack, started, Duration::from_secs(2)).await;
         let recovery = stack.recovered(&load, ended, bound).await;
         Row {
             fault: "PostgreSQL restarted".into(),
@@ -578,7 +578,7 @@ async fn the_pipeline_heals_itself_from_every_fault_without_an_operator() {
         for role in ["projector", "relay", "write-api", "read-api"] {
             let started = Instant::now();
             stack.process(role).kill();
-            let watch = watch_for(&stack, Duration::from_secs(5)).await;
+            let watch = watch_for(&stack, started, Duration::from_secs(5)).await;
             stack.process(role).respawn().await;
             let ended = Instant::now();
             let recovery = stack.recovered(&load, ended, bound).await;
@@ -672,7 +672,7 @@ async fn compare_with_a_fold(stack: &Stack) {
     let mut compared = 0;
     for p in projection::all() {
         let name = p.name();
-        let live = routes::live(&docs, name).await.unwrap();
+        let live = live::live(&docs, name).await.unwrap();
         let documents = all_documents(&docs, &live).await;
         let expected = &reference[name];
         let missing: Vec<_> = expected
@@ -694,7 +694,7 @@ async fn compare_with_a_fold(stack: &Stack) {
     }
     let letters = all_documents(
         &docs,
-        tessera_projector::documents::collections::DEAD_LETTERS,
+        tessera_documents::documents::collections::DEAD_LETTERS,
     )
     .await;
     assert!(letters.is_empty(), "no dead letters: {letters:?}");

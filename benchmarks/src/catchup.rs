@@ -17,13 +17,13 @@ use futures::StreamExt as _;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::json;
+use tessera_documents::documents::collections;
+use tessera_documents::store::mongo::MongoStore;
+use tessera_documents::store::{DocumentStore, Write};
 use tessera_events::{AccountEvent, Envelope, EventKind, Metadata};
-use tessera_projector::documents::collections;
 use tessera_projector::feed::kafka::{KafkaFeed, KafkaFeedConfig, EPOCH_HEADER};
 use tessera_projector::projection::{Accounts, PointHistory, Projection};
 use tessera_projector::runner::{new_instance_id, Projector, RetryPolicy, Step};
-use tessera_projector::store::mongo::MongoStore;
-use tessera_projector::store::{DocumentStore, Write};
 
 /// What a catch-up measurement did.
 #[derive(Debug, Clone, Copy)]
@@ -190,6 +190,7 @@ pub async fn project(
     projection: Arc<dyn Projection>,
     topic: &str,
     config: CatchupConfig,
+    batch_size: usize,
 ) -> Result<CaughtUp> {
     let (store, name) = mongo().await?;
     let docs: Arc<dyn DocumentStore> = Arc::new(store);
@@ -214,9 +215,10 @@ pub async fn project(
         Box::new(feed),
         RetryPolicy::default(),
     )
-    .with_instance(instance);
+    .with_instance(instance)
+    .with_batch_size(batch_size);
     projector.prepare().await?;
-    let collection = tessera_projector::routes::live(&*docs, name_of).await?;
+    let collection = tessera_documents::live::live(&*docs, name_of).await?;
     let started = Instant::now();
     let deadline = started + Duration::from_secs(900);
     let last = i64::try_from(events).unwrap_or(i64::MAX);
@@ -288,9 +290,9 @@ impl<S: DocumentStore + ?Sized> CountIds for S {
             let page = self
                 .list(
                     collection,
-                    tessera_projector::store::ListQuery {
+                    tessera_documents::store::ListQuery {
                         filter: None,
-                        order: tessera_projector::store::Order::Asc,
+                        order: tessera_documents::store::Order::Asc,
                         after: after.as_deref(),
                         limit: 1_000,
                     },

@@ -39,7 +39,11 @@ async fn every_benchmark_runs_and_reports_a_ratio_against_its_baseline() {
     assert!(rebuild.title.contains("1,000 events"), "{}", rebuild.title);
     let catchup = &report.sections[5];
     assert!(catchup.title.contains("120 events"), "{}", catchup.title);
-    assert_eq!(catchup.rows.len(), 4, "raw, indexed and two projections");
+    assert_eq!(
+        catchup.rows.len(),
+        5,
+        "raw, indexed, one event per batch and two projections"
+    );
     let markdown = report.markdown();
     assert!(
         markdown.contains("baseline: plain `CqrsFramework::execute`"),
