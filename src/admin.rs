@@ -9,14 +9,14 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use secrecy::ExposeSecret;
 use serde_json::json;
+use tessera_documents::store::embedded::EmbeddedStore;
+use tessera_documents::store::DocumentStore;
 use tessera_events::audit::{self, AuditRecord, Chain, Link, Trailer};
 use tessera_events::{EventLog, LogFilter};
+use tessera_http::auth::Role;
 use tessera_projector::deadletters;
 use tessera_projector::projection::{self, Projection};
 use tessera_projector::rebuild::{self, Progress, RebuildConfig};
-use tessera_projector::store::embedded::EmbeddedStore;
-use tessera_projector::store::DocumentStore;
-use tessera_write_side::auth::Role;
 use tessera_write_side::store::postgres::{self, PgEventLog};
 use tessera_write_side::store::sqlite::{self, SqliteEventLog};
 
@@ -154,7 +154,12 @@ fn token(
 async fn status(s: &Settings, json: bool) -> Result<()> {
     let head = event_log(s).await?.head().await?;
     let docs = documents(s).await?;
-    let report = deadletters::report(&*docs, &projection::all(), head).await?;
+    let report = tessera_documents::status::report(
+        &*docs,
+        tessera_documents::documents::collections::PROJECTED,
+        head,
+    )
+    .await?;
     if json {
         return print_json(&report);
     }

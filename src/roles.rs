@@ -12,24 +12,25 @@ use axum::Router;
 use base64::Engine;
 use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
+use tessera_documents::live::LiveCollections;
+use tessera_documents::store::embedded::EmbeddedStore;
+use tessera_documents::store::mongo::MongoStore;
+use tessera_documents::store::DocumentStore;
 use tessera_events::EventLog;
+use tessera_http::auth::Authenticator;
+use tessera_http::health::{AllOf, Check, Readiness};
+use tessera_http::layers::with_common_layers;
 use tessera_projector::feed::kafka::{KafkaFeed, KafkaFeedConfig};
 use tessera_projector::feed::tail::TailFeed;
 use tessera_projector::projection::{self, Projection};
-use tessera_projector::routes::LiveCollections;
 use tessera_projector::runner::{new_instance_id, Health, Projector, RetryPolicy};
-use tessera_projector::store::embedded::EmbeddedStore;
-use tessera_projector::store::mongo::MongoStore;
-use tessera_projector::store::DocumentStore;
+use tessera_queue::QueueGate;
 use tessera_read_side::{ReadSide, ReadState};
 use tessera_write_side::app::{Parts, WriteSide, WriteState};
-use tessera_write_side::auth::Authenticator;
 use tessera_write_side::background;
 use tessera_write_side::bus::BusConfig;
-use tessera_write_side::health::{AllOf, Check, Readiness, SqlReady};
-use tessera_write_side::http::layers::with_common_layers;
+use tessera_write_side::health::SqlReady;
 use tessera_write_side::leader::Leadership;
-use tessera_write_side::queue::QueueGate;
 use tessera_write_side::relay::{Relay, RelayConfig};
 use tessera_write_side::store::credentials::{PgCredentials, SqliteCredentials};
 use tessera_write_side::store::postgres::PgEventLog;
@@ -83,7 +84,7 @@ fn install_metrics() {
 }
 
 /// What `/metrics` answers.
-fn metrics_render() -> tessera_write_side::http::ops::MetricsRender {
+fn metrics_render() -> tessera_http::ops::MetricsRender {
     Arc::new(|| METRICS.get().map(|h| h.render()).unwrap_or_default())
 }
 
@@ -399,7 +400,7 @@ async fn serve(s: &Settings) -> Result<()> {
         Router::new()
             .merge(tessera_write_side::http::router(WriteState(write)))
             .merge(tessera_read_side::router(ReadState(Arc::new(read))))
-            .merge(tessera_write_side::http::ops::router(
+            .merge(tessera_http::ops::router(
                 readiness,
                 openapi,
                 Some(metrics_render()),
@@ -452,7 +453,7 @@ async fn write_api(s: &Settings) -> Result<()> {
     let app = with_common_layers(
         Router::new()
             .merge(tessera_write_side::http::router(WriteState(write)))
-            .merge(tessera_write_side::http::ops::router(
+            .merge(tessera_http::ops::router(
                 readiness,
                 openapi,
                 Some(metrics_render()),
@@ -496,7 +497,7 @@ async fn read_api(s: &Settings) -> Result<()> {
     let app = with_common_layers(
         Router::new()
             .merge(tessera_read_side::router(ReadState(Arc::new(read))))
-            .merge(tessera_write_side::http::ops::router(
+            .merge(tessera_http::ops::router(
                 readiness,
                 openapi,
                 Some(metrics_render()),
@@ -524,7 +525,7 @@ async fn relay(s: &Settings) -> Result<()> {
         relay.progress(),
     ]));
     let shutdown = shutdown_signal();
-    let ops = with_common_layers(tessera_write_side::http::ops::router(
+    let ops = with_common_layers(tessera_http::ops::router(
         readiness,
         serde_json::json!({}),
         Some(metrics_render()),
@@ -598,7 +599,7 @@ async fn projector(s: &Settings, only: &[String]) -> Result<()> {
         kafka_ready(brokers)?,
         Arc::new(ProjectionsReady(health)),
     ]));
-    let ops = with_common_layers(tessera_write_side::http::ops::router(
+    let ops = with_common_layers(tessera_http::ops::router(
         readiness,
         serde_json::json!({}),
         Some(metrics_render()),

@@ -304,8 +304,8 @@ impl Settings {
         Duration::from_secs(self.token_ttl_seconds)
     }
 
-    pub fn queue(&self) -> tessera_write_side::queue::QueueConfig {
-        tessera_write_side::queue::QueueConfig {
+    pub fn queue(&self) -> tessera_queue::QueueConfig {
+        tessera_queue::QueueConfig {
             admit_batch: self.queue_admit_batch.max(1),
             admit_interval: Duration::from_millis(self.queue_admit_interval_ms.max(1)),
             active_ttl: Duration::from_secs(self.queue_active_ttl_seconds),

@@ -15,13 +15,13 @@ use common::fold::{all_documents, fold_from_scratch};
 use common::{accounts_and_guilds, admin_token, board_and_commerce, Client, Tessera};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use tessera_documents::live;
+use tessera_documents::store::embedded::EmbeddedStore;
+use tessera_documents::store::mongo::MongoStore;
+use tessera_documents::store::{DocumentStore, Write};
 use tessera_events::{EventLog, Upcaster};
 use tessera_projector::projection::{self, Accounts, PointHistory, Projection};
 use tessera_projector::rebuild::{self, Quiet, RebuildConfig};
-use tessera_projector::routes;
-use tessera_projector::store::embedded::EmbeddedStore;
-use tessera_projector::store::mongo::MongoStore;
-use tessera_projector::store::{DocumentStore, Write};
 use tessera_testkit::{wait_until, KafkaTopic, MongoDatabase, PgDatabase};
 use tessera_write_side::store::postgres::{self, PgEventLog};
 use tessera_write_side::store::sqlite::{self, SqliteEventLog};
@@ -395,7 +395,7 @@ async fn rebuild_all_while_commands_arrive(stack: Stack) {
         for p in projection::all() {
             m.insert(
                 p.name().to_owned(),
-                routes::live(&*stack.docs, p.name()).await.unwrap(),
+                live::live(&*stack.docs, p.name()).await.unwrap(),
             );
         }
         m
@@ -435,7 +435,7 @@ async fn rebuild_all_while_commands_arrive(stack: Stack) {
     let reference = fold_from_scratch(&*stack.log).await;
     for p in projection::all() {
         let name = p.name();
-        let live = routes::live(&*stack.docs, name).await.unwrap();
+        let live = live::live(&*stack.docs, name).await.unwrap();
         let report = reports.iter().find(|r| r["projection"] == name).unwrap();
         assert_eq!(
             report["to"].as_str(),
@@ -578,13 +578,13 @@ async fn a_rebuild_reads_old_event_versions_through_the_upcasters() {
             .unwrap();
         assert_eq!((r.events, r.dead_lettered), (3, 0), "{r:?}");
     }
-    let accounts = routes::live(&*docs, "accounts").await.unwrap();
+    let accounts = live::live(&*docs, "accounts").await.unwrap();
     let account = docs.get(&accounts, "acc-old").await.unwrap().unwrap().body;
     assert_eq!(
         (account["balance"].as_i64(), account["version"].as_u64()),
         (Some(42), Some(3))
     );
-    let history = routes::live(&*docs, "point_history").await.unwrap();
+    let history = live::live(&*docs, "point_history").await.unwrap();
     let entries = all_documents(&*docs, &history).await;
     let amounts: Vec<_> = entries.values().map(|e| e["amount"].as_i64()).collect();
     assert_eq!(amounts, [Some(30), Some(12)], "{entries:?}");
@@ -617,13 +617,13 @@ async fn a_rebuild_switches_without_a_live_instance_that_never_pauses_and_names_
         let beating = Arc::clone(&beating);
         tokio::spawn(async move {
             while beating.load(Ordering::SeqCst) {
-                let me = routes::Instance {
+                let me = live::Instance {
                     projection: "accounts".into(),
                     instance: "stuck-1".into(),
                     heartbeat_at: chrono::Utc::now(),
                     acked_epoch: 0,
                 };
-                routes::beat(&*docs, &me).await.unwrap();
+                live::beat(&*docs, &me).await.unwrap();
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         })
@@ -631,7 +631,7 @@ async fn a_rebuild_switches_without_a_live_instance_that_never_pauses_and_names_
     wait_until(Duration::from_secs(10), "the stuck instance beats", || {
         let docs = Arc::clone(&docs);
         async move {
-            routes::alive(&*docs, "accounts", chrono::Duration::seconds(15))
+            live::alive(&*docs, "accounts", chrono::Duration::seconds(15))
                 .await
                 .unwrap()
                 .len()
@@ -658,7 +658,7 @@ async fn a_rebuild_switches_without_a_live_instance_that_never_pauses_and_names_
     assert_eq!(report.unacknowledged, ["stuck-1"], "{report:?}");
     assert!(started.elapsed() >= config.ack_timeout, "it did wait");
     assert_eq!(report.events, 1);
-    let live = routes::live(&*docs, "accounts").await.unwrap();
+    let live = live::live(&*docs, "accounts").await.unwrap();
     assert_eq!(live, report.to, "switched");
     let account = docs.get(&live, "acc-1").await.unwrap().unwrap().body;
     assert_eq!(account["version"].as_u64(), Some(1));
@@ -666,7 +666,7 @@ async fn a_rebuild_switches_without_a_live_instance_that_never_pauses_and_names_
 
 /// Replaces a live document's body behind the projector's back.
 async fn overwrite(docs: &dyn DocumentStore, projection: &str, id: &str, body: Value) {
-    let collection = routes::live(docs, projection).await.unwrap();
+    let collection = live::live(docs, projection).await.unwrap();
     let current = docs
         .get(&collection, id)
         .await
@@ -684,13 +684,13 @@ async fn overwrite(docs: &dyn DocumentStore, projection: &str, id: &str, body: V
         .await
         .unwrap();
     assert!(
-        matches!(written[0], tessera_projector::store::Written::Ok(_)),
+        matches!(written[0], tessera_documents::store::Written::Ok(_)),
         "{written:?}"
     );
 }
 
 async fn live_body(docs: &dyn DocumentStore, projection: &str, id: &str) -> Option<Value> {
-    let collection = routes::live(docs, projection).await.unwrap();
+    let collection = live::live(docs, projection).await.unwrap();
     docs.get(&collection, id).await.unwrap().map(|d| d.body)
 }
 
@@ -828,7 +828,7 @@ async fn dead_letters_are_listed_retried_in_order_and_discarded_and_replay_repai
 
     // also lose a history entry: replay brings back every document of the
     // aggregate
-    let history = routes::live(docs, "point_history").await.unwrap();
+    let history = live::live(docs, "point_history").await.unwrap();
     let entries: Vec<String> = all_documents(docs, &history)
         .await
         .into_iter()

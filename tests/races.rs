@@ -13,8 +13,8 @@ use futures::stream::{self, StreamExt};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use sqlx::PgPool;
+use tessera_http::auth::{Authenticator, Role};
 use tessera_testkit::{Deadline, PgDatabase};
-use tessera_write_side::auth::{Authenticator, Role};
 
 const SECRET: &str = "a-race-test-secret-that-is-long-enough-for-hs256";
 

@@ -14,11 +14,11 @@ use cqrs_es::{EventEnvelope, Query, View};
 use postgres_es::{PostgresEventRepository, PostgresViewRepository};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
+use tessera_documents::store::embedded::EmbeddedStore;
+use tessera_documents::store::DocumentStore;
 use tessera_events::AccountEvent;
 use tessera_projector::projection::{self, Projection};
 use tessera_projector::rebuild::{rebuild, Quiet, RebuildConfig};
-use tessera_projector::store::embedded::EmbeddedStore;
-use tessera_projector::store::DocumentStore;
 use tessera_write_side::domain::account::Account;
 use tessera_write_side::store::postgres::PgEventLog;
 

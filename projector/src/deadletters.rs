@@ -12,11 +12,11 @@ use chrono::Utc;
 use serde::Serialize;
 use tessera_events::EventLog;
 
-use crate::documents::{collections, DeadLetterDoc};
 use crate::projection::{FoldError, Projection};
-use crate::routes;
 use crate::runner::{apply_one, Applied};
-use crate::store::{DocumentStore, StoreError, StoredDoc, Write};
+use tessera_documents::documents::{collections, DeadLetterDoc};
+use tessera_documents::live;
+use tessera_documents::store::{DocumentStore, StoreError, StoredDoc, Write};
 
 /// A pending dead letter and its id.
 #[derive(Debug, Clone, Serialize)]
@@ -97,7 +97,7 @@ async fn resolve(
         .await?;
     Ok(matches!(
         written.first(),
-        Some(crate::store::Written::Ok(_))
+        Some(tessera_documents::store::Written::Ok(_))
     ))
 }
 
@@ -171,7 +171,7 @@ pub async fn retry(
         let Some(p) = projections.iter().find(|p| p.name() == projection) else {
             continue;
         };
-        let collection = routes::live(docs, p.name()).await?;
+        let collection = live::live(docs, p.name()).await?;
         for mut l in letters {
             let Some(envelope) = l.doc.envelope.clone() else {
                 // bytes that were never an event cannot be retried
@@ -225,46 +225,4 @@ pub async fn retry(
         }
     }
     Ok(report)
-}
-
-/// Where a projection stands: its live collection, position, lag behind the
-/// head of the log, and pending dead letters.
-#[derive(Debug, Clone, Serialize)]
-pub struct ProjectionReport {
-    pub name: String,
-    pub collection: String,
-    pub last_position: i64,
-    pub lag: i64,
-    pub dead_letters: usize,
-    pub updated_at: Option<chrono::DateTime<Utc>>,
-}
-
-pub async fn report(
-    docs: &dyn DocumentStore,
-    projections: &[Arc<dyn Projection>],
-    head: tessera_events::LogPosition,
-) -> Result<Vec<ProjectionReport>, StoreError> {
-    let mut out = Vec::new();
-    for p in projections {
-        let status = docs
-            .get(collections::PROJECTIONS, p.name())
-            .await?
-            .and_then(|d| {
-                serde_json::from_value::<crate::documents::ProjectionStatus>(d.body).ok()
-            });
-        let dead_letters = docs
-            .find_ids(collections::DEAD_LETTERS, "pending_for", p.name())
-            .await?
-            .len();
-        let position = status.as_ref().map_or(0, |s| s.position);
-        out.push(ProjectionReport {
-            name: p.name().into(),
-            collection: routes::live(docs, p.name()).await?,
-            last_position: position,
-            lag: (head.position - position).max(0),
-            dead_letters,
-            updated_at: status.map(|s| s.updated_at),
-        });
-    }
-    Ok(out)
 }

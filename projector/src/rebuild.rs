@@ -15,11 +15,11 @@ use tessera_events::{EventLog, LogFilter, LogPosition};
 
 use crate::feed::Delivery;
 use crate::projection::Projection;
-use crate::routes;
 use crate::runner::{
     fold_batch, refold, Folded, Parking, Refolded, RetryPolicy, CONTENDED_ATTEMPTS,
 };
-use crate::store::{DocumentStore, StoreError};
+use tessera_documents::live;
+use tessera_documents::store::{DocumentStore, StoreError};
 
 /// Reports how far a long operation got.
 pub trait Progress: Send + Sync {
@@ -60,7 +60,7 @@ impl Default for RebuildConfig {
             freeze_within: 1_000,
             alive_within: chrono::Duration::seconds(15),
             ack_timeout: Duration::from_secs(10),
-            drop_delay: routes::READER_TTL * 3,
+            drop_delay: live::READER_TTL * 3,
         }
     }
 }
@@ -179,7 +179,7 @@ pub async fn rebuild(
 ) -> Result<RebuildReport, RebuildError> {
     let name = projection.name();
     let started = Instant::now();
-    let (mut route, rev) = routes::load(&*docs, name).await?;
+    let (mut route, rev) = live::load(&*docs, name).await?;
     if let Some(building) = &route.building {
         return Err(RebuildError::Busy(name.into(), building.clone()));
     }
@@ -188,7 +188,7 @@ pub async fn rebuild(
     docs.drop_collection(&target).await?;
     docs.ensure_indexes(&target, projection.indexes()).await?;
     route.building = Some(target.clone());
-    if !routes::save(&*docs, &route, rev).await? {
+    if !live::save(&*docs, &route, rev).await? {
         return Err(RebuildError::Raced(name.into()));
     }
 
@@ -208,10 +208,10 @@ pub async fn rebuild(
         Ok(done) => done,
         Err(e) => {
             // leave the live collection as it was
-            if let Ok((mut route, rev)) = routes::load(&*docs, name).await {
+            if let Ok((mut route, rev)) = live::load(&*docs, name).await {
                 route.building = None;
                 route.freeze = false;
-                let _ = routes::save(&*docs, &route, rev).await;
+                let _ = live::save(&*docs, &route, rev).await;
             }
             let _ = docs.drop_collection(&target).await;
             return Err(e);
@@ -255,11 +255,11 @@ async fn fill_and_switch(
     }
 
     // 2. freeze the live projectors
-    let (mut route, rev) = routes::load(docs, name).await?;
+    let (mut route, rev) = live::load(docs, name).await?;
     route.freeze = true;
     route.epoch += 1;
     let epoch = route.epoch;
-    if !routes::save(docs, &route, rev).await? {
+    if !live::save(docs, &route, rev).await? {
         return Err(RebuildError::Raced(name.into()));
     }
     let frozen = Instant::now();
@@ -268,7 +268,7 @@ async fn fill_and_switch(
         .message(&format!("pausing live {name} projectors for the switch"));
     let deadline = Instant::now() + config.ack_timeout;
     let unacknowledged = loop {
-        let alive = routes::alive(docs, name, config.alive_within).await?;
+        let alive = live::alive(docs, name, config.alive_within).await?;
         let waiting: Vec<String> = alive
             .into_iter()
             .filter(|i| i.acked_epoch < epoch)
@@ -296,18 +296,18 @@ async fn fill_and_switch(
     filler.run(at, head).await?;
 
     // 4. switch and resume
-    let (mut route, rev) = routes::load(docs, name).await?;
+    let (mut route, rev) = live::load(docs, name).await?;
     route.live = filler.collection.to_owned();
     route.building = None;
     route.freeze = false;
-    if !routes::save(docs, &route, rev).await? {
+    if !live::save(docs, &route, rev).await? {
         return Err(RebuildError::Raced(name.into()));
     }
     Ok((frozen.elapsed().as_millis(), unacknowledged))
 }
 
 /// Drops collections that rebuilds switched away from, after giving readers
-/// that still resolve the old route ([`routes::READER_TTL`]) time to move.
+/// that still resolve the old route ([`live::READER_TTL`]) time to move.
 /// One wait serves any number of rebuilds.
 pub async fn retire(
     docs: &dyn DocumentStore,
@@ -396,7 +396,7 @@ pub async fn replay(
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let collection = routes::live(docs, p.name()).await?;
+            let collection = live::live(docs, p.name()).await?;
             let envelopes = history(log, aggregate_type, aggregate_id).await?;
             report.events = envelopes.len();
             match refold(&**p, docs, &collection, &envelopes).await? {

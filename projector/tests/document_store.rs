@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use serde_json::json;
-use tessera_projector::store::embedded::EmbeddedStore;
-use tessera_projector::store::mongo::MongoStore;
-use tessera_projector::store::{DocumentStore, ListQuery, Order, Write, Written};
+use tessera_documents::store::embedded::EmbeddedStore;
+use tessera_documents::store::mongo::MongoStore;
+use tessera_documents::store::{DocumentStore, ListQuery, Order, Write, Written};
 use tessera_testkit::MongoDatabase;
 
 /// A store under test, and what keeps its backing storage alive.

@@ -11,14 +11,14 @@ use async_trait::async_trait;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::json;
+use tessera_documents::documents::{collections, AccountDoc};
+use tessera_documents::store::mongo::MongoStore;
+use tessera_documents::store::DocumentStore;
 use tessera_events::{AccountEvent, Envelope, EventKind, LogPosition, Metadata};
-use tessera_projector::documents::{collections, AccountDoc};
 use tessera_projector::feed::kafka::{KafkaFeed, KafkaFeedConfig, EPOCH_HEADER, LEASE_TTL};
 use tessera_projector::feed::{Delivery, EventFeed, FeedError};
 use tessera_projector::projection::Accounts;
 use tessera_projector::runner::{new_instance_id, Projector, RetryPolicy, Step};
-use tessera_projector::store::mongo::MongoStore;
-use tessera_projector::store::DocumentStore;
 use tessera_testkit::{Deadline, KafkaTopic, MongoDatabase};
 
 fn charge(id: &str, sequence: u64) -> Envelope {

@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::{json, Value};
+use tessera_documents::documents::{collections, AccountDoc, DeadLetterDoc, UserGuildsDoc};
+use tessera_documents::store::mongo::MongoStore;
+use tessera_documents::store::DocumentStore;
 use tessera_events::{AccountEvent, Envelope, EventKind, GuildEvent, LogPosition, Metadata};
-use tessera_projector::documents::{collections, AccountDoc, DeadLetterDoc, UserGuildsDoc};
 use tessera_projector::feed::{Delivery, EventFeed, FeedError};
 use tessera_projector::projection::{Accounts, Projection, UserGuilds};
 use tessera_projector::runner::{Projector, ProjectorError, RetryPolicy, Step};
-use tessera_projector::store::mongo::MongoStore;
-use tessera_projector::store::DocumentStore;
 use tessera_testkit::MongoDatabase;
 
 /// Hands out scripted batches; remembers how far it was committed.

@@ -5,10 +5,10 @@ use axum::http::HeaderMap;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use tessera_projector::documents::{collections, AccountDoc, PointEntryDoc};
-use tessera_projector::store::Order;
-use tessera_write_side::http::error::{ApiError, ErrorBody};
-use tessera_write_side::http::extract::{ApiQuery, CurrentUser};
+use tessera_documents::documents::{collections, AccountDoc, PointEntryDoc};
+use tessera_documents::store::Order;
+use tessera_http::error::{ApiError, ErrorBody};
+use tessera_http::extract::{ApiQuery, CurrentUser};
 use utoipa::ToSchema;
 
 use crate::query::{fetch, list_page, typed, MinVersion, Page, PageParams};

@@ -8,10 +8,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tessera_events::{Envelope, LogFilter};
-use tessera_projector::deadletters;
-use tessera_projector::projection;
-use tessera_write_side::http::error::{ApiError, ErrorBody};
-use tessera_write_side::http::extract::{AdminUser, ApiQuery};
+use tessera_http::error::{ApiError, ErrorBody};
+use tessera_http::extract::{AdminUser, ApiQuery};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -182,9 +180,13 @@ pub async fn projections(
     AdminUser(_): AdminUser,
 ) -> Result<Json<Vec<ProjectionView>>, ApiError> {
     let head = rs.log.head().await.map_err(ApiError::unavailable)?;
-    let reports = deadletters::report(&*rs.docs, &projection::all(), head)
-        .await
-        .map_err(|e| store_failed(&e))?;
+    let reports = tessera_documents::status::report(
+        &*rs.docs,
+        tessera_documents::documents::collections::PROJECTED,
+        head,
+    )
+    .await
+    .map_err(|e| store_failed(&e))?;
     Ok(Json(
         reports
             .into_iter()

@@ -8,11 +8,11 @@ use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tessera_projector::documents::{collections, ChannelPostDoc, PostDoc};
-use tessera_projector::store::Order;
-use tessera_write_side::http::error::{ApiError, ErrorBody};
-use tessera_write_side::http::extract::{ApiQuery, CurrentUser};
-use tessera_write_side::http::ApiPath;
+use tessera_documents::documents::{collections, ChannelPostDoc, PostDoc};
+use tessera_documents::store::Order;
+use tessera_http::error::{ApiError, ErrorBody};
+use tessera_http::extract::{ApiQuery, CurrentUser};
+use tessera_http::ApiPath;
 use utoipa::ToSchema;
 
 use crate::query::{list_page, plain, read_one, typed, MinVersion, Page, PageParams};

@@ -7,14 +7,14 @@ use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tessera_projector::documents::{
+use tessera_documents::documents::{
     collections, ConcertDoc, ReservationDoc, ScheduleDoc, SeatMapDoc, SeatState,
 };
-use tessera_projector::store::Order;
-use tessera_write_side::http::error::{ApiError, ErrorBody};
-use tessera_write_side::http::extract::{ApiQuery, CurrentUser, QueueToken};
-use tessera_write_side::http::ApiPath;
-use tessera_write_side::queue::{QueueDenied, QueueState};
+use tessera_documents::store::Order;
+use tessera_http::error::{ApiError, ErrorBody};
+use tessera_http::extract::{ApiQuery, CurrentUser, QueueToken};
+use tessera_http::ApiPath;
+use tessera_queue::{QueueDenied, QueueState};
 use utoipa::ToSchema;
 
 use crate::query::{list_page, plain, read_one, store_failed, typed, MinVersion, Page, PageParams};
@@ -148,7 +148,7 @@ pub async fn schedules(
         return Err(ApiError::not_found("concert"));
     }
     let key = |t: Option<DateTime<Utc>>, open_end: &str| match t {
-        Some(t) => tessera_projector::documents::concert_start(&concert_id, t),
+        Some(t) => tessera_documents::documents::concert_start(&concert_id, t),
         None => format!("{concert_id}|{open_end}"),
     };
     // "|" sorts before digits and "~" after them: the open ends of the range

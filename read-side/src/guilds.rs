@@ -5,11 +5,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use tessera_projector::documents::{collections, GuildDoc, GuildMemberDoc, UserGuildsDoc};
-use tessera_projector::store::Order;
-use tessera_write_side::http::error::{ApiError, ErrorBody};
-use tessera_write_side::http::extract::{ApiQuery, CurrentUser};
-use tessera_write_side::http::ApiPath;
+use tessera_documents::documents::{collections, GuildDoc, GuildMemberDoc, UserGuildsDoc};
+use tessera_documents::store::Order;
+use tessera_http::error::{ApiError, ErrorBody};
+use tessera_http::extract::{ApiQuery, CurrentUser};
+use tessera_http::ApiPath;
 use utoipa::ToSchema;
 
 use crate::query::{

@@ -19,10 +19,10 @@ use std::time::Duration;
 
 use axum::extract::FromRef;
 use axum::Router;
+use tessera_documents::store::DocumentStore;
 use tessera_events::EventLog;
-use tessera_projector::store::DocumentStore;
-use tessera_write_side::auth::Authenticator;
-use tessera_write_side::queue::QueueGate;
+use tessera_http::auth::Authenticator;
+use tessera_queue::QueueGate;
 use utoipa::OpenApi;
 
 pub use query::{Page, PageParams};
@@ -32,7 +32,7 @@ pub struct ReadSide {
     /// The event log, read only (the audit view and projection lag).
     pub log: Arc<dyn EventLog>,
     /// Each projection's live collection (switched by rebuilds).
-    pub live: tessera_projector::routes::LiveCollections,
+    pub live: tessera_documents::live::LiveCollections,
     pub auth: Arc<Authenticator>,
     /// The waiting queue (status, and the gate of the seat map).
     pub queue: Arc<QueueGate>,
@@ -56,7 +56,7 @@ impl ReadSide {
     pub(crate) async fn live(
         &self,
         projection: &str,
-    ) -> Result<String, tessera_write_side::http::error::ApiError> {
+    ) -> Result<String, tessera_http::error::ApiError> {
         self.live
             .get(projection)
             .await

@@ -8,8 +8,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tessera_projector::store::{DocumentStore, ListQuery, Order, StoreError, StoredDoc};
-use tessera_write_side::http::error::ApiError;
+use tessera_documents::store::{DocumentStore, ListQuery, Order, StoreError, StoredDoc};
+use tessera_http::error::ApiError;
 use utoipa::{IntoParams, ToSchema};
 
 pub const DEFAULT_LIMIT: usize = 20;

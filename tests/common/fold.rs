@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 
 use serde_json::Value;
+use tessera_documents::store::{index_values, DocumentStore, ListQuery, Order};
 use tessera_events::{DomainEvent, EventLog, LogPosition};
 use tessera_projector::projection::{self, Outcome, Targets};
-use tessera_projector::store::{index_values, DocumentStore, ListQuery, Order};
 
 /// Every projection folded from nothing over the whole log, in log order,
 /// one event at a time: the reference the live documents must equal.

@@ -9,7 +9,6 @@ use std::time::Duration;
 use async_trait::async_trait;
 use axum::extract::FromRef;
 
-use crate::auth::Authenticator;
 use crate::bus::{BusConfig, CommandBus};
 use crate::domain::account::Account;
 use crate::domain::concert::Concert;
@@ -17,11 +16,12 @@ use crate::domain::coupon::Coupon;
 use crate::domain::guild::{Guild, GuildServices, GuildServicesRef};
 use crate::domain::post::{BoardServices, BoardServicesRef, ChannelFacts, Membership, Post};
 use crate::domain::schedule::{Schedule, ScheduleServices, ScheduleServicesRef};
-use crate::health::Readiness;
-use crate::queue::QueueGate;
 use crate::store::credentials::CredentialStore;
 use crate::store::state::Directory;
 use crate::store::Store;
+use tessera_http::auth::Authenticator;
+use tessera_http::health::Readiness;
+use tessera_queue::QueueGate;
 
 /// What a write side is built from.
 pub struct Parts {

@@ -1,5 +1,6 @@
 //! Tessera's write side: aggregates, the command bus, event store adapters,
-//! the relay to Kafka, the command REST API and authentication.
+//! the relay to Kafka, the command REST API and password hashing. What the
+//! HTTP processes share is `tessera-http`; the waiting queue `tessera-queue`.
 
 pub mod app;
 pub mod auth;
@@ -9,7 +10,6 @@ pub mod domain;
 pub mod health;
 pub mod http;
 pub mod leader;
-pub mod queue;
 pub mod relay;
 pub mod reservations;
 pub mod store;

@@ -45,9 +45,9 @@ use tessera_events::{EventLog, LogPosition};
 use tessera_runtime::{drive, Backoff, Jitter, Step, Stepped};
 use tokio_util::sync::CancellationToken;
 
-use crate::health::{Check, Readiness};
 use crate::leader::Leadership;
 use crate::store::postgres::{PgEventLog, NOTIFY_CHANNEL};
+use tessera_http::health::{Check, Readiness};
 
 pub use tessera_kafka::{EPOCH_HEADER, MESSAGES_PER_BATCH};
 

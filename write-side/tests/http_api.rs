@@ -11,12 +11,12 @@ use axum::Router;
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use sqlx::SqlitePool;
+use tessera_http::auth::{Authenticator, Role};
+use tessera_http::layers::with_common_layers;
+use tessera_queue::{QueueConfig, QueueGate};
 use tessera_write_side::app::{Parts, WriteSide, WriteState};
-use tessera_write_side::auth::{Authenticator, Role};
 use tessera_write_side::bus::BusConfig;
 use tessera_write_side::health::SqlReady;
-use tessera_write_side::http::layers::with_common_layers;
-use tessera_write_side::queue::{QueueConfig, QueueGate};
 use tessera_write_side::store::credentials::SqliteCredentials;
 use tessera_write_side::store::state::SqliteState;
 use tessera_write_side::store::{sqlite, Store};
@@ -65,7 +65,7 @@ async fn api() -> Api {
     let app = with_common_layers(
         Router::new()
             .merge(tessera_write_side::http::router(WriteState(Arc::new(ws))))
-            .merge(tessera_write_side::http::ops::router(
+            .merge(tessera_http::ops::router(
                 readiness,
                 serde_json::to_value(tessera_write_side::http::openapi()).unwrap(),
                 None,
@@ -704,7 +704,7 @@ impl Api {
 
 #[tokio::test]
 async fn concerts_queue_and_reservations_refuse_what_they_must() {
-    use tessera_write_side::store::state::QueueStore;
+    use tessera_queue::QueueStore;
 
     let api = api().await;
     let (_, fan) = api.user("f@x.y", "fan").await;

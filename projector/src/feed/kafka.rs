@@ -50,8 +50,8 @@ use serde::{Deserialize, Serialize};
 use tessera_events::{Envelope, LogPosition};
 
 use super::{Delivery, EventFeed, FeedError};
-use crate::routes;
-use crate::store::{DocumentStore, Write, Written};
+use tessera_documents::live;
+use tessera_documents::store::{DocumentStore, Write, Written};
 
 /// How long to keep filling a batch once a first message arrived.
 const FILL_WINDOW: Duration = Duration::from_millis(5);
@@ -172,7 +172,7 @@ pub struct KafkaFeedConfig {
     pub topic: String,
     /// The projection whose documents this feed fills (the leases' key).
     pub projection: &'static str,
-    /// This instance, as the runner beats it (see [`crate::routes::beat`]).
+    /// This instance, as the runner beats it (see [`tessera_documents::live::beat`]).
     pub instance: String,
     /// How long `next_batch` waits for a first message.
     pub idle_wait: Duration,
@@ -326,7 +326,7 @@ impl KafkaFeed {
         }
         let projection = self.config.projection;
         let me = self.config.instance.clone();
-        let mut live: BTreeSet<String> = routes::alive(
+        let mut live: BTreeSet<String> = live::alive(
             &*self.docs,
             projection,
             chrono::Duration::from_std(LEASE_TTL).unwrap_or_default(),

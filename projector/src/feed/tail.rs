@@ -10,8 +10,8 @@ use tessera_events::{EventLog, LogPosition};
 use tokio::sync::watch;
 
 use super::{Delivery, EventFeed, FeedError};
-use crate::documents::{collections, ProjectionStatus};
-use crate::store::DocumentStore;
+use tessera_documents::documents::{collections, ProjectionStatus};
+use tessera_documents::store::DocumentStore;
 
 pub struct TailFeed {
     log: Arc<dyn EventLog>,

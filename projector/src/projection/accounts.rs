@@ -1,7 +1,7 @@
 use tessera_events::{aggregate, AccountEvent, DomainEvent, Envelope};
 
 use super::{follow, Fold, FoldError, Outcome, Step, Targets};
-use crate::documents::{collections, AccountDoc};
+use tessera_documents::documents::{collections, AccountDoc};
 
 /// `accounts`: one document per account, following every account event.
 pub struct Accounts;

@@ -2,7 +2,7 @@ use tessera_events::{aggregate, DomainEvent, Envelope, PostEvent};
 
 use super::posts::{nickname_change, post_targets};
 use super::{follow, monotonic, Fold, FoldError, Outcome, Step, Targets};
-use crate::documents::{collections, ChannelPostDoc};
+use tessera_documents::documents::{collections, ChannelPostDoc};
 
 /// `channel_posts`: a summary per post (id = post id, which is
 /// time-ordered), listed by channel newest first (comment count, reactions,

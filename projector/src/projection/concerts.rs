@@ -1,7 +1,7 @@
 use tessera_events::{aggregate, ConcertEvent, DomainEvent, Envelope, ScheduleEvent, SeatSpec};
 
 use super::{follow, monotonic, Fold, FoldError, Outcome, Step, Targets};
-use crate::documents::{
+use tessera_documents::documents::{
     collections, concert_start, pair_id, ConcertDoc, ReservationDoc, ScheduleDoc, SeatDoc,
     SeatMapDoc, SeatState,
 };
@@ -139,35 +139,25 @@ impl Fold for Schedules {
 /// `seat_maps`: every seat of a schedule with its price and state.
 pub struct SeatMaps;
 
-impl SeatMapDoc {
-    fn set(
-        &mut self,
-        reservation_id: &str,
-        state: SeatState,
-        until: Option<chrono::DateTime<chrono::Utc>>,
-        seats: Option<&[u32]>,
-    ) {
-        for seat in &mut self.seats {
-            let ours = match seats {
-                Some(nos) => nos.contains(&seat.seat_no),
-                None => seat.reservation_id.as_deref() == Some(reservation_id),
-            };
-            if !ours {
-                continue;
-            }
-            seat.state = state;
-            seat.held_until = until;
-            seat.reservation_id = (state != SeatState::Free).then(|| reservation_id.to_owned());
+/// Marks the reservation's seats (or `seats`, when given) as `state`.
+fn set_seats(
+    doc: &mut SeatMapDoc,
+    reservation_id: &str,
+    state: SeatState,
+    until: Option<chrono::DateTime<chrono::Utc>>,
+    seats: Option<&[u32]>,
+) {
+    for seat in &mut doc.seats {
+        let ours = match seats {
+            Some(nos) => nos.contains(&seat.seat_no),
+            None => seat.reservation_id.as_deref() == Some(reservation_id),
+        };
+        if !ours {
+            continue;
         }
-    }
-
-    /// Seats not held or sold (a held seat whose hold ran out counts as free
-    /// only once the expiry is recorded).
-    pub fn free_seats(&self) -> u64 {
-        self.seats
-            .iter()
-            .filter(|s| s.state == SeatState::Free)
-            .count() as u64
+        seat.state = state;
+        seat.held_until = until;
+        seat.reservation_id = (state != SeatState::Free).then(|| reservation_id.to_owned());
     }
 }
 
@@ -220,18 +210,19 @@ impl Fold for SeatMaps {
                 seat_nos,
                 expires_at,
                 ..
-            } => doc.set(
+            } => set_seats(
+                &mut doc,
                 reservation_id,
                 SeatState::Held,
                 Some(*expires_at),
                 Some(seat_nos),
             ),
             ScheduleEvent::HoldPaid { reservation_id, .. } => {
-                doc.set(reservation_id, SeatState::Sold, None, None)
+                set_seats(&mut doc, reservation_id, SeatState::Sold, None, None)
             }
             ScheduleEvent::HoldCancelled { reservation_id, .. }
             | ScheduleEvent::HoldExpired { reservation_id, .. } => {
-                doc.set(reservation_id, SeatState::Free, None, None);
+                set_seats(&mut doc, reservation_id, SeatState::Free, None, None);
             }
         }
         doc.version = envelope.sequence;

@@ -1,7 +1,7 @@
 use tessera_events::{aggregate, CouponEvent, DomainEvent, Envelope};
 
 use super::{follow, monotonic, Fold, FoldError, Outcome, Step, Targets};
-use crate::documents::{collections, pair_id, CouponDoc, UserCouponDoc};
+use tessera_documents::documents::{collections, pair_id, CouponDoc, UserCouponDoc};
 
 /// `coupons`: a campaign with how many are issued and remain.
 pub struct Coupons;

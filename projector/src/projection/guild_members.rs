@@ -1,7 +1,7 @@
 use tessera_events::{aggregate, DomainEvent, Envelope, GuildEvent};
 
 use super::{monotonic, Fold, FoldError, Outcome, Step, Targets};
-use crate::documents::{collections, member_id, GuildMemberDoc};
+use tessera_documents::documents::{collections, member_id, GuildMemberDoc};
 
 /// `guild_members`: one document per (guild, user), listed by `member_of`.
 pub struct GuildMembers;

@@ -1,7 +1,7 @@
 use tessera_events::{aggregate, DomainEvent, Envelope, GuildEvent};
 
 use super::{follow, Fold, FoldError, Outcome, Step, Targets};
-use crate::documents::{collections, CategoryDoc, ChannelDoc, GuildDoc};
+use tessera_documents::documents::{collections, CategoryDoc, ChannelDoc, GuildDoc};
 
 /// `guilds`: one document per guild, following every guild event.
 pub struct Guilds;

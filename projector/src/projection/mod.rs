@@ -263,6 +263,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_documents_crate_lists_every_projection_in_order() {
+        let names: Vec<&str> = all().iter().map(|p| p.name()).collect();
+        assert_eq!(names, tessera_documents::documents::collections::PROJECTED);
+    }
+
+    #[test]
     fn follow_applies_the_next_skips_the_old_and_refuses_gaps() {
         assert_eq!(follow(0, 1), Ok(Step::Apply));
         assert_eq!(follow(4, 5), Ok(Step::Apply));

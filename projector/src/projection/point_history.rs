@@ -1,7 +1,7 @@
 use tessera_events::{aggregate, AccountEvent, DomainEvent, Envelope};
 
 use super::{Fold, FoldError, Outcome, Targets};
-use crate::documents::{collections, point_entry_id, PointEntryDoc};
+use tessera_documents::documents::{collections, point_entry_id, PointEntryDoc};
 
 /// `point_history`: one document per change of an account's points.
 pub struct PointHistory;

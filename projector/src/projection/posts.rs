@@ -1,7 +1,7 @@
 use tessera_events::{aggregate, DomainEvent, Envelope, GuildEvent, PostEvent};
 
 use super::{follow, monotonic, Fold, FoldError, Outcome, Step, Targets};
-use crate::documents::{collections, CommentDoc, PostDoc};
+use tessera_documents::documents::{collections, CommentDoc, PostDoc};
 
 /// `posts`: one document per post with its comments and reaction counts,
 /// author nicknames included. A member's nickname change in the guild

@@ -1,7 +1,7 @@
 use tessera_events::{aggregate, DomainEvent, Envelope, GuildEvent};
 
 use super::{monotonic, Fold, FoldError, Outcome, Step, Targets};
-use crate::documents::{collections, UserGuildEntry, UserGuildsDoc};
+use tessera_documents::documents::{collections, UserGuildEntry, UserGuildsDoc};
 
 /// `user_guilds`: one document per user listing their guilds with each
 /// guild's name and image and the user's nickname there. A guild's rename or
@@ -59,13 +59,16 @@ impl Fold for UserGuilds {
                 owner_nickname,
             } => {
                 doc.user_id.clone_from(owner_id);
-                doc.join(UserGuildEntry {
-                    guild_id: guild_id.clone(),
-                    name: name.clone(),
-                    profile_image: profile_image.clone(),
-                    nickname: owner_nickname.clone(),
-                    joined_at,
-                });
+                join(
+                    &mut doc,
+                    UserGuildEntry {
+                        guild_id: guild_id.clone(),
+                        name: name.clone(),
+                        profile_image: profile_image.clone(),
+                        nickname: owner_nickname.clone(),
+                        joined_at,
+                    },
+                );
             }
             GuildEvent::MemberJoined {
                 user_id,
@@ -74,21 +77,24 @@ impl Fold for UserGuilds {
                 guild_profile_image,
             } => {
                 doc.user_id.clone_from(user_id);
-                doc.join(UserGuildEntry {
-                    guild_id: guild_id.clone(),
-                    name: guild_name.clone(),
-                    profile_image: guild_profile_image.clone(),
-                    nickname: nickname.clone(),
-                    joined_at,
-                });
+                join(
+                    &mut doc,
+                    UserGuildEntry {
+                        guild_id: guild_id.clone(),
+                        name: guild_name.clone(),
+                        profile_image: guild_profile_image.clone(),
+                        nickname: nickname.clone(),
+                        joined_at,
+                    },
+                );
             }
             GuildEvent::MemberLeft { user_id } => {
                 doc.user_id.clone_from(user_id);
-                doc.leave(guild_id);
+                leave(&mut doc, guild_id);
             }
-            GuildEvent::GuildDeleted => doc.leave(guild_id),
+            GuildEvent::GuildDeleted => leave(&mut doc, guild_id),
             GuildEvent::MemberNicknameChanged { nickname, .. } => {
-                if let Some(entry) = doc.entry_mut(guild_id) {
+                if let Some(entry) = entry_mut(&mut doc, guild_id) {
                     entry.nickname.clone_from(nickname);
                 }
             }
@@ -96,7 +102,7 @@ impl Fold for UserGuilds {
                 name,
                 profile_image,
             } => {
-                if let Some(entry) = doc.entry_mut(guild_id) {
+                if let Some(entry) = entry_mut(&mut doc, guild_id) {
                     entry.name.clone_from(name);
                     entry.profile_image.clone_from(profile_image);
                 }
@@ -108,26 +114,24 @@ impl Fold for UserGuilds {
     }
 }
 
-impl UserGuildsDoc {
-    /// Keeps the guilds ordered by when the user joined (then by id): events
-    /// of different guilds travel on different partitions and may arrive in
-    /// any order, and a document must not depend on that order.
-    fn join(&mut self, entry: UserGuildEntry) {
-        self.leave(&entry.guild_id);
-        let key = |g: &UserGuildEntry| (g.joined_at, g.guild_id.clone());
-        let at = self.guilds.partition_point(|g| key(g) < key(&entry));
-        self.guild_ids.insert(at, entry.guild_id.clone());
-        self.guilds.insert(at, entry);
-    }
+/// Keeps the guilds ordered by when the user joined (then by id): events
+/// of different guilds travel on different partitions and may arrive in
+/// any order, and a document must not depend on that order.
+fn join(doc: &mut UserGuildsDoc, entry: UserGuildEntry) {
+    leave(doc, &entry.guild_id);
+    let key = |g: &UserGuildEntry| (g.joined_at, g.guild_id.clone());
+    let at = doc.guilds.partition_point(|g| key(g) < key(&entry));
+    doc.guild_ids.insert(at, entry.guild_id.clone());
+    doc.guilds.insert(at, entry);
+}
 
-    fn leave(&mut self, guild_id: &str) {
-        self.guilds.retain(|g| g.guild_id != guild_id);
-        self.guild_ids.retain(|g| g != guild_id);
-    }
+fn leave(doc: &mut UserGuildsDoc, guild_id: &str) {
+    doc.guilds.retain(|g| g.guild_id != guild_id);
+    doc.guild_ids.retain(|g| g != guild_id);
+}
 
-    fn entry_mut(&mut self, guild_id: &str) -> Option<&mut UserGuildEntry> {
-        self.guilds.iter_mut().find(|g| g.guild_id == guild_id)
-    }
+fn entry_mut<'d>(doc: &'d mut UserGuildsDoc, guild_id: &str) -> Option<&'d mut UserGuildEntry> {
+    doc.guilds.iter_mut().find(|g| g.guild_id == guild_id)
 }
 
 #[cfg(test)]

@@ -19,10 +19,10 @@ use tessera_events::{upcast, DomainEvent, Envelope, UPCASTERS};
 use super::letters::{dead_letter, dead_letter_raw};
 use super::work::{Resolved, Work};
 use super::RetryPolicy;
-use crate::documents::{collections, dead_letter_aggregate};
 use crate::feed::Delivery;
 use crate::projection::{FoldError, Projection, Targets};
-use crate::store::{DocumentStore, StoreError};
+use tessera_documents::documents::{collections, dead_letter_aggregate};
+use tessera_documents::store::{DocumentStore, StoreError};
 
 /// How folding a batch ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,9 +3,9 @@
 
 use tessera_events::Envelope;
 
-use crate::documents::{collections, dead_letter_id, DeadLetterDoc};
 use crate::projection::Projection;
-use crate::store::{DocumentStore, StoreError, Write};
+use tessera_documents::documents::{collections, dead_letter_id, DeadLetterDoc};
+use tessera_documents::store::{DocumentStore, StoreError, Write};
 
 pub(crate) async fn dead_letter(
     projection: &dyn Projection,

@@ -40,8 +40,8 @@ pub(crate) use refold::{apply_one, refold, Applied, Refolded};
 
 use crate::feed::{Delivery, EventFeed, FeedError};
 use crate::projection::Projection;
-use crate::routes::{self, Route};
-use crate::store::{DocumentStore, StoreError};
+use tessera_documents::live::{self, Route};
+use tessera_documents::store::{DocumentStore, StoreError};
 
 /// Folds of one batch (or writes of one document set) that may conflict
 /// with other writers before the runner gives up on the step.
@@ -111,6 +111,11 @@ pub struct Projector {
     health: Option<Arc<Health>>,
 }
 
+/// Deliveries taken from the feed per step unless
+/// [`with_batch_size`](Projector::with_batch_size) says otherwise: a batch's
+/// events of one document become one write.
+pub const DEFAULT_BATCH_SIZE: usize = 500;
+
 impl Projector {
     pub fn new(
         projection: Arc<dyn Projection>,
@@ -123,7 +128,7 @@ impl Projector {
             docs,
             feed,
             policy,
-            batch_size: 500,
+            batch_size: DEFAULT_BATCH_SIZE,
             pending: None,
             unsaved_events: 0,
             instance: new_instance_id(),
@@ -195,7 +200,7 @@ impl Projector {
     /// that a rebuild froze the projection: then nothing is taken from the
     /// feed and nothing is written until the switch is done).
     pub async fn project_next(&mut self) -> Result<Step, ProjectorError> {
-        let (route, _) = routes::load(&*self.docs, self.projection.name()).await?;
+        let (route, _) = live::load(&*self.docs, self.projection.name()).await?;
         if route.is_frozen() {
             self.ack(&route).await?;
             tokio::time::sleep(SWITCH_POLL).await;
@@ -283,7 +288,7 @@ impl Projector {
     /// written, and it is folded again if the switch moves the collection).
     async fn settled_route(&mut self, started: u64) -> Result<Route, ProjectorError> {
         loop {
-            let (route, _) = routes::load(&*self.docs, self.projection.name()).await?;
+            let (route, _) = live::load(&*self.docs, self.projection.name()).await?;
             if route.epoch == started || !route.is_frozen() {
                 return Ok(route);
             }
@@ -358,7 +363,7 @@ impl Projector {
         if let Err(error) = self.feed.release().await {
             tracing::warn!(projection = name, %error, "letting go of the partitions failed; they move once this instance's heartbeat is old");
         }
-        if let Err(error) = routes::forget(&*self.docs, name, &self.instance).await {
+        if let Err(error) = live::forget(&*self.docs, name, &self.instance).await {
             tracing::warn!(projection = name, %error, "leaving the instance registry failed");
         }
         tracing::info!(projection = name, "projector stopped");
@@ -397,13 +402,13 @@ async fn beat(
     instance: &str,
     acked_epoch: &AtomicU64,
 ) -> Result<(), StoreError> {
-    let me = routes::Instance {
+    let me = live::Instance {
         projection: projection.to_owned(),
         instance: instance.to_owned(),
         heartbeat_at: chrono::Utc::now(),
         acked_epoch: acked_epoch.load(Ordering::SeqCst),
     };
-    routes::beat(docs, &me).await
+    live::beat(docs, &me).await
 }
 
 /// Declares the indexes a projection (its live collection), the dead
@@ -412,13 +417,12 @@ pub async fn prepare(
     projection: &dyn Projection,
     docs: &dyn DocumentStore,
 ) -> Result<(), StoreError> {
-    let live = routes::live(docs, projection.name()).await?;
+    let live = live::live(docs, projection.name()).await?;
     docs.ensure_indexes(&live, projection.indexes()).await?;
     docs.ensure_indexes(
-        crate::documents::collections::DEAD_LETTERS,
+        tessera_documents::documents::collections::DEAD_LETTERS,
         &["pending_for"],
     )
     .await?;
-    docs.ensure_indexes(routes::INSTANCES, &["projection"])
-        .await
+    docs.ensure_indexes(live::INSTANCES, &["projection"]).await
 }

@@ -7,7 +7,7 @@ use tessera_events::{upcast, DomainEvent, Envelope, UPCASTERS};
 
 use super::work::{Resolved, Slot, Work};
 use crate::projection::{FoldError, Projection, Targets};
-use crate::store::{DocumentStore, StoreError};
+use tessera_documents::store::{DocumentStore, StoreError};
 
 /// How refolding one aggregate's documents went.
 #[derive(Debug)]

@@ -3,8 +3,8 @@
 
 use tessera_events::LogPosition;
 
-use crate::documents::{collections, ProjectionStatus};
-use crate::store::{DocumentStore, StoreError, Write, Written};
+use tessera_documents::documents::{collections, ProjectionStatus};
+use tessera_documents::store::{DocumentStore, StoreError, Write, Written};
 
 /// Records `at` and `events` more handled. With several instances (each on
 /// its own partitions) the document keeps the highest position any of them

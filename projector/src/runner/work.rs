@@ -6,7 +6,7 @@ use serde_json::Value;
 use tessera_events::{DomainEvent, Envelope};
 
 use crate::projection::{FoldError, Outcome, Projection, Targets};
-use crate::store::{DocumentStore, StoreError, StoredDoc, Write, Written};
+use tessera_documents::store::{DocumentStore, StoreError, StoredDoc, Write, Written};
 
 #[derive(Debug)]
 pub(crate) struct Slot {

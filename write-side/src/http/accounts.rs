@@ -7,13 +7,14 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::error::{ApiError, ErrorBody};
-use super::extract::{ApiJson, CurrentUser, RequestId};
 use super::{context, double_option, Version};
 use crate::app::WriteState;
-use crate::auth::{self, Role};
+use crate::auth;
 use crate::domain::account::AccountCommand;
 use crate::domain::{char_len_within, limits};
+use tessera_http::auth::Role;
+use tessera_http::error::{ApiError, ErrorBody};
+use tessera_http::extract::{ApiJson, CurrentUser, RequestId};
 
 pub fn router() -> Router<WriteState> {
     Router::new()

@@ -7,11 +7,12 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::error::{ApiError, ErrorBody};
-use super::extract::{ApiJson, CurrentUser, RequestId};
-use super::{context, ApiPath, Version};
+use super::{context, Version};
 use crate::app::WriteState;
 use crate::domain::post::PostCommand;
+use tessera_http::error::{ApiError, ErrorBody};
+use tessera_http::extract::{ApiJson, CurrentUser, RequestId};
+use tessera_http::ApiPath;
 
 pub fn router() -> Router<WriteState> {
     Router::new()

@@ -10,14 +10,15 @@ use serde::{Deserialize, Serialize};
 use tessera_events::SeatSpec;
 use utoipa::ToSchema;
 
-use super::error::{ApiError, ErrorBody};
-use super::extract::{AdminUser, ApiJson, CurrentUser, QueueToken, RequestId};
-use super::{context, ApiPath};
+use super::context;
 use crate::app::WriteState;
 use crate::domain::concert::ConcertCommand;
 use crate::domain::schedule::{HoldStatus, ScheduleCommand};
-use crate::queue::QueueState;
 use crate::reservations;
+use tessera_http::error::{ApiError, ErrorBody};
+use tessera_http::extract::{AdminUser, ApiJson, CurrentUser, QueueToken, RequestId};
+use tessera_http::ApiPath;
+use tessera_queue::QueueState;
 
 pub fn router() -> Router<WriteState> {
     Router::new()

@@ -7,11 +7,12 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::error::{ApiError, ErrorBody};
-use super::extract::{AdminUser, ApiJson, CurrentUser, RequestId};
-use super::{context, ApiPath};
+use super::context;
 use crate::app::WriteState;
 use crate::domain::coupon::CouponCommand;
+use tessera_http::error::{ApiError, ErrorBody};
+use tessera_http::extract::{AdminUser, ApiJson, CurrentUser, RequestId};
+use tessera_http::ApiPath;
 
 pub fn router() -> Router<WriteState> {
     Router::new()

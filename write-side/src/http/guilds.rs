@@ -8,12 +8,13 @@ use serde::{Deserialize, Serialize};
 use tessera_events::ChannelKind;
 use utoipa::ToSchema;
 
-use super::error::{ApiError, ErrorBody};
-use super::extract::{ApiJson, CurrentUser, RequestId};
-use super::{context, double_option, ApiPath, Version};
+use super::{context, double_option, Version};
 use crate::app::WriteState;
 use crate::bus::CommandContext;
 use crate::domain::guild::GuildCommand;
+use tessera_http::error::{ApiError, ErrorBody};
+use tessera_http::extract::{ApiJson, CurrentUser, RequestId};
+use tessera_http::ApiPath;
 
 pub fn router() -> Router<WriteState> {
     Router::new()

@@ -1,26 +1,20 @@
 //! The command REST API.
 
 pub mod accounts;
+pub mod answer;
 pub mod board;
 pub mod concerts;
 pub mod coupons;
-pub mod error;
-pub mod extract;
 pub mod guilds;
-pub mod layers;
-pub mod ops;
 
-use axum::extract::{FromRequestParts, Path};
-use axum::http::request::Parts;
 use axum::Router;
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use tessera_http::error;
+use tessera_http::openapi::BearerAuth;
+use utoipa::{OpenApi, ToSchema};
 
 use crate::app::WriteState;
 use crate::bus::CommandContext;
-use error::ApiError;
 
 /// The command routes (no ops routes, no layers: see [`layers`] and [`ops`]).
 pub fn router(state: WriteState) -> Router {
@@ -50,55 +44,6 @@ where
     T: Deserialize<'de>,
 {
     Option::<T>::deserialize(d).map(Some)
-}
-
-/// Longest path segment accepted (an id, or a percent-encoded emoji of up to
-/// 32 characters); anything longer cannot exist.
-const MAX_SEGMENT_LEN: usize = 512;
-
-/// Path parameters; an undecodable or absurdly long id is a 404, like any
-/// other id that does not exist.
-#[derive(Debug)]
-pub struct ApiPath<T>(pub T);
-
-impl<S, T> FromRequestParts<S> for ApiPath<T>
-where
-    T: DeserializeOwned + Send,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let too_long = parts
-            .uri
-            .path()
-            .split('/')
-            .any(|segment| segment.len() > MAX_SEGMENT_LEN);
-        if too_long {
-            return Err(ApiError::not_found("resource"));
-        }
-        Path::<T>::from_request_parts(parts, state)
-            .await
-            .map(|Path(v)| Self(v))
-            .map_err(|_| ApiError::not_found("resource"))
-    }
-}
-
-struct BearerAuth;
-
-impl Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(
-                Http::builder()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .build(),
-            ),
-        );
-    }
 }
 
 #[derive(OpenApi)]

@@ -7,10 +7,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::{PgPool, SqlitePool};
-
-#[derive(Debug, thiserror::Error)]
-#[error("write-side state store failed: {0}")]
-pub struct StateError(pub String);
+pub use tessera_queue::StateError;
+use tessera_queue::{QueueCursor, QueueStore};
 
 fn err(e: impl std::fmt::Display) -> StateError {
     StateError(e.to_string())
@@ -45,33 +43,6 @@ pub trait Directory: Send + Sync {
     /// Unsettled holds that ran out before `now`, oldest first.
     async fn due_holds(&self, now: DateTime<Utc>, limit: usize)
         -> Result<Vec<HoldRef>, StateError>;
-}
-
-/// Where a concert's queue stands.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct QueueCursor {
-    /// Positions up to this one are admitted.
-    pub admitted_up_to: u64,
-    /// The last position handed out.
-    pub last_issued: u64,
-}
-
-#[async_trait]
-pub trait QueueStore: Send + Sync {
-    /// The next position in a concert's queue (1, 2, 3, ...).
-    async fn enqueue(&self, concert_id: &str) -> Result<u64, StateError>;
-    async fn cursor(&self, concert_id: &str) -> Result<QueueCursor, StateError>;
-    /// When `position` was admitted, if it was.
-    async fn admitted_at(
-        &self,
-        concert_id: &str,
-        position: u64,
-    ) -> Result<Option<DateTime<Utc>>, StateError>;
-    /// One admission tick for every queue: up to `batch` more positions of
-    /// each (never past the last one handed out). Returns how many queues moved.
-    async fn advance(&self, batch: u64, now: DateTime<Utc>) -> Result<usize, StateError>;
-    async fn revoke(&self, jti: &str, until: DateTime<Utc>) -> Result<(), StateError>;
-    async fn is_revoked(&self, jti: &str) -> Result<bool, StateError>;
 }
 
 fn to_ms(t: DateTime<Utc>) -> i64 {

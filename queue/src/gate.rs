@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use crate::store::state::{QueueStore, StateError};
+use crate::store::{QueueStore, StateError};
 
 const AUDIENCE: &str = "tessera-queue";
 

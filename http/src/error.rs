@@ -11,11 +11,6 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use crate::bus::{AppError, CommandError, Rejection};
-use crate::domain::{DomainError, ErrorKind};
-use crate::queue::QueueDenied;
-use crate::store::credentials::CredentialError;
-
 /// The body of every error answer.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
@@ -33,7 +28,7 @@ pub struct ErrorDetail {
     pub details: Value,
 }
 
-/// An error answer of the write API (and the shape the read API shares).
+/// An error answer of any Tessera API.
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
@@ -126,97 +121,6 @@ impl ApiError {
             "a dependency is unavailable; try again shortly",
         )
         .retry_after(1)
-    }
-
-    /// A domain rejection, with its code, message and details.
-    pub fn domain<E: DomainError>(e: &E) -> Self {
-        Self::rejection(Rejection::of(e))
-    }
-
-    pub fn rejection(r: Rejection) -> Self {
-        let status = match r.kind {
-            ErrorKind::Invalid => StatusCode::BAD_REQUEST,
-            ErrorKind::Forbidden => StatusCode::FORBIDDEN,
-            ErrorKind::NotFound => StatusCode::NOT_FOUND,
-            ErrorKind::Conflict => StatusCode::CONFLICT,
-            ErrorKind::Gone => StatusCode::GONE,
-            ErrorKind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
-            ErrorKind::Unavailable => return Self::internal(r.message),
-        };
-        Self::new(status, r.code, r.message).with_details(r.details)
-    }
-}
-
-impl<E: DomainError> From<CommandError<E>> for ApiError {
-    fn from(e: CommandError<E>) -> Self {
-        match e {
-            CommandError::Rejected(e) => Self::domain(&e),
-            CommandError::Conflict { attempts } => Self::new(
-                StatusCode::CONFLICT,
-                "conflict",
-                "the resource kept changing under this request; retry it",
-            )
-            .with_details(serde_json::json!({ "attempts": attempts })),
-            CommandError::Failed(cause) => Self::internal(cause),
-            CommandError::Unavailable(cause) => Self::unavailable(cause),
-        }
-    }
-}
-
-impl From<AppError> for ApiError {
-    fn from(e: AppError) -> Self {
-        match e {
-            AppError::Rejected(r) => Self::rejection(r),
-            AppError::Conflict { attempts } => {
-                CommandError::<crate::domain::account::AccountError>::Conflict { attempts }.into()
-            }
-            AppError::Failed(cause) => Self::internal(cause),
-            AppError::Unavailable(cause) => Self::unavailable(cause),
-        }
-    }
-}
-
-impl From<QueueDenied> for ApiError {
-    fn from(e: QueueDenied) -> Self {
-        let message = e.to_string();
-        match e {
-            QueueDenied::Missing => {
-                Self::new(StatusCode::UNAUTHORIZED, "queue_token_required", message)
-            }
-            QueueDenied::Invalid => {
-                Self::new(StatusCode::UNAUTHORIZED, "queue_token_invalid", message)
-            }
-            QueueDenied::Expired => {
-                Self::new(StatusCode::UNAUTHORIZED, "queue_token_expired", message)
-            }
-            QueueDenied::OtherUser | QueueDenied::OtherConcert => Self::forbidden(message),
-            QueueDenied::NotActive {
-                position,
-                ahead,
-                estimated_wait_seconds,
-            } => Self::new(StatusCode::LOCKED, "queue_not_active", message).with_details(
-                serde_json::json!({
-                    "position": position,
-                    "ahead": ahead,
-                    "estimated_wait_seconds": estimated_wait_seconds,
-                }),
-            ),
-            QueueDenied::Store(cause) => Self::internal(cause),
-        }
-    }
-}
-
-impl From<CredentialError> for ApiError {
-    fn from(e: CredentialError) -> Self {
-        match e {
-            CredentialError::EmailTaken => Self::new(
-                StatusCode::CONFLICT,
-                "email_taken",
-                "an account with this email already exists",
-            )
-            .with_details(serde_json::json!({ "field": "email" })),
-            CredentialError::Failed(cause) => Self::internal(cause),
-        }
     }
 }
 

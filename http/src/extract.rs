@@ -9,9 +9,9 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
-use super::error::ApiError;
-use super::layers::BODY_LIMIT;
 use crate::auth::{AuthError, Authenticator, Principal};
+use crate::error::ApiError;
+use crate::layers::BODY_LIMIT;
 
 /// JSON body. Malformed JSON, wrong types, unknown or missing fields → 400
 /// `invalid_input` naming the field; no JSON content type → 415; a body over

@@ -16,7 +16,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 use tracing::{Level, Span};
 
-use super::error::ApiError;
+use crate::error::ApiError;
 
 /// Largest accepted request body (API.md: 64 KiB).
 pub const BODY_LIMIT: usize = 64 * 1024;

@@ -25,6 +25,24 @@ pub mod collections {
     pub const USER_RESERVATIONS: &str = "user_reservations";
     pub const COUPONS: &str = "coupons";
     pub const USER_COUPONS: &str = "user_coupons";
+    /// Every projected collection, one per projection (the projector's
+    /// `projection::all()` in the same order; a test keeps them equal).
+    pub const PROJECTED: &[&str] = &[
+        ACCOUNTS,
+        POINT_HISTORY,
+        GUILDS,
+        GUILD_MEMBERS,
+        USER_GUILDS,
+        POSTS,
+        CHANNEL_POSTS,
+        CONCERTS,
+        SCHEDULES,
+        SEAT_MAPS,
+        RESERVATIONS,
+        USER_RESERVATIONS,
+        COUPONS,
+        USER_COUPONS,
+    ];
     /// One document per projection: its checkpoint and counters.
     pub const PROJECTIONS: &str = "projections";
     pub const DEAD_LETTERS: &str = "dead_letters";
@@ -232,6 +250,17 @@ pub struct SeatMapDoc {
     pub concert_id: String,
     pub seats: Vec<SeatDoc>,
     pub version: u64,
+}
+
+impl SeatMapDoc {
+    /// Seats not held or sold (a held seat whose hold ran out counts as free
+    /// only once the expiry is recorded).
+    pub fn free_seats(&self) -> u64 {
+        self.seats
+            .iter()
+            .filter(|s| s.state == SeatState::Free)
+            .count() as u64
+    }
 }
 
 /// A reservation (a hold on a schedule and what became of it). The same
