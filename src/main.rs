@@ -6,6 +6,7 @@ mod logging;
 mod progress;
 mod roles;
 mod settings;
+mod wiring;
 
 fn main() -> std::process::ExitCode {
     settings::load_config_file();

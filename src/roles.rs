@@ -2,22 +2,17 @@
 //! Ctrl-C. This is the only place that knows every adapter.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use async_trait::async_trait;
 use axum::Router;
-use base64::Engine;
-use rand::RngCore;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use tessera_documents::live::LiveCollections;
 use tessera_documents::store::embedded::EmbeddedStore;
-use tessera_documents::store::mongo::MongoStore;
 use tessera_documents::store::DocumentStore;
 use tessera_events::EventLog;
-use tessera_http::auth::Authenticator;
 use tessera_http::health::{AllOf, Check, Readiness};
 use tessera_http::layers::with_common_layers;
 use tessera_projector::feed::kafka::{KafkaFeed, KafkaFeedConfig};
@@ -43,6 +38,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::{Cli, Command};
 use crate::logging;
 use crate::settings::Settings;
+use crate::wiring::{self, authenticator, files, jwt_secret, mongo, mongo_with_timeout};
 
 pub async fn run(cli: Cli) -> Result<()> {
     let s = cli.settings;
@@ -147,53 +143,6 @@ fn openapi_json(docs: Vec<utoipa::openapi::OpenApi>) -> serde_json::Value {
         .unwrap_or_default()
 }
 
-pub(crate) fn authenticator(s: &Settings, secret: &SecretString) -> Result<Arc<Authenticator>> {
-    Ok(Arc::new(Authenticator::hs256(
-        secret.expose_secret().as_bytes(),
-        &s.jwt_issuer,
-        &s.jwt_audience,
-        s.token_ttl(),
-    )?))
-}
-
-/// The configured secret; for the embedded mode, one generated once and
-/// kept in the data folder.
-pub(crate) fn jwt_secret(s: &Settings, embedded: bool) -> Result<SecretString> {
-    if let Some(secret) = &s.jwt_secret {
-        return Ok(secret.clone());
-    }
-    if !embedded {
-        bail!("TESSERA_JWT_SECRET is required outside the embedded mode");
-    }
-    std::fs::create_dir_all(&s.data_dir)
-        .with_context(|| format!("cannot create {}", s.data_dir.display()))?;
-    let path = s.data_dir.join("jwt_secret");
-    if let Ok(existing) = std::fs::read_to_string(&path) {
-        return Ok(SecretString::from(existing.trim().to_owned()));
-    }
-    let mut bytes = [0u8; 48];
-    rand::rng().fill_bytes(&mut bytes);
-    let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-    write_private(&path, &secret)?;
-    Ok(SecretString::from(secret))
-}
-
-fn write_private(path: &Path, contents: &str) -> Result<()> {
-    use std::io::Write as _;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    file.write_all(contents.as_bytes())?;
-    Ok(())
-}
-
 fn bus_config(s: &Settings) -> BusConfig {
     BusConfig {
         max_attempts: s.command_max_attempts.max(1),
@@ -293,22 +242,6 @@ async fn postgres_pool(s: &Settings) -> Result<sqlx::PgPool> {
     Ok(pool)
 }
 
-pub(crate) async fn mongo(s: &Settings) -> Result<Arc<dyn DocumentStore>> {
-    mongo_with_timeout(s, s.mongodb_timeout()).await
-}
-
-async fn mongo_with_timeout(s: &Settings, timeout: Duration) -> Result<Arc<dyn DocumentStore>> {
-    let uri = s
-        .mongodb_uri
-        .as_ref()
-        .context("TESSERA_MONGODB_URI is required for this role")?;
-    let store = MongoStore::connect(uri.expose_secret(), &s.mongodb_database)
-        .await
-        .context("cannot connect to MongoDB")?
-        .with_timeout(timeout);
-    Ok(Arc::new(store))
-}
-
 fn brokers(s: &Settings) -> Result<&str> {
     s.kafka_brokers
         .as_deref()
@@ -319,18 +252,18 @@ fn brokers(s: &Settings) -> Result<&str> {
 async fn serve(s: &Settings) -> Result<()> {
     std::fs::create_dir_all(&s.data_dir)
         .with_context(|| format!("cannot create {}", s.data_dir.display()))?;
-    let events = sqlite::open(&s.data_dir.join("events.db"), 8)
+    let events = sqlite::open(&wiring::data_file(s, files::EVENTS), 8)
         .await
         .context("cannot open the embedded event store")?;
     sqlite::migrate(&events)
         .await
         .context("migrating the embedded event store failed")?;
-    let credentials_pool = sqlite::open(&s.data_dir.join("credentials.db"), 4).await?;
+    let credentials_pool = sqlite::open(&wiring::data_file(s, files::CREDENTIALS), 4).await?;
     let credentials = Arc::new(SqliteCredentials::new(credentials_pool.clone()).await?);
-    let state_pool = sqlite::open(&s.data_dir.join("state.db"), 4).await?;
+    let state_pool = sqlite::open(&wiring::data_file(s, files::STATE), 4).await?;
     let state = Arc::new(SqliteState::new(state_pool.clone()).await?);
     let docs: Arc<dyn DocumentStore> = Arc::new(
-        EmbeddedStore::open(&s.data_dir.join("documents.db"))
+        EmbeddedStore::open(&wiring::data_file(s, files::DOCUMENTS))
             .await
             .context("cannot open the embedded document store")?,
     );
@@ -618,11 +551,11 @@ async fn migrate(s: &Settings) -> Result<()> {
         println!("PostgreSQL migrations applied");
     } else {
         std::fs::create_dir_all(&s.data_dir)?;
-        let events = sqlite::open(&s.data_dir.join("events.db"), 1).await?;
+        let events = sqlite::open(&wiring::data_file(s, files::EVENTS), 1).await?;
         sqlite::migrate(&events).await?;
-        let credentials = sqlite::open(&s.data_dir.join("credentials.db"), 1).await?;
+        let credentials = sqlite::open(&wiring::data_file(s, files::CREDENTIALS), 1).await?;
         SqliteCredentials::new(credentials).await?;
-        EmbeddedStore::open(&s.data_dir.join("documents.db")).await?;
+        EmbeddedStore::open(&wiring::data_file(s, files::DOCUMENTS)).await?;
         println!("embedded migrations applied in {}", s.data_dir.display());
     }
     Ok(())

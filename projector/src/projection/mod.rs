@@ -18,7 +18,12 @@ mod guild_members;
 mod guilds;
 mod point_history;
 mod posts;
+mod reservations;
+mod schedule;
+mod schedules;
+mod seat_maps;
 mod user_guilds;
+mod user_reservations;
 
 use std::sync::Arc;
 
@@ -29,13 +34,17 @@ use tessera_events::{DomainEvent, Envelope};
 
 pub use accounts::Accounts;
 pub use channel_posts::ChannelPosts;
-pub use concerts::{Concerts, Reservations, Schedules, SeatMaps, UserReservations};
+pub use concerts::Concerts;
 pub use coupons::{Coupons, UserCoupons};
 pub use guild_members::GuildMembers;
 pub use guilds::Guilds;
 pub use point_history::PointHistory;
 pub use posts::Posts;
+pub use reservations::Reservations;
+pub use schedules::Schedules;
+pub use seat_maps::SeatMaps;
 pub use user_guilds::UserGuilds;
+pub use user_reservations::UserReservations;
 
 /// Which documents of the projection's collection an event touches.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,65 @@
+use tessera_documents::documents::{collections, concert_start, ScheduleDoc};
+use tessera_events::{aggregate, DomainEvent, Envelope, ScheduleEvent};
+
+use super::schedule::follow_schedule;
+use super::{Fold, FoldError, Outcome, Targets};
+
+/// `schedules`: a concert's calendar, with seats still free per schedule.
+pub struct Schedules;
+
+impl Fold for Schedules {
+    type Doc = ScheduleDoc;
+    const NAME: &'static str = collections::SCHEDULES;
+    const AGGREGATE_TYPES: &'static [&'static str] = &[aggregate::SCHEDULE];
+    const INDEXES: &'static [&'static str] = &["concert_start"];
+
+    fn targets(&self, envelope: &Envelope, _: &DomainEvent) -> Targets {
+        Targets::Ids(vec![envelope.aggregate_id.clone()])
+    }
+
+    fn fold(
+        &self,
+        doc: Option<ScheduleDoc>,
+        envelope: &Envelope,
+        event: &DomainEvent,
+    ) -> Result<Outcome<ScheduleDoc>, FoldError> {
+        let DomainEvent::Schedule(event) = event else {
+            return Ok(Outcome::Unchanged);
+        };
+        let created = matches!(event, ScheduleEvent::ScheduleCreated { .. });
+        let Some(mut doc) = follow_schedule(
+            doc,
+            |d| d.version,
+            envelope,
+            event,
+            |concert_id, starts_at, seats| ScheduleDoc {
+                schedule_id: envelope.aggregate_id.clone(),
+                concert_id: concert_id.to_owned(),
+                starts_at,
+                total_seats: seats.len() as u64,
+                available_seats: seats.len() as u64,
+                concert_start: concert_start(concert_id, starts_at),
+                version: 0,
+            },
+        )?
+        else {
+            return Ok(Outcome::Unchanged);
+        };
+        match event {
+            ScheduleEvent::ScheduleCreated { .. } if !created || doc.version > 0 => {
+                return Err(FoldError::Inapplicable("schedule created twice".into()))
+            }
+            ScheduleEvent::ScheduleCreated { .. } | ScheduleEvent::HoldPaid { .. } => {}
+            ScheduleEvent::SeatsHeld { seat_nos, .. } => {
+                doc.available_seats = doc.available_seats.saturating_sub(seat_nos.len() as u64);
+            }
+            ScheduleEvent::HoldCancelled { seat_nos, .. }
+            | ScheduleEvent::HoldExpired { seat_nos, .. } => {
+                doc.available_seats =
+                    (doc.available_seats + seat_nos.len() as u64).min(doc.total_seats);
+            }
+        }
+        doc.version = envelope.sequence;
+        Ok(Outcome::Put(doc))
+    }
+}

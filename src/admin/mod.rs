@@ -1,0 +1,105 @@
+//! `tessera admin`: operator commands, one file per command. They open the
+//! stores of the configured mode themselves (`crate::wiring`: the embedded
+//! files in the data folder, or PostgreSQL and MongoDB), so they work beside
+//! a running deployment.
+
+mod dlq;
+mod export;
+mod rebuilds;
+mod status;
+mod token;
+
+use std::io::Write as _;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use tessera_events::LogFilter;
+use tessera_projector::projection::{self, Projection};
+
+use crate::cli::AdminCommand;
+use crate::settings::Settings;
+use crate::wiring::event_log;
+
+/// `println!` that hands back write errors (a reader that closed the pipe,
+/// as `| head` does) instead of panicking.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    };
+}
+
+pub(crate) use say;
+
+fn print_json(value: &impl serde::Serialize) -> Result<()> {
+    say!("{}", serde_json::to_string_pretty(value)?)?;
+    Ok(())
+}
+
+fn find(name: &str) -> Result<Arc<dyn Projection>> {
+    let all = projection::all();
+    all.iter()
+        .find(|p| p.name() == name)
+        .cloned()
+        .with_context(|| {
+            format!(
+                "unknown projection {name:?}; known: {}",
+                all.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ")
+            )
+        })
+}
+
+fn confirm(question: &str) -> Result<()> {
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() {
+        bail!("{question} Pass --yes to confirm when not on a terminal");
+    }
+    eprint!("{question} [y/N] ");
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    if matches!(answer.trim(), "y" | "Y" | "yes") {
+        Ok(())
+    } else {
+        bail!("not confirmed")
+    }
+}
+
+pub async fn run(s: &Settings, command: AdminCommand) -> Result<()> {
+    match command {
+        AdminCommand::Token {
+            user,
+            role,
+            ttl_seconds,
+            json,
+        } => token::token(s, &user, role, ttl_seconds, json),
+        AdminCommand::Status { json } => status::status(s, json).await,
+        AdminCommand::Rebuild {
+            projection,
+            all,
+            yes,
+            json,
+        } => rebuilds::rebuild(s, projection, all, yes, json).await,
+        AdminCommand::Replay {
+            aggregate_type,
+            aggregate_id,
+            json,
+        } => rebuilds::replay(s, &aggregate_type, &aggregate_id, json).await,
+        AdminCommand::Export {
+            aggregate_type,
+            aggregate_id,
+            since,
+            until,
+            format,
+            output,
+        } => {
+            let filter = LogFilter {
+                aggregate_type,
+                aggregate_id,
+                since,
+                until,
+            };
+            export::export(&*event_log(s).await?, &filter, format, output.as_deref()).await
+        }
+        AdminCommand::VerifyExport { file, json } => export::verify_export(&file, json),
+        AdminCommand::Dlq { command } => dlq::dlq(s, command).await,
+    }
+}
