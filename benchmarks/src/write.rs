@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use sqlx::PgPool;
 use tessera_events::AccountEvent;
 use tessera_testkit::PgDatabase;
-use tessera_write_side::bus::{backoff, BusConfig, CommandBus, CommandContext};
+use tessera_write_side::bus::{BusConfig, CommandBus, CommandContext, CONFLICT_BACKOFF};
 use tessera_write_side::domain::account::{Account, AccountCommand};
 use tessera_write_side::domain::Recorded;
 use tessera_write_side::store::{postgres, Store};
@@ -212,7 +212,7 @@ pub async fn cqrs_es_commands(config: &WriteConfig, target: Target) -> Result<Ru
                     }
                     Err(AggregateError::AggregateConflict) if retries + 1 < MAX_ATTEMPTS => {
                         retries += 1;
-                        tokio::time::sleep(backoff(retries)).await;
+                        tokio::time::sleep(CONFLICT_BACKOFF.delay(retries)).await;
                     }
                     Err(e) => return Err(e.to_string()),
                 }

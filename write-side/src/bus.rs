@@ -15,7 +15,7 @@ use std::time::Duration;
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::persist::EventStoreAggregateContext;
 use cqrs_es::{Aggregate, AggregateError, EventStore};
-use rand::Rng;
+use tessera_runtime::{Backoff, Jitter};
 use tokio::sync::Mutex as AsyncMutex;
 
 use crate::domain::{DomainError, ErrorKind, Named};
@@ -292,7 +292,7 @@ where
                         return Err(CommandError::Conflict { attempts: attempt });
                     }
                     tracing::debug!(attempt, aggregate_id = id, "optimistic conflict, retrying");
-                    tokio::time::sleep(backoff(attempt)).await;
+                    tokio::time::sleep(CONFLICT_BACKOFF.delay(attempt)).await;
                 }
                 Err(e) => return Err(CommandError::from_aggregate(e)),
             }
@@ -300,25 +300,15 @@ where
     }
 }
 
-/// Full jitter over an exponential ceiling: spreads out instances that
-/// collided on the same aggregate. Public so benchmarks can give a baseline
-/// the same retry policy.
-pub fn backoff(attempt: u32) -> Duration {
-    let ceiling_ms = 2u64.saturating_pow(attempt.min(8)).min(200);
-    Duration::from_millis(rand::rng().random_range(0..=ceiling_ms))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::backoff;
-
-    #[test]
-    fn backoff_stays_under_its_ceiling() {
-        for attempt in 1..20 {
-            assert!(backoff(attempt).as_millis() <= 200);
-        }
-    }
-}
+/// How the bus waits between attempts after an optimistic conflict: full
+/// jitter over a ceiling doubling from 2 ms to 200 ms, which spreads out
+/// instances that collided on the same aggregate. Public so that benchmarks
+/// give a baseline the same retry policy.
+pub const CONFLICT_BACKOFF: Backoff = Backoff::new(
+    Duration::from_millis(2),
+    Duration::from_millis(200),
+    Jitter::Full,
+);
 
 /// A domain rejection with the aggregate's type erased, for application
 /// services that span several aggregates (the payment saga).
