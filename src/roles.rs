@@ -228,14 +228,19 @@ fn kafka_ready(brokers: &str) -> Result<Arc<dyn Readiness>> {
     Ok(Arc::new(KafkaReady(producer)))
 }
 
-async fn postgres_pool(s: &Settings) -> Result<sqlx::PgPool> {
+/// A pool on `TESSERA_DATABASE_URL`, without migrating.
+async fn postgres_connect(s: &Settings) -> Result<sqlx::PgPool> {
     let url = s
         .database_url
         .as_ref()
         .context("TESSERA_DATABASE_URL is required for this role")?;
-    let pool = postgres::connect(url.expose_secret(), s.database_max_connections)
+    postgres::connect(url.expose_secret(), s.database_max_connections)
         .await
-        .context("cannot connect to PostgreSQL")?;
+        .context("cannot connect to PostgreSQL")
+}
+
+async fn postgres_pool(s: &Settings) -> Result<sqlx::PgPool> {
+    let pool = postgres_connect(s).await?;
     postgres::migrate(&pool)
         .await
         .context("migrating PostgreSQL failed")?;
@@ -402,13 +407,7 @@ async fn read_api(s: &Settings) -> Result<()> {
     let docs = mongo(s).await?;
     // the waiting queue's cursor lives with the write side's state; the
     // write API migrates it
-    let url = s
-        .database_url
-        .as_ref()
-        .context("TESSERA_DATABASE_URL is required for this role")?;
-    let pool = postgres::connect(url.expose_secret(), s.database_max_connections)
-        .await
-        .context("cannot connect to PostgreSQL")?;
+    let pool = postgres_connect(s).await?;
     let readiness: Arc<dyn Readiness> = Arc::new(AllOf(vec![
         Arc::new(DocsReady(Arc::clone(&docs))),
         Arc::new(SqlReady::Postgres("queue_state", pool.clone())),

@@ -20,7 +20,7 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::fold::{all_documents, fold_from_scratch};
+use common::fold::{all_documents, assert_same_documents, fold_from_scratch};
 use common::load::{Answered, Load, Sent};
 use common::{admin_token, Client, Tessera};
 use futures::StreamExt as _;
@@ -674,23 +674,7 @@ async fn compare_with_a_fold(stack: &Stack) {
         let name = p.name();
         let live = live::live(&docs, name).await.unwrap();
         let documents = all_documents(&docs, &live).await;
-        let expected = &reference[name];
-        let missing: Vec<_> = expected
-            .keys()
-            .filter(|k| !documents.contains_key(*k))
-            .collect();
-        let extra: Vec<_> = documents
-            .keys()
-            .filter(|k| !expected.contains_key(*k))
-            .collect();
-        assert!(
-            missing.is_empty() && extra.is_empty(),
-            "{name}: missing {missing:?}, extra {extra:?}"
-        );
-        for (id, doc) in expected {
-            assert_eq!(&documents[id], doc, "{name}/{id} differs from the fold");
-            compared += 1;
-        }
+        compared += assert_same_documents(name, &documents, &reference[name]);
     }
     let letters = all_documents(
         &docs,

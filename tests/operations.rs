@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::fold::{all_documents, fold_from_scratch};
+use common::fold::{all_documents, assert_same_documents, fold_from_scratch};
 use common::{accounts_and_guilds, admin_token, board_and_commerce, Client, Tessera};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -445,22 +445,7 @@ async fn rebuild_all_while_commands_arrive(stack: Stack) {
         let old = all_documents(&*stack.docs, &before[name]).await;
         assert!(old.is_empty(), "{} was dropped", before[name]);
         let documents = all_documents(&*stack.docs, &live).await;
-        let expected = &reference[name];
-        let missing: Vec<_> = expected
-            .keys()
-            .filter(|k| !documents.contains_key(*k))
-            .collect();
-        let extra: Vec<_> = documents
-            .keys()
-            .filter(|k| !expected.contains_key(*k))
-            .collect();
-        assert!(
-            missing.is_empty() && extra.is_empty(),
-            "{name}: missing {missing:?}, extra {extra:?}"
-        );
-        for (id, doc) in expected {
-            assert_eq!(&documents[id], doc, "{name}/{id} differs from the fold");
-        }
+        assert_same_documents(name, &documents, &reference[name]);
     }
     let documents: usize = reference.values().map(BTreeMap::len).sum();
     assert!(documents > 50, "a real comparison ({documents} documents)");

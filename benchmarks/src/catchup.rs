@@ -227,8 +227,15 @@ pub async fn project(
     // so the last event may come while another partition is still behind.
     let documents = loop {
         ensure!(Instant::now() < deadline, "not caught up in 15 minutes");
-        if let Step::Processed { dead_lettered, .. } = projector.project_next().await? {
-            ensure!(dead_lettered == 0, "a catch-up dead-lettered events");
+        // Checked only once the feed runs dry: counting 20,000 history
+        // entries after every batch cost more than projecting them (it made
+        // `point_history` look 9x slower than it is).
+        match projector.project_next().await? {
+            Step::Processed { dead_lettered, .. } => {
+                ensure!(dead_lettered == 0, "a catch-up dead-lettered events");
+                continue;
+            }
+            Step::Idle => {}
         }
         if projector.position().is_none_or(|p| p.position < last) {
             continue;

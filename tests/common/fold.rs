@@ -92,3 +92,29 @@ pub async fn all_documents(docs: &dyn DocumentStore, collection: &str) -> BTreeM
         }
     }
 }
+
+/// Asserts that a projection's `documents` are exactly the `expected` ones
+/// of a fold from scratch: none missing, none extra, each equal. Answers
+/// how many were compared.
+pub fn assert_same_documents(
+    name: &str,
+    documents: &BTreeMap<String, Value>,
+    expected: &BTreeMap<String, Value>,
+) -> usize {
+    let missing: Vec<_> = expected
+        .keys()
+        .filter(|k| !documents.contains_key(*k))
+        .collect();
+    let extra: Vec<_> = documents
+        .keys()
+        .filter(|k| !expected.contains_key(*k))
+        .collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "{name}: missing {missing:?}, extra {extra:?}"
+    );
+    for (id, doc) in expected {
+        assert_eq!(&documents[id], doc, "{name}/{id} differs from the fold");
+    }
+    expected.len()
+}

@@ -37,13 +37,16 @@ pub(super) fn follow_schedule<D>(
     }
 }
 
-/// What a schedule event does to one reservation document (shared by
-/// `reservations` and `user_reservations`).
+/// What an event does to one reservation document (the fold of both
+/// `reservations` and `user_reservations`, which differ only in the id).
 pub(super) fn fold_reservation(
     doc: Option<ReservationDoc>,
     envelope: &Envelope,
-    event: &ScheduleEvent,
+    event: &DomainEvent,
 ) -> Result<Outcome<ReservationDoc>, FoldError> {
+    let Some((event, _, _)) = reservation_of(event) else {
+        return Ok(Outcome::Unchanged);
+    };
     let sequence = envelope.sequence;
     if monotonic(doc.as_ref().map(|d| d.version), sequence) == Step::Duplicate {
         return Ok(Outcome::Unchanged);

@@ -26,9 +26,6 @@ impl Fold for UserReservations {
         envelope: &Envelope,
         event: &DomainEvent,
     ) -> Result<Outcome<ReservationDoc>, FoldError> {
-        match reservation_of(event) {
-            Some((e, _, _)) => fold_reservation(doc, envelope, e),
-            None => Ok(Outcome::Unchanged),
-        }
+        fold_reservation(doc, envelope, event)
     }
 }
