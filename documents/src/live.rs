@@ -58,8 +58,8 @@ impl Route {
     }
 }
 
-fn err(e: impl std::fmt::Display) -> StoreError {
-    StoreError::from_display(e)
+fn err(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StoreError {
+    StoreError::new(e)
 }
 
 /// The route and its revision (`None`: no document yet).

@@ -28,8 +28,8 @@ pub struct Letter {
     pub doc: DeadLetterDoc,
 }
 
-fn err(e: impl std::fmt::Display) -> StoreError {
-    StoreError::from_display(e)
+fn err(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StoreError {
+    StoreError::new(e)
 }
 
 fn letter(d: StoredDoc) -> Result<Letter, StoreError> {
@@ -185,7 +185,7 @@ pub async fn retry(
                 let missing =
                     crate::rebuild::history(log, &envelope.aggregate_type, &envelope.aggregate_id)
                         .await
-                        .map_err(StoreError::from_display)?
+                        .map_err(StoreError::new)?
                         .into_iter()
                         .filter(|e| (*expected..*got).contains(&e.sequence))
                         .collect::<Vec<_>>();

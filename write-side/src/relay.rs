@@ -42,7 +42,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use sqlx::postgres::{PgListener, PgPool};
 use tessera_events::{EventLog, LogPosition};
-use tessera_runtime::{drive, Backoff, Jitter, Step, Stepped};
+use tessera_runtime::{drive, sleep_or_shutdown, Backoff, Jitter, Step, Stepped};
 use tokio_util::sync::CancellationToken;
 
 use crate::leader::Leadership;
@@ -578,6 +578,34 @@ impl Relay {
     /// Runs until `shutdown`: waits for the relay lock (standby), then
     /// publishes whenever events commit, and stands by again if the lock is
     /// lost. The batch in hand is finished first.
+    /// Waits for the relay lock, then reloads the checkpoint (it may have
+    /// moved while this instance stood by) and listens for commits. `None`
+    /// on shutdown.
+    async fn take_over(
+        &mut self,
+        leadership: &Leadership,
+        shutdown: &CancellationToken,
+    ) -> Result<Option<(crate::leader::LeaderGuard, PgListener)>, RelayError> {
+        let Some(lock) = leadership
+            .acquire(&format!("relay:{}", self.config.name), shutdown)
+            .await
+            .map_err(RelayError::Lock)?
+        else {
+            return Ok(None);
+        };
+        tracing::info!(relay = %self.config.name, "relay lock acquired; publishing");
+        self.checkpoint = load_checkpoint(&self.pool, &self.config.name).await?;
+        self.verified = false;
+        let mut listener = PgListener::connect_with(&self.pool)
+            .await
+            .map_err(RelayError::Store)?;
+        listener
+            .listen(NOTIFY_CHANNEL)
+            .await
+            .map_err(RelayError::Store)?;
+        Ok(Some((lock, listener)))
+    }
+
     pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), RelayError> {
         let leadership = Leadership::Postgres(self.pool.clone());
         let backoff = Backoff::new(
@@ -585,25 +613,24 @@ impl Relay {
             Duration::from_secs(5),
             Jitter::Equal,
         );
+        let mut failures = 0;
         while !shutdown.is_cancelled() {
-            let Some(lock) = leadership
-                .acquire(&format!("relay:{}", self.config.name), &shutdown)
-                .await
-                .map_err(RelayError::Lock)?
-            else {
-                break;
+            // Standing by and taking over talk to PostgreSQL too: a server
+            // restarting under us is waited out, never the end of the relay.
+            let (lock, listener) = match self.take_over(&leadership, &shutdown).await {
+                Ok(Some(taken)) => {
+                    failures = 0;
+                    taken
+                }
+                Ok(None) => break,
+                Err(error) => {
+                    failures += 1;
+                    let pause = backoff.delay(failures);
+                    tracing::warn!(%error, failures, pause_ms = pause.as_millis() as u64, "cannot take over the relay yet");
+                    sleep_or_shutdown(pause, &shutdown).await;
+                    continue;
+                }
             };
-            tracing::info!(relay = %self.config.name, "relay lock acquired; publishing");
-            // the checkpoint may have moved while we were standing by
-            self.checkpoint = load_checkpoint(&self.pool, &self.config.name).await?;
-            self.verified = false;
-            let mut listener = PgListener::connect_with(&self.pool)
-                .await
-                .map_err(RelayError::Store)?;
-            listener
-                .listen(NOTIFY_CHANNEL)
-                .await
-                .map_err(RelayError::Store)?;
             self.progress.update(|s| s.publishing = true);
             let stop = shutdown.child_token();
             let mut publishing = Publishing {

@@ -28,8 +28,8 @@ pub struct EmbeddedStore {
     changes: watch::Sender<u64>,
 }
 
-fn err(e: impl std::fmt::Display) -> StoreError {
-    StoreError::from_display(e)
+fn err(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StoreError {
+    StoreError::new(e)
 }
 
 impl EmbeddedStore {

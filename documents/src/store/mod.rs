@@ -73,18 +73,19 @@ pub struct ListQuery<'a> {
     pub limit: usize,
 }
 
+/// The document store failed; the adapter's error is the source.
 #[derive(Debug, thiserror::Error)]
 #[error("document store failed: {0}")]
-pub struct StoreError(pub String);
+pub struct StoreError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
 
 impl StoreError {
-    pub fn from_display(e: impl std::fmt::Display) -> Self {
-        Self(e.to_string())
+    pub fn new(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self(source.into())
     }
 
     /// Documents kept changing under a writer that retried.
     pub fn contended(what: &str) -> Self {
-        Self(format!("documents kept changing while {what}"))
+        Self::new(format!("documents kept changing while {what}"))
     }
 }
 

@@ -28,8 +28,8 @@ pub struct MongoStore {
     timeout: std::time::Duration,
 }
 
-fn err(e: impl std::fmt::Display) -> StoreError {
-    StoreError::from_display(e)
+fn err(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StoreError {
+    StoreError::new(e)
 }
 
 impl MongoStore {
@@ -66,7 +66,7 @@ impl MongoStore {
     ) -> Result<T, StoreError> {
         let limit = self.timeout.saturating_mul(scale);
         tokio::time::timeout(limit, op).await.unwrap_or_else(|_| {
-            Err(StoreError(format!(
+            Err(StoreError::new(format!(
                 "MongoDB did not answer {what} within {limit:?}"
             )))
         })
@@ -107,7 +107,7 @@ fn from_stored(mut doc: Document) -> Result<StoredDoc, StoreError> {
     let id = match doc.remove("_id") {
         Some(Bson::String(s)) => s,
         Some(other) => other.to_string(),
-        None => return Err(StoreError("document without _id".into())),
+        None => return Err(StoreError::new("document without _id")),
     };
     let rev = match doc.remove("_rev") {
         Some(Bson::Int64(n)) => u64::try_from(n).unwrap_or_default(),

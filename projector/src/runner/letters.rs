@@ -71,7 +71,7 @@ async fn store_letter(
     id: String,
     letter: &DeadLetterDoc,
 ) -> Result<(), StoreError> {
-    let body = serde_json::to_value(letter).map_err(StoreError::from_display)?;
+    let body = serde_json::to_value(letter).map_err(StoreError::new)?;
     // an existing letter for the same event (a batch folded again) is kept
     docs.write(
         collections::DEAD_LETTERS,

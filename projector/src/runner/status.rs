@@ -38,7 +38,7 @@ pub(crate) async fn save_status(
             events: stored.map_or(0, |s| s.events) + events,
             updated_at: chrono::Utc::now(),
         };
-        let body = serde_json::to_value(&status).map_err(StoreError::from_display)?;
+        let body = serde_json::to_value(&status).map_err(StoreError::new)?;
         let written = docs
             .write(
                 collections::PROJECTIONS,

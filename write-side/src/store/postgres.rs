@@ -97,7 +97,7 @@ impl EventLog for PgEventLog {
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .fetch_all(&self.pool)
             .await
-            .map_err(|e| LogError(e.to_string()))?;
+            .map_err(LogError::new)?;
         Ok(rows
             .into_iter()
             .map(|r| r.into_record(self.upcasters))
@@ -132,7 +132,7 @@ impl EventLog for PgEventLog {
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .fetch_all(&self.pool)
             .await
-            .map_err(|e| LogError(e.to_string()))?;
+            .map_err(LogError::new)?;
         Ok(rows
             .into_iter()
             .map(|r| r.into_record(self.upcasters))
@@ -146,7 +146,7 @@ impl EventLog for PgEventLog {
         )
         .fetch_optional(&self.pool)
         .await
-        .map_err(|e| LogError(e.to_string()))?;
+        .map_err(LogError::new)?;
         Ok(row.map_or(LogPosition::START, |(tx, pos)| LogPosition {
             tx_id: u64::try_from(tx).unwrap_or_default(),
             position: pos,

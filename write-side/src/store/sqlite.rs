@@ -83,7 +83,7 @@ impl EventLog for SqliteEventLog {
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .fetch_all(&self.pool)
             .await
-            .map_err(|e| LogError(e.to_string()))?;
+            .map_err(LogError::new)?;
         Ok(rows
             .into_iter()
             .map(|r| r.into_record(self.upcasters))
@@ -119,7 +119,7 @@ impl EventLog for SqliteEventLog {
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .fetch_all(&self.pool)
             .await
-            .map_err(|e| LogError(e.to_string()))?;
+            .map_err(LogError::new)?;
         Ok(rows
             .into_iter()
             .map(|r| r.into_record(self.upcasters))
@@ -130,7 +130,7 @@ impl EventLog for SqliteEventLog {
         let (position,): (Option<i64>,) = sqlx::query_as("SELECT max(global_position) FROM events")
             .fetch_one(&self.pool)
             .await
-            .map_err(|e| LogError(e.to_string()))?;
+            .map_err(LogError::new)?;
         Ok(LogPosition {
             tx_id: 0,
             position: position.unwrap_or(0),

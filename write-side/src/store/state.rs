@@ -10,8 +10,8 @@ use sqlx::{PgPool, SqlitePool};
 pub use tessera_queue::StateError;
 use tessera_queue::{QueueCursor, QueueStore};
 
-fn err(e: impl std::fmt::Display) -> StateError {
-    StateError(e.to_string())
+fn err(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StateError {
+    StateError::new(e)
 }
 
 /// A hold as the directory knows it.
