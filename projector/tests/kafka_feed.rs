@@ -64,7 +64,7 @@ impl EventFeed for CrashOnCommit {
 
     async fn commit(&mut self) -> Result<(), FeedError> {
         if self.commits_left == 0 {
-            return Err(FeedError("crashed before committing".into()));
+            return Err(FeedError::new("crashed before committing"));
         }
         self.commits_left -= 1;
         self.inner.commit().await

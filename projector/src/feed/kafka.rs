@@ -198,8 +198,8 @@ pub struct KafkaFeed {
     lag: Option<u64>,
 }
 
-fn feed_err(e: impl std::fmt::Display) -> FeedError {
-    FeedError(e.to_string())
+fn feed_err(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> FeedError {
+    FeedError::new(e)
 }
 
 /// The consumer settings of a projector: no group (partitions are assigned
@@ -682,8 +682,8 @@ impl EventFeed for KafkaFeed {
                 return Ok(());
             }
         }
-        Err(FeedError(
-            "the partition leases kept changing while committing".into(),
+        Err(FeedError::new(
+            "the partition leases kept changing while committing",
         ))
     }
 
@@ -712,8 +712,8 @@ impl EventFeed for KafkaFeed {
                 return Ok(());
             }
         }
-        Err(FeedError(
-            "the partition leases kept changing while releasing".into(),
+        Err(FeedError::new(
+            "the partition leases kept changing while releasing",
         ))
     }
 }

@@ -21,9 +21,16 @@ pub enum Delivery {
     },
 }
 
+/// The feed failed; the broker's or the store's error is the source.
 #[derive(Debug, thiserror::Error)]
 #[error("event feed failed: {0}")]
-pub struct FeedError(pub String);
+pub struct FeedError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
+
+impl FeedError {
+    pub fn new(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self(source.into())
+    }
+}
 
 #[async_trait]
 pub trait EventFeed: Send + Sync {

@@ -51,7 +51,7 @@ impl TailFeed {
         let start = docs
             .get(collections::PROJECTIONS, projection)
             .await
-            .map_err(|e| FeedError(e.to_string()))?
+            .map_err(FeedError::new)?
             .and_then(|d| serde_json::from_value::<ProjectionStatus>(d.body).ok())
             .map_or(LogPosition::START, |s| LogPosition {
                 tx_id: s.tx_id,
@@ -65,7 +65,7 @@ impl TailFeed {
             .log
             .read_after(self.cursor, max)
             .await
-            .map_err(|e| FeedError(e.to_string()))?;
+            .map_err(FeedError::new)?;
         if let Some(last) = records.last() {
             self.cursor = last.at;
         }
