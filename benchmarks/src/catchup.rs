@@ -34,6 +34,18 @@ pub struct CaughtUp {
     pub per_second: f64,
 }
 
+impl CaughtUp {
+    /// The report's detail column: what the run produced and how long it took.
+    pub fn detail(&self) -> String {
+        format!(
+            "{} events, {} documents, {:.1} s",
+            crate::report::thousands(self.events as f64),
+            crate::report::thousands(self.documents as f64),
+            self.seconds
+        )
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct CatchupConfig {
     pub accounts: u64,

@@ -230,8 +230,8 @@ pub async fn run(config: &SuiteConfig) -> Result<Report> {
             ),
         );
         // one event per batch: one document round trip per event, the live
-        // projector's write pattern before it coalesced batches. About 40
-        // events/s here and slowing as it goes, so it reads a backlog of
+        // projector's write pattern before it coalesced batches. About 170
+        // events/s here (bench-20261202T022305Z), so it reads a backlog of
         // fifty accounts of its own.
         let few = CatchupConfig {
             accounts: c.accounts.min(50),
@@ -249,12 +249,7 @@ pub async fn run(config: &SuiteConfig) -> Result<Report> {
         s.add(
             "projector `accounts`, one event per batch (one write per event)",
             single.per_second,
-            format!(
-                "{} events, {} documents, {:.1} s",
-                thousands(single.events as f64),
-                thousands(single.documents as f64),
-                single.seconds
-            ),
+            single.detail(),
         );
         for p in catchup::projections() {
             let name = p.name();
@@ -262,12 +257,7 @@ pub async fn run(config: &SuiteConfig) -> Result<Report> {
             s.add(
                 &format!("projector `{name}` from the start of the topic, batches of {BATCH}"),
                 run.per_second,
-                format!(
-                    "{} events, {} documents, {:.1} s",
-                    thousands(run.events as f64),
-                    thousands(run.documents as f64),
-                    run.seconds
-                ),
+                run.detail(),
             );
         }
         sections.push(s);
