@@ -84,3 +84,59 @@ async fn serve_runs_the_whole_contract_and_survives_a_restart() {
         "authenticated (no account behind it), not 401"
     );
 }
+
+/// The OpenAPI document and the router are one list (utoipa-axum), and this
+/// checks it from outside: every documented operation is routed (the
+/// answer is never the router's own "route not found" or 405), and every
+/// method a documented path does not list is refused with 405.
+#[tokio::test]
+async fn every_route_is_documented_and_every_documented_route_is_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Tessera::spawn(
+        &["serve"],
+        &[("TESSERA_DATA_DIR", dir.path().display().to_string())],
+    )
+    .await;
+    let c = Client::new(&server.addr, &server.addr);
+    let doc = c.call(Method::GET, "/openapi.json", None, None).await;
+    let paths = doc.body["paths"].as_object().expect("paths").clone();
+    assert!(paths.len() >= 30, "{} paths", paths.len());
+    let methods = [
+        Method::GET,
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+    ];
+    let mut operations = 0;
+    for (path, item) in &paths {
+        let concrete: String = path
+            .split('/')
+            .map(|part| if part.starts_with('{') { "x" } else { part })
+            .collect::<Vec<_>>()
+            .join("/");
+        for method in &methods {
+            let documented = item.get(method.as_str().to_lowercase()).is_some();
+            let answer = c.call(method.clone(), &concrete, None, None).await;
+            let unrouted = answer.status == StatusCode::NOT_FOUND
+                && answer.body["error"]["message"] == "route not found";
+            if documented {
+                operations += 1;
+                assert!(
+                    !unrouted && answer.status != StatusCode::METHOD_NOT_ALLOWED,
+                    "{method} {path} is documented but not served: {} {}",
+                    answer.status,
+                    answer.body
+                );
+            } else {
+                assert_eq!(
+                    answer.status,
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "{method} {path} is served but not documented: {}",
+                    answer.body
+                );
+            }
+        }
+    }
+    assert!(operations >= 47, "{operations} operations");
+}

@@ -2,22 +2,23 @@
 
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 use tessera_documents::documents::{collections, AccountDoc, PointEntryDoc};
 use tessera_documents::store::Order;
 use tessera_http::error::{ApiError, ErrorBody};
 use tessera_http::extract::{ApiQuery, CurrentUser};
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::query::{fetch, list_page, typed, MinVersion, Page, PageParams};
 use crate::ReadState;
 
-pub fn router() -> Router<ReadState> {
-    Router::new()
-        .route("/v1/accounts/me", get(me))
-        .route("/v1/accounts/me/history", get(history))
+pub fn router() -> OpenApiRouter<ReadState> {
+    OpenApiRouter::new()
+        .routes(routes!(me))
+        .routes(routes!(history))
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

@@ -2,8 +2,7 @@
 //! projection stands. Both need the `admin` role.
 
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -11,6 +10,8 @@ use tessera_events::{Envelope, LogFilter};
 use tessera_http::error::{ApiError, ErrorBody};
 use tessera_http::extract::{AdminUser, ApiQuery};
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::query::{encode_cursor, store_failed};
@@ -21,10 +22,10 @@ use crate::ReadState;
 const DEFAULT_EVENTS: usize = 100;
 const MAX_EVENTS: usize = 1000;
 
-pub fn router() -> Router<ReadState> {
-    Router::new()
-        .route("/v1/admin/events", get(events))
-        .route("/v1/admin/projections", get(projections))
+pub fn router() -> OpenApiRouter<ReadState> {
+    OpenApiRouter::new()
+        .routes(routes!(events))
+        .routes(routes!(projections))
 }
 
 /// `GET /v1/admin/events` filters. `cursor` (from the previous page) and

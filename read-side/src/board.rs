@@ -4,8 +4,7 @@ use std::collections::BTreeMap;
 
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tessera_documents::documents::{collections, ChannelPostDoc, PostDoc};
@@ -14,14 +13,16 @@ use tessera_http::error::{ApiError, ErrorBody};
 use tessera_http::extract::{ApiQuery, CurrentUser};
 use tessera_http::ApiPath;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::query::{list_page, plain, read_one, typed, MinVersion, Page, PageParams};
 use crate::ReadState;
 
-pub fn router() -> Router<ReadState> {
-    Router::new()
-        .route("/v1/posts/{post_id}", get(post))
-        .route("/v1/channels/{channel_id}/posts", get(channel_posts))
+pub fn router() -> OpenApiRouter<ReadState> {
+    OpenApiRouter::new()
+        .routes(routes!(post))
+        .routes(routes!(channel_posts))
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

@@ -3,8 +3,7 @@
 
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tessera_documents::documents::{
@@ -16,19 +15,21 @@ use tessera_http::extract::{ApiQuery, CurrentUser, QueueToken};
 use tessera_http::ApiPath;
 use tessera_queue::{QueueDenied, QueueState};
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::query::{list_page, plain, read_one, store_failed, typed, MinVersion, Page, PageParams};
 use crate::ReadState;
 
-pub fn router() -> Router<ReadState> {
-    Router::new()
-        .route("/v1/concerts", get(concerts))
-        .route("/v1/concerts/{concert_id}", get(concert))
-        .route("/v1/concerts/{concert_id}/schedules", get(schedules))
-        .route("/v1/queue/status", get(queue_status))
-        .route("/v1/schedules/{schedule_id}/seats", get(seats))
-        .route("/v1/reservations/{reservation_id}", get(reservation))
-        .route("/v1/me/reservations", get(my_reservations))
+pub fn router() -> OpenApiRouter<ReadState> {
+    OpenApiRouter::new()
+        .routes(routes!(concerts))
+        .routes(routes!(concert))
+        .routes(routes!(schedules))
+        .routes(routes!(queue_status))
+        .routes(routes!(seats))
+        .routes(routes!(reservation))
+        .routes(routes!(my_reservations))
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

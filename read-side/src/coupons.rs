@@ -2,8 +2,7 @@
 
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 use tessera_documents::documents::{collections, CouponDoc, UserCouponDoc};
 use tessera_documents::store::Order;
@@ -11,14 +10,16 @@ use tessera_http::error::{ApiError, ErrorBody};
 use tessera_http::extract::{ApiQuery, CurrentUser};
 use tessera_http::ApiPath;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::query::{list_page, plain, read_one, typed, MinVersion, Page, PageParams};
 use crate::ReadState;
 
-pub fn router() -> Router<ReadState> {
-    Router::new()
-        .route("/v1/coupons/{coupon_id}", get(coupon))
-        .route("/v1/me/coupons", get(my_coupons))
+pub fn router() -> OpenApiRouter<ReadState> {
+    OpenApiRouter::new()
+        .routes(routes!(coupon))
+        .routes(routes!(my_coupons))
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

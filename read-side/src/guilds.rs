@@ -2,8 +2,7 @@
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 use tessera_documents::documents::{collections, GuildDoc, GuildMemberDoc, UserGuildsDoc};
 use tessera_documents::store::Order;
@@ -11,17 +10,19 @@ use tessera_http::error::{ApiError, ErrorBody};
 use tessera_http::extract::{ApiQuery, CurrentUser};
 use tessera_http::ApiPath;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::query::{
     encode_cursor, fetch, list_page, store_failed, typed, MinVersion, Page, PageParams,
 };
 use crate::ReadState;
 
-pub fn router() -> Router<ReadState> {
-    Router::new()
-        .route("/v1/guilds/{guild_id}", get(guild))
-        .route("/v1/guilds/{guild_id}/members", get(members))
-        .route("/v1/me/guilds", get(my_guilds))
+pub fn router() -> OpenApiRouter<ReadState> {
+    OpenApiRouter::new()
+        .routes(routes!(guild))
+        .routes(routes!(members))
+        .routes(routes!(my_guilds))
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

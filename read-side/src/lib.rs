@@ -24,6 +24,7 @@ use tessera_events::EventLog;
 use tessera_http::auth::Authenticator;
 use tessera_queue::QueueGate;
 use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
 pub use query::{Page, PageParams};
 
@@ -70,30 +71,26 @@ impl FromRef<ReadState> for Arc<Authenticator> {
     }
 }
 
-/// The query routes (no ops routes, no layers).
-pub fn router(state: ReadState) -> Router {
-    Router::new()
+/// Every query route with its OpenAPI entry, from one list: a route
+/// cannot be served undocumented, nor documented unserved.
+fn routes() -> OpenApiRouter<ReadState> {
+    OpenApiRouter::with_openapi(ReadApiDoc::openapi())
         .merge(accounts::router())
         .merge(guilds::router())
         .merge(board::router())
         .merge(concerts::router())
         .merge(coupons::router())
         .merge(admin::router())
-        .with_state(state)
+}
+
+/// The query routes (no ops routes, no layers).
+pub fn router(state: ReadState) -> Router {
+    routes().split_for_parts().0.with_state(state)
 }
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Tessera read API", description = "Queries over projected documents. Reads of one document accept `min_version`: the server waits up to 2 s for the document to reach it and marks an older answer with `X-Stale: true`. Lists take `limit` (1..=100, default 20) and the opaque `cursor` of the previous page."),
-    paths(
-        accounts::me, accounts::history,
-        guilds::guild, guilds::members, guilds::my_guilds,
-        board::post, board::channel_posts,
-        concerts::concerts, concerts::concert, concerts::schedules, concerts::queue_status, concerts::seats,
-        concerts::reservation, concerts::my_reservations,
-        coupons::coupon, coupons::my_coupons,
-        admin::events, admin::projections,
-    ),
     tags((name = "accounts"), (name = "guilds"), (name = "board"), (name = "concerts"), (name = "queue"),
         (name = "reservations"), (name = "coupons"), (name = "admin")),
 )]
@@ -101,5 +98,5 @@ pub struct ReadApiDoc;
 
 /// The OpenAPI document of the read API.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    ReadApiDoc::openapi()
+    routes().split_for_parts().1
 }

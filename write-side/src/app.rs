@@ -16,6 +16,7 @@ use crate::domain::coupon::Coupon;
 use crate::domain::guild::{Guild, GuildServices, GuildServicesRef};
 use crate::domain::post::{BoardServices, BoardServicesRef, ChannelFacts, Membership, Post};
 use crate::domain::schedule::{Schedule, ScheduleServices, ScheduleServicesRef};
+use crate::domain::FactUnavailable;
 use crate::store::credentials::CredentialStore;
 use crate::store::state::Directory;
 use crate::store::Store;
@@ -93,11 +94,11 @@ struct AccountDirectory(Arc<CommandBus<Account>>);
 
 #[async_trait]
 impl GuildServices for AccountDirectory {
-    async fn account_nickname(&self, user_id: &str) -> Result<Option<String>, String> {
+    async fn account_nickname(&self, user_id: &str) -> Result<Option<String>, FactUnavailable> {
         self.0
             .read(user_id, |a| a.exists().then(|| a.nickname().to_owned()))
             .await
-            .map_err(|e| e.to_string())
+            .map_err(FactUnavailable::new)
     }
 }
 
@@ -110,12 +111,12 @@ struct GuildFacts {
 
 #[async_trait]
 impl BoardServices for GuildFacts {
-    async fn channel(&self, channel_id: &str) -> Result<Option<ChannelFacts>, String> {
+    async fn channel(&self, channel_id: &str) -> Result<Option<ChannelFacts>, FactUnavailable> {
         let Some(guild_id) = self
             .directory
             .channel_guild(channel_id)
             .await
-            .map_err(|e| e.to_string())?
+            .map_err(FactUnavailable::new)?
         else {
             return Ok(None);
         };
@@ -125,11 +126,15 @@ impl BoardServices for GuildFacts {
                 g.exists().then(|| g.channel_kind(channel_id)).flatten()
             })
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(FactUnavailable::new)?;
         Ok(kind.map(|kind| ChannelFacts { guild_id, kind }))
     }
 
-    async fn membership(&self, guild_id: &str, user_id: &str) -> Result<Membership, String> {
+    async fn membership(
+        &self,
+        guild_id: &str,
+        user_id: &str,
+    ) -> Result<Membership, FactUnavailable> {
         self.guilds
             .read(guild_id, |g| Membership {
                 guild_alive: g.exists(),
@@ -138,7 +143,7 @@ impl BoardServices for GuildFacts {
                 guild_version: g.version(),
             })
             .await
-            .map_err(|e| e.to_string())
+            .map_err(FactUnavailable::new)
     }
 }
 
@@ -146,11 +151,11 @@ struct ConcertFacts(Arc<CommandBus<Concert>>);
 
 #[async_trait]
 impl ScheduleServices for ConcertFacts {
-    async fn concert_exists(&self, concert_id: &str) -> Result<bool, String> {
+    async fn concert_exists(&self, concert_id: &str) -> Result<bool, FactUnavailable> {
         self.0
             .read(concert_id, Concert::exists)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(FactUnavailable::new)
     }
 }
 

@@ -70,6 +70,9 @@ pub struct Committed<T> {
 
 /// Why a command did not go through. Rejections are the domain's answer
 /// (4xx); failures are infrastructure's (5xx, logged, details withheld).
+/// The cause an infrastructure failure keeps.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError<E: DomainError> {
     #[error("rejected: {0}")]
@@ -77,23 +80,23 @@ pub enum CommandError<E: DomainError> {
     #[error("gave up after {attempts} optimistic conflicts")]
     Conflict { attempts: u32 },
     #[error("infrastructure failed: {0}")]
-    Failed(String),
+    Failed(#[source] Cause),
     /// The event store did not answer (in time): nothing is known to be
     /// written; a retry is safe for idempotent commands.
     #[error("event store unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Cause),
 }
 
 impl<E: DomainError> CommandError<E> {
     fn from_aggregate(e: AggregateError<E>) -> Self {
         match e {
             AggregateError::UserError(e) if e.kind() == ErrorKind::Unavailable => {
-                Self::Failed(e.to_string())
+                Self::Failed(Box::new(e))
             }
             AggregateError::UserError(e) => Self::Rejected(e),
             AggregateError::AggregateConflict => Self::Conflict { attempts: 1 },
-            AggregateError::DatabaseConnectionError(e) => Self::Unavailable(e.to_string()),
-            other => Self::Failed(other.to_string()),
+            AggregateError::DatabaseConnectionError(e) => Self::Unavailable(e),
+            other => Self::Failed(Box::new(other)),
         }
     }
 }
@@ -349,9 +352,9 @@ pub enum AppError {
     #[error("gave up after {attempts} optimistic conflicts")]
     Conflict { attempts: u32 },
     #[error("infrastructure failed: {0}")]
-    Failed(String),
+    Failed(#[source] Cause),
     #[error("unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Cause),
 }
 
 impl AppError {
@@ -359,8 +362,8 @@ impl AppError {
         Self::Rejected(Rejection::new(kind, code, message))
     }
 
-    pub fn failed(e: impl std::fmt::Display) -> Self {
-        Self::Failed(e.to_string())
+    pub fn failed(cause: impl Into<Cause>) -> Self {
+        Self::Failed(cause.into())
     }
 
     /// The rejection code, if the domain rejected.

@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::app::WriteSide;
-use crate::bus::{AppError, CommandContext};
+use crate::bus::{AppError, Cause, CommandContext};
 use crate::domain::account::{AccountCommand, AccountError};
 use crate::domain::coupon::CouponCommand;
 use crate::domain::schedule::{Hold, HoldStatus, ScheduleCommand, ScheduleError};
@@ -44,7 +44,7 @@ fn not_found() -> AppError {
     AppError::rejected(ErrorKind::NotFound, "not_found", "reservation not found")
 }
 
-fn state_failed(e: impl std::fmt::Display) -> AppError {
+fn state_failed(e: impl Into<Cause>) -> AppError {
     AppError::failed(e)
 }
 

@@ -1,6 +1,6 @@
 use tessera_events::{aggregate, AccountEvent, DomainEvent, Envelope};
 
-use super::{follow, Fold, FoldError, Outcome, Step, Targets};
+use super::{open, Fold, FoldError, Outcome, Targets};
 use tessera_documents::documents::{collections, AccountDoc};
 
 /// `accounts`: one document per account, following every account event.
@@ -25,45 +25,37 @@ impl Fold for Accounts {
             return Ok(Outcome::Unchanged);
         };
         let sequence = envelope.sequence;
-        let Some(mut doc) = doc else {
-            return match event {
-                AccountEvent::AccountRegistered { email, nickname } if sequence == 1 => {
-                    Ok(Outcome::Put(AccountDoc {
-                        account_id: envelope.aggregate_id.clone(),
-                        email: email.clone(),
-                        nickname: nickname.clone(),
-                        profile_image: None,
-                        balance: 0,
-                        created_at: envelope.metadata.occurred_at,
-                        version: 1,
-                    }))
-                }
-                _ => Err(FoldError::Gap {
-                    expected: 1,
-                    got: sequence,
-                }),
-            };
+        let created = || match event {
+            AccountEvent::AccountRegistered { email, nickname } => Some(AccountDoc {
+                account_id: envelope.aggregate_id.clone(),
+                email: email.clone(),
+                nickname: nickname.clone(),
+                profile_image: None,
+                balance: 0,
+                created_at: envelope.metadata.occurred_at,
+                version: 1,
+            }),
+            _ => None,
         };
-        if follow(doc.version, sequence)? == Step::Duplicate {
-            return Ok(Outcome::Unchanged);
-        }
-        match event {
-            AccountEvent::AccountRegistered { .. } => {
-                return Err(FoldError::Inapplicable("account registered twice".into()))
+        open(doc, |d| d.version, sequence, created)?.then(|mut doc| {
+            match event {
+                AccountEvent::AccountRegistered { .. } => {
+                    return Err(FoldError::Inapplicable("account registered twice".into()))
+                }
+                AccountEvent::ProfileUpdated {
+                    nickname,
+                    profile_image,
+                } => {
+                    doc.nickname.clone_from(nickname);
+                    doc.profile_image.clone_from(profile_image);
+                }
+                AccountEvent::PointsCharged { balance, .. }
+                | AccountEvent::PointsUsed { balance, .. }
+                | AccountEvent::PointsRefunded { balance, .. } => doc.balance = *balance,
             }
-            AccountEvent::ProfileUpdated {
-                nickname,
-                profile_image,
-            } => {
-                doc.nickname.clone_from(nickname);
-                doc.profile_image.clone_from(profile_image);
-            }
-            AccountEvent::PointsCharged { balance, .. }
-            | AccountEvent::PointsUsed { balance, .. }
-            | AccountEvent::PointsRefunded { balance, .. } => doc.balance = *balance,
-        }
-        doc.version = sequence;
-        Ok(Outcome::Put(doc))
+            doc.version = sequence;
+            Ok(Outcome::Put(doc))
+        })
     }
 }
 

@@ -1,7 +1,7 @@
 use tessera_events::{aggregate, DomainEvent, Envelope, PostEvent};
 
 use super::posts::{nickname_change, post_targets};
-use super::{follow, monotonic, Fold, FoldError, Outcome, Step, Targets};
+use super::{monotonic, open, Fold, FoldError, Outcome, Step, Targets};
 use tessera_documents::documents::{collections, ChannelPostDoc};
 
 /// `channel_posts`: a summary per post (id = post id, which is
@@ -44,63 +44,57 @@ impl Fold for ChannelPosts {
                 return Ok(Outcome::Put(doc));
             }
         };
-        let Some(mut doc) = doc else {
-            return match event {
-                PostEvent::PostCreated {
-                    guild_id,
-                    channel_id,
-                    author_id,
-                    author_nickname,
-                    guild_version,
-                    title,
-                    ..
-                } if sequence == 1 => Ok(Outcome::Put(ChannelPostDoc {
-                    channel_id: channel_id.clone(),
-                    post_id: envelope.aggregate_id.clone(),
-                    title: title.clone(),
-                    author_id: author_id.clone(),
-                    author_nickname: author_nickname.clone(),
-                    comment_count: 0,
-                    reactions: Default::default(),
-                    created_at: envelope.metadata.occurred_at,
-                    listed_in: Some(channel_id.clone()),
-                    version: 1,
-                    guild_version: *guild_version,
-                    nick_keys: vec![format!("{guild_id}:{author_id}")],
-                })),
-                _ => Err(FoldError::Gap {
-                    expected: 1,
-                    got: sequence,
-                }),
-            };
+        let created = || match event {
+            PostEvent::PostCreated {
+                guild_id,
+                channel_id,
+                author_id,
+                author_nickname,
+                guild_version,
+                title,
+                ..
+            } => Some(ChannelPostDoc {
+                channel_id: channel_id.clone(),
+                post_id: envelope.aggregate_id.clone(),
+                title: title.clone(),
+                author_id: author_id.clone(),
+                author_nickname: author_nickname.clone(),
+                comment_count: 0,
+                reactions: Default::default(),
+                created_at: envelope.metadata.occurred_at,
+                listed_in: Some(channel_id.clone()),
+                version: 1,
+                guild_version: *guild_version,
+                nick_keys: vec![format!("{guild_id}:{author_id}")],
+            }),
+            _ => None,
         };
-        if follow(doc.version, sequence)? == Step::Duplicate {
-            return Ok(Outcome::Unchanged);
-        }
-        match event {
-            PostEvent::PostCreated { .. } => {
-                return Err(FoldError::Inapplicable("post created twice".into()))
-            }
-            PostEvent::PostEdited { title, .. } => doc.title.clone_from(title),
-            PostEvent::PostDeleted { .. } => doc.listed_in = None,
-            PostEvent::CommentAdded { .. } => doc.comment_count += 1,
-            PostEvent::CommentDeleted { .. } => {
-                doc.comment_count = doc.comment_count.saturating_sub(1)
-            }
-            PostEvent::CommentEdited { .. } => {}
-            PostEvent::ReactionAdded { emoji, .. } => {
-                *doc.reactions.entry(emoji.clone()).or_default() += 1
-            }
-            PostEvent::ReactionRemoved { emoji, .. } => {
-                if let Some(n) = doc.reactions.get_mut(emoji) {
-                    *n = n.saturating_sub(1);
-                    if *n == 0 {
-                        doc.reactions.remove(emoji);
+        open(doc, |d| d.version, sequence, created)?.then(|mut doc| {
+            match event {
+                PostEvent::PostCreated { .. } => {
+                    return Err(FoldError::Inapplicable("post created twice".into()))
+                }
+                PostEvent::PostEdited { title, .. } => doc.title.clone_from(title),
+                PostEvent::PostDeleted { .. } => doc.listed_in = None,
+                PostEvent::CommentAdded { .. } => doc.comment_count += 1,
+                PostEvent::CommentDeleted { .. } => {
+                    doc.comment_count = doc.comment_count.saturating_sub(1)
+                }
+                PostEvent::CommentEdited { .. } => {}
+                PostEvent::ReactionAdded { emoji, .. } => {
+                    *doc.reactions.entry(emoji.clone()).or_default() += 1
+                }
+                PostEvent::ReactionRemoved { emoji, .. } => {
+                    if let Some(n) = doc.reactions.get_mut(emoji) {
+                        *n = n.saturating_sub(1);
+                        if *n == 0 {
+                            doc.reactions.remove(emoji);
+                        }
                     }
                 }
             }
-        }
-        doc.version = sequence;
-        Ok(Outcome::Put(doc))
+            doc.version = sequence;
+            Ok(Outcome::Put(doc))
+        })
     }
 }

@@ -1,7 +1,7 @@
 use tessera_documents::documents::{collections, ConcertDoc};
 use tessera_events::{aggregate, ConcertEvent, DomainEvent, Envelope};
 
-use super::{follow, Fold, FoldError, Outcome, Step, Targets};
+use super::{open, Fold, FoldError, Outcome, Targets};
 
 /// `concerts`: one document per concert.
 pub struct Concerts;
@@ -24,21 +24,15 @@ impl Fold for Concerts {
         let DomainEvent::Concert(ConcertEvent::ConcertCreated { name }) = event else {
             return Ok(Outcome::Unchanged);
         };
-        match doc {
-            Some(d) if follow(d.version, envelope.sequence)? == Step::Duplicate => {
-                Ok(Outcome::Unchanged)
-            }
-            Some(_) => Err(FoldError::Inapplicable("concert created twice".into())),
-            None if envelope.sequence == 1 => Ok(Outcome::Put(ConcertDoc {
+        let created = || {
+            Some(ConcertDoc {
                 concert_id: envelope.aggregate_id.clone(),
                 name: name.clone(),
                 created_at: envelope.metadata.occurred_at,
                 version: 1,
-            })),
-            None => Err(FoldError::Gap {
-                expected: 1,
-                got: envelope.sequence,
-            }),
-        }
+            })
+        };
+        open(doc, |d| d.version, envelope.sequence, created)?
+            .then(|_| Err(FoldError::Inapplicable("concert created twice".into())))
     }
 }

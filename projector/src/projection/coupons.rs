@@ -1,6 +1,6 @@
 use tessera_events::{aggregate, CouponEvent, DomainEvent, Envelope};
 
-use super::{follow, monotonic, Fold, FoldError, Outcome, Step, Targets};
+use super::{monotonic, open, Fold, FoldError, Outcome, Step, Targets};
 use tessera_documents::documents::{collections, pair_id, CouponDoc, UserCouponDoc};
 
 /// `coupons`: a campaign with how many are issued and remain.
@@ -25,42 +25,36 @@ impl Fold for Coupons {
             return Ok(Outcome::Unchanged);
         };
         let sequence = envelope.sequence;
-        let Some(mut doc) = doc else {
-            return match event {
-                CouponEvent::CouponCreated {
-                    name,
-                    total_quantity,
-                    discount_amount,
-                } if sequence == 1 => Ok(Outcome::Put(CouponDoc {
-                    coupon_id: envelope.aggregate_id.clone(),
-                    name: name.clone(),
-                    total_quantity: *total_quantity,
-                    issued: 0,
-                    remaining: *total_quantity,
-                    discount_amount: *discount_amount,
-                    version: 1,
-                })),
-                _ => Err(FoldError::Gap {
-                    expected: 1,
-                    got: sequence,
-                }),
-            };
+        let created = || match event {
+            CouponEvent::CouponCreated {
+                name,
+                total_quantity,
+                discount_amount,
+            } => Some(CouponDoc {
+                coupon_id: envelope.aggregate_id.clone(),
+                name: name.clone(),
+                total_quantity: *total_quantity,
+                issued: 0,
+                remaining: *total_quantity,
+                discount_amount: *discount_amount,
+                version: 1,
+            }),
+            _ => None,
         };
-        if follow(doc.version, sequence)? == Step::Duplicate {
-            return Ok(Outcome::Unchanged);
-        }
-        match event {
-            CouponEvent::CouponCreated { .. } => {
-                return Err(FoldError::Inapplicable("coupon created twice".into()))
+        open(doc, |d| d.version, sequence, created)?.then(|mut doc| {
+            match event {
+                CouponEvent::CouponCreated { .. } => {
+                    return Err(FoldError::Inapplicable("coupon created twice".into()))
+                }
+                CouponEvent::CouponIssued { issued, .. } => {
+                    doc.issued = *issued;
+                    doc.remaining = doc.total_quantity.saturating_sub(*issued);
+                }
+                CouponEvent::CouponUsed { .. } | CouponEvent::CouponReleased { .. } => {}
             }
-            CouponEvent::CouponIssued { issued, .. } => {
-                doc.issued = *issued;
-                doc.remaining = doc.total_quantity.saturating_sub(*issued);
-            }
-            CouponEvent::CouponUsed { .. } | CouponEvent::CouponReleased { .. } => {}
-        }
-        doc.version = sequence;
-        Ok(Outcome::Put(doc))
+            doc.version = sequence;
+            Ok(Outcome::Put(doc))
+        })
     }
 }
 

@@ -1,6 +1,6 @@
 use tessera_events::{aggregate, DomainEvent, Envelope, GuildEvent};
 
-use super::{follow, Fold, FoldError, Outcome, Step, Targets};
+use super::{open, Fold, FoldError, Outcome, Targets};
 use tessera_documents::documents::{collections, CategoryDoc, ChannelDoc, GuildDoc};
 
 /// `guilds`: one document per guild, following every guild event.
@@ -25,70 +25,68 @@ impl Fold for Guilds {
             return Ok(Outcome::Unchanged);
         };
         let sequence = envelope.sequence;
-        let Some(mut doc) = doc else {
-            return match event {
-                GuildEvent::GuildCreated {
-                    name,
-                    profile_image,
-                    owner_id,
-                    ..
-                } if sequence == 1 => Ok(Outcome::Put(GuildDoc {
-                    guild_id: envelope.aggregate_id.clone(),
-                    name: name.clone(),
-                    profile_image: profile_image.clone(),
-                    owner_id: owner_id.clone(),
-                    member_count: 1,
-                    categories: Vec::new(),
-                    channels: Vec::new(),
-                    deleted: false,
-                    created_at: envelope.metadata.occurred_at,
-                    version: 1,
-                })),
-                _ => Err(FoldError::Gap {
-                    expected: 1,
-                    got: sequence,
-                }),
-            };
-        };
-        if follow(doc.version, sequence)? == Step::Duplicate {
-            return Ok(Outcome::Unchanged);
-        }
-        match event {
-            GuildEvent::GuildCreated { .. } => {
-                return Err(FoldError::Inapplicable("guild created twice".into()))
-            }
-            GuildEvent::GuildUpdated {
+        let created = || match event {
+            GuildEvent::GuildCreated {
                 name,
                 profile_image,
-            } => {
-                doc.name.clone_from(name);
-                doc.profile_image.clone_from(profile_image);
-            }
-            GuildEvent::GuildDeleted => doc.deleted = true,
-            GuildEvent::MemberJoined { .. } => doc.member_count += 1,
-            GuildEvent::MemberLeft { .. } => doc.member_count = doc.member_count.saturating_sub(1),
-            GuildEvent::MemberNicknameChanged { .. } => {}
-            GuildEvent::CategoryCreated { category_id, name } => doc.categories.push(CategoryDoc {
-                category_id: category_id.clone(),
+                owner_id,
+                ..
+            } => Some(GuildDoc {
+                guild_id: envelope.aggregate_id.clone(),
                 name: name.clone(),
+                profile_image: profile_image.clone(),
+                owner_id: owner_id.clone(),
+                member_count: 1,
+                categories: Vec::new(),
+                channels: Vec::new(),
+                deleted: false,
+                created_at: envelope.metadata.occurred_at,
+                version: 1,
             }),
-            GuildEvent::ChannelCreated {
-                channel_id,
-                name,
-                kind,
-                category_id,
-            } => doc.channels.push(ChannelDoc {
-                channel_id: channel_id.clone(),
-                name: name.clone(),
-                kind: *kind,
-                category_id: category_id.clone(),
-            }),
-            GuildEvent::ChannelDeleted { channel_id } => {
-                doc.channels.retain(|c| &c.channel_id != channel_id);
+            _ => None,
+        };
+        open(doc, |d| d.version, sequence, created)?.then(|mut doc| {
+            match event {
+                GuildEvent::GuildCreated { .. } => {
+                    return Err(FoldError::Inapplicable("guild created twice".into()))
+                }
+                GuildEvent::GuildUpdated {
+                    name,
+                    profile_image,
+                } => {
+                    doc.name.clone_from(name);
+                    doc.profile_image.clone_from(profile_image);
+                }
+                GuildEvent::GuildDeleted => doc.deleted = true,
+                GuildEvent::MemberJoined { .. } => doc.member_count += 1,
+                GuildEvent::MemberLeft { .. } => {
+                    doc.member_count = doc.member_count.saturating_sub(1)
+                }
+                GuildEvent::MemberNicknameChanged { .. } => {}
+                GuildEvent::CategoryCreated { category_id, name } => {
+                    doc.categories.push(CategoryDoc {
+                        category_id: category_id.clone(),
+                        name: name.clone(),
+                    })
+                }
+                GuildEvent::ChannelCreated {
+                    channel_id,
+                    name,
+                    kind,
+                    category_id,
+                } => doc.channels.push(ChannelDoc {
+                    channel_id: channel_id.clone(),
+                    name: name.clone(),
+                    kind: *kind,
+                    category_id: category_id.clone(),
+                }),
+                GuildEvent::ChannelDeleted { channel_id } => {
+                    doc.channels.retain(|c| &c.channel_id != channel_id);
+                }
             }
-        }
-        doc.version = sequence;
-        Ok(Outcome::Put(doc))
+            doc.version = sequence;
+            Ok(Outcome::Put(doc))
+        })
     }
 }
 

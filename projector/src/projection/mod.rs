@@ -201,6 +201,58 @@ pub fn follow(current: u64, sequence: u64) -> Result<Step, FoldError> {
     }
 }
 
+/// Where an event leaves a document that follows every event of one
+/// aggregate (see [`open`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Opening<D> {
+    /// The stream's first event made the document.
+    Created(D),
+    /// The document, ready for the event that comes next in its stream.
+    Next(D),
+    /// An event the document already holds.
+    Duplicate,
+}
+
+/// The opening every stream-following fold shares: a missing document is
+/// made by the stream's first event (`create` returns it when the event is
+/// the one that creates it), anything else on a missing document is a gap;
+/// an event the document holds is a duplicate, one past the next is a gap.
+pub fn open<D>(
+    doc: Option<D>,
+    version: impl Fn(&D) -> u64,
+    sequence: u64,
+    create: impl FnOnce() -> Option<D>,
+) -> Result<Opening<D>, FoldError> {
+    match doc {
+        Some(doc) => Ok(match follow(version(&doc), sequence)? {
+            Step::Apply => Opening::Next(doc),
+            Step::Duplicate => Opening::Duplicate,
+        }),
+        None => match (sequence == 1).then(create).flatten() {
+            Some(doc) => Ok(Opening::Created(doc)),
+            None => Err(FoldError::Gap {
+                expected: 1,
+                got: sequence,
+            }),
+        },
+    }
+}
+
+impl<D> Opening<D> {
+    /// The outcome: a created document is put as it is, a duplicate changes
+    /// nothing, and `next` folds the event into the document that was there.
+    pub fn then(
+        self,
+        next: impl FnOnce(D) -> Result<Outcome<D>, FoldError>,
+    ) -> Result<Outcome<D>, FoldError> {
+        match self {
+            Self::Created(doc) => Ok(Outcome::Put(doc)),
+            Self::Next(doc) => next(doc),
+            Self::Duplicate => Ok(Outcome::Unchanged),
+        }
+    }
+}
+
 /// For documents that pick only some events: anything newer applies.
 pub fn monotonic(current: Option<u64>, sequence: u64) -> Step {
     match current {

@@ -1,6 +1,6 @@
 use tessera_events::{aggregate, DomainEvent, Envelope, GuildEvent, PostEvent};
 
-use super::{follow, monotonic, Fold, FoldError, Outcome, Step, Targets};
+use super::{monotonic, open, Fold, FoldError, Outcome, Step, Targets};
 use tessera_documents::documents::{collections, CommentDoc, PostDoc};
 
 /// `posts`: one document per post with its comments and reaction counts,
@@ -86,117 +86,111 @@ impl Fold for Posts {
                 return Ok(Outcome::Put(doc));
             }
         };
-        let Some(mut doc) = doc else {
-            return match event {
-                PostEvent::PostCreated {
-                    guild_id,
-                    channel_id,
-                    author_id,
-                    author_nickname,
-                    guild_version,
-                    title,
-                    content,
-                } if sequence == 1 => Ok(Outcome::Put(PostDoc {
-                    post_id: envelope.aggregate_id.clone(),
-                    nick_keys: vec![nick_key(guild_id, author_id)],
-                    guild_id: guild_id.clone(),
-                    channel_id: channel_id.clone(),
-                    author_id: author_id.clone(),
-                    author_nickname: author_nickname.clone(),
-                    title: title.clone(),
-                    content: content.clone(),
-                    comments: Vec::new(),
-                    reactions: Default::default(),
-                    created_at: at,
-                    edited_at: None,
-                    deleted: false,
-                    version: 1,
-                    guild_version: *guild_version,
-                })),
-                _ => Err(FoldError::Gap {
-                    expected: 1,
-                    got: sequence,
-                }),
-            };
-        };
-        if follow(doc.version, sequence)? == Step::Duplicate {
-            return Ok(Outcome::Unchanged);
-        }
-        match event {
-            PostEvent::PostCreated { .. } => {
-                return Err(FoldError::Inapplicable("post created twice".into()))
-            }
-            PostEvent::PostEdited { title, content } => {
-                doc.title.clone_from(title);
-                doc.content.clone_from(content);
-                doc.edited_at = Some(at);
-            }
-            PostEvent::PostDeleted { .. } => doc.deleted = true,
-            PostEvent::CommentAdded {
-                comment_id,
+        let created = || match event {
+            PostEvent::PostCreated {
+                guild_id,
+                channel_id,
                 author_id,
                 author_nickname,
                 guild_version,
+                title,
                 content,
-            } => {
-                let key = nick_key(&doc.guild_id, author_id);
-                if !doc.nick_keys.contains(&key) {
-                    doc.nick_keys.push(key);
+            } => Some(PostDoc {
+                post_id: envelope.aggregate_id.clone(),
+                nick_keys: vec![nick_key(guild_id, author_id)],
+                guild_id: guild_id.clone(),
+                channel_id: channel_id.clone(),
+                author_id: author_id.clone(),
+                author_nickname: author_nickname.clone(),
+                title: title.clone(),
+                content: content.clone(),
+                comments: Vec::new(),
+                reactions: Default::default(),
+                created_at: at,
+                edited_at: None,
+                deleted: false,
+                version: 1,
+                guild_version: *guild_version,
+            }),
+            _ => None,
+        };
+        open(doc, |d| d.version, sequence, created)?.then(|mut doc| {
+            match event {
+                PostEvent::PostCreated { .. } => {
+                    return Err(FoldError::Inapplicable("post created twice".into()))
                 }
-                // the event read the nickname at `guild_version`; if this
-                // document has already seen a later change of this author's
-                // nickname, that one is newer
-                let known = (doc.author_id == *author_id)
-                    .then(|| doc.author_nickname.clone())
-                    .or_else(|| {
-                        doc.comments
-                            .iter()
-                            .find(|c| &c.author_id == author_id)
-                            .map(|c| c.author_nickname.clone())
+                PostEvent::PostEdited { title, content } => {
+                    doc.title.clone_from(title);
+                    doc.content.clone_from(content);
+                    doc.edited_at = Some(at);
+                }
+                PostEvent::PostDeleted { .. } => doc.deleted = true,
+                PostEvent::CommentAdded {
+                    comment_id,
+                    author_id,
+                    author_nickname,
+                    guild_version,
+                    content,
+                } => {
+                    let key = nick_key(&doc.guild_id, author_id);
+                    if !doc.nick_keys.contains(&key) {
+                        doc.nick_keys.push(key);
+                    }
+                    // the event read the nickname at `guild_version`; if this
+                    // document has already seen a later change of this author's
+                    // nickname, that one is newer
+                    let known = (doc.author_id == *author_id)
+                        .then(|| doc.author_nickname.clone())
+                        .or_else(|| {
+                            doc.comments
+                                .iter()
+                                .find(|c| &c.author_id == author_id)
+                                .map(|c| c.author_nickname.clone())
+                        });
+                    let nickname = match known {
+                        Some(known) if *guild_version < doc.guild_version => known,
+                        _ => author_nickname.clone(),
+                    };
+                    doc.comments.push(CommentDoc {
+                        comment_id: comment_id.clone(),
+                        author_id: author_id.clone(),
+                        author_nickname: nickname,
+                        content: content.clone(),
+                        created_at: at,
+                        edited_at: None,
                     });
-                let nickname = match known {
-                    Some(known) if *guild_version < doc.guild_version => known,
-                    _ => author_nickname.clone(),
-                };
-                doc.comments.push(CommentDoc {
-                    comment_id: comment_id.clone(),
-                    author_id: author_id.clone(),
-                    author_nickname: nickname,
-                    content: content.clone(),
-                    created_at: at,
-                    edited_at: None,
-                });
-            }
-            PostEvent::CommentEdited {
-                comment_id,
-                content,
-            } => {
-                if let Some(c) = doc
-                    .comments
-                    .iter_mut()
-                    .find(|c| &c.comment_id == comment_id)
-                {
-                    c.content.clone_from(content);
-                    c.edited_at = Some(at);
                 }
-            }
-            PostEvent::CommentDeleted { comment_id } => {
-                doc.comments.retain(|c| &c.comment_id != comment_id)
-            }
-            PostEvent::ReactionAdded { emoji, .. } => {
-                *doc.reactions.entry(emoji.clone()).or_default() += 1
-            }
-            PostEvent::ReactionRemoved { emoji, .. } => {
-                if let Some(n) = doc.reactions.get_mut(emoji) {
-                    *n = n.saturating_sub(1);
-                    if *n == 0 {
-                        doc.reactions.remove(emoji);
+                PostEvent::CommentEdited {
+                    comment_id,
+                    content,
+                } => {
+                    if let Some(c) = doc
+                        .comments
+                        .iter_mut()
+                        .find(|c| &c.comment_id == comment_id)
+                    {
+                        c.content.clone_from(content);
+                        c.edited_at = Some(at);
+                    }
+                }
+                PostEvent::CommentDeleted { comment_id } => {
+                    doc.comments.retain(|c| &c.comment_id != comment_id)
+                }
+                PostEvent::ReactionAdded { emoji, .. } => {
+                    *doc.reactions.entry(emoji.clone()).or_default() += 1
+                }
+                PostEvent::ReactionRemoved { emoji, .. } => {
+                    if let Some(n) = doc.reactions.get_mut(emoji) {
+                        *n = n.saturating_sub(1);
+                        if *n == 0 {
+                            doc.reactions.remove(emoji);
+                        }
                     }
                 }
             }
-        }
-        doc.version = sequence;
-        Ok(Outcome::Put(doc))
+            doc.version = sequence;
+            Ok(Outcome::Put(doc))
+        })
     }
 }
 

@@ -5,7 +5,7 @@
 use tessera_documents::documents::ReservationDoc;
 use tessera_events::{DomainEvent, Envelope, ScheduleEvent, SeatSpec};
 
-use super::{follow, monotonic, FoldError, Outcome, Step};
+use super::{monotonic, open, FoldError, Opening, Outcome, Step};
 
 /// For documents that follow every event of a schedule: the document to
 /// update, `None` for a duplicate, an error for a gap. `create` builds it
@@ -17,24 +17,18 @@ pub(super) fn follow_schedule<D>(
     event: &ScheduleEvent,
     create: impl FnOnce(&str, chrono::DateTime<chrono::Utc>, &[SeatSpec]) -> D,
 ) -> Result<Option<D>, FoldError> {
-    match (doc, event) {
-        (
-            None,
-            ScheduleEvent::ScheduleCreated {
-                concert_id,
-                starts_at,
-                seats,
-            },
-        ) if envelope.sequence == 1 => Ok(Some(create(concert_id, *starts_at, seats))),
-        (None, _) => Err(FoldError::Gap {
-            expected: 1,
-            got: envelope.sequence,
-        }),
-        (Some(d), _) => match follow(version(&d), envelope.sequence)? {
-            Step::Duplicate => Ok(None),
-            Step::Apply => Ok(Some(d)),
-        },
-    }
+    let created = || match event {
+        ScheduleEvent::ScheduleCreated {
+            concert_id,
+            starts_at,
+            seats,
+        } => Some(create(concert_id, *starts_at, seats)),
+        _ => None,
+    };
+    Ok(match open(doc, version, envelope.sequence, created)? {
+        Opening::Created(doc) | Opening::Next(doc) => Some(doc),
+        Opening::Duplicate => None,
+    })
 }
 
 /// What an event does to one reservation document (the fold of both

@@ -2,12 +2,10 @@
 
 use std::collections::HashMap;
 
-use cqrs_es::event_sink::EventSink;
-use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 use tessera_events::{aggregate, AccountEvent};
 
-use super::{char_len_within, image_ok, limits, DomainError, ErrorKind, Recorded};
+use super::{char_len_within, image_ok, impl_aggregate, limits, DomainError, ErrorKind};
 
 super::named!(AccountCommand {
     Register,
@@ -270,26 +268,10 @@ impl Account {
     }
 }
 
-impl Aggregate for Account {
-    const TYPE: &'static str = aggregate::ACCOUNT;
-    type Command = AccountCommand;
-    type Event = Recorded<AccountEvent>;
-    type Error = AccountError;
-    type Services = ();
+impl_aggregate!(Account: aggregate::ACCOUNT, AccountCommand => AccountEvent, AccountError);
 
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _services: &Self::Services,
-        sink: &EventSink<Self>,
-    ) -> Result<(), Self::Error> {
-        if let Some(event) = self.decide(command)? {
-            sink.write(Recorded(event), self).await;
-        }
-        Ok(())
-    }
-
-    fn apply(&mut self, Recorded(event): Self::Event) {
+impl Account {
+    fn evolve(&mut self, event: AccountEvent) {
         self.version += 1;
         match event {
             AccountEvent::AccountRegistered { nickname, .. } => {
@@ -350,6 +332,7 @@ mod tests {
     use cqrs_es::test::TestFramework;
 
     use super::*;
+    use crate::domain::Recorded;
 
     type AccountTest = TestFramework<Account>;
 
@@ -484,7 +467,7 @@ mod tests {
     fn the_receipt_of_a_charge_answers_its_key_again() {
         let mut account = Account::default();
         for e in [registered(), charged(100, 100, "a"), charged(5, 105, "b")] {
-            account.apply(e);
+            cqrs_es::Aggregate::apply(&mut account, e);
         }
         assert_eq!(
             account.charge_receipt("a"),

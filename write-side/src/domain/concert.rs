@@ -1,11 +1,9 @@
 //! The `concert` aggregate: a concert that schedules belong to.
 
-use cqrs_es::event_sink::EventSink;
-use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 use tessera_events::{aggregate, ConcertEvent};
 
-use super::{char_len_within, DomainError, ErrorKind, Recorded};
+use super::{char_len_within, impl_aggregate, DomainError, ErrorKind};
 
 super::named!(ConcertCommand { Create });
 
@@ -57,21 +55,8 @@ impl Concert {
     pub fn exists(&self) -> bool {
         self.created
     }
-}
 
-impl Aggregate for Concert {
-    const TYPE: &'static str = aggregate::CONCERT;
-    type Command = ConcertCommand;
-    type Event = Recorded<ConcertEvent>;
-    type Error = ConcertError;
-    type Services = ();
-
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _: &(),
-        sink: &EventSink<Self>,
-    ) -> Result<(), Self::Error> {
+    fn decide(&self, command: ConcertCommand) -> Result<Option<ConcertEvent>, ConcertError> {
         let ConcertCommand::Create { name } = command;
         if self.created {
             return Err(ConcertError::AlreadyExists);
@@ -79,12 +64,14 @@ impl Aggregate for Concert {
         if !char_len_within(&name, NAME.0, NAME.1) || name.trim().is_empty() {
             return Err(ConcertError::Invalid { field: "name" });
         }
-        sink.write(Recorded(ConcertEvent::ConcertCreated { name }), self)
-            .await;
-        Ok(())
+        Ok(Some(ConcertEvent::ConcertCreated { name }))
     }
+}
 
-    fn apply(&mut self, Recorded(event): Self::Event) {
+impl_aggregate!(Concert: aggregate::CONCERT, ConcertCommand => ConcertEvent, ConcertError);
+
+impl Concert {
+    fn evolve(&mut self, event: ConcertEvent) {
         let ConcertEvent::ConcertCreated { name } = event;
         self.created = true;
         self.name = name;
@@ -96,6 +83,7 @@ mod tests {
     use cqrs_es::test::TestFramework;
 
     use super::*;
+    use crate::domain::Recorded;
 
     #[test]
     fn a_concert_is_created_once_with_a_bounded_name() {

@@ -4,12 +4,10 @@
 
 use std::collections::HashMap;
 
-use cqrs_es::event_sink::EventSink;
-use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 use tessera_events::{aggregate, CouponEvent};
 
-use super::{char_len_within, DomainError, ErrorKind, Recorded};
+use super::{char_len_within, impl_aggregate, DomainError, ErrorKind};
 
 super::named!(CouponCommand {
     Create,
@@ -193,26 +191,10 @@ impl Coupon {
     }
 }
 
-impl Aggregate for Coupon {
-    const TYPE: &'static str = aggregate::COUPON;
-    type Command = CouponCommand;
-    type Event = Recorded<CouponEvent>;
-    type Error = CouponError;
-    type Services = ();
+impl_aggregate!(Coupon: aggregate::COUPON, CouponCommand => CouponEvent, CouponError);
 
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _: &(),
-        sink: &EventSink<Self>,
-    ) -> Result<(), Self::Error> {
-        if let Some(event) = self.decide(command)? {
-            sink.write(Recorded(event), self).await;
-        }
-        Ok(())
-    }
-
-    fn apply(&mut self, Recorded(event): Self::Event) {
+impl Coupon {
+    fn evolve(&mut self, event: CouponEvent) {
         match event {
             CouponEvent::CouponCreated {
                 name,
@@ -245,6 +227,7 @@ mod tests {
     use cqrs_es::test::TestFramework;
 
     use super::*;
+    use crate::domain::Recorded;
 
     fn given(events: Vec<CouponEvent>) -> cqrs_es::test::AggregateTestExecutor<Coupon> {
         TestFramework::<Coupon>::with(()).given(events.into_iter().map(Recorded).collect())

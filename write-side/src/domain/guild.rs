@@ -5,12 +5,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use cqrs_es::event_sink::EventSink;
-use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 use tessera_events::{aggregate, ChannelKind, GuildEvent};
 
-use super::{char_len_within, image_ok, limits, DomainError, ErrorKind, Recorded};
+use super::{
+    char_len_within, image_ok, impl_aggregate, limits, DomainError, ErrorKind, FactUnavailable,
+};
 
 super::named!(GuildCommand {
     Create,
@@ -29,7 +29,7 @@ super::named!(GuildCommand {
 pub trait GuildServices: Send + Sync {
     /// The current nickname of an account, `None` if there is no such account.
     /// `Err` means the answer could not be fetched (infrastructure).
-    async fn account_nickname(&self, user_id: &str) -> Result<Option<String>, String>;
+    async fn account_nickname(&self, user_id: &str) -> Result<Option<String>, FactUnavailable>;
 }
 
 pub type GuildServicesRef = Arc<dyn GuildServices>;
@@ -104,8 +104,8 @@ pub enum GuildError {
     ChannelNotFound,
     #[error("{field} is out of range")]
     Invalid { field: &'static str },
-    #[error("a fact needed to decide is unavailable: {0}")]
-    Unavailable(String),
+    #[error(transparent)]
+    Unavailable(FactUnavailable),
 }
 
 impl DomainError for GuildError {
@@ -378,26 +378,10 @@ impl Guild {
     }
 }
 
-impl Aggregate for Guild {
-    const TYPE: &'static str = aggregate::GUILD;
-    type Command = GuildCommand;
-    type Event = Recorded<GuildEvent>;
-    type Error = GuildError;
-    type Services = GuildServicesRef;
+impl_aggregate!(Guild: aggregate::GUILD, GuildCommand => GuildEvent, GuildError, services GuildServicesRef);
 
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        services: &Self::Services,
-        sink: &EventSink<Self>,
-    ) -> Result<(), Self::Error> {
-        if let Some(event) = self.decide(command, services).await? {
-            sink.write(Recorded(event), self).await;
-        }
-        Ok(())
-    }
-
-    fn apply(&mut self, Recorded(event): Self::Event) {
+impl Guild {
+    fn evolve(&mut self, event: GuildEvent) {
         self.version += 1;
         match event {
             GuildEvent::GuildCreated {
@@ -452,6 +436,7 @@ mod tests {
     use cqrs_es::test::TestFramework;
 
     use super::*;
+    use crate::domain::Recorded;
 
     /// A directory of accounts that answers from memory, or fails on demand.
     struct Directory {
@@ -461,9 +446,9 @@ mod tests {
 
     #[async_trait]
     impl GuildServices for Directory {
-        async fn account_nickname(&self, user_id: &str) -> Result<Option<String>, String> {
+        async fn account_nickname(&self, user_id: &str) -> Result<Option<String>, FactUnavailable> {
             if self.down {
-                return Err("account store unreachable".into());
+                return Err(FactUnavailable::new("account store unreachable"));
             }
             Ok(self.nicknames.get(user_id).cloned())
         }

@@ -11,6 +11,7 @@ pub mod post;
 pub mod schedule;
 
 use std::fmt::Debug;
+use std::sync::Arc;
 
 use cqrs_es::DomainEvent;
 use serde::de::DeserializeOwned;
@@ -63,6 +64,27 @@ pub trait DomainError: std::error::Error + Send + Sync + 'static {
     }
 }
 
+/// A fact from another aggregate that a decision needed could not be read.
+/// It keeps its cause; two are equal whatever their causes, because tests
+/// compare what a rule decided, not why a store failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("a fact needed to decide is unavailable: {0}")]
+pub struct FactUnavailable(#[source] pub Arc<dyn std::error::Error + Send + Sync>);
+
+impl FactUnavailable {
+    pub fn new(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self(Arc::from(cause.into()))
+    }
+}
+
+impl PartialEq for FactUnavailable {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for FactUnavailable {}
+
 /// A command's name, for metrics and logs (never its data).
 pub trait Named {
     fn name(&self) -> &'static str;
@@ -81,6 +103,73 @@ macro_rules! named {
     };
 }
 pub(crate) use named;
+
+/// Implements cqrs-es's `Aggregate` for a domain type from its two pure
+/// methods, so each domain file holds only its rules:
+///
+/// - `decide(&self, command) -> Result<E, Error>` (with `services` last, and
+///   `async`, when the aggregate needs facts from outside), where `E` is any
+///   `IntoIterator` of events: `Option` for zero or one, `Vec` for several;
+/// - `evolve(&mut self, event)`, the state after an event.
+///
+/// Every decided event is written in order; a rejection writes none.
+macro_rules! impl_aggregate {
+    ($ty:ty: $type:expr, $command:ty => $event:ty, $error:ty) => {
+        impl ::cqrs_es::Aggregate for $ty {
+            const TYPE: &'static str = $type;
+            type Command = $command;
+            type Event = $crate::domain::Recorded<$event>;
+            type Error = $error;
+            type Services = ();
+
+            // `decide` answers an `Option` or a `Vec`; both iterate
+            #[allow(for_loops_over_fallibles)]
+            async fn handle(
+                &mut self,
+                command: $command,
+                _: &(),
+                sink: &::cqrs_es::event_sink::EventSink<Self>,
+            ) -> Result<(), $error> {
+                for event in self.decide(command)? {
+                    sink.write($crate::domain::Recorded(event), self).await;
+                }
+                Ok(())
+            }
+
+            fn apply(&mut self, $crate::domain::Recorded(event): Self::Event) {
+                self.evolve(event);
+            }
+        }
+    };
+    ($ty:ty: $type:expr, $command:ty => $event:ty, $error:ty, services $services:ty) => {
+        impl ::cqrs_es::Aggregate for $ty {
+            const TYPE: &'static str = $type;
+            type Command = $command;
+            type Event = $crate::domain::Recorded<$event>;
+            type Error = $error;
+            type Services = $services;
+
+            // `decide` answers an `Option` or a `Vec`; both iterate
+            #[allow(for_loops_over_fallibles)]
+            async fn handle(
+                &mut self,
+                command: $command,
+                services: &$services,
+                sink: &::cqrs_es::event_sink::EventSink<Self>,
+            ) -> Result<(), $error> {
+                for event in self.decide(command, services).await? {
+                    sink.write($crate::domain::Recorded(event), self).await;
+                }
+                Ok(())
+            }
+
+            fn apply(&mut self, $crate::domain::Recorded(event): Self::Event) {
+                self.evolve(event);
+            }
+        }
+    };
+}
+pub(crate) use impl_aggregate;
 
 /// Checks that a text has between `min` and `max` characters (not bytes).
 pub fn char_len_within(value: &str, min: usize, max: usize) -> bool {

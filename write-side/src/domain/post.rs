@@ -5,12 +5,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use cqrs_es::event_sink::EventSink;
-use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 use tessera_events::{aggregate, ChannelKind, PostEvent};
 
-use super::{char_len_within, DomainError, ErrorKind, Recorded};
+use super::{char_len_within, impl_aggregate, DomainError, ErrorKind, FactUnavailable};
 
 super::named!(PostCommand {
     Create,
@@ -53,8 +51,12 @@ pub struct Membership {
 /// Facts from the guild aggregate that board decisions need.
 #[async_trait]
 pub trait BoardServices: Send + Sync {
-    async fn channel(&self, channel_id: &str) -> Result<Option<ChannelFacts>, String>;
-    async fn membership(&self, guild_id: &str, user_id: &str) -> Result<Membership, String>;
+    async fn channel(&self, channel_id: &str) -> Result<Option<ChannelFacts>, FactUnavailable>;
+    async fn membership(
+        &self,
+        guild_id: &str,
+        user_id: &str,
+    ) -> Result<Membership, FactUnavailable>;
 }
 
 pub type BoardServicesRef = Arc<dyn BoardServices>;
@@ -121,8 +123,8 @@ pub enum PostError {
     CommentNotFound,
     #[error("{field} is out of range")]
     Invalid { field: &'static str },
-    #[error("a fact needed to decide is unavailable: {0}")]
-    Unavailable(String),
+    #[error(transparent)]
+    Unavailable(FactUnavailable),
 }
 
 impl DomainError for PostError {
@@ -376,26 +378,10 @@ impl Post {
     }
 }
 
-impl Aggregate for Post {
-    const TYPE: &'static str = aggregate::POST;
-    type Command = PostCommand;
-    type Event = Recorded<PostEvent>;
-    type Error = PostError;
-    type Services = BoardServicesRef;
+impl_aggregate!(Post: aggregate::POST, PostCommand => PostEvent, PostError, services BoardServicesRef);
 
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        services: &Self::Services,
-        sink: &EventSink<Self>,
-    ) -> Result<(), Self::Error> {
-        if let Some(event) = self.decide(command, services).await? {
-            sink.write(Recorded(event), self).await;
-        }
-        Ok(())
-    }
-
-    fn apply(&mut self, Recorded(event): Self::Event) {
+impl Post {
+    fn evolve(&mut self, event: PostEvent) {
         match event {
             PostEvent::PostCreated {
                 guild_id,
@@ -456,6 +442,7 @@ mod tests {
     use cqrs_es::test::TestFramework;
 
     use super::*;
+    use crate::domain::Recorded;
 
     /// One guild "g" owned by "owner", with members and a forum and a text channel.
     struct Guilds {
@@ -464,7 +451,7 @@ mod tests {
 
     #[async_trait]
     impl BoardServices for Guilds {
-        async fn channel(&self, channel_id: &str) -> Result<Option<ChannelFacts>, String> {
+        async fn channel(&self, channel_id: &str) -> Result<Option<ChannelFacts>, FactUnavailable> {
             let kind = match channel_id {
                 "forum" => ChannelKind::Forum,
                 "chat" => ChannelKind::Text,
@@ -476,7 +463,11 @@ mod tests {
             }))
         }
 
-        async fn membership(&self, _guild_id: &str, user_id: &str) -> Result<Membership, String> {
+        async fn membership(
+            &self,
+            _guild_id: &str,
+            user_id: &str,
+        ) -> Result<Membership, FactUnavailable> {
             Ok(Membership {
                 guild_alive: true,
                 owner_id: "owner".into(),

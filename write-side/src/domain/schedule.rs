@@ -8,12 +8,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use cqrs_es::event_sink::EventSink;
-use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 use tessera_events::{aggregate, ScheduleEvent, SeatSpec};
 
-use super::{DomainError, ErrorKind, Recorded};
+use super::{impl_aggregate, DomainError, ErrorKind, FactUnavailable};
 
 super::named!(ScheduleCommand {
     Create,
@@ -32,7 +30,7 @@ pub const MAX_PRICE: i64 = 1_000_000;
 /// Facts from other aggregates that schedule decisions need.
 #[async_trait]
 pub trait ScheduleServices: Send + Sync {
-    async fn concert_exists(&self, concert_id: &str) -> Result<bool, String>;
+    async fn concert_exists(&self, concert_id: &str) -> Result<bool, FactUnavailable>;
 }
 
 pub type ScheduleServicesRef = Arc<dyn ScheduleServices>;
@@ -95,8 +93,8 @@ pub enum ScheduleError {
     AlreadyPaid,
     #[error("the hold has not expired yet")]
     NotExpiredYet,
-    #[error("a fact needed to decide is unavailable: {0}")]
-    Unavailable(String),
+    #[error(transparent)]
+    Unavailable(FactUnavailable),
 }
 
 impl DomainError for ScheduleError {
@@ -399,26 +397,10 @@ impl Schedule {
     }
 }
 
-impl Aggregate for Schedule {
-    const TYPE: &'static str = aggregate::SCHEDULE;
-    type Command = ScheduleCommand;
-    type Event = Recorded<ScheduleEvent>;
-    type Error = ScheduleError;
-    type Services = ScheduleServicesRef;
+impl_aggregate!(Schedule: aggregate::SCHEDULE, ScheduleCommand => ScheduleEvent, ScheduleError, services ScheduleServicesRef);
 
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        services: &Self::Services,
-        sink: &EventSink<Self>,
-    ) -> Result<(), Self::Error> {
-        for event in self.decide(command, services).await? {
-            sink.write(Recorded(event), self).await;
-        }
-        Ok(())
-    }
-
-    fn apply(&mut self, Recorded(event): Self::Event) {
+impl Schedule {
+    fn evolve(&mut self, event: ScheduleEvent) {
         match event {
             ScheduleEvent::ScheduleCreated {
                 concert_id,
@@ -483,12 +465,13 @@ mod tests {
     use cqrs_es::test::TestFramework;
 
     use super::*;
+    use crate::domain::Recorded;
 
     struct Concerts;
 
     #[async_trait]
     impl ScheduleServices for Concerts {
-        async fn concert_exists(&self, concert_id: &str) -> Result<bool, String> {
+        async fn concert_exists(&self, concert_id: &str) -> Result<bool, FactUnavailable> {
             Ok(concert_id == "c1")
         }
     }

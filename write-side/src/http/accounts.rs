@@ -2,10 +2,11 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{patch, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{context, double_option, Version};
 use crate::app::WriteState;
@@ -16,12 +17,12 @@ use tessera_http::auth::Role;
 use tessera_http::error::{ApiError, ErrorBody};
 use tessera_http::extract::{ApiJson, CurrentUser, RequestId};
 
-pub fn router() -> Router<WriteState> {
-    Router::new()
-        .route("/v1/accounts", post(register))
-        .route("/v1/auth/token", post(token))
-        .route("/v1/accounts/me", patch(update_profile))
-        .route("/v1/accounts/me/charge", post(charge))
+pub fn router() -> OpenApiRouter<WriteState> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(token))
+        .routes(routes!(update_profile))
+        .routes(routes!(charge))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

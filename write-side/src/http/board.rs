@@ -2,10 +2,11 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{patch, post, put};
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{context, Version};
 use crate::app::WriteState;
@@ -14,19 +15,13 @@ use tessera_http::error::{ApiError, ErrorBody};
 use tessera_http::extract::{ApiJson, CurrentUser, RequestId};
 use tessera_http::ApiPath;
 
-pub fn router() -> Router<WriteState> {
-    Router::new()
-        .route("/v1/channels/{channel_id}/posts", post(create_post))
-        .route("/v1/posts/{post_id}", patch(edit_post).delete(delete_post))
-        .route("/v1/posts/{post_id}/comments", post(add_comment))
-        .route(
-            "/v1/posts/{post_id}/comments/{comment_id}",
-            patch(edit_comment).delete(delete_comment),
-        )
-        .route(
-            "/v1/posts/{post_id}/reactions/{emoji}",
-            put(react).delete(unreact),
-        )
+pub fn router() -> OpenApiRouter<WriteState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_post))
+        .routes(routes!(edit_post, delete_post))
+        .routes(routes!(add_comment))
+        .routes(routes!(edit_comment, delete_comment))
+        .routes(routes!(react, unreact))
 }
 
 async fn run(

@@ -3,12 +3,13 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{delete, post};
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tessera_events::SeatSpec;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::context;
 use crate::app::WriteState;
@@ -20,14 +21,14 @@ use tessera_http::extract::{AdminUser, ApiJson, CurrentUser, QueueToken, Request
 use tessera_http::ApiPath;
 use tessera_queue::QueueState;
 
-pub fn router() -> Router<WriteState> {
-    Router::new()
-        .route("/v1/concerts", post(create_concert))
-        .route("/v1/concerts/{concert_id}/schedules", post(create_schedule))
-        .route("/v1/queue/tokens", post(queue_token))
-        .route("/v1/reservations", post(hold_seats))
-        .route("/v1/reservations/{reservation_id}/payment", post(pay))
-        .route("/v1/reservations/{reservation_id}", delete(cancel))
+pub fn router() -> OpenApiRouter<WriteState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_concert))
+        .routes(routes!(create_schedule))
+        .routes(routes!(queue_token))
+        .routes(routes!(hold_seats))
+        .routes(routes!(pay))
+        .routes(routes!(cancel))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -2,10 +2,11 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::context;
 use crate::app::WriteState;
@@ -14,10 +15,10 @@ use tessera_http::error::{ApiError, ErrorBody};
 use tessera_http::extract::{AdminUser, ApiJson, CurrentUser, RequestId};
 use tessera_http::ApiPath;
 
-pub fn router() -> Router<WriteState> {
-    Router::new()
-        .route("/v1/coupons", post(create_coupon))
-        .route("/v1/coupons/{coupon_id}/issue", post(issue_coupon))
+pub fn router() -> OpenApiRouter<WriteState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_coupon))
+        .routes(routes!(issue_coupon))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

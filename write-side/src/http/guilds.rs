@@ -2,11 +2,12 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{delete, patch, post, put};
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 use tessera_events::ChannelKind;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{context, double_option, Version};
 use crate::app::WriteState;
@@ -16,25 +17,16 @@ use tessera_http::error::{ApiError, ErrorBody};
 use tessera_http::extract::{ApiJson, CurrentUser, RequestId};
 use tessera_http::ApiPath;
 
-pub fn router() -> Router<WriteState> {
-    Router::new()
-        .route("/v1/guilds", post(create_guild))
-        .route(
-            "/v1/guilds/{guild_id}",
-            patch(update_guild).delete(delete_guild),
-        )
-        .route("/v1/guilds/{guild_id}/members", post(join_guild))
-        .route("/v1/guilds/{guild_id}/members/me", delete(leave_guild))
-        .route(
-            "/v1/guilds/{guild_id}/members/me/nickname",
-            put(set_nickname),
-        )
-        .route("/v1/guilds/{guild_id}/categories", post(create_category))
-        .route("/v1/guilds/{guild_id}/channels", post(create_channel))
-        .route(
-            "/v1/guilds/{guild_id}/channels/{channel_id}",
-            delete(delete_channel),
-        )
+pub fn router() -> OpenApiRouter<WriteState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_guild))
+        .routes(routes!(update_guild, delete_guild))
+        .routes(routes!(join_guild))
+        .routes(routes!(leave_guild))
+        .routes(routes!(set_nickname))
+        .routes(routes!(create_category))
+        .routes(routes!(create_channel))
+        .routes(routes!(delete_channel))
 }
 
 async fn run(

@@ -12,19 +12,25 @@ use serde::{Deserialize, Deserializer, Serialize};
 use tessera_http::error;
 use tessera_http::openapi::BearerAuth;
 use utoipa::{OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::app::WriteState;
 use crate::bus::CommandContext;
 
-/// The command routes (no ops routes, no layers: see [`layers`] and [`ops`]).
-pub fn router(state: WriteState) -> Router {
-    Router::new()
+/// Every command route with its OpenAPI entry, from one list: a route
+/// cannot be served undocumented, nor documented unserved.
+fn routes() -> OpenApiRouter<WriteState> {
+    OpenApiRouter::with_openapi(WriteApiDoc::openapi())
         .merge(accounts::router())
         .merge(guilds::router())
         .merge(board::router())
         .merge(concerts::router())
         .merge(coupons::router())
-        .with_state(state)
+}
+
+/// The command routes (no ops routes, no layers).
+pub fn router(state: WriteState) -> Router {
+    routes().split_for_parts().0.with_state(state)
 }
 
 /// The aggregate's version after a command.
@@ -49,17 +55,6 @@ where
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Tessera write API", description = "Commands. Every 2xx answer carries the aggregate's new `version`; pass it as `min_version` to a read to see your own write."),
-    paths(
-        accounts::register, accounts::token, accounts::update_profile, accounts::charge,
-        guilds::create_guild, guilds::update_guild, guilds::delete_guild, guilds::join_guild,
-        guilds::leave_guild, guilds::set_nickname, guilds::create_category, guilds::create_channel,
-        guilds::delete_channel,
-        board::create_post, board::edit_post, board::delete_post, board::add_comment, board::edit_comment,
-        board::delete_comment, board::react, board::unreact,
-        concerts::create_concert, concerts::create_schedule, concerts::queue_token, concerts::hold_seats,
-        concerts::pay, concerts::cancel,
-        coupons::create_coupon, coupons::issue_coupon,
-    ),
     components(schemas(error::ErrorBody, error::ErrorDetail, Version)),
     modifiers(&BearerAuth),
     tags((name = "accounts"), (name = "guilds"), (name = "board"), (name = "concerts"), (name = "queue"),
@@ -69,5 +64,5 @@ pub struct WriteApiDoc;
 
 /// The OpenAPI document of the write API.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    WriteApiDoc::openapi()
+    routes().split_for_parts().1
 }

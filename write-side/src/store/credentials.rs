@@ -21,14 +21,14 @@ pub enum CredentialError {
     #[error("email already registered")]
     EmailTaken,
     #[error("credential store failed: {0}")]
-    Failed(String),
+    Failed(#[source] sqlx::Error),
 }
 
 #[allow(clippy::needless_pass_by_value)] // used as `map_err(classify)`
 fn classify(e: sqlx::Error) -> CredentialError {
     match &e {
         sqlx::Error::Database(db) if db.is_unique_violation() => CredentialError::EmailTaken,
-        _ => CredentialError::Failed(e.to_string()),
+        _ => CredentialError::Failed(e),
     }
 }
 
