@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use crate::{aggregate, EventKind};
+use crate::{aggregate, event_kind};
 
 /// Events of the `account` aggregate. Points are whole units (`i64`); every
 /// event that moves points carries the balance it leaves, so a reader never
@@ -34,20 +34,10 @@ pub enum AccountEvent {
     },
 }
 
-impl EventKind for AccountEvent {
-    const AGGREGATE_TYPE: &'static str = aggregate::ACCOUNT;
-
-    fn event_type(&self) -> &'static str {
-        match self {
-            Self::AccountRegistered { .. } => "AccountRegistered",
-            Self::ProfileUpdated { .. } => "ProfileUpdated",
-            Self::PointsCharged { .. } => "PointsCharged",
-            Self::PointsUsed { .. } => "PointsUsed",
-            Self::PointsRefunded { .. } => "PointsRefunded",
-        }
-    }
-
-    fn event_version(&self) -> &'static str {
-        "1.0"
-    }
-}
+event_kind!(AccountEvent: aggregate::ACCOUNT, version "1.0" {
+    AccountRegistered,
+    ProfileUpdated,
+    PointsCharged,
+    PointsUsed,
+    PointsRefunded,
+});

@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use crate::{aggregate, EventKind};
+use crate::{aggregate, event_kind};
 
 /// Events of the `post` aggregate: a post in a forum channel, with its
 /// comments and reactions.
@@ -50,23 +50,13 @@ pub enum PostEvent {
     },
 }
 
-impl EventKind for PostEvent {
-    const AGGREGATE_TYPE: &'static str = aggregate::POST;
-
-    fn event_type(&self) -> &'static str {
-        match self {
-            Self::PostCreated { .. } => "PostCreated",
-            Self::PostEdited { .. } => "PostEdited",
-            Self::PostDeleted { .. } => "PostDeleted",
-            Self::CommentAdded { .. } => "CommentAdded",
-            Self::CommentEdited { .. } => "CommentEdited",
-            Self::CommentDeleted { .. } => "CommentDeleted",
-            Self::ReactionAdded { .. } => "ReactionAdded",
-            Self::ReactionRemoved { .. } => "ReactionRemoved",
-        }
-    }
-
-    fn event_version(&self) -> &'static str {
-        "1.0"
-    }
-}
+event_kind!(PostEvent: aggregate::POST, version "1.0" {
+    PostCreated,
+    PostEdited,
+    PostDeleted,
+    CommentAdded,
+    CommentEdited,
+    CommentDeleted,
+    ReactionAdded,
+    ReactionRemoved,
+});

@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use crate::{aggregate, EventKind};
+use crate::{aggregate, event_kind};
 
 /// Events of the `coupon` aggregate: a first-come-first-served campaign.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,19 +30,9 @@ pub enum CouponEvent {
     },
 }
 
-impl EventKind for CouponEvent {
-    const AGGREGATE_TYPE: &'static str = aggregate::COUPON;
-
-    fn event_type(&self) -> &'static str {
-        match self {
-            Self::CouponCreated { .. } => "CouponCreated",
-            Self::CouponIssued { .. } => "CouponIssued",
-            Self::CouponUsed { .. } => "CouponUsed",
-            Self::CouponReleased { .. } => "CouponReleased",
-        }
-    }
-
-    fn event_version(&self) -> &'static str {
-        "1.0"
-    }
-}
+event_kind!(CouponEvent: aggregate::COUPON, version "1.0" {
+    CouponCreated,
+    CouponIssued,
+    CouponUsed,
+    CouponReleased,
+});

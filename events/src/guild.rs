@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use crate::{aggregate, EventKind};
+use crate::{aggregate, event_kind};
 
 /// What a channel is for: chat (`text`) or posts with comments (`forum`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -56,24 +56,14 @@ pub enum GuildEvent {
     },
 }
 
-impl EventKind for GuildEvent {
-    const AGGREGATE_TYPE: &'static str = aggregate::GUILD;
-
-    fn event_type(&self) -> &'static str {
-        match self {
-            Self::GuildCreated { .. } => "GuildCreated",
-            Self::GuildUpdated { .. } => "GuildUpdated",
-            Self::GuildDeleted => "GuildDeleted",
-            Self::MemberJoined { .. } => "MemberJoined",
-            Self::MemberLeft { .. } => "MemberLeft",
-            Self::MemberNicknameChanged { .. } => "MemberNicknameChanged",
-            Self::CategoryCreated { .. } => "CategoryCreated",
-            Self::ChannelCreated { .. } => "ChannelCreated",
-            Self::ChannelDeleted { .. } => "ChannelDeleted",
-        }
-    }
-
-    fn event_version(&self) -> &'static str {
-        "1.0"
-    }
-}
+event_kind!(GuildEvent: aggregate::GUILD, version "1.0" {
+    GuildCreated,
+    GuildUpdated,
+    GuildDeleted,
+    MemberJoined,
+    MemberLeft,
+    MemberNicknameChanged,
+    CategoryCreated,
+    ChannelCreated,
+    ChannelDeleted,
+});

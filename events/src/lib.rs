@@ -45,6 +45,69 @@ pub trait EventKind {
     fn event_version(&self) -> &'static str;
 }
 
+/// Declares the error of a port (a trait adapters implement): what failed,
+/// with the adapter's own error kept as its source, never flattened into a
+/// string.
+///
+/// ```
+/// tessera_events::port_error!(
+///     /// The cache failed; the adapter's error is the source.
+///     CacheError, "cache failed"
+/// );
+/// let e = CacheError::new("connection refused");
+/// assert_eq!(e.to_string(), "cache failed: connection refused");
+/// assert!(std::error::Error::source(&e).is_some());
+/// ```
+#[macro_export]
+macro_rules! port_error {
+    ($(#[$meta:meta])* $name:ident, $what:literal) => {
+        $(#[$meta])*
+        #[derive(Debug)]
+        pub struct $name(pub Box<dyn std::error::Error + Send + Sync>);
+
+        impl $name {
+            pub fn new(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+                Self(source.into())
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "{}: {}", $what, self.0)
+            }
+        }
+
+        impl std::error::Error for $name {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&*self.0)
+            }
+        }
+    };
+}
+
+/// Implements [`EventKind`] for an event enum: the aggregate it belongs to,
+/// the schema version its variants are at, and each variant's name as its
+/// event type. A variant renamed here is a new event type in the log, so
+/// names only ever get added.
+macro_rules! event_kind {
+    ($ty:ty: $aggregate:expr, version $version:literal { $($variant:ident),* $(,)? }) => {
+        impl $crate::EventKind for $ty {
+            const AGGREGATE_TYPE: &'static str = $aggregate;
+
+            fn event_type(&self) -> &'static str {
+                match self {
+                    $(Self::$variant { .. } => stringify!($variant),)*
+                }
+            }
+
+            fn event_version(&self) -> &'static str {
+                $version
+            }
+        }
+    };
+}
+pub(crate) use event_kind;
+
 /// Any event of any aggregate, decoded from an envelope.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DomainEvent {

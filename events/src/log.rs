@@ -42,16 +42,10 @@ pub struct LogFilter {
     pub until: Option<chrono::DateTime<chrono::Utc>>,
 }
 
-/// The log could not be read; the adapter's error is the source.
-#[derive(Debug, thiserror::Error)]
-#[error("event log unavailable: {0}")]
-pub struct LogError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
-
-impl LogError {
-    pub fn new(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
-        Self(source.into())
-    }
-}
+crate::port_error!(
+    /// The log could not be read; the adapter's error is the source.
+    LogError, "event log unavailable"
+);
 
 /// Reading the event log in commit order: the port behind the relay, the
 /// embedded projector feed and rebuilds. Adapters upcast every payload.

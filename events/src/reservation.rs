@@ -1,7 +1,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{aggregate, EventKind};
+use crate::{aggregate, event_kind};
 
 /// Events of the `concert` aggregate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -10,19 +10,9 @@ pub enum ConcertEvent {
     ConcertCreated { name: String },
 }
 
-impl EventKind for ConcertEvent {
-    const AGGREGATE_TYPE: &'static str = aggregate::CONCERT;
-
-    fn event_type(&self) -> &'static str {
-        match self {
-            Self::ConcertCreated { .. } => "ConcertCreated",
-        }
-    }
-
-    fn event_version(&self) -> &'static str {
-        "1.0"
-    }
-}
+event_kind!(ConcertEvent: aggregate::CONCERT, version "1.0" {
+    ConcertCreated,
+});
 
 /// A seat of a schedule and its price in points.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,20 +58,10 @@ pub enum ScheduleEvent {
     },
 }
 
-impl EventKind for ScheduleEvent {
-    const AGGREGATE_TYPE: &'static str = aggregate::SCHEDULE;
-
-    fn event_type(&self) -> &'static str {
-        match self {
-            Self::ScheduleCreated { .. } => "ScheduleCreated",
-            Self::SeatsHeld { .. } => "SeatsHeld",
-            Self::HoldPaid { .. } => "HoldPaid",
-            Self::HoldCancelled { .. } => "HoldCancelled",
-            Self::HoldExpired { .. } => "HoldExpired",
-        }
-    }
-
-    fn event_version(&self) -> &'static str {
-        "1.0"
-    }
-}
+event_kind!(ScheduleEvent: aggregate::SCHEDULE, version "1.0" {
+    ScheduleCreated,
+    SeatsHeld,
+    HoldPaid,
+    HoldCancelled,
+    HoldExpired,
+});

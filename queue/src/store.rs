@@ -4,16 +4,10 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-/// A state store failed; the adapter's error is the source.
-#[derive(Debug, thiserror::Error)]
-#[error("state store failed: {0}")]
-pub struct StateError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
-
-impl StateError {
-    pub fn new(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
-        Self(source.into())
-    }
-}
+tessera_events::port_error!(
+    /// A state store failed; the adapter's error is the source.
+    StateError, "state store failed"
+);
 
 /// Where a concert's queue stands.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

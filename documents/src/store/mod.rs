@@ -73,16 +73,12 @@ pub struct ListQuery<'a> {
     pub limit: usize,
 }
 
-/// The document store failed; the adapter's error is the source.
-#[derive(Debug, thiserror::Error)]
-#[error("document store failed: {0}")]
-pub struct StoreError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
+tessera_events::port_error!(
+    /// The document store failed; the adapter's error is the source.
+    StoreError, "document store failed"
+);
 
 impl StoreError {
-    pub fn new(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
-        Self(source.into())
-    }
-
     /// Documents kept changing under a writer that retried.
     pub fn contended(what: &str) -> Self {
         Self::new(format!("documents kept changing while {what}"))

@@ -21,16 +21,10 @@ pub enum Delivery {
     },
 }
 
-/// The feed failed; the broker's or the store's error is the source.
-#[derive(Debug, thiserror::Error)]
-#[error("event feed failed: {0}")]
-pub struct FeedError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
-
-impl FeedError {
-    pub fn new(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
-        Self(source.into())
-    }
-}
+tessera_events::port_error!(
+    /// The feed failed; the broker's or the store's error is the source.
+    FeedError, "event feed failed"
+);
 
 #[async_trait]
 pub trait EventFeed: Send + Sync {

@@ -1,6 +1,6 @@
 use tessera_events::{aggregate, AccountEvent, DomainEvent, Envelope};
 
-use super::{open, Fold, FoldError, Outcome, Targets};
+use super::{open, Fold, FoldError, Folded, Outcome};
 use tessera_documents::documents::{collections, AccountDoc};
 
 /// `accounts`: one document per account, following every account event.
@@ -11,16 +11,12 @@ impl Fold for Accounts {
     const NAME: &'static str = collections::ACCOUNTS;
     const AGGREGATE_TYPES: &'static [&'static str] = &[aggregate::ACCOUNT];
 
-    fn targets(&self, envelope: &Envelope, _: &DomainEvent) -> Targets {
-        Targets::Ids(vec![envelope.aggregate_id.clone()])
-    }
-
     fn fold(
         &self,
         doc: Option<AccountDoc>,
         envelope: &Envelope,
         event: &DomainEvent,
-    ) -> Result<Outcome<AccountDoc>, FoldError> {
+    ) -> Folded<AccountDoc> {
         let DomainEvent::Account(event) = event else {
             return Ok(Outcome::Unchanged);
         };
@@ -79,11 +75,7 @@ mod tests {
         }
     }
 
-    fn run(
-        doc: Option<AccountDoc>,
-        sequence: u64,
-        e: AccountEvent,
-    ) -> Result<Outcome<AccountDoc>, FoldError> {
+    fn run(doc: Option<AccountDoc>, sequence: u64, e: AccountEvent) -> Folded<AccountDoc> {
         let (env, ev) = account("a1", sequence, e);
         Accounts.fold(doc, &env, &ev)
     }

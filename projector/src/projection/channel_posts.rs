@@ -1,7 +1,7 @@
 use tessera_events::{aggregate, DomainEvent, Envelope, PostEvent};
 
 use super::posts::{nickname_change, post_targets};
-use super::{monotonic, open, Fold, FoldError, Outcome, Step, Targets};
+use super::{monotonic, open, Fold, FoldError, Folded, Outcome, Step, Targets};
 use tessera_documents::documents::{collections, ChannelPostDoc};
 
 /// `channel_posts`: a summary per post (id = post id, which is
@@ -25,7 +25,7 @@ impl Fold for ChannelPosts {
         doc: Option<ChannelPostDoc>,
         envelope: &Envelope,
         event: &DomainEvent,
-    ) -> Result<Outcome<ChannelPostDoc>, FoldError> {
+    ) -> Folded<ChannelPostDoc> {
         let sequence = envelope.sequence;
         let event = match event {
             DomainEvent::Post(e) => e,

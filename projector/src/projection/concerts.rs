@@ -1,7 +1,7 @@
 use tessera_documents::documents::{collections, ConcertDoc};
 use tessera_events::{aggregate, ConcertEvent, DomainEvent, Envelope};
 
-use super::{open, Fold, FoldError, Outcome, Targets};
+use super::{open, Fold, FoldError, Folded, Outcome};
 
 /// `concerts`: one document per concert.
 pub struct Concerts;
@@ -11,16 +11,12 @@ impl Fold for Concerts {
     const NAME: &'static str = collections::CONCERTS;
     const AGGREGATE_TYPES: &'static [&'static str] = &[aggregate::CONCERT];
 
-    fn targets(&self, envelope: &Envelope, _: &DomainEvent) -> Targets {
-        Targets::Ids(vec![envelope.aggregate_id.clone()])
-    }
-
     fn fold(
         &self,
         doc: Option<ConcertDoc>,
         envelope: &Envelope,
         event: &DomainEvent,
-    ) -> Result<Outcome<ConcertDoc>, FoldError> {
+    ) -> Folded<ConcertDoc> {
         let DomainEvent::Concert(ConcertEvent::ConcertCreated { name }) = event else {
             return Ok(Outcome::Unchanged);
         };

@@ -1,6 +1,6 @@
 use tessera_events::{aggregate, CouponEvent, DomainEvent, Envelope};
 
-use super::{monotonic, open, Fold, FoldError, Outcome, Step, Targets};
+use super::{monotonic, open, Fold, FoldError, Folded, Outcome, Step, Targets};
 use tessera_documents::documents::{collections, pair_id, CouponDoc, UserCouponDoc};
 
 /// `coupons`: a campaign with how many are issued and remain.
@@ -11,16 +11,12 @@ impl Fold for Coupons {
     const NAME: &'static str = collections::COUPONS;
     const AGGREGATE_TYPES: &'static [&'static str] = &[aggregate::COUPON];
 
-    fn targets(&self, envelope: &Envelope, _: &DomainEvent) -> Targets {
-        Targets::Ids(vec![envelope.aggregate_id.clone()])
-    }
-
     fn fold(
         &self,
         doc: Option<CouponDoc>,
         envelope: &Envelope,
         event: &DomainEvent,
-    ) -> Result<Outcome<CouponDoc>, FoldError> {
+    ) -> Folded<CouponDoc> {
         let DomainEvent::Coupon(event) = event else {
             return Ok(Outcome::Unchanged);
         };
@@ -89,7 +85,7 @@ impl Fold for UserCoupons {
         doc: Option<UserCouponDoc>,
         envelope: &Envelope,
         event: &DomainEvent,
-    ) -> Result<Outcome<UserCouponDoc>, FoldError> {
+    ) -> Folded<UserCouponDoc> {
         let DomainEvent::Coupon(event) = event else {
             return Ok(Outcome::Unchanged);
         };

@@ -1,6 +1,6 @@
 use tessera_events::{aggregate, DomainEvent, Envelope, GuildEvent};
 
-use super::{monotonic, Fold, FoldError, Outcome, Step, Targets};
+use super::{monotonic, Fold, FoldError, Folded, Outcome, Step, Targets};
 use tessera_documents::documents::{collections, member_id, GuildMemberDoc};
 
 /// `guild_members`: one document per (guild, user), listed by `member_of`.
@@ -36,7 +36,7 @@ impl Fold for GuildMembers {
         doc: Option<GuildMemberDoc>,
         envelope: &Envelope,
         event: &DomainEvent,
-    ) -> Result<Outcome<GuildMemberDoc>, FoldError> {
+    ) -> Folded<GuildMemberDoc> {
         let DomainEvent::Guild(event) = event else {
             return Ok(Outcome::Unchanged);
         };

@@ -1,6 +1,6 @@
 use tessera_events::{aggregate, DomainEvent, Envelope, GuildEvent};
 
-use super::{open, Fold, FoldError, Outcome, Targets};
+use super::{open, Fold, FoldError, Folded, Outcome};
 use tessera_documents::documents::{collections, CategoryDoc, ChannelDoc, GuildDoc};
 
 /// `guilds`: one document per guild, following every guild event.
@@ -11,16 +11,12 @@ impl Fold for Guilds {
     const NAME: &'static str = collections::GUILDS;
     const AGGREGATE_TYPES: &'static [&'static str] = &[aggregate::GUILD];
 
-    fn targets(&self, envelope: &Envelope, _: &DomainEvent) -> Targets {
-        Targets::Ids(vec![envelope.aggregate_id.clone()])
-    }
-
     fn fold(
         &self,
         doc: Option<GuildDoc>,
         envelope: &Envelope,
         event: &DomainEvent,
-    ) -> Result<Outcome<GuildDoc>, FoldError> {
+    ) -> Folded<GuildDoc> {
         let DomainEvent::Guild(event) = event else {
             return Ok(Outcome::Unchanged);
         };

@@ -80,6 +80,9 @@ pub enum FoldError {
     Inapplicable(String),
 }
 
+/// What a fold answers for one document.
+pub type Folded<D> = Result<Outcome<D>, FoldError>;
+
 /// A projection with typed documents.
 pub trait Fold: Send + Sync + 'static {
     type Doc: Serialize + DeserializeOwned + Send;
@@ -93,7 +96,11 @@ pub trait Fold: Send + Sync + 'static {
     /// aggregate's documents can be replayed on their own).
     const SINGLE_SOURCE: bool = true;
 
-    fn targets(&self, envelope: &Envelope, event: &DomainEvent) -> Targets;
+    /// The documents an event touches: by default the one its aggregate
+    /// names, as for every projection that mirrors one stream.
+    fn targets(&self, envelope: &Envelope, _event: &DomainEvent) -> Targets {
+        Targets::Ids(vec![envelope.aggregate_id.clone()])
+    }
 
     fn fold(
         &self,
@@ -144,7 +151,7 @@ impl<F: Fold> Projection for F {
         doc: Option<&Value>,
         envelope: &Envelope,
         event: &DomainEvent,
-    ) -> Result<Outcome<Value>, FoldError> {
+    ) -> Folded<Value> {
         let doc = doc
             .map(|v| serde_json::from_value(v.clone()))
             .transpose()
@@ -241,10 +248,7 @@ pub fn open<D>(
 impl<D> Opening<D> {
     /// The outcome: a created document is put as it is, a duplicate changes
     /// nothing, and `next` folds the event into the document that was there.
-    pub fn then(
-        self,
-        next: impl FnOnce(D) -> Result<Outcome<D>, FoldError>,
-    ) -> Result<Outcome<D>, FoldError> {
+    pub fn then(self, next: impl FnOnce(D) -> Result<Outcome<D>, FoldError>) -> Folded<D> {
         match self {
             Self::Created(doc) => Ok(Outcome::Put(doc)),
             Self::Next(doc) => next(doc),

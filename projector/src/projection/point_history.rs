@@ -1,6 +1,6 @@
 use tessera_events::{aggregate, AccountEvent, DomainEvent, Envelope};
 
-use super::{Fold, FoldError, Outcome, Targets};
+use super::{Fold, Folded, Outcome, Targets};
 use tessera_documents::documents::{collections, point_entry_id, PointEntryDoc};
 
 /// `point_history`: one document per change of an account's points.
@@ -31,7 +31,7 @@ impl Fold for PointHistory {
         doc: Option<PointEntryDoc>,
         envelope: &Envelope,
         event: &DomainEvent,
-    ) -> Result<Outcome<PointEntryDoc>, FoldError> {
+    ) -> Folded<PointEntryDoc> {
         if doc.is_some() {
             return Ok(Outcome::Unchanged); // an entry is written once
         }

@@ -1,6 +1,6 @@
 use tessera_events::{aggregate, DomainEvent, Envelope, GuildEvent, PostEvent};
 
-use super::{monotonic, open, Fold, FoldError, Outcome, Step, Targets};
+use super::{monotonic, open, Fold, FoldError, Folded, Outcome, Step, Targets};
 use tessera_documents::documents::{collections, CommentDoc, PostDoc};
 
 /// `posts`: one document per post with its comments and reaction counts,
@@ -60,7 +60,7 @@ impl Fold for Posts {
         doc: Option<PostDoc>,
         envelope: &Envelope,
         event: &DomainEvent,
-    ) -> Result<Outcome<PostDoc>, FoldError> {
+    ) -> Folded<PostDoc> {
         let at = envelope.metadata.occurred_at;
         let sequence = envelope.sequence;
         let event = match event {

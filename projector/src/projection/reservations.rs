@@ -2,7 +2,7 @@ use tessera_documents::documents::{collections, ReservationDoc};
 use tessera_events::{aggregate, DomainEvent, Envelope};
 
 use super::schedule::{fold_reservation, reservation_of};
-use super::{Fold, FoldError, Outcome, Targets};
+use super::{Fold, Folded, Targets};
 
 /// `reservations`: one document per reservation.
 pub struct Reservations;
@@ -23,7 +23,7 @@ impl Fold for Reservations {
         doc: Option<ReservationDoc>,
         envelope: &Envelope,
         event: &DomainEvent,
-    ) -> Result<Outcome<ReservationDoc>, FoldError> {
+    ) -> Folded<ReservationDoc> {
         fold_reservation(doc, envelope, event)
     }
 }

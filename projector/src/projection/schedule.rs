@@ -5,7 +5,7 @@
 use tessera_documents::documents::ReservationDoc;
 use tessera_events::{DomainEvent, Envelope, ScheduleEvent, SeatSpec};
 
-use super::{monotonic, open, FoldError, Opening, Outcome, Step};
+use super::{monotonic, open, FoldError, Folded, Opening, Outcome, Step};
 
 /// For documents that follow every event of a schedule: the document to
 /// update, `None` for a duplicate, an error for a gap. `create` builds it
@@ -37,7 +37,7 @@ pub(super) fn fold_reservation(
     doc: Option<ReservationDoc>,
     envelope: &Envelope,
     event: &DomainEvent,
-) -> Result<Outcome<ReservationDoc>, FoldError> {
+) -> Folded<ReservationDoc> {
     let Some((event, _, _)) = reservation_of(event) else {
         return Ok(Outcome::Unchanged);
     };

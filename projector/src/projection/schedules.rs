@@ -2,7 +2,7 @@ use tessera_documents::documents::{collections, concert_start, ScheduleDoc};
 use tessera_events::{aggregate, DomainEvent, Envelope, ScheduleEvent};
 
 use super::schedule::follow_schedule;
-use super::{Fold, FoldError, Outcome, Targets};
+use super::{Fold, FoldError, Folded, Outcome};
 
 /// `schedules`: a concert's calendar, with seats still free per schedule.
 pub struct Schedules;
@@ -13,16 +13,12 @@ impl Fold for Schedules {
     const AGGREGATE_TYPES: &'static [&'static str] = &[aggregate::SCHEDULE];
     const INDEXES: &'static [&'static str] = &["concert_start"];
 
-    fn targets(&self, envelope: &Envelope, _: &DomainEvent) -> Targets {
-        Targets::Ids(vec![envelope.aggregate_id.clone()])
-    }
-
     fn fold(
         &self,
         doc: Option<ScheduleDoc>,
         envelope: &Envelope,
         event: &DomainEvent,
-    ) -> Result<Outcome<ScheduleDoc>, FoldError> {
+    ) -> Folded<ScheduleDoc> {
         let DomainEvent::Schedule(event) = event else {
             return Ok(Outcome::Unchanged);
         };

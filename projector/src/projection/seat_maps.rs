@@ -2,7 +2,7 @@ use tessera_documents::documents::{collections, SeatDoc, SeatMapDoc, SeatState};
 use tessera_events::{aggregate, DomainEvent, Envelope, ScheduleEvent};
 
 use super::schedule::follow_schedule;
-use super::{Fold, FoldError, Outcome, Targets};
+use super::{Fold, Folded, Outcome};
 
 /// `seat_maps`: every seat of a schedule with its price and state.
 pub struct SeatMaps;
@@ -34,16 +34,12 @@ impl Fold for SeatMaps {
     const NAME: &'static str = collections::SEAT_MAPS;
     const AGGREGATE_TYPES: &'static [&'static str] = &[aggregate::SCHEDULE];
 
-    fn targets(&self, envelope: &Envelope, _: &DomainEvent) -> Targets {
-        Targets::Ids(vec![envelope.aggregate_id.clone()])
-    }
-
     fn fold(
         &self,
         doc: Option<SeatMapDoc>,
         envelope: &Envelope,
         event: &DomainEvent,
-    ) -> Result<Outcome<SeatMapDoc>, FoldError> {
+    ) -> Folded<SeatMapDoc> {
         let DomainEvent::Schedule(event) = event else {
             return Ok(Outcome::Unchanged);
         };

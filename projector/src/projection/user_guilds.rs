@@ -1,6 +1,6 @@
 use tessera_events::{aggregate, DomainEvent, Envelope, GuildEvent};
 
-use super::{monotonic, Fold, FoldError, Outcome, Step, Targets};
+use super::{monotonic, Fold, Folded, Outcome, Step, Targets};
 use tessera_documents::documents::{collections, UserGuildEntry, UserGuildsDoc};
 
 /// `user_guilds`: one document per user listing their guilds with each
@@ -40,7 +40,7 @@ impl Fold for UserGuilds {
         doc: Option<UserGuildsDoc>,
         envelope: &Envelope,
         event: &DomainEvent,
-    ) -> Result<Outcome<UserGuildsDoc>, FoldError> {
+    ) -> Folded<UserGuildsDoc> {
         let DomainEvent::Guild(event) = event else {
             return Ok(Outcome::Unchanged);
         };

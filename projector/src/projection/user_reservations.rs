@@ -2,7 +2,7 @@ use tessera_documents::documents::{collections, pair_id, ReservationDoc};
 use tessera_events::{aggregate, DomainEvent, Envelope};
 
 use super::schedule::{fold_reservation, reservation_of};
-use super::{Fold, FoldError, Outcome, Targets};
+use super::{Fold, Folded, Targets};
 
 /// `user_reservations`: a user's reservations (id `{user_id}:{reservation_id}`;
 /// reservation ids are time-ordered, so id order is newest last).
@@ -25,7 +25,7 @@ impl Fold for UserReservations {
         doc: Option<ReservationDoc>,
         envelope: &Envelope,
         event: &DomainEvent,
-    ) -> Result<Outcome<ReservationDoc>, FoldError> {
+    ) -> Folded<ReservationDoc> {
         fold_reservation(doc, envelope, event)
     }
 }
