@@ -4,43 +4,42 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use common::{accounts_and_guilds, admin_token, board_and_commerce, Client, Tessera};
+use common::stack::{Stack, Topology};
+use common::{accounts_and_guilds, board_and_commerce};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use tessera_testkit::{KafkaTopic, MongoDatabase, PgDatabase};
+use tessera_testkit::PgDatabase;
 
 #[tokio::test]
 async fn the_four_roles_run_the_whole_contract_and_a_killed_projector_loses_nothing() {
-    let pg = PgDatabase::create().await;
-    let kafka = KafkaTopic::create();
-    let mongo = MongoDatabase::create();
-    let mut env = common::stack_env(&pg, &kafka, &mongo);
-    env.extend([
-        ("TESSERA_MIN_VERSION_WAIT_MS", "5000".to_owned()),
-        ("TESSERA_KAFKA_DEBUG", "cgrp".to_owned()),
-        ("TESSERA_QUEUE_ADMIT_INTERVAL_MS", "100".to_owned()),
-        ("TESSERA_HOLD_TTL_SECONDS", "4".to_owned()),
-        ("TESSERA_SWEEP_INTERVAL_MS", "200".to_owned()),
-        ("TESSERA_LOG", "info,librdkafka=debug".to_owned()),
-    ]);
-    let write = Tessera::spawn(&["write-api"], &env).await;
-    let read = Tessera::spawn(&["read-api"], &env).await;
-    let mut relay = Tessera::spawn(&["relay"], &env).await;
-    let mut projector = Tessera::spawn(&["projector"], &env).await;
-    let c = Client::new(&write.addr, &read.addr);
-    for process in [&write, &read, &relay, &projector] {
+    let mut stack = Stack::distributed(
+        Topology::PIPELINE,
+        &[
+            ("TESSERA_KAFKA_DEBUG", "cgrp"),
+            ("TESSERA_LOG", "info,librdkafka=debug"),
+        ],
+    )
+    .await;
+    let c = Arc::clone(&stack.client);
+    for process in [
+        stack.write(),
+        stack.read(),
+        &stack.relays[0],
+        &stack.projectors[0],
+    ] {
         let r = reqwest::get(format!("{}/readyz", process.addr))
             .await
             .unwrap();
         assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
     }
     let outcome = accounts_and_guilds(&c).await;
-    board_and_commerce(&c, &admin_token(&env)).await;
+    board_and_commerce(&c, &stack.admin).await;
 
     // kill -9 the projector and the relay mid-stream; commands keep working
-    projector.kill();
+    stack.projectors[0].kill();
     let token = &outcome.owner_token;
     let mut version = 0;
     for i in 0..40 {
@@ -55,13 +54,13 @@ async fn the_four_roles_run_the_whole_contract_and_a_killed_projector_loses_noth
         assert_eq!(a.status, StatusCode::OK, "{}", a.body);
         version = a.body["version"].as_u64().unwrap();
         if i == 20 {
-            relay.kill();
-            relay = Tessera::spawn(&["relay"], &env).await;
+            stack.relays[0].kill();
+            stack.relays[0].respawn().await;
         }
     }
     // the killed member holds its partitions until its session times out
     // (10 s), then the new one resumes from the last committed offsets
-    let projector = Tessera::spawn(&["projector"], &env).await;
+    stack.projectors[0].respawn().await;
     let me = c
         .try_get_until("/v1/accounts/me", token, Duration::from_secs(90), |b| {
             b["version"].as_u64() == Some(version)
@@ -69,9 +68,8 @@ async fn the_four_roles_run_the_whole_contract_and_a_killed_projector_loses_noth
         .await
         .unwrap_or_else(|| {
             panic!(
-                "the restarted projector did not catch up:\n--- projector\n{}\n--- relay\n{}",
-                projector.logs(),
-                relay.logs()
+                "the restarted projector did not catch up:\n{}",
+                stack.logs(200)
             )
         });
     assert_eq!(
@@ -87,13 +85,7 @@ async fn the_four_roles_run_the_whole_contract_and_a_killed_projector_loses_noth
             |b| b["items"].as_array().is_some_and(|i| i.len() == 41),
         )
         .await
-        .unwrap_or_else(|| {
-            panic!(
-                "the history did not catch up:\n--- projector\n{}\n--- relay\n{}",
-                projector.logs(),
-                relay.logs()
-            )
-        });
+        .unwrap_or_else(|| panic!("the history did not catch up:\n{}", stack.logs(200)));
     let sequences: Vec<u64> = history["items"]
         .as_array()
         .unwrap()
@@ -104,7 +96,6 @@ async fn the_four_roles_run_the_whole_contract_and_a_killed_projector_loses_noth
     sorted.sort_unstable_by(|a, b| b.cmp(a));
     sorted.dedup();
     assert_eq!(sequences, sorted, "newest first, no duplicates");
-    drop(relay);
 }
 
 #[tokio::test]

@@ -3,22 +3,18 @@
 
 mod common;
 
-use common::{accounts_and_guilds, admin_token, board_and_commerce, Client, Tessera};
+use std::sync::Arc;
+
+use common::stack::Stack;
+use common::{accounts_and_guilds, board_and_commerce, Client};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 #[tokio::test]
 async fn serve_runs_the_whole_contract_and_survives_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let env = [
-        ("TESSERA_DATA_DIR", dir.path().display().to_string()),
-        ("TESSERA_MIN_VERSION_WAIT_MS", "500".to_owned()),
-        ("TESSERA_QUEUE_ADMIT_INTERVAL_MS", "100".to_owned()),
-        ("TESSERA_HOLD_TTL_SECONDS", "3".to_owned()),
-        ("TESSERA_SWEEP_INTERVAL_MS", "200".to_owned()),
-    ];
-    let mut server = Tessera::spawn(&["serve"], &env).await;
-    let c = Client::new(&server.addr, &server.addr);
+    let mut stack = Stack::embedded(&[("TESSERA_MIN_VERSION_WAIT_MS", "500")]).await;
+    let dir = std::path::PathBuf::from(stack.setting("TESSERA_DATA_DIR").unwrap());
+    let c = Arc::clone(&stack.client);
     let ready = c.call(Method::GET, "/readyz", None, None).await;
     assert_eq!(ready.status, StatusCode::OK, "{}", ready.body);
     let doc = c.call(Method::GET, "/openapi.json", None, None).await;
@@ -28,15 +24,15 @@ async fn serve_runs_the_whole_contract_and_survives_a_restart() {
         "both APIs in one document"
     );
     let outcome = accounts_and_guilds(&c).await;
-    board_and_commerce(&c, &admin_token(&env)).await;
+    board_and_commerce(&c, &stack.admin).await;
 
-    server.terminate(); // graceful: SIGTERM, clean exit
+    stack.writers[0].terminate(); // graceful: SIGTERM, clean exit
     assert!(
-        dir.path().join("jwt_secret").exists(),
+        dir.as_path().join("jwt_secret").exists(),
         "the generated secret is kept"
     );
-    let server = Tessera::spawn(&["serve"], &env).await;
-    let c = Client::new(&server.addr, &server.addr);
+    stack.writers[0].respawn().await;
+    let c = Client::new(&stack.write().addr, &stack.read().addr);
     // tokens issued before the restart still work: the secret was kept
     let me = c.get("/v1/accounts/me", &outcome.owner_token).await;
     assert_eq!(
@@ -68,7 +64,7 @@ async fn serve_runs_the_whole_contract_and_survives_a_restart() {
     // an operator token minted by the CLI is accepted by the server
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
         .args(["admin", "token", "--user", "operator-1", "--role", "admin"])
-        .env("TESSERA_DATA_DIR", dir.path())
+        .env("TESSERA_DATA_DIR", dir.as_path())
         .output()
         .unwrap();
     assert!(
@@ -91,13 +87,8 @@ async fn serve_runs_the_whole_contract_and_survives_a_restart() {
 /// method a documented path does not list is refused with 405.
 #[tokio::test]
 async fn every_route_is_documented_and_every_documented_route_is_served() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Tessera::spawn(
-        &["serve"],
-        &[("TESSERA_DATA_DIR", dir.path().display().to_string())],
-    )
-    .await;
-    let c = Client::new(&server.addr, &server.addr);
+    let stack = Stack::embedded(&[]).await;
+    let c = &stack.client;
     let doc = c.call(Method::GET, "/openapi.json", None, None).await;
     let paths = doc.body["paths"].as_object().expect("paths").clone();
     assert!(paths.len() >= 30, "{} paths", paths.len());

@@ -22,14 +22,15 @@ use std::time::{Duration, Instant};
 
 use common::fold::{all_documents, assert_same_documents, fold_from_scratch};
 use common::load::{Answered, Load, Sent};
-use common::{admin_token, Client, Tessera};
+use common::stack::Topology;
+use common::Tessera;
 use futures::StreamExt as _;
 use reqwest::StatusCode;
 use serde_json::Value;
 use tessera_documents::live;
 use tessera_documents::store::mongo::MongoStore;
 use tessera_projector::projection;
-use tessera_testkit::{free_port, Broker, DocServer, PgCluster};
+use tessera_testkit::{Broker, DocServer, PgCluster};
 use tessera_write_side::store::postgres::{self, PgEventLog};
 
 /// Seconds from the environment, or a default.
@@ -42,18 +43,29 @@ fn seconds(var: &str, default: u64) -> Duration {
     )
 }
 
+/// The production roles (two projectors) on stores this test can pause
+/// and restart: its own PostgreSQL cluster, broker and document server.
 struct Stack {
     pg: PgCluster,
     broker: Broker,
     docs_server: DocServer,
-    write: Tessera,
-    read: Tessera,
-    relay: Tessera,
-    projectors: Vec<Tessera>,
-    client: Arc<Client>,
+    kit: common::stack::Stack,
     http: reqwest::Client,
-    admin: String,
     pool: sqlx::PgPool,
+}
+
+impl std::ops::Deref for Stack {
+    type Target = common::stack::Stack;
+
+    fn deref(&self) -> &common::stack::Stack {
+        &self.kit
+    }
+}
+
+impl std::ops::DerefMut for Stack {
+    fn deref_mut(&mut self) -> &mut common::stack::Stack {
+        &mut self.kit
+    }
 }
 
 impl Stack {
@@ -77,72 +89,20 @@ impl Stack {
             ("TESSERA_PROJECTOR_STALL_SECONDS", "10".to_owned()),
             ("TESSERA_RELAY_PUBLISH_TIMEOUT_SECONDS", "5".to_owned()),
         ];
-        let with_port = |port: u16| {
-            let mut e = env.clone();
-            e.push(("TESSERA_HTTP_ADDR", format!("127.0.0.1:{port}")));
-            e
-        };
-        let write = Tessera::spawn(&["write-api"], &with_port(free_port())).await;
-        let read = Tessera::spawn(&["read-api"], &with_port(free_port())).await;
-        let relay = Tessera::spawn(&["relay"], &env).await;
-        let projectors = vec![
-            Tessera::spawn(&["projector"], &env).await,
-            Tessera::spawn(&["projector"], &env).await,
-        ];
-        let client = Arc::new(Client::new(&write.addr, &read.addr));
+        let topology = Topology::PIPELINE.with_projectors(2).with_fixed_ports();
+        let kit = common::stack::Stack::start(env, topology, Vec::new()).await;
         let pool = postgres::connect(&db, 2).await.unwrap();
         Self {
-            admin: admin_token(&env),
             pg,
             broker,
             docs_server,
-            write,
-            read,
-            relay,
-            projectors,
-            client,
+            kit,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
                 .build()
                 .unwrap(),
             pool,
         }
-    }
-
-    fn logs(&self) -> String {
-        let mut out = String::new();
-        for (name, p) in [
-            ("write-api", &self.write),
-            ("read-api", &self.read),
-            ("relay", &self.relay),
-            ("projector 1", &self.projectors[0]),
-            ("projector 2", &self.projectors[1]),
-        ] {
-            let logs = p.logs();
-            let tail: Vec<&str> = logs.lines().rev().take(60).collect();
-            let _ = writeln!(out, "--- {name} (last lines)");
-            for l in tail.into_iter().rev() {
-                let _ = writeln!(out, "{l}");
-            }
-        }
-        out
-    }
-
-    /// Writes every process's whole log to a folder of the test target;
-    /// answers its path.
-    fn save_logs(&self) -> String {
-        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("faults");
-        let _ = std::fs::create_dir_all(&dir);
-        for (name, p) in [
-            ("write-api", &self.write),
-            ("read-api", &self.read),
-            ("relay", &self.relay),
-            ("projector-1", &self.projectors[0]),
-            ("projector-2", &self.projectors[1]),
-        ] {
-            let _ = std::fs::write(dir.join(format!("{name}.log")), p.logs());
-        }
-        dir.display().to_string()
     }
 
     /// A GET that answers `None` instead of failing when nothing listens.
@@ -294,11 +254,11 @@ impl Row {
             self.health.join("; ")
         );
         if let Err(e) = &self.recovery {
-            let dir = stack.save_logs();
+            let dir = stack.save_logs("faults");
             panic!(
                 "no recovery from {}: {e}\n(whole logs in {dir})\n{}",
                 self.fault,
-                stack.logs()
+                stack.logs(60)
             );
         }
         rows.push(self);
@@ -324,10 +284,10 @@ struct Watch {
 impl Watch {
     async fn observe(&mut self, stack: &Stack, since: Instant) {
         for (role, base) in [
-            ("relay", stack.relay.addr.as_str()),
+            ("relay", stack.relays[0].addr.as_str()),
             ("projector", stack.projectors[0].addr.as_str()),
-            ("read-api", stack.read.addr.as_str()),
-            ("write-api", stack.write.addr.as_str()),
+            ("read-api", stack.read().addr.as_str()),
+            ("write-api", stack.write().addr.as_str()),
         ] {
             if let Some((ready, took)) = stack.ready(base).await {
                 self.slowest_readyz = self.slowest_readyz.max(took);
@@ -339,7 +299,7 @@ impl Watch {
             }
         }
         if let Some(lag) = stack
-            .metric(&stack.relay.addr, "tessera_relay_lag_events")
+            .metric(&stack.relays[0].addr, "tessera_relay_lag_events")
             .await
         {
             self.max_relay_lag = self.max_relay_lag.max(lag);
@@ -454,7 +414,7 @@ async fn the_pipeline_heals_itself_from_every_fault_without_an_operator() {
             health: watch.lines(),
         }
         .record(&mut rows, &stack);
-        let (ready, _) = stack.ready(&stack.relay.addr).await.unwrap_or_default();
+        let (ready, _) = stack.ready(&stack.relays[0].addr).await.unwrap_or_default();
         assert!(ready, "the relay is ready again");
     }
 
@@ -603,13 +563,13 @@ async fn the_pipeline_heals_itself_from_every_fault_without_an_operator() {
             let (took, clean) = exited.unwrap_or_else(|| {
                 panic!(
                     "{role} did not exit within 10 s of SIGTERM\n{}",
-                    stack.logs()
+                    stack.logs(60)
                 )
             });
             assert!(
                 clean,
                 "{role} exited with an error after SIGTERM\n{}",
-                stack.logs()
+                stack.logs(60)
             );
             stack.process(role).respawn().await;
             let ended = Instant::now();
@@ -629,7 +589,7 @@ async fn the_pipeline_heals_itself_from_every_fault_without_an_operator() {
     load.stop().await;
     let sent = load.sent();
     if let Err(e) = stack.caught_up(bound).await {
-        panic!("{e}\n{}", stack.logs());
+        panic!("{e}\n{}", stack.logs(60));
     }
     let (lost, duplicated, half) = check_log(&stack.pool, &sent).await;
     let report = report(&rows, &sent, &stack.pool).await;
@@ -652,9 +612,9 @@ impl Stack {
     fn process(&mut self, role: &str) -> &mut Tessera {
         match role {
             "projector" => &mut self.projectors[0],
-            "relay" => &mut self.relay,
-            "write-api" => &mut self.write,
-            "read-api" => &mut self.read,
+            "relay" => &mut self.relays[0],
+            "write-api" => &mut self.writers[0],
+            "read-api" => &mut self.readers[0],
             other => panic!("no role {other}"),
         }
     }

@@ -12,19 +12,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::fold::{all_documents, assert_same_documents, fold_from_scratch};
-use common::{accounts_and_guilds, admin_token, board_and_commerce, Client, Tessera};
+use common::stack::{Stack, Topology};
+use common::{accounts_and_guilds, board_and_commerce, Client};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tessera_documents::live;
-use tessera_documents::store::embedded::EmbeddedStore;
 use tessera_documents::store::mongo::MongoStore;
 use tessera_documents::store::{DocumentStore, Write};
 use tessera_events::{EventLog, Upcaster};
 use tessera_projector::projection::{self, Accounts, PointHistory, Projection};
 use tessera_projector::rebuild::{self, Quiet, RebuildConfig};
-use tessera_testkit::{wait_until, KafkaTopic, MongoDatabase, PgDatabase};
+use tessera_testkit::{wait_until, MongoDatabase, PgDatabase};
 use tessera_write_side::store::postgres::{self, PgEventLog};
-use tessera_write_side::store::sqlite::{self, SqliteEventLog};
 
 /// Runs `tessera <args>` with `env` and waits for it.
 fn cli(env: &[(&str, String)], args: &[&str]) -> Output {
@@ -56,121 +55,11 @@ fn cli_json(env: &[(&str, String)], args: &[&str]) -> Value {
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?} printed no JSON ({e}):\n{out}"))
 }
 
-/// One deployment under test and direct access to its stores, the way the
-/// CLI reaches them.
-struct Stack {
-    env: Vec<(&'static str, String)>,
-    client: Arc<Client>,
-    admin: String,
-    log: Arc<dyn EventLog>,
-    docs: Arc<dyn DocumentStore>,
-    processes: Vec<Tessera>,
-    /// Time between two churn commands: the distributed stack on secantusdb
-    /// folds ≈ 900 document writes/s on these machines, shared by fourteen
-    /// projections on two projector instances.
-    pace: Duration,
-    _keep: Vec<Box<dyn std::any::Any + Send>>,
-}
-
-impl Stack {
-    async fn embedded() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let env = vec![
-            ("TESSERA_DATA_DIR", dir.path().display().to_string()),
-            ("TESSERA_MIN_VERSION_WAIT_MS", "2000".to_owned()),
-            ("TESSERA_QUEUE_ADMIT_INTERVAL_MS", "100".to_owned()),
-            ("TESSERA_HOLD_TTL_SECONDS", "3".to_owned()),
-            ("TESSERA_SWEEP_INTERVAL_MS", "200".to_owned()),
-        ];
-        let server = Tessera::spawn(&["serve"], &env).await;
-        let client = Arc::new(Client::new(&server.addr, &server.addr));
-        let log = SqliteEventLog::new(
-            sqlite::open(&dir.path().join("events.db"), 2)
-                .await
-                .unwrap(),
-        );
-        let docs = EmbeddedStore::open(&dir.path().join("documents.db"))
-            .await
-            .unwrap();
-        Self {
-            admin: admin_token(&env),
-            env,
-            client,
-            log: Arc::new(log),
-            docs: Arc::new(docs),
-            processes: vec![server],
-            pace: Duration::from_millis(15),
-            _keep: vec![Box::new(dir)],
-        }
-    }
-
-    /// The production roles, with two projector instances sharing the work.
-    async fn distributed() -> Self {
-        let pg = PgDatabase::create().await;
-        let kafka = KafkaTopic::create();
-        let mongo = MongoDatabase::create();
-        let mut env = common::stack_env(&pg, &kafka, &mongo);
-        env.extend([
-            ("TESSERA_MIN_VERSION_WAIT_MS", "5000".to_owned()),
-            ("TESSERA_QUEUE_ADMIT_INTERVAL_MS", "100".to_owned()),
-            ("TESSERA_HOLD_TTL_SECONDS", "4".to_owned()),
-            ("TESSERA_SWEEP_INTERVAL_MS", "200".to_owned()),
-        ]);
-        let write = Tessera::spawn(&["write-api"], &env).await;
-        let read = Tessera::spawn(&["read-api"], &env).await;
-        let relay = Tessera::spawn(&["relay"], &env).await;
-        let first = Tessera::spawn(&["projector"], &env).await;
-        let second = Tessera::spawn(&["projector"], &env).await;
-        let client = Arc::new(Client::new(&write.addr, &read.addr));
-        let log = PgEventLog::new(postgres::connect(pg.url(), 2).await.unwrap());
-        let docs = MongoStore::connect(&mongo.uri, &mongo.name).await.unwrap();
-        Self {
-            admin: admin_token(&env),
-            env,
-            client,
-            log: Arc::new(log),
-            docs: Arc::new(docs),
-            processes: vec![write, read, relay, first, second],
-            pace: Duration::from_millis(100),
-            _keep: vec![Box::new(pg), Box::new(kafka), Box::new(mongo)],
-        }
-    }
-
-    fn logs(&self) -> String {
-        self.processes
-            .iter()
-            .map(Tessera::logs)
-            .collect::<Vec<_>>()
-            .join("\n---\n")
-    }
-
-    /// Waits until every projection has caught up with the head of the log
-    /// and holds no dead letter, as `GET /v1/admin/projections` tells.
-    async fn wait_caught_up(&self) {
-        let c = Arc::clone(&self.client);
-        let admin = self.admin.clone();
-        let caught_up = c
-            .try_get_until(
-                "/v1/admin/projections",
-                &admin,
-                Duration::from_secs(120),
-                |b| {
-                    b.as_array().is_some_and(|ps| {
-                        ps.len() == projection::all().len()
-                            && ps.iter().all(|p| p["lag"] == 0 && p["dead_letters"] == 0)
-                    })
-                },
-            )
-            .await;
-        if caught_up.is_none() {
-            let now = c.get("/v1/admin/projections", &admin).await;
-            panic!(
-                "the projections did not catch up: {}\n{}",
-                now.body,
-                self.logs()
-            );
-        }
-    }
+/// Time between two churn commands: the distributed stack on secantusdb
+/// folds ≈ 900 document writes/s on these machines, shared by fourteen
+/// projections on two projector instances.
+fn pace(stack: &Stack) -> Duration {
+    Duration::from_millis(if stack.pg.is_some() { 100 } else { 15 })
 }
 
 /// Commands of every kind, one after the other, until told to stop. The
@@ -377,6 +266,7 @@ impl Readers {
 /// arriving and reads keep being served, then every document of every
 /// live collection equals a from-scratch fold of the log.
 async fn rebuild_all_while_commands_arrive(stack: Stack) {
+    let (log, docs) = (stack.event_log().await, stack.documents().await);
     let c = Arc::clone(&stack.client);
     let outcome = accounts_and_guilds(&c).await;
     board_and_commerce(&c, &stack.admin).await;
@@ -395,13 +285,13 @@ async fn rebuild_all_while_commands_arrive(stack: Stack) {
         for p in projection::all() {
             m.insert(
                 p.name().to_owned(),
-                live::live(&*stack.docs, p.name()).await.unwrap(),
+                live::live(&*docs, p.name()).await.unwrap(),
             );
         }
         m
     };
 
-    let churn = Churn::start(Arc::clone(&c), stack.admin.clone(), stack.pace).await;
+    let churn = Churn::start(Arc::clone(&c), stack.admin.clone(), pace(&stack)).await;
     let readers = Readers::start(Arc::clone(&c), outcome.owner_token.clone(), guild_id);
     let at_start = churn.done.load(Ordering::SeqCst);
     let env = stack.env.clone();
@@ -432,19 +322,19 @@ async fn rebuild_all_while_commands_arrive(stack: Stack) {
     }
 
     stack.wait_caught_up().await;
-    let reference = fold_from_scratch(&*stack.log).await;
+    let reference = fold_from_scratch(&*log).await;
     for p in projection::all() {
         let name = p.name();
-        let live = live::live(&*stack.docs, name).await.unwrap();
+        let live = live::live(&*docs, name).await.unwrap();
         let report = reports.iter().find(|r| r["projection"] == name).unwrap();
         assert_eq!(
             report["to"].as_str(),
             Some(live.as_str()),
             "readers switched"
         );
-        let old = all_documents(&*stack.docs, &before[name]).await;
+        let old = all_documents(&*docs, &before[name]).await;
         assert!(old.is_empty(), "{} was dropped", before[name]);
-        let documents = all_documents(&*stack.docs, &live).await;
+        let documents = all_documents(&*docs, &live).await;
         assert_same_documents(name, &documents, &reference[name]);
     }
     let documents: usize = reference.values().map(BTreeMap::len).sum();
@@ -463,12 +353,15 @@ async fn rebuild_all_while_commands_arrive(stack: Stack) {
 
 #[tokio::test]
 async fn rebuild_all_on_serve_while_commands_arrive_equals_a_fold_from_scratch() {
-    rebuild_all_while_commands_arrive(Stack::embedded().await).await;
+    rebuild_all_while_commands_arrive(Stack::embedded(&[]).await).await;
 }
 
 #[tokio::test]
 async fn rebuild_all_on_the_distributed_stack_with_two_projectors_equals_a_fold_from_scratch() {
-    rebuild_all_while_commands_arrive(Stack::distributed().await).await;
+    rebuild_all_while_commands_arrive(
+        Stack::distributed(Topology::PIPELINE.with_projectors(2), &[]).await,
+    )
+    .await;
 }
 
 /// Test-only steps: a `PointsCharged` shape older than any this code writes
@@ -705,9 +598,10 @@ fn letters_of(env: &[(&str, String)], aggregate_id: &str) -> Vec<Value> {
 
 #[tokio::test]
 async fn dead_letters_are_listed_retried_in_order_and_discarded_and_replay_repairs_documents() {
-    let stack = Stack::embedded().await;
+    let stack = Stack::embedded(&[]).await;
     let c = Arc::clone(&stack.client);
-    let docs = &*stack.docs;
+    let docs = stack.documents().await;
+    let docs = &*docs;
     let (id, token) = c.register("dlq@example.com", "dlq").await;
     let v = charge(&c, &token, "a").await;
     c.get_until(
@@ -877,9 +771,10 @@ async fn dead_letters_are_listed_retried_in_order_and_discarded_and_replay_repai
 
 #[tokio::test]
 async fn a_gap_the_feed_skipped_is_repaired_from_the_log_when_its_letter_is_retried() {
-    let stack = Stack::embedded().await;
+    let stack = Stack::embedded(&[]).await;
     let c = Arc::clone(&stack.client);
-    let docs = &*stack.docs;
+    let docs = stack.documents().await;
+    let docs = &*docs;
     let (id, token) = c.register("gap@example.com", "gap").await;
     let v = charge(&c, &token, "a").await;
     c.get_until(
@@ -964,7 +859,7 @@ fn verify(
 
 #[tokio::test]
 async fn exports_carry_a_hash_chain_that_names_each_kind_of_tampering() {
-    let stack = Stack::embedded().await;
+    let stack = Stack::embedded(&[]).await;
     let c = Arc::clone(&stack.client);
     let outcome = accounts_and_guilds(&c).await;
     let env = &stack.env;
@@ -980,7 +875,7 @@ async fn exports_carry_a_hash_chain_that_names_each_kind_of_tampering() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     let (trailer, records) = records.split_last().unwrap();
-    let head = stack.log.head().await.unwrap();
+    let head = stack.event_log().await.head().await.unwrap();
     assert_eq!(trailer["record_type"], "trailer");
     assert_eq!(trailer["count"].as_u64(), Some(records.len() as u64));
     assert_eq!(
@@ -1189,11 +1084,12 @@ async fn exports_carry_a_hash_chain_that_names_each_kind_of_tampering() {
 
 #[tokio::test]
 async fn status_progress_and_metrics_tell_operators_what_runs() {
-    let stack = Stack::embedded().await;
+    let stack = Stack::embedded(&[]).await;
     let c = Arc::clone(&stack.client);
     accounts_and_guilds(&c).await;
     stack.wait_caught_up().await;
-    let head = stack.log.head().await.unwrap().position;
+    let log = stack.event_log().await;
+    let head = log.head().await.unwrap().position;
 
     let status = cli_json(&stack.env, &["admin", "status", "--json"]);
     for p in status.as_array().unwrap() {
@@ -1240,7 +1136,7 @@ async fn status_progress_and_metrics_tell_operators_what_runs() {
     let unknown = cli(&stack.env, &["admin", "rebuild", "no_such_projection"]);
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("known: accounts"));
 
-    let metrics = reqwest::get(format!("{}/metrics", stack.processes[0].addr))
+    let metrics = reqwest::get(format!("{}/metrics", stack.write().addr))
         .await
         .unwrap();
     assert_eq!(metrics.status(), StatusCode::OK);

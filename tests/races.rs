@@ -8,47 +8,42 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{admin_token, Client, Tessera};
+use common::stack::{Stack, Topology};
+use common::Client;
 use futures::stream::{self, StreamExt};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use tessera_http::auth::{Authenticator, Role};
-use tessera_testkit::{Deadline, PgDatabase};
+use tessera_testkit::Deadline;
 
 const SECRET: &str = "a-race-test-secret-that-is-long-enough-for-hs256";
 
 /// Two write-side processes on one database.
 struct Cluster {
-    _pg: PgDatabase,
+    stack: Stack,
     pool: PgPool,
-    env: Vec<(&'static str, String)>,
-    a: Tessera,
-    b: Tessera,
     http: reqwest::Client,
     auth: Authenticator,
 }
 
 async fn cluster(extra: &[(&'static str, &str)]) -> Cluster {
-    let pg = PgDatabase::create().await;
     let mut env = vec![
-        ("TESSERA_DATABASE_URL", pg.url().to_owned()),
-        ("TESSERA_DATABASE_MAX_CONNECTIONS", "12".to_owned()),
-        ("TESSERA_JWT_SECRET", SECRET.to_owned()),
-        ("TESSERA_QUEUE_ADMIT_BATCH", "5000".to_owned()),
-        ("TESSERA_QUEUE_ADMIT_INTERVAL_MS", "100".to_owned()),
-        ("TESSERA_COMMAND_MAX_ATTEMPTS", "30".to_owned()),
-        ("TESSERA_LOG", "warn,tessera=info".to_owned()),
+        ("TESSERA_DATABASE_MAX_CONNECTIONS", "12"),
+        ("TESSERA_JWT_SECRET", SECRET),
+        ("TESSERA_QUEUE_ADMIT_BATCH", "5000"),
+        ("TESSERA_QUEUE_ADMIT_INTERVAL_MS", "100"),
+        ("TESSERA_COMMAND_MAX_ATTEMPTS", "30"),
+        ("TESSERA_LOG", "warn,tessera=info"),
+        // the defaults: a race must not see its holds expire under it
+        ("TESSERA_HOLD_TTL_SECONDS", "300"),
+        ("TESSERA_SWEEP_INTERVAL_MS", "1000"),
     ];
-    env.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
-    let a = Tessera::spawn(&["write-api"], &env).await;
-    let b = Tessera::spawn(&["write-api"], &env).await;
+    env.extend_from_slice(extra);
+    let stack = Stack::distributed(Topology::writers(2), &env).await;
     Cluster {
-        pool: pg.pool(4).await,
-        _pg: pg,
-        env,
-        a,
-        b,
+        pool: stack.pg.as_ref().unwrap().pool(4).await,
+        stack,
         http: reqwest::Client::builder()
             .pool_max_idle_per_host(256)
             .build()
@@ -66,11 +61,7 @@ async fn cluster(extra: &[(&'static str, &str)]) -> Cluster {
 impl Cluster {
     /// Alternates between the two processes.
     fn base(&self, i: usize) -> &str {
-        if i % 2 == 0 {
-            &self.a.addr
-        } else {
-            &self.b.addr
-        }
+        &self.stack.writers[i % 2].addr
     }
 
     fn token(&self, user: &str) -> String {
@@ -120,7 +111,7 @@ impl Cluster {
     }
 
     async fn admin(&self, path: &str, body: Value) -> Value {
-        let admin = admin_token(&self.env);
+        let admin = self.stack.admin.clone();
         let (status, body) = self
             .send(0, Method::POST, path, &admin, None, Some(body))
             .await;
@@ -147,7 +138,7 @@ impl Cluster {
     /// `n` registered accounts (`<prefix><i>@example.com`) charged with
     /// `amount` points each: (account id, access token).
     async fn funded(&self, prefix: &str, n: u32, amount: i64) -> Vec<(String, String)> {
-        let client = Client::new(&self.a.addr, &self.a.addr);
+        let client = Client::new(&self.stack.write().addr, &self.stack.write().addr);
         let mut users = Vec::new();
         for i in 0..n {
             let (id, token) = client
@@ -334,7 +325,7 @@ async fn a_hundred_coupons_for_a_thousand_issuers_are_issued_exactly_once_each()
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_concurrent_charges_with_one_idempotency_key_charge_once() {
     let c = cluster(&[]).await;
-    let client = Client::new(&c.a.addr, &c.a.addr);
+    let client = Client::new(&c.stack.write().addr, &c.stack.write().addr);
     let (account_id, token) = client.register("payer@example.com", "payer").await;
     let answers: Vec<(StatusCode, Value)> = futures::future::join_all((0..50).map(|i| {
         let c = &c;

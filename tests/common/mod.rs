@@ -5,6 +5,7 @@
 
 pub mod fold;
 pub mod load;
+pub mod stack;
 
 /// The settings every production role of one test's stack shares: its own
 /// database, topic (4 partitions), consumer groups and MongoDB database.
