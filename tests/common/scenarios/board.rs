@@ -1,0 +1,212 @@
+//! The board (API.md "Board"): posts, comments, reactions, a nickname
+//! change reaching what shows it.
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use super::super::{code_of, Client};
+use super::Cast;
+
+pub async fn board(c: &Client, cast: &Cast) {
+    let Cast {
+        poster, fan, rival, ..
+    } = cast.clone();
+    let g = c
+        .call(
+            Method::POST,
+            "/v1/guilds",
+            Some(&poster),
+            Some(json!({"name": "Forum"})),
+        )
+        .await;
+    let gid = g.body["guild_id"].as_str().unwrap().to_owned();
+    let forum = c
+        .call(
+            Method::POST,
+            &format!("/v1/guilds/{gid}/channels"),
+            Some(&poster),
+            Some(json!({"name": "forum", "kind": "forum"})),
+        )
+        .await;
+    let forum = forum.body["channel_id"].as_str().unwrap().to_owned();
+    let text = c
+        .call(
+            Method::POST,
+            &format!("/v1/guilds/{gid}/channels"),
+            Some(&poster),
+            Some(json!({"name": "chat", "kind": "text"})),
+        )
+        .await;
+    let text = text.body["channel_id"].as_str().unwrap().to_owned();
+    c.call(
+        Method::POST,
+        &format!("/v1/guilds/{gid}/members"),
+        Some(&fan),
+        None,
+    )
+    .await;
+    let post_body = json!({"title": "Setlist?", "content": "What did they play?"});
+    let p = c
+        .call(
+            Method::POST,
+            &format!("/v1/channels/{forum}/posts"),
+            Some(&fan),
+            Some(post_body.clone()),
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::CREATED, "{}", p.body);
+    let pid = p.body["post_id"].as_str().unwrap().to_owned();
+    let refused = c
+        .call(
+            Method::POST,
+            &format!("/v1/channels/{text}/posts"),
+            Some(&fan),
+            Some(post_body.clone()),
+        )
+        .await;
+    assert_eq!(
+        (refused.status, code_of(&refused)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "not_a_forum_channel")
+    );
+    let refused = c
+        .call(
+            Method::POST,
+            &format!("/v1/channels/{forum}/posts"),
+            Some(&rival),
+            Some(post_body.clone()),
+        )
+        .await;
+    assert_eq!(
+        (refused.status, code_of(&refused)),
+        (StatusCode::FORBIDDEN, "not_member")
+    );
+    let refused = c
+        .call(
+            Method::POST,
+            "/v1/channels/no-such-channel/posts",
+            Some(&fan),
+            Some(post_body),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::NOT_FOUND);
+    let cm = c
+        .call(
+            Method::POST,
+            &format!("/v1/posts/{pid}/comments"),
+            Some(&poster),
+            Some(json!({"content": "All the hits"})),
+        )
+        .await;
+    assert_eq!(cm.status, StatusCode::CREATED, "{}", cm.body);
+    let emoji = "%F0%9F%91%8D"; // 👍
+    let r1 = c
+        .call(
+            Method::PUT,
+            &format!("/v1/posts/{pid}/reactions/{emoji}"),
+            Some(&fan),
+            None,
+        )
+        .await;
+    let r2 = c
+        .call(
+            Method::PUT,
+            &format!("/v1/posts/{pid}/reactions/{emoji}"),
+            Some(&fan),
+            None,
+        )
+        .await;
+    assert_eq!(
+        r1.body["version"], r2.body["version"],
+        "reacting twice changes nothing"
+    );
+    let r3 = c
+        .call(
+            Method::PUT,
+            &format!("/v1/posts/{pid}/reactions/{emoji}"),
+            Some(&poster),
+            None,
+        )
+        .await;
+    let v = r3.body["version"].as_u64().unwrap();
+    let read = c
+        .get(&format!("/v1/posts/{pid}?min_version={v}"), &rival)
+        .await;
+    assert_eq!(
+        (read.status, read.stale),
+        (StatusCode::OK, false),
+        "{}",
+        read.body
+    );
+    assert_eq!(read.body["author_nickname"], "fan");
+    assert_eq!(read.body["reactions"]["👍"], 2);
+    assert_eq!(read.body["comments"][0]["author_nickname"], "poster");
+    let forbidden = c
+        .call(
+            Method::PATCH,
+            &format!("/v1/posts/{pid}"),
+            Some(&poster),
+            Some(json!({"title": "mine"})),
+        )
+        .await;
+    assert_eq!(forbidden.status, StatusCode::FORBIDDEN);
+    // a nickname change reaches the post and the comment that show it
+    c.call(
+        Method::PUT,
+        &format!("/v1/guilds/{gid}/members/me/nickname"),
+        Some(&fan),
+        Some(json!({"nickname": "superfan"})),
+    )
+    .await;
+    c.call(
+        Method::PUT,
+        &format!("/v1/guilds/{gid}/members/me/nickname"),
+        Some(&poster),
+        Some(json!({"nickname": "host"})),
+    )
+    .await;
+    c.get_until(
+        &format!("/v1/posts/{pid}"),
+        &fan,
+        "the nicknames reach the post",
+        |b| b["author_nickname"] == "superfan" && b["comments"][0]["author_nickname"] == "host",
+    )
+    .await;
+    let list = c
+        .get_until(
+            &format!("/v1/channels/{forum}/posts"),
+            &fan,
+            "the post is listed with its comment",
+            |b| {
+                b["items"][0]["comment_count"] == 1
+                    && b["items"][0]["author_nickname"] == "superfan"
+            },
+        )
+        .await;
+    assert_eq!(list["items"][0]["reactions"]["👍"], 2);
+    let del = c
+        .call(
+            Method::DELETE,
+            &format!("/v1/posts/{pid}"),
+            Some(&poster),
+            None,
+        )
+        .await;
+    assert_eq!(
+        del.status,
+        StatusCode::OK,
+        "the guild owner may delete: {}",
+        del.body
+    );
+    let v = del.body["version"].as_u64().unwrap();
+    let gone = c
+        .get(&format!("/v1/posts/{pid}?min_version={v}"), &fan)
+        .await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+    c.get_until(
+        &format!("/v1/channels/{forum}/posts"),
+        &fan,
+        "the deleted post leaves the list",
+        |b| b["items"].as_array().is_some_and(Vec::is_empty),
+    )
+    .await;
+}
