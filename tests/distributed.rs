@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::stack::{Stack, Topology};
 use common::{accounts_and_guilds, board_and_commerce};
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::json;
 use tessera_testkit::PgDatabase;
 
@@ -44,11 +44,10 @@ async fn the_four_roles_run_the_whole_contract_and_a_killed_projector_loses_noth
     let mut version = 0;
     for i in 0..40 {
         let a = c
-            .call(
-                Method::POST,
+            .post(
                 "/v1/accounts/me/charge",
-                Some(token),
-                Some(json!({"amount": 10, "idempotency_key": format!("burst-{i}")})),
+                token,
+                json!({"amount": 10, "idempotency_key": format!("burst-{i}")}),
             )
             .await;
         assert_eq!(a.status, StatusCode::OK, "{}", a.body);

@@ -48,11 +48,10 @@ async fn serve_runs_the_whole_contract_and_survives_a_restart() {
     assert_eq!(gone.status, StatusCode::GONE);
     // writes continue at the right versions after the restart
     let charge = c
-        .call(
-            Method::POST,
+        .post(
             "/v1/accounts/me/charge",
-            Some(&outcome.owner_token),
-            Some(json!({"amount": 1, "idempotency_key": "after-restart"})),
+            &outcome.owner_token,
+            json!({"amount": 1, "idempotency_key": "after-restart"}),
         )
         .await;
     assert_eq!(charge.body, json!({"balance": 501, "version": 4}));

@@ -80,40 +80,33 @@ impl Churn {
             assert!(a.status.is_success(), "{what}: {} {}", a.status, a.body);
         };
         let g = c
-            .call(
-                Method::POST,
-                "/v1/guilds",
-                Some(&writer),
-                Some(json!({"name": "Churn"})),
-            )
+            .post("/v1/guilds", &writer, json!({"name": "Churn"}))
             .await;
         ok(&g, "guild");
         let gid = g.body["guild_id"].as_str().unwrap().to_owned();
         let f = c
-            .call(
-                Method::POST,
+            .post(
                 &format!("/v1/guilds/{gid}/channels"),
-                Some(&writer),
-                Some(json!({"name": "forum", "kind": "forum"})),
+                &writer,
+                json!({"name": "forum", "kind": "forum"}),
             )
             .await;
         ok(&f, "channel");
         let forum = f.body["channel_id"].as_str().unwrap().to_owned();
         let j = c
-            .call(
+            .send(
                 Method::POST,
                 &format!("/v1/guilds/{gid}/members"),
-                Some(&renamer),
+                &renamer,
                 None,
             )
             .await;
         ok(&j, "join");
         let cp = c
-            .call(
-                Method::POST,
+            .post(
                 "/v1/coupons",
-                Some(&admin),
-                Some(json!({"name": "churn", "total_quantity": 1000, "discount_amount": 5})),
+                &admin,
+                json!({"name": "churn", "total_quantity": 1000, "discount_amount": 5}),
             )
             .await;
         ok(&cp, "coupon");
@@ -179,19 +172,14 @@ impl Churn {
                                 .register(&format!("churn-{i}@example.com"), &format!("n{i}"))
                                 .await;
                             let j = c
-                                .call(
-                                    Method::POST,
-                                    &format!("/v1/guilds/{gid}/members"),
-                                    Some(&t),
-                                    None,
-                                )
+                                .send(Method::POST, &format!("/v1/guilds/{gid}/members"), &t, None)
                                 .await;
                             assert_eq!(j.status, StatusCode::CREATED, "{}", j.body);
                             let a = c
-                                .call(
+                                .send(
                                     Method::POST,
                                     &format!("/v1/coupons/{coupon}/issue"),
-                                    Some(&t),
+                                    &t,
                                     None,
                                 )
                                 .await;
@@ -271,11 +259,10 @@ async fn rebuild_all_while_commands_arrive(stack: Stack) {
     let outcome = accounts_and_guilds(&c).await;
     board_and_commerce(&c, &stack.admin).await;
     let g = c
-        .call(
-            Method::POST,
+        .post(
             "/v1/guilds",
-            Some(&outcome.owner_token),
-            Some(json!({"name": "Readers' guild"})),
+            &outcome.owner_token,
+            json!({"name": "Readers' guild"}),
         )
         .await;
     let guild_id = g.body["guild_id"].as_str().unwrap().to_owned();
@@ -574,11 +561,10 @@ async fn live_body(docs: &dyn DocumentStore, projection: &str, id: &str) -> Opti
 
 async fn charge(c: &Client, token: &str, key: &str) -> u64 {
     let a = c
-        .call(
-            Method::POST,
+        .post(
             "/v1/accounts/me/charge",
-            Some(token),
-            Some(json!({"amount": 10, "idempotency_key": key})),
+            token,
+            json!({"amount": 10, "idempotency_key": key}),
         )
         .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);

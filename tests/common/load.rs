@@ -63,21 +63,15 @@ impl Load {
             let email = format!("load{i}-{}@example.com", uuid::Uuid::new_v4().simple());
             let (_, token) = client.register(&email, &format!("load{i}")).await;
             let g = client
-                .call(
-                    Method::POST,
-                    "/v1/guilds",
-                    Some(&token),
-                    Some(json!({"name": format!("Load {i}")})),
-                )
+                .post("/v1/guilds", &token, json!({"name": format!("Load {i}")}))
                 .await;
             assert!(g.status.is_success(), "{}", g.body);
             let guild = g.body["guild_id"].as_str().unwrap().to_owned();
             let f = client
-                .call(
-                    Method::POST,
+                .post(
                     &format!("/v1/guilds/{guild}/channels"),
-                    Some(&token),
-                    Some(json!({"name": "forum", "kind": "forum"})),
+                    &token,
+                    json!({"name": "forum", "kind": "forum"}),
                 )
                 .await;
             assert!(f.status.is_success(), "{}", f.body);

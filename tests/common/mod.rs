@@ -229,6 +229,22 @@ impl Client {
         }
     }
 
+    /// A command as the holder of `token`, with a JSON body.
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Answer {
+        self.call(Method::POST, path, Some(token), Some(body)).await
+    }
+
+    /// A command as the holder of `token`, with or without a body.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> Answer {
+        self.call(method, path, Some(token), body).await
+    }
+
     pub async fn get(&self, path: &str, token: &str) -> Answer {
         self.call(Method::GET, path, Some(token), None).await
     }
@@ -322,11 +338,10 @@ pub fn code_of(a: &Answer) -> &str {
 /// Takes a queue token for a concert and waits until it is admitted.
 pub async fn active_queue_token(c: &Client, user: &str, concert_id: &str) -> String {
     let t = c
-        .call(
-            Method::POST,
+        .post(
             "/v1/queue/tokens",
-            Some(user),
-            Some(json!({ "concert_id": concert_id })),
+            user,
+            json!({ "concert_id": concert_id }),
         )
         .await;
     assert_eq!(t.status, StatusCode::CREATED, "{}", t.body);

@@ -23,25 +23,13 @@ pub async fn accounts(c: &Client) -> People {
     // points: idempotent charge, then read it back at that version
     let charge = json!({"amount": 500, "idempotency_key": "first"});
     let a = c
-        .call(
-            Method::POST,
-            "/v1/accounts/me/charge",
-            Some(&owner),
-            Some(charge.clone()),
-        )
+        .post("/v1/accounts/me/charge", &owner, charge.clone())
         .await;
     assert_eq!(
         (a.status, a.body.clone()),
         (StatusCode::OK, json!({"balance": 500, "version": 2}))
     );
-    let again = c
-        .call(
-            Method::POST,
-            "/v1/accounts/me/charge",
-            Some(&owner),
-            Some(charge),
-        )
-        .await;
+    let again = c.post("/v1/accounts/me/charge", &owner, charge).await;
     assert_eq!(again.body, a.body, "the same key answers the same");
     let me = c.get("/v1/accounts/me?min_version=2", &owner).await;
     assert_eq!(
@@ -53,10 +41,10 @@ pub async fn accounts(c: &Client) -> People {
     assert_eq!(me.body["balance"], 500);
     assert_eq!(me.body["email"], "owner@example.com");
     let p = c
-        .call(
+        .send(
             Method::PATCH,
             "/v1/accounts/me",
-            Some(&owner),
+            &owner,
             Some(json!({"nickname": "Olive"})),
         )
         .await;

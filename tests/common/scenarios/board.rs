@@ -12,29 +12,22 @@ pub async fn board(c: &Client, cast: &Cast) {
         poster, fan, rival, ..
     } = cast.clone();
     let g = c
-        .call(
-            Method::POST,
-            "/v1/guilds",
-            Some(&poster),
-            Some(json!({"name": "Forum"})),
-        )
+        .post("/v1/guilds", &poster, json!({"name": "Forum"}))
         .await;
     let gid = g.body["guild_id"].as_str().unwrap().to_owned();
     let forum = c
-        .call(
-            Method::POST,
+        .post(
             &format!("/v1/guilds/{gid}/channels"),
-            Some(&poster),
-            Some(json!({"name": "forum", "kind": "forum"})),
+            &poster,
+            json!({"name": "forum", "kind": "forum"}),
         )
         .await;
     let forum = forum.body["channel_id"].as_str().unwrap().to_owned();
     let text = c
-        .call(
-            Method::POST,
+        .post(
             &format!("/v1/guilds/{gid}/channels"),
-            Some(&poster),
-            Some(json!({"name": "chat", "kind": "text"})),
+            &poster,
+            json!({"name": "chat", "kind": "text"}),
         )
         .await;
     let text = text.body["channel_id"].as_str().unwrap().to_owned();
@@ -47,21 +40,19 @@ pub async fn board(c: &Client, cast: &Cast) {
     .await;
     let post_body = json!({"title": "Setlist?", "content": "What did they play?"});
     let p = c
-        .call(
-            Method::POST,
+        .post(
             &format!("/v1/channels/{forum}/posts"),
-            Some(&fan),
-            Some(post_body.clone()),
+            &fan,
+            post_body.clone(),
         )
         .await;
     assert_eq!(p.status, StatusCode::CREATED, "{}", p.body);
     let pid = p.body["post_id"].as_str().unwrap().to_owned();
     let refused = c
-        .call(
-            Method::POST,
+        .post(
             &format!("/v1/channels/{text}/posts"),
-            Some(&fan),
-            Some(post_body.clone()),
+            &fan,
+            post_body.clone(),
         )
         .await;
     assert_eq!(
@@ -69,11 +60,10 @@ pub async fn board(c: &Client, cast: &Cast) {
         (StatusCode::UNPROCESSABLE_ENTITY, "not_a_forum_channel")
     );
     let refused = c
-        .call(
-            Method::POST,
+        .post(
             &format!("/v1/channels/{forum}/posts"),
-            Some(&rival),
-            Some(post_body.clone()),
+            &rival,
+            post_body.clone(),
         )
         .await;
     assert_eq!(
@@ -81,37 +71,31 @@ pub async fn board(c: &Client, cast: &Cast) {
         (StatusCode::FORBIDDEN, "not_member")
     );
     let refused = c
-        .call(
-            Method::POST,
-            "/v1/channels/no-such-channel/posts",
-            Some(&fan),
-            Some(post_body),
-        )
+        .post("/v1/channels/no-such-channel/posts", &fan, post_body)
         .await;
     assert_eq!(refused.status, StatusCode::NOT_FOUND);
     let cm = c
-        .call(
-            Method::POST,
+        .post(
             &format!("/v1/posts/{pid}/comments"),
-            Some(&poster),
-            Some(json!({"content": "All the hits"})),
+            &poster,
+            json!({"content": "All the hits"}),
         )
         .await;
     assert_eq!(cm.status, StatusCode::CREATED, "{}", cm.body);
     let emoji = "%F0%9F%91%8D"; // 👍
     let r1 = c
-        .call(
+        .send(
             Method::PUT,
             &format!("/v1/posts/{pid}/reactions/{emoji}"),
-            Some(&fan),
+            &fan,
             None,
         )
         .await;
     let r2 = c
-        .call(
+        .send(
             Method::PUT,
             &format!("/v1/posts/{pid}/reactions/{emoji}"),
-            Some(&fan),
+            &fan,
             None,
         )
         .await;
@@ -120,10 +104,10 @@ pub async fn board(c: &Client, cast: &Cast) {
         "reacting twice changes nothing"
     );
     let r3 = c
-        .call(
+        .send(
             Method::PUT,
             &format!("/v1/posts/{pid}/reactions/{emoji}"),
-            Some(&poster),
+            &poster,
             None,
         )
         .await;
@@ -141,10 +125,10 @@ pub async fn board(c: &Client, cast: &Cast) {
     assert_eq!(read.body["reactions"]["👍"], 2);
     assert_eq!(read.body["comments"][0]["author_nickname"], "poster");
     let forbidden = c
-        .call(
+        .send(
             Method::PATCH,
             &format!("/v1/posts/{pid}"),
-            Some(&poster),
+            &poster,
             Some(json!({"title": "mine"})),
         )
         .await;
@@ -184,12 +168,7 @@ pub async fn board(c: &Client, cast: &Cast) {
         .await;
     assert_eq!(list["items"][0]["reactions"]["👍"], 2);
     let del = c
-        .call(
-            Method::DELETE,
-            &format!("/v1/posts/{pid}"),
-            Some(&poster),
-            None,
-        )
+        .send(Method::DELETE, &format!("/v1/posts/{pid}"), &poster, None)
         .await;
     assert_eq!(
         del.status,

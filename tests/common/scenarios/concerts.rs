@@ -15,22 +15,10 @@ pub async fn concerts_and_reservations(c: &Client, admin: &str, cast: &Cast) {
         fan_id, fan, rival, ..
     } = cast.clone();
     // --- concerts and the queue
-    let denied = c
-        .call(
-            Method::POST,
-            "/v1/concerts",
-            Some(&fan),
-            Some(json!({"name": "x"})),
-        )
-        .await;
+    let denied = c.post("/v1/concerts", &fan, json!({"name": "x"})).await;
     assert_eq!(denied.status, StatusCode::FORBIDDEN);
     let concert = c
-        .call(
-            Method::POST,
-            "/v1/concerts",
-            Some(admin),
-            Some(json!({"name": "Winter Live"})),
-        )
+        .post("/v1/concerts", admin, json!({"name": "Winter Live"}))
         .await;
     assert_eq!(concert.status, StatusCode::CREATED, "{}", concert.body);
     let cid = concert.body["concert_id"].as_str().unwrap().to_owned();
@@ -38,11 +26,10 @@ pub async fn concerts_and_reservations(c: &Client, admin: &str, cast: &Cast) {
         .map(|n| json!({"seat_no": n, "price": 1000}))
         .collect();
     let s = c
-        .call(
-            Method::POST,
+        .post(
             &format!("/v1/concerts/{cid}/schedules"),
-            Some(admin),
-            Some(json!({"starts_at": "2026-12-24T19:00:00Z", "seats": seats})),
+            admin,
+            json!({"starts_at": "2026-12-24T19:00:00Z", "seats": seats}),
         )
         .await;
     assert_eq!(s.status, StatusCode::CREATED, "{}", s.body);
@@ -77,11 +64,10 @@ pub async fn concerts_and_reservations(c: &Client, admin: &str, cast: &Cast) {
     )
     .await;
     let no_token = c
-        .call(
-            Method::POST,
+        .post(
             "/v1/reservations",
-            Some(&fan),
-            Some(json!({"schedule_id": sid, "seat_nos": [1]})),
+            &fan,
+            json!({"schedule_id": sid, "seat_nos": [1]}),
         )
         .await;
     assert_eq!(
@@ -225,10 +211,10 @@ pub async fn concerts_and_reservations(c: &Client, admin: &str, cast: &Cast) {
 
     // --- cancelling a paid reservation refunds it and frees the seats
     let cancelled = c
-        .call(
+        .send(
             Method::DELETE,
             &format!("/v1/reservations/{rid}"),
-            Some(&fan),
+            &fan,
             None,
         )
         .await;

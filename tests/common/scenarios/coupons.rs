@@ -10,28 +10,27 @@ use super::Cast;
 pub async fn coupons(c: &Client, admin: &str, cast: &Cast) -> String {
     let Cast { fan, rival, .. } = cast.clone();
     let coupon = c
-        .call(
-            Method::POST,
+        .post(
             "/v1/coupons",
-            Some(admin),
-            Some(json!({"name": "Early bird", "total_quantity": 1, "discount_amount": 500})),
+            admin,
+            json!({"name": "Early bird", "total_quantity": 1, "discount_amount": 500}),
         )
         .await;
     let kid = coupon.body["coupon_id"].as_str().unwrap().to_owned();
     let mine = c
-        .call(
+        .send(
             Method::POST,
             &format!("/v1/coupons/{kid}/issue"),
-            Some(&fan),
+            &fan,
             None,
         )
         .await;
     assert_eq!(mine.status, StatusCode::CREATED, "{}", mine.body);
     let sold = c
-        .call(
+        .send(
             Method::POST,
             &format!("/v1/coupons/{kid}/issue"),
-            Some(&rival),
+            &rival,
             None,
         )
         .await;
@@ -40,10 +39,10 @@ pub async fn coupons(c: &Client, admin: &str, cast: &Cast) -> String {
         (StatusCode::CONFLICT, "sold_out")
     );
     let twice = c
-        .call(
+        .send(
             Method::POST,
             &format!("/v1/coupons/{kid}/issue"),
-            Some(&fan),
+            &fan,
             None,
         )
         .await;

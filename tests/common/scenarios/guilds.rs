@@ -17,14 +17,7 @@ pub async fn guilds(c: &Client, people: People) -> Outcome {
         bob,
     } = people;
     // a guild, its members and their nicknames
-    let g = c
-        .call(
-            Method::POST,
-            "/v1/guilds",
-            Some(&owner),
-            Some(json!({"name": "Crabs"})),
-        )
-        .await;
+    let g = c.post("/v1/guilds", &owner, json!({"name": "Crabs"})).await;
     assert_eq!(g.status, StatusCode::CREATED, "{}", g.body);
     let gid = g.body["guild_id"].as_str().unwrap().to_owned();
     let guild = |v: u64| format!("/v1/guilds/{gid}?min_version={v}");
@@ -35,20 +28,15 @@ pub async fn guilds(c: &Client, people: People) -> Outcome {
     );
     for t in [&ann, &bob] {
         let j = c
-            .call(
-                Method::POST,
-                &format!("/v1/guilds/{gid}/members"),
-                Some(t),
-                None,
-            )
+            .send(Method::POST, &format!("/v1/guilds/{gid}/members"), t, None)
             .await;
         assert_eq!(j.status, StatusCode::CREATED, "{}", j.body);
     }
     let dup = c
-        .call(
+        .send(
             Method::POST,
             &format!("/v1/guilds/{gid}/members"),
-            Some(&ann),
+            &ann,
             None,
         )
         .await;
@@ -57,30 +45,26 @@ pub async fn guilds(c: &Client, people: People) -> Outcome {
         (StatusCode::CONFLICT, Some("already_member"))
     );
     let n = c
-        .call(
+        .send(
             Method::PUT,
             &format!("/v1/guilds/{gid}/members/me/nickname"),
-            Some(&ann),
+            &ann,
             Some(json!({"nickname": "Annie"})),
         )
         .await;
     assert_eq!(n.body["version"], 4);
     let cat = c
-        .call(
-            Method::POST,
+        .post(
             &format!("/v1/guilds/{gid}/categories"),
-            Some(&owner),
-            Some(json!({"name": "Talk"})),
+            &owner,
+            json!({"name": "Talk"}),
         )
         .await;
     let ch = c
-        .call(
-            Method::POST,
+        .post(
             &format!("/v1/guilds/{gid}/channels"),
-            Some(&owner),
-            Some(
-                json!({"name": "general", "kind": "forum", "category_id": cat.body["category_id"]}),
-            ),
+            &owner,
+            json!({"name": "general", "kind": "forum", "category_id": cat.body["category_id"]}),
         )
         .await;
     assert_eq!(
@@ -147,10 +131,10 @@ pub async fn guilds(c: &Client, people: People) -> Outcome {
 
     // a rename reaches every member's guild list; leaving removes it
     let r = c
-        .call(
+        .send(
             Method::PATCH,
             &format!("/v1/guilds/{gid}"),
-            Some(&owner),
+            &owner,
             Some(json!({"name": "Lobsters"})),
         )
         .await;
@@ -165,10 +149,10 @@ pub async fn guilds(c: &Client, people: People) -> Outcome {
         .await;
     assert_eq!(mine["items"][0]["nickname"], "Annie");
     let leave = c
-        .call(
+        .send(
             Method::DELETE,
             &format!("/v1/guilds/{gid}/members/me"),
-            Some(&bob),
+            &bob,
             None,
         )
         .await;
@@ -186,12 +170,7 @@ pub async fn guilds(c: &Client, people: People) -> Outcome {
 
     // deletion: commands and reads answer 410, lists drop it
     let d = c
-        .call(
-            Method::DELETE,
-            &format!("/v1/guilds/{gid}"),
-            Some(&owner),
-            None,
-        )
+        .send(Method::DELETE, &format!("/v1/guilds/{gid}"), &owner, None)
         .await;
     assert_eq!(d.body["version"], 9);
     let read = c.get(&guild(9), &ann).await;
@@ -200,10 +179,10 @@ pub async fn guilds(c: &Client, people: People) -> Outcome {
         (StatusCode::GONE, Some("gone"))
     );
     let late = c
-        .call(
+        .send(
             Method::POST,
             &format!("/v1/guilds/{gid}/members"),
-            Some(&bob),
+            &bob,
             None,
         )
         .await;
