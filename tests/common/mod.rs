@@ -245,6 +245,19 @@ impl Client {
         self.call(method, path, Some(token), body).await
     }
 
+    /// A command that must be refused with `want` (status and error code).
+    pub async fn refuses(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+        want: (StatusCode, &str),
+    ) {
+        let a = self.send(method.clone(), path, token, body).await;
+        assert_eq!((a.status, code_of(&a)), want, "{method} {path}: {}", a.body);
+    }
+
     pub async fn get(&self, path: &str, token: &str) -> Answer {
         self.call(Method::GET, path, Some(token), None).await
     }

@@ -4,7 +4,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use super::super::{code_of, Client};
+use super::super::Client;
 use super::Cast;
 
 pub async fn board(c: &Client, cast: &Cast) {
@@ -48,28 +48,22 @@ pub async fn board(c: &Client, cast: &Cast) {
         .await;
     assert_eq!(p.status, StatusCode::CREATED, "{}", p.body);
     let pid = p.body["post_id"].as_str().unwrap().to_owned();
-    let refused = c
-        .post(
-            &format!("/v1/channels/{text}/posts"),
-            &fan,
-            post_body.clone(),
-        )
-        .await;
-    assert_eq!(
-        (refused.status, code_of(&refused)),
-        (StatusCode::UNPROCESSABLE_ENTITY, "not_a_forum_channel")
-    );
-    let refused = c
-        .post(
-            &format!("/v1/channels/{forum}/posts"),
-            &rival,
-            post_body.clone(),
-        )
-        .await;
-    assert_eq!(
-        (refused.status, code_of(&refused)),
-        (StatusCode::FORBIDDEN, "not_member")
-    );
+    c.refuses(
+        Method::POST,
+        &format!("/v1/channels/{text}/posts"),
+        &fan,
+        Some(post_body.clone()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "not_a_forum_channel"),
+    )
+    .await;
+    c.refuses(
+        Method::POST,
+        &format!("/v1/channels/{forum}/posts"),
+        &rival,
+        Some(post_body.clone()),
+        (StatusCode::FORBIDDEN, "not_member"),
+    )
+    .await;
     let refused = c
         .post("/v1/channels/no-such-channel/posts", &fan, post_body)
         .await;
