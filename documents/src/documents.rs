@@ -15,6 +15,7 @@ pub mod collections {
     pub const POINT_HISTORY: &str = "point_history";
     pub const GUILDS: &str = "guilds";
     pub const GUILD_MEMBERS: &str = "guild_members";
+    pub const CHANNELS: &str = "channels";
     pub const USER_GUILDS: &str = "user_guilds";
     pub const POSTS: &str = "posts";
     pub const CHANNEL_POSTS: &str = "channel_posts";
@@ -32,6 +33,7 @@ pub mod collections {
         POINT_HISTORY,
         GUILDS,
         GUILD_MEMBERS,
+        CHANNELS,
         USER_GUILDS,
         POSTS,
         CHANNEL_POSTS,
@@ -86,6 +88,23 @@ pub struct ChannelDoc {
     pub name: String,
     pub kind: ChannelKind,
     pub category_id: Option<String>,
+}
+
+/// Where a channel lives (collection `channels`, id = the channel id): the
+/// guild whose members may read it. A deleted channel, or a channel of a
+/// deleted guild, keeps its document marked `deleted`, so that reads of
+/// what lived in it answer 410.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelRefDoc {
+    pub channel_id: String,
+    pub guild_id: String,
+    pub kind: ChannelKind,
+    /// The guild id while the channel lives: a guild's deletion reaches
+    /// its channels through it.
+    pub in_guild: Option<String>,
+    pub deleted: bool,
+    /// The guild's sequence this reflects.
+    pub version: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -16,6 +16,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::access::Access;
 use crate::query::{list_page, plain, read_one, typed, MinVersion, Page, PageParams};
 use crate::ReadState;
 
@@ -57,10 +58,12 @@ pub struct PostView {
 /// post answers 404.
 #[utoipa::path(get, path = "/v1/posts/{post_id}", tag = "board", params(("post_id" = String, Path), MinVersion),
     security(("bearer" = [])),
-    responses((status = 200, body = PostView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = PostView), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody, description = "not a member of the post's guild"), (status = 404, body = ErrorBody),
+        (status = 410, body = ErrorBody, description = "the post's channel or guild is deleted")))]
 pub async fn post(
     State(rs): State<ReadState>,
-    CurrentUser(_): CurrentUser,
+    CurrentUser(user): CurrentUser,
     ApiPath(post_id): ApiPath<String>,
     ApiQuery(q): ApiQuery<MinVersion>,
 ) -> Result<(HeaderMap, Json<PostView>), (HeaderMap, ApiError)> {
@@ -76,6 +79,10 @@ pub async fn post(
     if p.deleted {
         return Err((headers, ApiError::not_found("post")));
     }
+    Access::new(&rs, &user, q.min_version)
+        .channel(&p.channel_id)
+        .await
+        .map_err(plain)?;
     Ok((
         headers,
         Json(PostView {
@@ -123,16 +130,19 @@ pub struct PostSummaryPage {
     pub next_cursor: Option<String>,
 }
 
-/// A channel's posts, newest first.
+/// A channel's posts, newest first (members of its guild and admins).
 #[utoipa::path(get, path = "/v1/channels/{channel_id}/posts", tag = "board", params(("channel_id" = String, Path), PageParams),
     security(("bearer" = [])),
-    responses((status = 200, body = PostSummaryPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = PostSummaryPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody, description = "not a member of the channel's guild"), (status = 404, body = ErrorBody),
+        (status = 410, body = ErrorBody, description = "the channel or its guild is deleted")))]
 pub async fn channel_posts(
     State(rs): State<ReadState>,
-    CurrentUser(_): CurrentUser,
+    CurrentUser(user): CurrentUser,
     ApiPath(channel_id): ApiPath<String>,
     ApiQuery(page): ApiQuery<PageParams>,
 ) -> Result<Json<Page<PostSummaryView>>, ApiError> {
+    Access::new(&rs, &user, None).channel(&channel_id).await?;
     list_page(
         &*rs.docs,
         &rs.live(collections::CHANNEL_POSTS).await?,

@@ -1,7 +1,7 @@
 //! Guilds, their members, and the caller's guild list.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use tessera_documents::documents::{collections, GuildDoc, GuildMemberDoc, UserGuildsDoc};
@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::access::{guild_gone, Access};
 use crate::query::{
     encode_cursor, fetch, list_page, store_failed, typed, MinVersion, Page, PageParams,
 };
@@ -50,10 +51,6 @@ pub struct GuildView {
     pub categories: Vec<CategoryView>,
     pub channels: Vec<ChannelView>,
     pub version: u64,
-}
-
-fn gone() -> ApiError {
-    ApiError::new(StatusCode::GONE, "gone", "this guild has been deleted")
 }
 
 fn view(g: GuildDoc) -> GuildView {
@@ -116,7 +113,7 @@ pub async fn guild(
     };
     let g: GuildDoc = typed(doc).map_err(|e| (HeaderMap::new(), e))?;
     if g.deleted {
-        return Err((headers, gone()));
+        return Err((headers, guild_gone()));
     }
     Ok((headers, Json(view(g))))
 }
@@ -134,31 +131,19 @@ pub struct MemberPage {
     pub next_cursor: Option<String>,
 }
 
-/// Members of a guild with their nicknames there.
+/// Members of a guild with their nicknames there (members and admins).
 #[utoipa::path(get, path = "/v1/guilds/{guild_id}/members", tag = "guilds",
     params(("guild_id" = String, Path), PageParams), security(("bearer" = [])),
     responses((status = 200, body = MemberPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody, description = "not a member"),
         (status = 404, body = ErrorBody), (status = 410, body = ErrorBody)))]
 pub async fn members(
     State(rs): State<ReadState>,
-    CurrentUser(_): CurrentUser,
+    CurrentUser(user): CurrentUser,
     ApiPath(guild_id): ApiPath<String>,
     ApiQuery(page): ApiQuery<PageParams>,
 ) -> Result<Json<Page<MemberView>>, ApiError> {
-    let guild = rs
-        .docs
-        .get(&rs.live(collections::GUILDS).await?, &guild_id)
-        .await
-        .map_err(|e| store_failed(&e))?
-        .ok_or_else(|| ApiError::not_found("guild"))?;
-    if guild
-        .body
-        .get("deleted")
-        .and_then(serde_json::Value::as_bool)
-        == Some(true)
-    {
-        return Err(gone());
-    }
+    Access::new(&rs, &user, None).guild(&guild_id).await?;
     list_page(
         &*rs.docs,
         &rs.live(collections::GUILD_MEMBERS).await?,

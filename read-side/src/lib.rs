@@ -5,6 +5,7 @@
 //! until the document reflects it, then answers, marking a still-older
 //! answer with `X-Stale: true`.
 
+mod access;
 mod accounts;
 mod admin;
 mod board;

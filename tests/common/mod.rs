@@ -300,6 +300,25 @@ impl Client {
         None
     }
 
+    /// Waits (30 s at most) until a read answers `status`, as the read
+    /// models catch up.
+    pub async fn get_status_until(&self, path: &str, token: &str, status: StatusCode) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let a = self.get(path, token).await;
+            if a.status == status {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "GET {path} still answers {} {}, not {status}",
+                a.status,
+                a.body
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub async fn register(&self, email: &str, nickname: &str) -> (String, String) {
         let a = self
             .call(

@@ -14,7 +14,9 @@ use crate::domain::account::Account;
 use crate::domain::concert::Concert;
 use crate::domain::coupon::Coupon;
 use crate::domain::guild::{Guild, GuildServices, GuildServicesRef};
-use crate::domain::post::{BoardServices, BoardServicesRef, ChannelFacts, Membership, Post};
+use crate::domain::post::{
+    BoardServices, BoardServicesRef, ChannelFacts, ChannelLookup, Membership, Post,
+};
 use crate::domain::schedule::{Schedule, ScheduleServices, ScheduleServicesRef};
 use crate::domain::FactUnavailable;
 use crate::store::credentials::CredentialStore;
@@ -111,23 +113,30 @@ struct GuildFacts {
 
 #[async_trait]
 impl BoardServices for GuildFacts {
-    async fn channel(&self, channel_id: &str) -> Result<Option<ChannelFacts>, FactUnavailable> {
+    async fn channel(&self, channel_id: &str) -> Result<ChannelLookup, FactUnavailable> {
         let Some(guild_id) = self
             .directory
             .channel_guild(channel_id)
             .await
             .map_err(FactUnavailable::new)?
         else {
-            return Ok(None);
+            return Ok(ChannelLookup::Unknown);
         };
-        let kind = self
+        let (kind, gone) = self
             .guilds
             .read(&guild_id, |g| {
-                g.exists().then(|| g.channel_kind(channel_id)).flatten()
+                (
+                    g.exists().then(|| g.channel_kind(channel_id)).flatten(),
+                    g.channel_gone(channel_id),
+                )
             })
             .await
             .map_err(FactUnavailable::new)?;
-        Ok(kind.map(|kind| ChannelFacts { guild_id, kind }))
+        Ok(match kind {
+            Some(kind) => ChannelLookup::Live(ChannelFacts { guild_id, kind }),
+            None if gone => ChannelLookup::Gone,
+            None => ChannelLookup::Unknown,
+        })
     }
 
     async fn membership(

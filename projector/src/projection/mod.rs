@@ -12,6 +12,7 @@
 
 mod accounts;
 mod channel_posts;
+mod channels;
 mod concerts;
 mod coupons;
 mod guild_members;
@@ -34,6 +35,7 @@ use tessera_events::{DomainEvent, Envelope};
 
 pub use accounts::Accounts;
 pub use channel_posts::ChannelPosts;
+pub use channels::Channels;
 pub use concerts::Concerts;
 pub use coupons::{Coupons, UserCoupons};
 pub use guild_members::GuildMembers;
@@ -173,6 +175,7 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
         Arc::new(PointHistory),
         Arc::new(Guilds),
         Arc::new(GuildMembers),
+        Arc::new(Channels),
         Arc::new(UserGuilds),
         Arc::new(Posts),
         Arc::new(ChannelPosts),

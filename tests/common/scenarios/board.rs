@@ -4,7 +4,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use super::super::Client;
+use super::super::{code_of, Client};
 use super::Cast;
 
 pub async fn board(c: &Client, cast: &Cast) {
@@ -107,7 +107,7 @@ pub async fn board(c: &Client, cast: &Cast) {
         .await;
     let v = r3.body["version"].as_u64().unwrap();
     let read = c
-        .get(&format!("/v1/posts/{pid}?min_version={v}"), &rival)
+        .get(&format!("/v1/posts/{pid}?min_version={v}"), &fan)
         .await;
     assert_eq!(
         (read.status, read.stale),
@@ -118,6 +118,20 @@ pub async fn board(c: &Client, cast: &Cast) {
     assert_eq!(read.body["author_nickname"], "fan");
     assert_eq!(read.body["reactions"]["👍"], 2);
     assert_eq!(read.body["comments"][0]["author_nickname"], "poster");
+    // guild content is for its members (API.md "Read access")
+    for path in [
+        format!("/v1/posts/{pid}"),
+        format!("/v1/channels/{forum}/posts"),
+        format!("/v1/guilds/{gid}/members"),
+    ] {
+        let refused = c.get(&path, &rival).await;
+        assert_eq!(
+            (refused.status, code_of(&refused)),
+            (StatusCode::FORBIDDEN, "forbidden"),
+            "{path}: {}",
+            refused.body
+        );
+    }
     let forbidden = c
         .send(
             Method::PATCH,
@@ -182,4 +196,60 @@ pub async fn board(c: &Client, cast: &Cast) {
         |b| b["items"].as_array().is_some_and(Vec::is_empty),
     )
     .await;
+
+    // deleting a channel takes what lives in it out of every read, and its
+    // posts take no more commands (API.md "Read access")
+    let kept = c
+        .post(
+            &format!("/v1/channels/{forum}/posts"),
+            &fan,
+            json!({"title": "Encore?", "content": "Which song?"}),
+        )
+        .await;
+    assert_eq!(kept.status, StatusCode::CREATED, "{}", kept.body);
+    let kept = kept.body["post_id"].as_str().unwrap().to_owned();
+    let del = c
+        .send(
+            Method::DELETE,
+            &format!("/v1/guilds/{gid}/channels/{forum}"),
+            &poster,
+            None,
+        )
+        .await;
+    assert_eq!(del.status, StatusCode::OK, "{}", del.body);
+    c.refuses(
+        Method::POST,
+        &format!("/v1/posts/{kept}/comments"),
+        &fan,
+        Some(json!({"content": "hello?"})),
+        (StatusCode::GONE, "gone"),
+    )
+    .await;
+    c.refuses(
+        Method::POST,
+        &format!("/v1/channels/{forum}/posts"),
+        &fan,
+        Some(json!({"title": "t", "content": "c"})),
+        (StatusCode::GONE, "gone"),
+    )
+    .await;
+    for path in [
+        format!("/v1/posts/{kept}"),
+        format!("/v1/channels/{forum}/posts"),
+    ] {
+        c.get_status_until(&path, &fan, StatusCode::GONE).await;
+    }
+    // and deleting the guild does the same for every channel of it
+    let del = c
+        .send(Method::DELETE, &format!("/v1/guilds/{gid}"), &poster, None)
+        .await;
+    assert_eq!(del.status, StatusCode::OK, "{}", del.body);
+    c.get_status_until(
+        &format!("/v1/channels/{text}/posts"),
+        &fan,
+        StatusCode::GONE,
+    )
+    .await;
+    c.get_status_until(&format!("/v1/guilds/{gid}/members"), &fan, StatusCode::GONE)
+        .await;
 }

@@ -1,7 +1,7 @@
 //! The `guild` aggregate: a community server with members, categories and
 //! channels.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -168,6 +168,9 @@ pub struct Guild {
     /// category id -> name
     categories: HashMap<String, String>,
     channels: HashMap<String, Channel>,
+    /// Channels deleted from the guild: what lived in them answers 410.
+    #[serde(default)]
+    deleted_channels: BTreeSet<String>,
     version: u64,
 }
 
@@ -195,6 +198,11 @@ impl Guild {
 
     pub fn channel_kind(&self, channel_id: &str) -> Option<ChannelKind> {
         self.channels.get(channel_id).map(|c| c.kind)
+    }
+
+    /// The guild or this channel of it was deleted.
+    pub fn channel_gone(&self, channel_id: &str) -> bool {
+        (self.created && self.deleted) || self.deleted_channels.contains(channel_id)
     }
 
     fn check_name(name: &str) -> Result<(), GuildError> {
@@ -426,6 +434,7 @@ impl Guild {
             }
             GuildEvent::ChannelDeleted { channel_id } => {
                 self.channels.remove(&channel_id);
+                self.deleted_channels.insert(channel_id);
             }
         }
     }

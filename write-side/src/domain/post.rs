@@ -36,6 +36,15 @@ pub struct ChannelFacts {
     pub kind: ChannelKind,
 }
 
+/// What the guilds say about a channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChannelLookup {
+    Live(ChannelFacts),
+    /// The channel or its guild was deleted.
+    Gone,
+    Unknown,
+}
+
 /// What a guild says about one user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Membership {
@@ -51,7 +60,7 @@ pub struct Membership {
 /// Facts from the guild aggregate that board decisions need.
 #[async_trait]
 pub trait BoardServices: Send + Sync {
-    async fn channel(&self, channel_id: &str) -> Result<Option<ChannelFacts>, FactUnavailable>;
+    async fn channel(&self, channel_id: &str) -> Result<ChannelLookup, FactUnavailable>;
     async fn membership(
         &self,
         guild_id: &str,
@@ -173,6 +182,10 @@ pub struct Post {
     created: bool,
     deleted: bool,
     guild_id: String,
+    /// Where the post lives; empty in the state of a post recorded before
+    /// it was kept (a snapshot), which then skips the channel check.
+    #[serde(default)]
+    channel_id: String,
     author_id: String,
     title: String,
     content: String,
@@ -242,17 +255,21 @@ impl Post {
             }
             text(&title, limits::TITLE, "title")?;
             text(&content, limits::CONTENT, "content")?;
-            let channel = services
+            let channel = match services
                 .channel(&channel_id)
                 .await
                 .map_err(PostError::Unavailable)?
-                .ok_or(PostError::ChannelNotFound)?;
+            {
+                ChannelLookup::Live(channel) => channel,
+                ChannelLookup::Gone => return Err(PostError::Gone),
+                ChannelLookup::Unknown => return Err(PostError::ChannelNotFound),
+            };
             let m = services
                 .membership(&channel.guild_id, &author_id)
                 .await
                 .map_err(PostError::Unavailable)?;
             if !m.guild_alive {
-                return Err(PostError::ChannelNotFound);
+                return Err(PostError::Gone);
             }
             if channel.kind != ChannelKind::Forum {
                 return Err(PostError::NotAForum);
@@ -269,6 +286,18 @@ impl Post {
             }));
         }
         self.alive()?;
+        // what lives in a deleted channel or guild takes no more commands
+        if !self.channel_id.is_empty()
+            && !matches!(
+                services
+                    .channel(&self.channel_id)
+                    .await
+                    .map_err(PostError::Unavailable)?,
+                ChannelLookup::Live(_)
+            )
+        {
+            return Err(PostError::Gone);
+        }
         let event = match command {
             PostCommand::Create { .. } => return Err(PostError::AlreadyExists),
             PostCommand::Edit {
@@ -385,6 +414,7 @@ impl Post {
         match event {
             PostEvent::PostCreated {
                 guild_id,
+                channel_id,
                 author_id,
                 title,
                 content,
@@ -392,6 +422,7 @@ impl Post {
             } => {
                 self.created = true;
                 self.guild_id = guild_id;
+                self.channel_id = channel_id;
                 self.author_id = author_id;
                 self.title = title;
                 self.content = content;
@@ -451,13 +482,14 @@ mod tests {
 
     #[async_trait]
     impl BoardServices for Guilds {
-        async fn channel(&self, channel_id: &str) -> Result<Option<ChannelFacts>, FactUnavailable> {
+        async fn channel(&self, channel_id: &str) -> Result<ChannelLookup, FactUnavailable> {
             let kind = match channel_id {
                 "forum" => ChannelKind::Forum,
                 "chat" => ChannelKind::Text,
-                _ => return Ok(None),
+                "deleted" => return Ok(ChannelLookup::Gone),
+                _ => return Ok(ChannelLookup::Unknown),
             };
-            Ok(Some(ChannelFacts {
+            Ok(ChannelLookup::Live(ChannelFacts {
                 guild_id: "g".into(),
                 kind,
             }))
@@ -529,6 +561,32 @@ mod tests {
         given(vec![])
             .when(create("forum", "ann"))
             .then_expect_events(expect(vec![created()]));
+    }
+
+    #[test]
+    fn a_post_whose_channel_or_guild_is_gone_takes_no_more_commands() {
+        let in_deleted_channel = PostEvent::PostCreated {
+            guild_id: "g".into(),
+            channel_id: "deleted".into(),
+            author_id: "ann".into(),
+            author_nickname: "Ann".into(),
+            guild_version: 7,
+            title: "Hello".into(),
+            content: "World".into(),
+        };
+        let comment = PostCommand::AddComment {
+            actor: "ann".into(),
+            comment_id: "c1".into(),
+            content: "still here?".into(),
+        };
+        given(vec![in_deleted_channel.clone()])
+            .when(comment)
+            .then_expect_error(PostError::Gone);
+        given(vec![in_deleted_channel])
+            .when(PostCommand::Delete {
+                actor: "ann".into(),
+            })
+            .then_expect_error(PostError::Gone);
     }
 
     #[test]
