@@ -258,6 +258,15 @@ pub struct Settings {
     )]
     pub queue_active_ttl_seconds: u64,
 
+    /// Waiting queue: how often an active token may be extended (`POST /v1/queue/extend`)
+    #[arg(
+        long,
+        env = "TESSERA_QUEUE_MAX_EXTENSIONS",
+        default_value_t = 2,
+        global = true
+    )]
+    pub queue_max_extensions: u32,
+
     /// Waiting queue: how long a token may wait to be admitted
     #[arg(
         long,
@@ -310,6 +319,7 @@ impl Settings {
             admit_interval: Duration::from_millis(self.queue_admit_interval_ms.max(1)),
             active_ttl: Duration::from_secs(self.queue_active_ttl_seconds),
             max_wait: Duration::from_secs(self.queue_max_wait_seconds),
+            max_extensions: self.queue_max_extensions,
         }
     }
 

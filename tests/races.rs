@@ -555,3 +555,72 @@ async fn copies_of_one_payment_sent_at_once_all_answer_the_same_and_pay_once() {
     let paid = c.events("schedule", "HoldPaid").await;
     assert_eq!(paid.len(), holders as usize, "{paid:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_place_in_line_per_user_however_often_and_wherever_they_ask() {
+    let c = cluster(&[]).await;
+    let concert = c.admin("/v1/concerts", json!({"name": "Queue"})).await;
+    let cid = concert["concert_id"].as_str().unwrap().to_owned();
+    // 300 users; each of the first 50 asks ten times at once, through both
+    // processes, while the others ask once
+    let users: Vec<String> = (0..300).map(|i| format!("q-{i:03}")).collect();
+    let requests: Vec<&String> = users
+        .iter()
+        .chain(users.iter().take(50).cycle().take(450))
+        .collect();
+    let answers: Vec<(String, StatusCode, Value)> =
+        futures::future::join_all(requests.iter().enumerate().map(|(i, u)| {
+            let token = c.token(u);
+            let c = &c;
+            let body = json!({ "concert_id": cid });
+            async move {
+                let (s, b) = c
+                    .send(
+                        i,
+                        Method::POST,
+                        "/v1/queue/tokens",
+                        &token,
+                        None,
+                        Some(body),
+                    )
+                    .await;
+                ((*u).clone(), s, b)
+            }
+        }))
+        .await;
+    let mut places: BTreeMap<&str, BTreeSet<u64>> = BTreeMap::new();
+    let mut new_places = 0;
+    for (user, status, body) in &answers {
+        assert!(
+            *status == StatusCode::CREATED || *status == StatusCode::OK,
+            "{status} {body}"
+        );
+        new_places += usize::from(*status == StatusCode::CREATED);
+        places
+            .entry(user)
+            .or_default()
+            .insert(body["position"].as_u64().unwrap());
+    }
+    assert!(
+        places.values().all(|p| p.len() == 1),
+        "a user holds one position: {:?}",
+        places
+            .iter()
+            .filter(|(_, p)| p.len() > 1)
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(new_places, 300, "one 201 per user, 200 for every repeat");
+    let positions: BTreeSet<u64> = places.values().flatten().copied().collect();
+    assert_eq!(
+        positions,
+        (1..=300).collect(),
+        "no position skipped or shared"
+    );
+    let issued: i64 =
+        sqlx::query_scalar("SELECT last_issued FROM queue_positions WHERE concert_id = $1")
+            .bind(&cid)
+            .fetch_one(&c.pool)
+            .await
+            .unwrap();
+    assert_eq!(issued, 300, "the queue handed out one position per user");
+}

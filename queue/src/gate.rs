@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use crate::store::{QueueStore, StateError};
+use crate::store::{Placed, QueueStore, StateError};
 
 const AUDIENCE: &str = "tessera-queue";
 
@@ -26,6 +26,8 @@ pub struct QueueConfig {
     pub active_ttl: Duration,
     /// How long a waiting token stays valid (its JWT expiry).
     pub max_wait: Duration,
+    /// How often an active token may be extended by `active_ttl`.
+    pub max_extensions: u32,
 }
 
 impl Default for QueueConfig {
@@ -35,6 +37,7 @@ impl Default for QueueConfig {
             admit_interval: Duration::from_secs(1),
             active_ttl: Duration::from_secs(300),
             max_wait: Duration::from_secs(3600),
+            max_extensions: 2,
         }
     }
 }
@@ -73,11 +76,13 @@ pub struct QueueStatus {
     jti: String,
 }
 
-/// A freshly issued token.
+/// A freshly signed token.
 #[derive(Debug, Clone)]
 pub struct IssuedToken {
     pub token: String,
     pub status: QueueStatus,
+    /// A new place in line (`false`: the place the user already held).
+    pub new_place: bool,
 }
 
 /// An active token, checked for one user and concert.
@@ -85,6 +90,9 @@ pub struct IssuedToken {
 pub struct ActiveTicket {
     pub jti: String,
     pub until: DateTime<Utc>,
+    pub user_id: String,
+    pub concert_id: String,
+    pub position: u64,
 }
 
 /// Why a request is not let through the queue.
@@ -100,6 +108,8 @@ pub enum QueueDenied {
     OtherUser,
     #[error("the queue token is for another concert")]
     OtherConcert,
+    #[error("the active window was extended {0} times already, the most allowed")]
+    ExtensionLimit(u32),
     #[error("still waiting in the queue: {ahead} ahead")]
     NotActive {
         position: u64,
@@ -147,23 +157,105 @@ impl QueueGate {
         &self.store
     }
 
-    /// Takes the next position in a concert's queue.
+    /// A token for the user's place in a concert's queue: the place they
+    /// hold while it is waiting or active (a fresh token for it), the next
+    /// position otherwise. One place per user and concert, also when the
+    /// same user asks on several instances at once.
     pub async fn issue(&self, user_id: &str, concert_id: &str) -> Result<IssuedToken, QueueDenied> {
-        let position = self.store.enqueue(concert_id).await?;
         let now = Utc::now();
+        let mut stale = None;
+        if let Some(holder) = self.store.holder(concert_id, user_id).await? {
+            let held = self
+                .sign(user_id, concert_id, holder.position, now, None)
+                .await?;
+            if held.1.state != QueueState::Expired {
+                return Ok(self.issued(held, false));
+            }
+            stale = Some(holder.position);
+        }
+        let (position, new_place) = match self.store.place(concert_id, user_id, stale).await? {
+            Placed::New(p) => (p, true),
+            Placed::Held(p) => (p, false),
+        };
+        let signed = self.sign(user_id, concert_id, position, now, None).await?;
+        Ok(self.issued(signed, new_place))
+    }
+
+    fn issued(&self, (token, status): (String, QueueStatus), new_place: bool) -> IssuedToken {
+        IssuedToken {
+            token,
+            status,
+            new_place,
+        }
+    }
+
+    /// Signs a token for `position` and tells where it stands. `until`
+    /// (an extension) lets it live past its default end.
+    async fn sign(
+        &self,
+        user_id: &str,
+        concert_id: &str,
+        position: u64,
+        now: DateTime<Utc>,
+        until: Option<DateTime<Utc>>,
+    ) -> Result<(String, QueueStatus), QueueDenied> {
+        let default_end =
+            now.timestamp() + secs(self.config.max_wait) + secs(self.config.active_ttl);
         let claims = QueueClaims {
             sub: user_id.to_owned(),
             concert_id: concert_id.to_owned(),
             position,
             aud: AUDIENCE.to_owned(),
             iat: now.timestamp(),
-            exp: now.timestamp() + secs(self.config.max_wait) + secs(self.config.active_ttl),
+            exp: until.map_or(default_end, |u| u.timestamp().max(default_end)),
             jti: uuid::Uuid::now_v7().to_string(),
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|_| QueueDenied::Invalid)?;
         let status = self.standing(claims, now).await?;
-        Ok(IssuedToken { token, status })
+        Ok((token, status))
+    }
+
+    /// Extends an active token's window by `active_ttl` from now, at most
+    /// `max_extensions` times per place; answers a fresh token that lives
+    /// as long.
+    pub async fn extend(
+        &self,
+        token: Option<&str>,
+        user_id: &str,
+    ) -> Result<IssuedToken, QueueDenied> {
+        let claims = self.decode(token.ok_or(QueueDenied::Missing)?)?;
+        if claims.sub != user_id {
+            return Err(QueueDenied::OtherUser);
+        }
+        let (concert_id, position) = (claims.concert_id.clone(), claims.position);
+        let now = Utc::now();
+        let status = self.standing(claims, now).await?;
+        match status.state {
+            QueueState::Active => {}
+            QueueState::Expired => return Err(QueueDenied::Expired),
+            QueueState::Waiting => {
+                return Err(QueueDenied::NotActive {
+                    position: status.position,
+                    ahead: status.ahead,
+                    estimated_wait_seconds: status.estimated_wait_seconds,
+                })
+            }
+        }
+        let until = now + chrono::Duration::seconds(secs(self.config.active_ttl));
+        let max = self.config.max_extensions;
+        if self
+            .store
+            .extend(&concert_id, user_id, position, max, until)
+            .await?
+            .is_none()
+        {
+            return Err(QueueDenied::ExtensionLimit(max));
+        }
+        let signed = self
+            .sign(user_id, &concert_id, position, now, Some(until))
+            .await?;
+        Ok(self.issued(signed, false))
     }
 
     fn decode(&self, token: &str) -> Result<QueueClaims, QueueDenied> {
@@ -207,6 +299,16 @@ impl QueueGate {
             .await?
             .unwrap_or(now);
         status.expires_at = admitted + chrono::Duration::seconds(secs(self.config.active_ttl));
+        if let Some(holder) = self
+            .store
+            .holder(&status.concert_id, &status.user_id)
+            .await?
+        {
+            if let (true, Some(until)) = (holder.position == status.position, holder.extended_until)
+            {
+                status.expires_at = status.expires_at.max(until);
+            }
+        }
         status.state = if now >= status.expires_at || self.store.is_revoked(&status.jti).await? {
             QueueState::Expired
         } else {
@@ -241,6 +343,9 @@ impl QueueGate {
             QueueState::Active => Ok(ActiveTicket {
                 jti: status.jti,
                 until: status.expires_at,
+                user_id: status.user_id,
+                concert_id: status.concert_id,
+                position: status.position,
             }),
             QueueState::Expired => Err(QueueDenied::Expired),
             QueueState::Waiting => Err(QueueDenied::NotActive {
@@ -251,8 +356,12 @@ impl QueueGate {
         }
     }
 
-    /// Ends an active token (at payment).
+    /// Ends an active token (at payment) and gives its place up: asking
+    /// again takes a new place.
     pub async fn end(&self, ticket: &ActiveTicket) -> Result<(), StateError> {
-        self.store.revoke(&ticket.jti, ticket.until).await
+        self.store.revoke(&ticket.jti, ticket.until).await?;
+        self.store
+            .release(&ticket.concert_id, &ticket.user_id, ticket.position)
+            .await
     }
 }

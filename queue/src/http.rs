@@ -19,6 +19,10 @@ impl From<QueueDenied> for ApiError {
                 Self::new(StatusCode::UNAUTHORIZED, "queue_token_expired", message)
             }
             QueueDenied::OtherUser | QueueDenied::OtherConcert => Self::forbidden(message),
+            QueueDenied::ExtensionLimit(max) => {
+                Self::new(StatusCode::CONFLICT, "extension_limit", message)
+                    .with_details(serde_json::json!({ "max_extensions": max }))
+            }
             QueueDenied::NotActive {
                 position,
                 ahead,

@@ -9,4 +9,4 @@ mod http;
 pub mod store;
 
 pub use gate::*;
-pub use store::{QueueCursor, QueueStore, StateError};
+pub use store::{Holder, Placed, QueueCursor, QueueStore, StateError};

@@ -18,10 +18,56 @@ pub struct QueueCursor {
     pub last_issued: u64,
 }
 
+/// The place a user holds in a concert's queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Holder {
+    pub position: u64,
+    /// How often its active window was extended.
+    pub extensions: u32,
+    /// The end of the active window after the last extension.
+    pub extended_until: Option<DateTime<Utc>>,
+}
+
+/// The outcome of asking for a place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placed {
+    /// A new position, taken by this call.
+    New(u64),
+    /// The position the user already holds (a concurrent call took it).
+    Held(u64),
+}
+
 #[async_trait]
 pub trait QueueStore: Send + Sync {
-    /// The next position in a concert's queue (1, 2, 3, ...).
-    async fn enqueue(&self, concert_id: &str) -> Result<u64, StateError>;
+    /// The place `user_id` holds in `concert_id`'s queue, if any.
+    async fn holder(&self, concert_id: &str, user_id: &str) -> Result<Option<Holder>, StateError>;
+    /// Gives `user_id` the next position (1, 2, 3, ...) unless they hold
+    /// one: atomically, so concurrent calls of one user (on any instance)
+    /// take one position between them. `stale` is a position the caller
+    /// found ended; a holder of exactly that one gets a new position.
+    async fn place(
+        &self,
+        concert_id: &str,
+        user_id: &str,
+        stale: Option<u64>,
+    ) -> Result<Placed, StateError>;
+    /// Extends the active window of `position` to `until`, unless it was
+    /// extended `max` times already (`None` then).
+    async fn extend(
+        &self,
+        concert_id: &str,
+        user_id: &str,
+        position: u64,
+        max: u32,
+        until: DateTime<Utc>,
+    ) -> Result<Option<u32>, StateError>;
+    /// Gives the place up (the token ended at payment).
+    async fn release(
+        &self,
+        concert_id: &str,
+        user_id: &str,
+        position: u64,
+    ) -> Result<(), StateError>;
     async fn cursor(&self, concert_id: &str) -> Result<QueueCursor, StateError>;
     /// When `position` was admitted, if it was.
     async fn admitted_at(

@@ -349,8 +349,13 @@ impl Client {
 
 /// Mints an operator token with `tessera admin token`, as an operator would.
 pub fn admin_token(env: &[(&str, String)]) -> String {
+    mint_token(env, "admin-1", "admin")
+}
+
+/// Mints a token for `user` with `role` with `tessera admin token`.
+pub fn mint_token(env: &[(&str, String)], user: &str, role: &str) -> String {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
-    cmd.args(["admin", "token", "--user", "admin-1", "--role", "admin"]);
+    cmd.args(["admin", "token", "--user", user, "--role", role]);
     for (k, v) in env {
         cmd.env(k, v);
     }

@@ -1134,3 +1134,39 @@ async fn board_commands_refuse_what_they_must() {
         .await;
     assert_eq!((s, code(&b)), (StatusCode::GONE, "gone"));
 }
+
+#[tokio::test]
+async fn one_user_asking_for_a_queue_token_at_once_gets_one_place_on_sqlite() {
+    let api = api().await;
+    let admin = api.auth.issue("root", Role::Admin).access_token;
+    let (s, c) = api
+        .call(
+            "POST",
+            "/v1/concerts",
+            Some(&admin),
+            Some(json!({"name": "Q"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let cid = c["concert_id"].as_str().unwrap().to_owned();
+    let (_, fan) = api.user("q@x.y", "fan").await;
+    let (_, other) = api.user("o@x.y", "other").await;
+    let body = json!({ "concert_id": cid });
+    let answers = futures::future::join_all((0..40).map(|i| {
+        let token = if i % 4 == 0 { &other } else { &fan };
+        api.call("POST", "/v1/queue/tokens", Some(token), Some(body.clone()))
+    }))
+    .await;
+    let created = answers
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::CREATED)
+        .count();
+    let positions: std::collections::BTreeSet<u64> = answers
+        .iter()
+        .map(|(s, b)| {
+            assert!(s.is_success(), "{s} {b}");
+            b["position"].as_u64().unwrap()
+        })
+        .collect();
+    assert_eq!((created, positions.len()), (2, 2), "{answers:?}");
+}

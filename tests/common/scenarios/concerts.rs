@@ -73,6 +73,37 @@ pub async fn concerts_and_reservations(c: &Client, admin: &str, cast: &Cast) {
     .await;
     let fan_q = active_queue_token(c, &fan, &cid).await;
     let rival_q = active_queue_token(c, &rival, &cid).await;
+    // one place per user and concert: asking again answers the same one
+    let again = c
+        .post("/v1/queue/tokens", &fan, json!({ "concert_id": cid }))
+        .await;
+    assert_eq!(
+        (again.status, again.body["status"].as_str()),
+        (StatusCode::OK, Some("active")),
+        "{}",
+        again.body
+    );
+    let first = c
+        .queued(Method::GET, "/v1/queue/status", &fan, &fan_q, None)
+        .await;
+    assert_eq!(again.body["position"], first.body["position"]);
+    // an active token is extended twice at the most
+    for _ in 0..2 {
+        let extended = c
+            .queued(Method::POST, "/v1/queue/extend", &fan, &fan_q, None)
+            .await;
+        assert_eq!(extended.status, StatusCode::OK, "{}", extended.body);
+        assert!(extended.body["token"].is_string() && extended.body["expires_at"].is_string());
+    }
+    let refused = c
+        .queued(Method::POST, "/v1/queue/extend", &fan, &fan_q, None)
+        .await;
+    assert_eq!(
+        (refused.status, code_of(&refused)),
+        (StatusCode::CONFLICT, "extension_limit"),
+        "{}",
+        refused.body
+    );
     let map = c
         .queued(
             Method::GET,

@@ -369,6 +369,8 @@ impl Post {
             }
             PostCommand::React { actor, emoji } => {
                 text(&emoji, limits::EMOJI, "emoji")?;
+                // only members react, and only members take a reaction back
+                self.member_nickname(services, &actor).await?;
                 if self
                     .reactions
                     .get(&emoji)
@@ -376,13 +378,13 @@ impl Post {
                 {
                     return Ok(None); // one reaction per user per emoji
                 }
-                self.member_nickname(services, &actor).await?;
                 PostEvent::ReactionAdded {
                     user_id: actor,
                     emoji,
                 }
             }
             PostCommand::Unreact { actor, emoji } => {
+                self.member_nickname(services, &actor).await?;
                 if !self
                     .reactions
                     .get(&emoji)

@@ -26,6 +26,7 @@ pub fn router() -> OpenApiRouter<WriteState> {
         .routes(routes!(create_concert))
         .routes(routes!(create_schedule))
         .routes(routes!(queue_token))
+        .routes(routes!(extend_queue_token))
         .routes(routes!(hold_seats))
         .routes(routes!(pay))
         .routes(routes!(cancel))
@@ -154,9 +155,13 @@ pub struct QueueTokenResponse {
     pub expires_at: DateTime<Utc>,
 }
 
-/// Take a place in a concert's waiting queue.
+/// Take a place in a concert's waiting queue. One place per user and
+/// concert: asking again while the place is waiting or active answers 200
+/// with the same position and a fresh token for it.
 #[utoipa::path(post, path = "/v1/queue/tokens", tag = "queue", request_body = QueueTokenRequest, security(("bearer" = [])),
-    responses((status = 201, body = QueueTokenResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+    responses((status = 201, body = QueueTokenResponse, description = "a new place"),
+        (status = 200, body = QueueTokenResponse, description = "the place the caller already holds"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody, description = "no such concert")))]
 pub async fn queue_token(
     State(ws): State<WriteState>,
@@ -173,8 +178,13 @@ pub async fn queue_token(
         QueueState::Active => "active",
         QueueState::Expired => "expired",
     };
+    let code = if issued.new_place {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((
-        StatusCode::CREATED,
+        code,
         Json(QueueTokenResponse {
             token: issued.token,
             position: issued.status.position,
@@ -182,6 +192,34 @@ pub async fn queue_token(
             expires_at: issued.status.expires_at,
         }),
     ))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ExtendedToken {
+    /// The token to send as `X-Queue-Token` from now on.
+    pub token: String,
+    /// The new end of the active window.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Extend an active queue token by `TESSERA_QUEUE_ACTIVE_TTL_SECONDS` from
+/// now, at most `TESSERA_QUEUE_MAX_EXTENSIONS` (default 2) times per place.
+#[utoipa::path(post, path = "/v1/queue/extend", tag = "queue", security(("bearer" = [])),
+    params(("X-Queue-Token" = String, Header, description = "an active queue token")),
+    responses((status = 200, body = ExtendedToken), (status = 401, body = ErrorBody, description = "no, an invalid or an expired queue token"),
+        (status = 403, body = ErrorBody, description = "another user's queue token"),
+        (status = 409, body = ErrorBody, description = "`extension_limit`: extended the most times allowed"),
+        (status = 423, body = ErrorBody, description = "`queue_not_active`: still waiting")))]
+pub async fn extend_queue_token(
+    State(ws): State<WriteState>,
+    CurrentUser(user): CurrentUser,
+    QueueToken(token): QueueToken,
+) -> Result<Json<ExtendedToken>, ApiError> {
+    let extended = ws.queue.extend(token.as_deref(), &user.user_id).await?;
+    Ok(Json(ExtendedToken {
+        token: extended.token,
+        expires_at: extended.status.expires_at,
+    }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::{PgPool, SqlitePool};
 pub use tessera_queue::StateError;
-use tessera_queue::{QueueCursor, QueueStore};
+use tessera_queue::{Holder, Placed, QueueCursor, QueueStore};
 
 fn err(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StateError {
     StateError::new(e)
@@ -163,17 +163,107 @@ macro_rules! sql_state {
 
         #[async_trait]
         impl QueueStore for $name {
-            async fn enqueue(&self, concert_id: &str) -> Result<u64, StateError> {
+            async fn holder(&self, concert_id: &str, user_id: &str) -> Result<Option<Holder>, StateError> {
+                let row: Option<(i64, i64, Option<i64>)> = sqlx::query_as(
+                    "SELECT position, extensions, extended_until_ms FROM queue_holders
+                      WHERE concert_id = $1 AND user_id = $2 AND position > 0",
+                )
+                .bind(concert_id)
+                .bind(user_id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(err)?;
+                Ok(row.map(|(p, n, until)| Holder {
+                    position: to_u64(p),
+                    extensions: u32::try_from(n).unwrap_or(u32::MAX),
+                    extended_until: until.map(from_ms),
+                }))
+            }
+
+            async fn place(&self, concert_id: &str, user_id: &str, stale: Option<u64>) -> Result<Placed, StateError> {
+                let mut tx = self.pool.begin().await.map_err(err)?;
+                // the holder row exists (position 0: none yet) and, through
+                // the UPDATE, is locked until commit: a concurrent call of
+                // the same user waits here and then sees what this one did
+                sqlx::query(
+                    "INSERT INTO queue_holders (concert_id, user_id, position) VALUES ($1, $2, 0)
+                     ON CONFLICT (concert_id, user_id) DO NOTHING",
+                )
+                .bind(concert_id)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
+                let held: i64 = sqlx::query_scalar(
+                    "UPDATE queue_holders SET position = position
+                      WHERE concert_id = $1 AND user_id = $2 RETURNING position",
+                )
+                .bind(concert_id)
+                .bind(user_id)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(err)?;
+                let held = to_u64(held);
+                if held > 0 && Some(held) != stale {
+                    tx.commit().await.map_err(err)?;
+                    return Ok(Placed::Held(held));
+                }
                 let position: i64 = sqlx::query_scalar(
                     "INSERT INTO queue_positions (concert_id, last_issued) VALUES ($1, 1)
                      ON CONFLICT (concert_id) DO UPDATE SET last_issued = queue_positions.last_issued + 1
                      RETURNING last_issued",
                 )
                 .bind(concert_id)
-                .fetch_one(&self.pool)
+                .fetch_one(&mut *tx)
                 .await
                 .map_err(err)?;
-                Ok(to_u64(position))
+                sqlx::query(
+                    "UPDATE queue_holders SET position = $3, extensions = 0, extended_until_ms = NULL
+                      WHERE concert_id = $1 AND user_id = $2",
+                )
+                .bind(concert_id)
+                .bind(user_id)
+                .bind(position)
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
+                tx.commit().await.map_err(err)?;
+                Ok(Placed::New(to_u64(position)))
+            }
+
+            async fn extend(
+                &self,
+                concert_id: &str,
+                user_id: &str,
+                position: u64,
+                max: u32,
+                until: DateTime<Utc>,
+            ) -> Result<Option<u32>, StateError> {
+                let n: Option<i64> = sqlx::query_scalar(
+                    "UPDATE queue_holders SET extensions = extensions + 1, extended_until_ms = $5
+                      WHERE concert_id = $1 AND user_id = $2 AND position = $3 AND extensions < $4
+                      RETURNING extensions",
+                )
+                .bind(concert_id)
+                .bind(user_id)
+                .bind(to_i64(position))
+                .bind(i64::from(max))
+                .bind(to_ms(until))
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(err)?;
+                Ok(n.map(|n| u32::try_from(n).unwrap_or(u32::MAX)))
+            }
+
+            async fn release(&self, concert_id: &str, user_id: &str, position: u64) -> Result<(), StateError> {
+                sqlx::query("DELETE FROM queue_holders WHERE concert_id = $1 AND user_id = $2 AND position = $3")
+                    .bind(concert_id)
+                    .bind(user_id)
+                    .bind(to_i64(position))
+                    .execute(&self.pool)
+                    .await
+                    .map(drop)
+                    .map_err(err)
             }
 
             async fn cursor(&self, concert_id: &str) -> Result<QueueCursor, StateError> {
