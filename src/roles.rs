@@ -20,7 +20,7 @@ use tessera_projector::feed::tail::TailFeed;
 use tessera_projector::projection::{self, Projection};
 use tessera_projector::runner::{new_instance_id, Health, Projector, RetryPolicy};
 use tessera_queue::QueueGate;
-use tessera_read_side::{ReadSide, ReadState};
+use tessera_read_side::{CursorKey, ReadSide, ReadState};
 use tessera_write_side::app::{Parts, WriteSide, WriteState};
 use tessera_write_side::background;
 use tessera_write_side::bus::BusConfig;
@@ -306,6 +306,7 @@ async fn serve(s: &Settings) -> Result<()> {
         auth,
         queue,
         min_version_wait: s.min_version_wait(),
+        cursors: CursorKey::derive(secret.expose_secret().as_bytes()),
     };
     let shutdown = shutdown_signal();
     let mut tasks = Vec::new();
@@ -424,6 +425,7 @@ async fn read_api(s: &Settings) -> Result<()> {
             s.queue(),
         )),
         min_version_wait: s.min_version_wait(),
+        cursors: CursorKey::derive(secret.expose_secret().as_bytes()),
     };
     let openapi = openapi_json(vec![tessera_read_side::openapi()]);
     let app = with_common_layers(

@@ -130,3 +130,102 @@ async fn every_route_is_documented_and_every_documented_route_is_served() {
     }
     assert!(operations >= 47, "{operations} operations");
 }
+
+/// What the fuzzer found at the door, each answered with a clear 400/401
+/// and nothing written.
+#[tokio::test]
+async fn hostile_input_is_refused_at_the_door() {
+    let stack = Stack::embedded(&[]).await;
+    let c = &stack.client;
+    let (_, ann) = c.register("ann@example.com", "ann").await;
+    let (_, bob) = c.register("bob@example.com", "bob").await;
+    // a body of another JSON kind than an object is no profile change
+    for body in [json!(["hacked-nick"]), json!("x"), json!(1), json!(null)] {
+        c.refuses(
+            Method::PATCH,
+            "/v1/accounts/me",
+            &ann,
+            Some(body),
+            (StatusCode::BAD_REQUEST, "invalid_input"),
+        )
+        .await;
+    }
+    let me = c.get("/v1/accounts/me?min_version=1", &ann).await;
+    assert_eq!(
+        (me.body["nickname"].as_str(), me.body["version"].as_u64()),
+        (Some("ann"), Some(1))
+    );
+    // control characters in names
+    for name in ["a\u{0}b", "tab\there", "esc\u{1b}[31m", "\u{7f}"] {
+        c.refuses(
+            Method::POST,
+            "/v1/guilds",
+            &ann,
+            Some(json!({ "name": name })),
+            (StatusCode::BAD_REQUEST, "invalid_input"),
+        )
+        .await;
+    }
+    // the queue token is checked before anything is looked up
+    c.refuses(
+        Method::POST,
+        "/v1/reservations",
+        &ann,
+        Some(json!({"schedule_id": "", "seat_nos": [1]})),
+        (StatusCode::UNAUTHORIZED, "queue_token_required"),
+    )
+    .await;
+    // cursors: only the list and the caller they were handed to
+    for name in ["One", "Two", "Three"] {
+        let g = c.post("/v1/guilds", &ann, json!({ "name": name })).await;
+        assert_eq!(g.status, StatusCode::CREATED, "{}", g.body);
+    }
+    let page = c
+        .try_get_until(
+            "/v1/me/guilds?limit=1",
+            &ann,
+            std::time::Duration::from_secs(10),
+            |b| b["next_cursor"].is_string(),
+        )
+        .await
+        .expect("a first page with a cursor");
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let next = c
+        .get(&format!("/v1/me/guilds?limit=1&cursor={cursor}"), &ann)
+        .await;
+    assert_eq!(next.status, StatusCode::OK, "{}", next.body);
+    assert_ne!(next.body["items"][0], page["items"][0]);
+    let forged = base64_of(page["items"][0]["guild_id"].as_str().unwrap());
+    for (token, cursor) in [
+        (&bob, cursor.to_owned()),
+        (&ann, forged.clone()),
+        (&ann, format!("{forged}.AAAAAAAAAAAAAAAAAAAAAA")),
+        (&ann, String::new()),
+    ] {
+        let refused = c
+            .get(&format!("/v1/me/guilds?limit=1&cursor={cursor}"), token)
+            .await;
+        assert_eq!(
+            (
+                refused.status,
+                refused.body["error"]["details"]["field"].as_str()
+            ),
+            (StatusCode::BAD_REQUEST, Some("cursor")),
+            "{cursor}: {}",
+            refused.body
+        );
+    }
+    let elsewhere = c
+        .get(&format!("/v1/concerts?limit=1&cursor={cursor}"), &ann)
+        .await;
+    assert_eq!(
+        elsewhere.status,
+        StatusCode::BAD_REQUEST,
+        "another list's cursor"
+    );
+}
+
+fn base64_of(s: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
+}

@@ -13,9 +13,9 @@ use crate::auth::{AuthError, Authenticator, Principal};
 use crate::error::ApiError;
 use crate::layers::BODY_LIMIT;
 
-/// JSON body. Malformed JSON, wrong types, unknown or missing fields → 400
-/// `invalid_input` naming the field; no JSON content type → 415; a body over
-/// the limit → 413.
+/// JSON object body. Malformed JSON, another kind of JSON value than an
+/// object, wrong types, unknown or missing fields → 400 `invalid_input`
+/// naming the field; no JSON content type → 415; a body over the limit → 413.
 #[derive(Debug)]
 pub struct ApiJson<T>(pub T);
 
@@ -50,6 +50,11 @@ where
                 ApiError::invalid("body", rejection.body_text())
             }
         })?;
+        // serde reads a struct from a JSON array too (`["x"]` fills the
+        // first field): every body of this API is an object, so say so
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(ApiError::invalid("body", "the body must be a JSON object"));
+        }
         parse_json(&bytes).map(ApiJson)
     }
 }
@@ -145,6 +150,8 @@ where
             .and_then(|t| auth.verify(t))
             .map_err(|e| ApiError::unauthorized(e.to_string()))?;
         tracing::Span::current().record("user_id", principal.user_id.as_str());
+        // what runs after (the paging of a list) may bind to the caller
+        parts.extensions.insert(principal.clone());
         Ok(Self(principal))
     }
 }

@@ -323,6 +323,17 @@ impl QueueGate {
         self.standing(claims, Utc::now()).await
     }
 
+    /// Checks a token before anything is looked up: present, signed by
+    /// this API, not expired and the caller's. Answers the concert it is
+    /// for (whether it is active is [`Self::require_active`]'s question).
+    pub fn verify(&self, token: Option<&str>, user_id: &str) -> Result<String, QueueDenied> {
+        let claims = self.decode(token.ok_or(QueueDenied::Missing)?)?;
+        if claims.sub != user_id {
+            return Err(QueueDenied::OtherUser);
+        }
+        Ok(claims.concert_id)
+    }
+
     /// Lets a request through only with an active token of this user for
     /// this concert.
     pub async fn require_active(

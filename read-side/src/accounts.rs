@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::cursor::Paging;
 use crate::query::{fetch, list_page, typed, MinVersion, Page, PageParams};
 use crate::ReadState;
 
@@ -97,7 +98,7 @@ pub struct PointHistoryPage {
 pub async fn history(
     State(rs): State<ReadState>,
     CurrentUser(user): CurrentUser,
-    ApiQuery(page): ApiQuery<PageParams>,
+    page: Paging,
 ) -> Result<Json<Page<PointEntryView>>, ApiError> {
     list_page(
         &*rs.docs,

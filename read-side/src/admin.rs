@@ -14,7 +14,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::query::{encode_cursor, store_failed};
+use crate::cursor::Paging;
+use crate::query::store_failed;
 use crate::ReadState;
 
 /// Events per page of the audit view: larger than document pages because
@@ -48,24 +49,25 @@ pub struct EventsQuery {
 }
 
 impl EventsQuery {
-    fn limit(&self) -> Result<usize, ApiError> {
-        match self.limit {
-            None => Ok(DEFAULT_EVENTS),
-            Some(n) if (1..=MAX_EVENTS).contains(&n) => Ok(n),
-            Some(_) => Err(ApiError::invalid(
-                "limit",
-                format!("must be between 1 and {MAX_EVENTS}"),
-            )),
-        }
+    fn paging(&self, rs: &ReadState, admin: &str) -> Result<Paging, ApiError> {
+        let scope = Paging::scope("/v1/admin/events", admin);
+        Paging::new(
+            &rs.cursors,
+            scope,
+            self.limit,
+            MAX_EVENTS,
+            DEFAULT_EVENTS,
+            self.cursor.as_deref(),
+        )
     }
 
-    fn after(&self) -> Result<i64, ApiError> {
-        match (&self.cursor, self.after_position) {
+    fn after(&self, paging: &Paging) -> Result<i64, ApiError> {
+        match (&paging.after, self.after_position) {
             (Some(_), Some(_)) => Err(ApiError::invalid(
                 "cursor",
                 "pass either cursor or after_position, not both",
             )),
-            (Some(cursor), None) => crate::query::decode_cursor(cursor)?
+            (Some(position), None) => position
                 .parse()
                 .map_err(|_| ApiError::invalid("cursor", "not a cursor this API handed out")),
             (None, Some(p)) if p < 0 => {
@@ -125,11 +127,11 @@ pub struct EventPage {
         (status = 403, body = ErrorBody)))]
 pub async fn events(
     State(rs): State<ReadState>,
-    AdminUser(_): AdminUser,
+    AdminUser(admin): AdminUser,
     ApiQuery(q): ApiQuery<EventsQuery>,
 ) -> Result<Json<EventPage>, ApiError> {
-    let limit = q.limit()?;
-    let after = q.after()?;
+    let paging = q.paging(&rs, &admin.user_id)?;
+    let (limit, after) = (paging.limit, q.after(&paging)?);
     let filter = LogFilter {
         aggregate_type: q.aggregate_type,
         aggregate_id: q.aggregate_id,
@@ -147,7 +149,7 @@ pub async fn events(
     let next_cursor = if more {
         found
             .last()
-            .map(|r| encode_cursor(&r.envelope.global_position.to_string()))
+            .map(|r| paging.next(&r.envelope.global_position.to_string()))
     } else {
         None
     };

@@ -17,6 +17,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::access::Access;
+use crate::cursor::Paging;
 use crate::query::{list_page, plain, read_one, typed, MinVersion, Page, PageParams};
 use crate::ReadState;
 
@@ -140,7 +141,7 @@ pub async fn channel_posts(
     State(rs): State<ReadState>,
     CurrentUser(user): CurrentUser,
     ApiPath(channel_id): ApiPath<String>,
-    ApiQuery(page): ApiQuery<PageParams>,
+    page: Paging,
 ) -> Result<Json<Page<PostSummaryView>>, ApiError> {
     Access::new(&rs, &user, None).channel(&channel_id).await?;
     list_page(

@@ -18,6 +18,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::cursor::Paging;
 use crate::query::{list_page, plain, read_one, store_failed, typed, MinVersion, Page, PageParams};
 use crate::ReadState;
 
@@ -51,7 +52,7 @@ pub struct ConcertPage {
 pub async fn concerts(
     State(rs): State<ReadState>,
     CurrentUser(_): CurrentUser,
-    ApiQuery(page): ApiQuery<PageParams>,
+    page: Paging,
 ) -> Result<Json<Page<ConcertView>>, ApiError> {
     list_page(
         &*rs.docs,
@@ -258,6 +259,10 @@ pub async fn seats(
     ApiPath(schedule_id): ApiPath<String>,
     ApiQuery(q): ApiQuery<MinVersion>,
 ) -> Result<(HeaderMap, Json<SeatMapView>), (HeaderMap, ApiError)> {
+    // the token is checked before anything is looked up
+    rs.queue
+        .verify(token.as_deref(), &user.user_id)
+        .map_err(|e| plain(e.into()))?;
     let (headers, map): (_, SeatMapDoc) = read_one(
         &*rs.docs,
         &rs.live(collections::SEAT_MAPS).await.map_err(plain)?,
@@ -363,7 +368,7 @@ pub struct ReservationPage {
 pub async fn my_reservations(
     State(rs): State<ReadState>,
     CurrentUser(user): CurrentUser,
-    ApiQuery(page): ApiQuery<PageParams>,
+    page: Paging,
 ) -> Result<Json<Page<ReservationView>>, ApiError> {
     list_page(
         &*rs.docs,

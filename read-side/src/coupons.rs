@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::cursor::Paging;
 use crate::query::{list_page, plain, read_one, typed, MinVersion, Page, PageParams};
 use crate::ReadState;
 
@@ -86,7 +87,7 @@ pub struct MyCouponPage {
 pub async fn my_coupons(
     State(rs): State<ReadState>,
     CurrentUser(user): CurrentUser,
-    ApiQuery(page): ApiQuery<PageParams>,
+    page: Paging,
 ) -> Result<Json<Page<MyCouponView>>, ApiError> {
     list_page(
         &*rs.docs,

@@ -14,9 +14,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::access::{guild_gone, Access};
-use crate::query::{
-    encode_cursor, fetch, list_page, store_failed, typed, MinVersion, Page, PageParams,
-};
+use crate::cursor::Paging;
+use crate::query::{fetch, list_page, store_failed, typed, MinVersion, Page, PageParams};
 use crate::ReadState;
 
 pub fn router() -> OpenApiRouter<ReadState> {
@@ -141,7 +140,7 @@ pub async fn members(
     State(rs): State<ReadState>,
     CurrentUser(user): CurrentUser,
     ApiPath(guild_id): ApiPath<String>,
-    ApiQuery(page): ApiQuery<PageParams>,
+    page: Paging,
 ) -> Result<Json<Page<MemberView>>, ApiError> {
     Access::new(&rs, &user, None).guild(&guild_id).await?;
     list_page(
@@ -182,11 +181,11 @@ pub struct MyGuildPage {
 pub async fn my_guilds(
     State(rs): State<ReadState>,
     CurrentUser(user): CurrentUser,
-    ApiQuery(page): ApiQuery<PageParams>,
+    page: Paging,
 ) -> Result<Json<Page<MyGuildView>>, ApiError> {
-    let limit = page.limit()?;
+    let limit = page.limit;
     // the list lives in one document; the cursor is the last guild id seen
-    let after = page.after()?;
+    let after = page.after.clone();
     let doc = rs
         .docs
         .get(&rs.live(collections::USER_GUILDS).await?, &user.user_id)
@@ -215,7 +214,7 @@ pub async fn my_guilds(
         })
         .collect();
     let next_cursor = (rest.len() > limit)
-        .then(|| items.last().map(|g| encode_cursor(&g.guild_id)))
+        .then(|| items.last().map(|g| page.next(&g.guild_id)))
         .flatten();
     Ok(Json(Page { items, next_cursor }))
 }

@@ -11,6 +11,7 @@ mod admin;
 mod board;
 mod concerts;
 mod coupons;
+mod cursor;
 mod guilds;
 mod query;
 
@@ -27,6 +28,7 @@ use tessera_queue::QueueGate;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
+pub use cursor::CursorKey;
 pub use query::{Page, PageParams};
 
 pub struct ReadSide {
@@ -40,6 +42,8 @@ pub struct ReadSide {
     pub queue: Arc<QueueGate>,
     /// How long a read with `min_version` waits for the document.
     pub min_version_wait: Duration,
+    /// Signs the cursors of lists.
+    pub cursors: CursorKey,
 }
 
 #[derive(Clone)]

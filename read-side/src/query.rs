@@ -4,13 +4,13 @@ use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderValue};
 use axum::Json;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tessera_documents::store::{DocumentStore, ListQuery, Order, StoreError, StoredDoc};
 use tessera_http::error::ApiError;
 use utoipa::{IntoParams, ToSchema};
+
+use crate::cursor::Paging;
 
 pub const DEFAULT_LIMIT: usize = 20;
 pub const MAX_LIMIT: usize = 100;
@@ -33,42 +33,12 @@ pub struct PageParams {
     pub cursor: Option<String>,
 }
 
-impl PageParams {
-    pub fn limit(&self) -> Result<usize, ApiError> {
-        match self.limit {
-            None => Ok(DEFAULT_LIMIT),
-            Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-            Some(_) => Err(ApiError::invalid(
-                "limit",
-                format!("must be between 1 and {MAX_LIMIT}"),
-            )),
-        }
-    }
-
-    /// The position the cursor encodes.
-    pub fn after(&self) -> Result<Option<String>, ApiError> {
-        self.cursor.as_deref().map(decode_cursor).transpose()
-    }
-}
-
 /// A page of a list.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
     /// Pass as `cursor` for the next page; `null` on the last page.
     pub next_cursor: Option<String>,
-}
-
-pub fn encode_cursor(position: &str) -> String {
-    URL_SAFE_NO_PAD.encode(position)
-}
-
-pub(crate) fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
-    URL_SAFE_NO_PAD
-        .decode(cursor)
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .ok_or_else(|| ApiError::invalid("cursor", "not a cursor this API handed out"))
 }
 
 pub fn store_failed(e: &StoreError) -> ApiError {
@@ -153,11 +123,10 @@ pub async fn list_page<T>(
     collection: &str,
     filter: Option<(&str, &str)>,
     order: Order,
-    page: &PageParams,
+    page: &Paging,
     view: impl Fn(StoredDoc) -> Result<T, ApiError>,
 ) -> Result<Json<Page<T>>, ApiError> {
-    let limit = page.limit()?;
-    let after = page.after()?;
+    let (limit, after) = (page.limit, page.after.as_deref());
     // one more than asked: it only tells whether there is a next page
     let mut found = docs
         .list(
@@ -165,7 +134,7 @@ pub async fn list_page<T>(
             ListQuery {
                 filter,
                 order,
-                after: after.as_deref(),
+                after,
                 limit: limit + 1,
             },
         )
@@ -174,7 +143,7 @@ pub async fn list_page<T>(
     let more = found.len() > limit;
     found.truncate(limit);
     let next_cursor = if more {
-        found.last().map(|d| encode_cursor(&d.id))
+        found.last().map(|d| page.next(&d.id))
     } else {
         None
     };

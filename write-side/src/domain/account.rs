@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 use tessera_events::{aggregate, AccountEvent};
 
-use super::{char_len_within, image_ok, impl_aggregate, limits, DomainError, ErrorKind};
+use super::{image_ok, impl_aggregate, limits, name_ok, DomainError, ErrorKind};
 
 super::named!(AccountCommand {
     Register,
@@ -156,7 +156,7 @@ impl Account {
 
     fn check_nickname(nickname: &str) -> Result<(), AccountError> {
         let (min, max) = limits::NICKNAME;
-        if char_len_within(nickname, min, max) && !nickname.trim().is_empty() {
+        if name_ok(nickname, min, max) {
             Ok(())
         } else {
             Err(AccountError::Invalid { field: "nickname" })

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use tessera_events::{aggregate, ConcertEvent};
 
-use super::{char_len_within, impl_aggregate, DomainError, ErrorKind};
+use super::{impl_aggregate, name_ok, DomainError, ErrorKind};
 
 super::named!(ConcertCommand { Create });
 
@@ -61,7 +61,7 @@ impl Concert {
         if self.created {
             return Err(ConcertError::AlreadyExists);
         }
-        if !char_len_within(&name, NAME.0, NAME.1) || name.trim().is_empty() {
+        if !name_ok(&name, NAME.0, NAME.1) {
             return Err(ConcertError::Invalid { field: "name" });
         }
         Ok(Some(ConcertEvent::ConcertCreated { name }))

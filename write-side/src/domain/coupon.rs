@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 use tessera_events::{aggregate, CouponEvent};
 
-use super::{char_len_within, impl_aggregate, DomainError, ErrorKind};
+use super::{impl_aggregate, name_ok, DomainError, ErrorKind};
 
 super::named!(CouponCommand {
     Create,
@@ -124,7 +124,7 @@ impl Coupon {
             if self.created {
                 return Err(CouponError::AlreadyExists);
             }
-            if !char_len_within(&name, NAME.0, NAME.1) || name.trim().is_empty() {
+            if !name_ok(&name, NAME.0, NAME.1) {
                 return Err(CouponError::Invalid { field: "name" });
             }
             if !(QUANTITY.0..=QUANTITY.1).contains(&total_quantity) {

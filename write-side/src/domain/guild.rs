@@ -8,9 +8,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tessera_events::{aggregate, ChannelKind, GuildEvent};
 
-use super::{
-    char_len_within, image_ok, impl_aggregate, limits, DomainError, ErrorKind, FactUnavailable,
-};
+use super::{image_ok, impl_aggregate, limits, name_ok, DomainError, ErrorKind, FactUnavailable};
 
 super::named!(GuildCommand {
     Create,
@@ -207,7 +205,7 @@ impl Guild {
 
     fn check_name(name: &str) -> Result<(), GuildError> {
         let (min, max) = limits::GUILD_NAME;
-        if char_len_within(name, min, max) && !name.trim().is_empty() {
+        if name_ok(name, min, max) {
             Ok(())
         } else {
             Err(GuildError::Invalid { field: "name" })
@@ -323,7 +321,7 @@ impl Guild {
             }
             GuildCommand::SetNickname { user_id, nickname } => {
                 let (min, max) = limits::NICKNAME;
-                if !char_len_within(&nickname, min, max) || nickname.trim().is_empty() {
+                if !name_ok(&nickname, min, max) {
                     return Err(GuildError::Invalid { field: "nickname" });
                 }
                 match self.members.get(&user_id) {

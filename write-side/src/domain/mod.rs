@@ -177,10 +177,28 @@ pub fn char_len_within(value: &str, min: usize, max: usize) -> bool {
     (min..=max).contains(&n)
 }
 
+/// A name (nickname, guild, channel, category, concert, coupon): between
+/// `min` and `max` characters, not blank, and no control characters (a NUL
+/// or an escape in a name breaks every client that shows it).
+pub fn name_ok(value: &str, min: usize, max: usize) -> bool {
+    char_len_within(value, min, max)
+        && !value.trim().is_empty()
+        && !value.chars().any(char::is_control)
+}
+
+/// Free text (posts, comments): like a name, but lines and tabs are text.
+pub fn text_ok(value: &str, min: usize, max: usize) -> bool {
+    char_len_within(value, min, max)
+        && !value.trim().is_empty()
+        && !value
+            .chars()
+            .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+}
+
 /// A profile image, when set, is a non-blank reference of bounded length.
 pub fn image_ok(image: Option<&str>) -> bool {
     let (min, max) = limits::PROFILE_IMAGE;
-    image.is_none_or(|i| char_len_within(i, min, max) && !i.trim().is_empty())
+    image.is_none_or(|i| name_ok(i, min, max))
 }
 
 /// Limits of the contract (API.md), shared by the HTTP layer and the domain.

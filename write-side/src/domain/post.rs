@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tessera_events::{aggregate, ChannelKind, PostEvent};
 
-use super::{char_len_within, impl_aggregate, DomainError, ErrorKind, FactUnavailable};
+use super::{impl_aggregate, text_ok, DomainError, ErrorKind, FactUnavailable};
 
 super::named!(PostCommand {
     Create,
@@ -195,7 +195,7 @@ pub struct Post {
 }
 
 fn text(value: &str, (min, max): (usize, usize), field: &'static str) -> Result<(), PostError> {
-    if char_len_within(value, min, max) && !value.trim().is_empty() {
+    if text_ok(value, min, max) {
         Ok(())
     } else {
         Err(PostError::Invalid { field })

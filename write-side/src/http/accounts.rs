@@ -12,7 +12,7 @@ use super::{context, double_option, Version};
 use crate::app::WriteState;
 use crate::auth;
 use crate::domain::account::AccountCommand;
-use crate::domain::{char_len_within, limits};
+use crate::domain::{char_len_within, limits, name_ok};
 use tessera_http::auth::Role;
 use tessera_http::error::{ApiError, ErrorBody};
 use tessera_http::extract::{ApiJson, CurrentUser, RequestId};
@@ -47,7 +47,7 @@ pub struct RegisterResponse {
 pub fn normalize_email(email: &str) -> Result<String, ApiError> {
     let email = email.trim().to_lowercase();
     let valid = char_len_within(&email, 3, 254)
-        && !email.chars().any(char::is_whitespace)
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
         && email.split_once('@').is_some_and(|(local, domain)| {
             !local.is_empty() && !domain.is_empty() && !domain.contains('@')
         });
@@ -93,7 +93,7 @@ pub async fn register(
     let email = normalize_email(&req.email)?;
     check_password(&req.password)?;
     let (min, max) = limits::NICKNAME;
-    if !char_len_within(&req.nickname, min, max) || req.nickname.trim().is_empty() {
+    if !name_ok(&req.nickname, min, max) {
         return Err(ApiError::invalid(
             "nickname",
             format!("must have {min} to {max} characters"),
@@ -268,7 +268,7 @@ pub async fn charge(
         ));
     }
     let (min, max) = limits::IDEMPOTENCY_KEY;
-    if !char_len_within(&req.idempotency_key, min, max) {
+    if !name_ok(&req.idempotency_key, min, max) {
         return Err(ApiError::invalid(
             "idempotency_key",
             format!("must have {min} to {max} characters"),

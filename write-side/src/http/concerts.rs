@@ -255,6 +255,8 @@ pub async fn hold_seats(
     QueueToken(token): QueueToken,
     ApiJson(req): ApiJson<HoldRequest>,
 ) -> Result<(StatusCode, Json<HoldResponse>), ApiError> {
+    // the token is checked before anything is looked up
+    ws.queue.verify(token.as_deref(), &user.user_id)?;
     let concert_id = ws
         .schedules
         .read(&req.schedule_id, |s| {
@@ -311,6 +313,11 @@ pub async fn pay(
     ApiPath(reservation_id): ApiPath<String>,
     ApiJson(req): ApiJson<PaymentRequest>,
 ) -> Result<Json<PaymentResponse>, ApiError> {
+    // a token sent is checked before anything is looked up; none at all may
+    // still be a replay of a payment that ended it (below)
+    if token.is_some() {
+        ws.queue.verify(token.as_deref(), &user.user_id)?;
+    }
     let (index, hold) = reservations::find(&ws, &reservation_id).await?;
     let ctx = context(&user.user_id, request_id);
     // an already paid reservation answers again without a token: the token
