@@ -74,3 +74,16 @@ install_secantus() {
     python3 -m venv "$TESSERA_CACHE_DIR/secantus-$SECANTUS_VERSION"
     "$py" -m pip install -q --disable-pip-version-check "secantusdb==$SECANTUS_VERSION"
 }
+
+SCHEMATHESIS_VERSION=4.32.5
+schemathesis_bin() { echo "$TESSERA_CACHE_DIR/schemathesis-$SCHEMATHESIS_VERSION/bin/schemathesis"; }
+
+# The OpenAPI fuzzer (PyPI), in its own virtualenv in the cache.
+install_schemathesis() {
+    local bin; bin=$(schemathesis_bin)
+    [ -x "$bin" ] && return 0
+    log "installing schemathesis $SCHEMATHESIS_VERSION into $TESSERA_CACHE_DIR"
+    python3 -m venv "$TESSERA_CACHE_DIR/schemathesis-$SCHEMATHESIS_VERSION"
+    "$TESSERA_CACHE_DIR/schemathesis-$SCHEMATHESIS_VERSION/bin/pip" install -q --disable-pip-version-check \
+        "schemathesis==$SCHEMATHESIS_VERSION"
+}

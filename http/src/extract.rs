@@ -60,14 +60,22 @@ where
 }
 
 /// Deserializes JSON, reporting the path of the field that failed.
+///
+/// A number with a zero fraction (`4.0`) is an integer to JSON Schema, so
+/// it is one here too.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+    let mut value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+        let reason = strip_position(&e.to_string());
+        if e.is_data() {
+            ApiError::invalid("body", reason)
+        } else {
+            ApiError::invalid("body", format!("malformed JSON: {reason}"))
+        }
+    })?;
+    whole_numbers(&mut value);
+    serde_path_to_error::deserialize(value).map_err(|e| {
         let inner = e.inner();
         let reason = strip_position(&inner.to_string());
-        if inner.is_syntax() || inner.is_eof() {
-            return ApiError::invalid("body", format!("malformed JSON: {reason}"));
-        }
         let path = e.path().to_string();
         let field = if path == "." || path.is_empty() {
             named_field(&reason).unwrap_or_else(|| "body".to_owned())
@@ -75,10 +83,28 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             path
         };
         ApiError::invalid(&field, reason)
-    })?;
-    de.end()
-        .map_err(|_| ApiError::invalid("body", "trailing characters after the JSON value"))?;
-    Ok(value)
+    })
+}
+
+/// Turns every float with a zero fraction that an `i64` holds into an
+/// integer, in place.
+fn whole_numbers(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64() {
+                // 2^63: the first float past i64::MAX
+                if f.fract() == 0.0 && f.abs() < 9.223_372_036_854_776e18 {
+                    #[allow(clippy::cast_possible_truncation)] // whole and in range, checked above
+                    let i = f as i64;
+                    *value = Value::from(i);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(whole_numbers),
+        Value::Object(fields) => fields.values_mut().for_each(whole_numbers),
+        _ => {}
+    }
 }
 
 /// serde reports unknown and missing fields at the parent's path; the name

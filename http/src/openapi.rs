@@ -1,6 +1,8 @@
 //! What every OpenAPI document of Tessera shares.
 
+use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::Modify;
 
 /// Declares the `bearer` (JWT) security scheme the routes refer to.
@@ -18,5 +20,78 @@ impl Modify for BearerAuth {
                     .build(),
             ),
         );
+    }
+}
+
+/// Documents the answers every route can give besides its own, each with
+/// the error body: 400 (a bad query or path parameter), 401 on routes that
+/// need a token, 413 and 415 on routes that take a body, 429 (abuse
+/// limits), 500 and 503 (a store that does not answer, with `Retry-After`).
+/// A route's own entry for one of them (a more precise description) stays.
+pub struct StandardErrors;
+
+fn error(description: &str) -> RefOr<Response> {
+    RefOr::T(
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build(),
+    )
+}
+
+fn complete(operation: &mut Operation) {
+    let mut add = |status: &str, description: &str| {
+        operation
+            .responses
+            .responses
+            .entry(status.to_owned())
+            .or_insert_with(|| error(description));
+    };
+    add(
+        "400",
+        "`invalid_input`: a parameter or the body is malformed or out of bounds",
+    );
+    add(
+        "429",
+        "`rate_limited`: too many requests; see `Retry-After`",
+    );
+    add("500", "`internal_error`: logged on our side");
+    add(
+        "503",
+        "`unavailable`: a store did not answer in time; see `Retry-After`",
+    );
+    if operation.security.as_ref().is_some_and(|s| !s.is_empty()) {
+        add("401", "`unauthorized`: no, an invalid or an expired token");
+    }
+    if operation.request_body.is_some() {
+        add("413", "`payload_too_large`: the body is over 64 KiB");
+        add(
+            "415",
+            "`unsupported_media_type`: the body is not sent as JSON",
+        );
+    }
+}
+
+impl Modify for StandardErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            for operation in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                complete(operation);
+            }
+        }
     }
 }

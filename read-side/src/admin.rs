@@ -32,19 +32,23 @@ pub fn router() -> OpenApiRouter<ReadState> {
 /// `GET /v1/admin/events` filters. `cursor` (from the previous page) and
 /// `after_position` both say where to start; pass one of them.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EventsQuery {
     pub aggregate_type: Option<String>,
     pub aggregate_id: Option<String>,
     /// Only events with a larger global position.
+    #[param(minimum = 0)]
     pub after_position: Option<i64>,
     /// Recorded at or after (RFC 3339).
     pub since: Option<DateTime<Utc>>,
     /// Recorded before (RFC 3339).
     pub until: Option<DateTime<Utc>>,
     /// 1..=1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
     /// `next_cursor` of the previous page.
+    #[param(min_length = 1)]
     pub cursor: Option<String>,
 }
 

@@ -103,6 +103,7 @@ pub async fn concert(
 
 /// `?from=&to=` (RFC 3339; `to` exclusive).
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DateRange {
     pub from: Option<DateTime<Utc>>,
@@ -135,9 +136,10 @@ pub async fn schedules(
     ApiPath(concert_id): ApiPath<String>,
     ApiQuery(range): ApiQuery<DateRange>,
 ) -> Result<Json<ScheduleList>, ApiError> {
+    // an empty range (`to` before `from`) finds nothing, like any other
     if let (Some(from), Some(to)) = (range.from, range.to) {
-        if from > to {
-            return Err(ApiError::invalid("to", "must not be before `from`"));
+        if from >= to {
+            return Ok(Json(ScheduleList { items: Vec::new() }));
         }
     }
     let exists = rs

@@ -103,5 +103,7 @@ pub struct ReadApiDoc;
 
 /// The OpenAPI document of the read API.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    routes().split_for_parts().1
+    let mut doc = routes().split_for_parts().1;
+    utoipa::Modify::modify(&tessera_http::openapi::StandardErrors, &mut doc);
+    doc
 }

@@ -17,19 +17,38 @@ pub const MAX_LIMIT: usize = 100;
 
 /// `?min_version=`
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct MinVersion {
     /// Wait (bounded) until the document reflects at least this version.
+    #[param(minimum = 0, maximum = 9_007_199_254_740_991_u64)]
+    #[serde(default, deserialize_with = "version_param")]
     pub min_version: Option<u64>,
+}
+
+/// Versions stay below 2^53, exact in every JSON number type.
+pub const MAX_VERSION: u64 = (1 << 53) - 1;
+
+fn version_param<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    match Option::<u64>::deserialize(d)? {
+        Some(n) if n > MAX_VERSION => Err(serde::de::Error::custom(format!(
+            "must be at most {MAX_VERSION}"
+        ))),
+        v => Ok(v),
+    }
 }
 
 /// `?limit=&cursor=`
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PageParams {
     /// 1..=100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<usize>,
-    /// `next_cursor` of the previous page.
+    /// `next_cursor` of the previous page (opaque, valid for this list and
+    /// caller only).
+    #[param(min_length = 1)]
     pub cursor: Option<String>,
 }
 

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tessera_events::{aggregate, ChannelKind, PostEvent};
 
-use super::{impl_aggregate, text_ok, DomainError, ErrorKind, FactUnavailable};
+use super::{impl_aggregate, name_ok, text_ok, DomainError, ErrorKind, FactUnavailable};
 
 super::named!(PostCommand {
     Create,
@@ -118,6 +118,8 @@ pub enum PostError {
     AlreadyExists,
     #[error("post has been deleted")]
     Gone,
+    #[error("the channel or its guild has been deleted")]
+    ChannelGone,
     #[error("channel not found")]
     ChannelNotFound,
     #[error("posts can only be written in forum channels")]
@@ -141,7 +143,7 @@ impl DomainError for PostError {
         match self {
             Self::NotFound | Self::ChannelNotFound | Self::CommentNotFound => ErrorKind::NotFound,
             Self::AlreadyExists => ErrorKind::Conflict,
-            Self::Gone => ErrorKind::Gone,
+            Self::Gone | Self::ChannelGone => ErrorKind::Gone,
             Self::NotAForum => ErrorKind::Unprocessable,
             Self::NotMember | Self::NotAuthor | Self::NotAuthorOrOwner => ErrorKind::Forbidden,
             Self::Invalid { .. } => ErrorKind::Invalid,
@@ -154,7 +156,7 @@ impl DomainError for PostError {
             Self::NotFound | Self::CommentNotFound => "not_found",
             Self::ChannelNotFound => "channel_not_found",
             Self::AlreadyExists => "conflict",
-            Self::Gone => "gone",
+            Self::Gone | Self::ChannelGone => "gone",
             Self::NotAForum => "not_a_forum_channel",
             Self::NotMember => "not_member",
             Self::NotAuthor | Self::NotAuthorOrOwner => "forbidden",
@@ -261,7 +263,7 @@ impl Post {
                 .map_err(PostError::Unavailable)?
             {
                 ChannelLookup::Live(channel) => channel,
-                ChannelLookup::Gone => return Err(PostError::Gone),
+                ChannelLookup::Gone => return Err(PostError::ChannelGone),
                 ChannelLookup::Unknown => return Err(PostError::ChannelNotFound),
             };
             let m = services
@@ -269,7 +271,7 @@ impl Post {
                 .await
                 .map_err(PostError::Unavailable)?;
             if !m.guild_alive {
-                return Err(PostError::Gone);
+                return Err(PostError::ChannelGone);
             }
             if channel.kind != ChannelKind::Forum {
                 return Err(PostError::NotAForum);
@@ -296,7 +298,7 @@ impl Post {
                 ChannelLookup::Live(_)
             )
         {
-            return Err(PostError::Gone);
+            return Err(PostError::ChannelGone);
         }
         let event = match command {
             PostCommand::Create { .. } => return Err(PostError::AlreadyExists),
@@ -368,7 +370,9 @@ impl Post {
                 PostEvent::CommentDeleted { comment_id }
             }
             PostCommand::React { actor, emoji } => {
-                text(&emoji, limits::EMOJI, "emoji")?;
+                if !name_ok(&emoji, limits::EMOJI.0, limits::EMOJI.1) {
+                    return Err(PostError::Invalid { field: "emoji" });
+                }
                 // only members react, and only members take a reaction back
                 self.member_nickname(services, &actor).await?;
                 if self

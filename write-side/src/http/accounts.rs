@@ -29,10 +29,21 @@ pub fn router() -> OpenApiRouter<WriteState> {
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
     /// Unique, case-insensitive.
+    #[schema(
+        min_length = 3,
+        max_length = 254,
+        pattern = r"^[^@\s\u0000-\u001f\u007f-\u009f]+@[^@\s\u0000-\u001f\u007f-\u009f]+$"
+    )]
     pub email: String,
     /// 8..=128 characters.
+    #[schema(min_length = 8, max_length = 128)]
     pub password: String,
     /// 1..=32 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 32,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub nickname: String,
 }
 
@@ -45,7 +56,8 @@ pub struct RegisterResponse {
 /// Lower-cases and checks an email: one `@`, something on both sides, no
 /// spaces, at most 254 characters.
 pub fn normalize_email(email: &str) -> Result<String, ApiError> {
-    let email = email.trim().to_lowercase();
+    // not trimmed: what the schema refuses is refused here too
+    let email = email.to_lowercase();
     let valid = char_len_within(&email, 3, 254)
         && !email.chars().any(|c| c.is_whitespace() || c.is_control())
         && email.split_once('@').is_some_and(|(local, domain)| {
@@ -194,10 +206,15 @@ fn dummy_hash() -> &'static str {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateProfileRequest {
+    #[schema(
+        min_length = 1,
+        max_length = 32,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub nickname: Option<String>,
     /// `null` removes the image; leaving the field out keeps it.
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<String>, nullable)]
+    #[schema(value_type = Option<String>, nullable, min_length = 1, max_length = 2048, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$")]
     pub profile_image: Option<Option<String>>,
 }
 
@@ -234,8 +251,14 @@ pub async fn update_profile(
 #[serde(deny_unknown_fields)]
 pub struct ChargeRequest {
     /// Whole points, 1..=1,000,000.
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub amount: i64,
     /// Repeating a key repeats the first answer and charges nothing.
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub idempotency_key: String,
 }
 

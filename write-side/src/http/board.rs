@@ -43,8 +43,18 @@ async fn run(
 #[serde(deny_unknown_fields)]
 pub struct CreatePostRequest {
     /// 1..=200 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$"
+    )]
     pub title: String,
     /// 1..=20,000 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 20000,
+        pattern = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$"
+    )]
     pub content: String,
 }
 
@@ -59,6 +69,7 @@ pub struct CreatePostResponse {
     security(("bearer" = [])), params(("channel_id" = String, Path)),
     responses((status = 201, body = CreatePostResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody, description = "`not_member`"), (status = 404, body = ErrorBody, description = "`channel_not_found`"),
+        (status = 410, body = ErrorBody, description = "the channel or its guild is deleted"),
         (status = 422, body = ErrorBody, description = "`not_a_forum_channel`")))]
 pub async fn create_post(
     State(ws): State<WriteState>,
@@ -84,7 +95,17 @@ pub async fn create_post(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EditPostRequest {
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$"
+    )]
     pub title: Option<String>,
+    #[schema(
+        min_length = 1,
+        max_length = 20000,
+        pattern = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$"
+    )]
     pub content: Option<String>,
 }
 
@@ -131,6 +152,11 @@ pub async fn delete_post(
 #[serde(deny_unknown_fields)]
 pub struct CommentRequest {
     /// 1..=2,000 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 2000,
+        pattern = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$"
+    )]
     pub content: String,
 }
 
@@ -210,7 +236,7 @@ pub async fn delete_comment(
 
 /// React with an emoji (once per user per emoji; repeating changes nothing).
 #[utoipa::path(put, path = "/v1/posts/{post_id}/reactions/{emoji}", tag = "board",
-    security(("bearer" = [])), params(("post_id" = String, Path), ("emoji" = String, Path, description = "1..=32 characters, percent-encoded")),
+    security(("bearer" = [])), params(("post_id" = String, Path), ("emoji" = String, Path, description = "1..=32 characters, percent-encoded", min_length = 1, max_length = 32, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$")),
     responses((status = 200, body = Version), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 410, body = ErrorBody)))]
 pub async fn react(
@@ -229,8 +255,9 @@ pub async fn react(
 
 /// Take a reaction back (repeating changes nothing).
 #[utoipa::path(delete, path = "/v1/posts/{post_id}/reactions/{emoji}", tag = "board",
-    security(("bearer" = [])), params(("post_id" = String, Path), ("emoji" = String, Path)),
-    responses((status = 200, body = Version), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 410, body = ErrorBody)))]
+    security(("bearer" = [])), params(("post_id" = String, Path), ("emoji" = String, Path, min_length = 1, max_length = 32, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$")),
+    responses((status = 200, body = Version), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 410, body = ErrorBody)))]
 pub async fn unreact(
     State(ws): State<WriteState>,
     CurrentUser(user): CurrentUser,

@@ -36,6 +36,11 @@ pub fn router() -> OpenApiRouter<WriteState> {
 #[serde(deny_unknown_fields)]
 pub struct ConcertRequest {
     /// 1..=100 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub name: String,
 }
 
@@ -79,8 +84,10 @@ pub async fn create_concert(
 #[serde(deny_unknown_fields)]
 pub struct SeatRequest {
     /// 1 or more, unique in the schedule.
+    #[schema(minimum = 1)]
     pub seat_no: u32,
     /// Points, 0..=1,000,000.
+    #[schema(minimum = 0, maximum = 1_000_000)]
     pub price: i64,
 }
 
@@ -89,6 +96,7 @@ pub struct SeatRequest {
 pub struct ScheduleRequest {
     pub starts_at: DateTime<Utc>,
     /// 1..=10,000 seats.
+    #[schema(min_items = 1, max_items = 10_000)]
     pub seats: Vec<SeatRequest>,
 }
 
@@ -227,6 +235,7 @@ pub async fn extend_queue_token(
 pub struct HoldRequest {
     pub schedule_id: String,
     /// 1..=4 distinct seats.
+    #[schema(value_type = std::collections::BTreeSet<u32>, min_items = 1, max_items = 4)]
     pub seat_nos: Vec<u32>,
 }
 

@@ -25,10 +25,17 @@ pub fn router() -> OpenApiRouter<WriteState> {
 #[serde(deny_unknown_fields)]
 pub struct CouponRequest {
     /// 1..=100 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub name: String,
     /// 1..=1,000,000.
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub total_quantity: u32,
     /// Points off a payment, 1..=1,000,000.
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub discount_amount: i64,
 }
 

@@ -46,7 +46,17 @@ async fn run(
 #[serde(deny_unknown_fields)]
 pub struct CreateGuildRequest {
     /// 1..=50 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 50,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub name: String,
+    #[schema(
+        min_length = 1,
+        max_length = 2048,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub profile_image: Option<String>,
 }
 
@@ -83,10 +93,15 @@ pub async fn create_guild(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateGuildRequest {
+    #[schema(
+        min_length = 1,
+        max_length = 50,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub name: Option<String>,
     /// `null` removes the image; leaving the field out keeps it.
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<String>, nullable)]
+    #[schema(value_type = Option<String>, nullable, min_length = 1, max_length = 2048, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$")]
     pub profile_image: Option<Option<String>>,
 }
 
@@ -170,6 +185,11 @@ pub async fn leave_guild(
 #[serde(deny_unknown_fields)]
 pub struct NicknameRequest {
     /// 1..=32 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 32,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub nickname: String,
 }
 
@@ -197,6 +217,11 @@ pub async fn set_nickname(
 #[serde(deny_unknown_fields)]
 pub struct CategoryRequest {
     /// 1..=50 characters, unique among the guild's categories.
+    #[schema(
+        min_length = 1,
+        max_length = 50,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub name: String,
 }
 
@@ -239,8 +264,14 @@ pub async fn create_category(
 #[serde(deny_unknown_fields)]
 pub struct ChannelRequest {
     /// 1..=50 characters, unique among the guild's channels.
+    #[schema(
+        min_length = 1,
+        max_length = 50,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub name: String,
-    #[schema(value_type = String, example = "forum")]
+    /// `text` or `forum`.
+    #[schema(value_type = String, example = "forum", pattern = "^(text|forum)$")]
     pub kind: ChannelKind,
     pub category_id: Option<String>,
 }

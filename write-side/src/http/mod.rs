@@ -64,5 +64,7 @@ pub struct WriteApiDoc;
 
 /// The OpenAPI document of the write API.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    routes().split_for_parts().1
+    let mut doc = routes().split_for_parts().1;
+    utoipa::Modify::modify(&tessera_http::openapi::StandardErrors, &mut doc);
+    doc
 }
