@@ -191,6 +191,14 @@ pub struct Settings {
     )]
     pub jwt_audience: String,
 
+    /// RS256: also accept tokens signed by this public key (a PEM file), as an identity provider issues them
+    #[arg(long, env = "TESSERA_JWT_PUBLIC_KEY_FILE", global = true)]
+    pub jwt_public_key_file: Option<PathBuf>,
+
+    /// RS256: also accept tokens signed by a key of this JWKS file, chosen by the token's `kid`
+    #[arg(long, env = "TESSERA_JWKS_FILE", global = true)]
+    pub jwks_file: Option<PathBuf>,
+
     /// Lifetime of access tokens
     #[arg(
         long,

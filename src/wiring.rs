@@ -36,12 +36,22 @@ pub(crate) fn data_file(s: &Settings, name: &str) -> PathBuf {
 }
 
 pub(crate) fn authenticator(s: &Settings, secret: &SecretString) -> Result<Arc<Authenticator>> {
-    Ok(Arc::new(Authenticator::hs256(
+    let mut auth = Authenticator::hs256(
         secret.expose_secret().as_bytes(),
         &s.jwt_issuer,
         &s.jwt_audience,
         s.token_ttl(),
-    )?))
+    )?;
+    if let Some(path) = &s.jwt_public_key_file {
+        let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        auth = auth.with_rs256_pem(&pem)?;
+    }
+    if let Some(path) = &s.jwks_file {
+        let json =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        auth = auth.with_jwks(&json)?;
+    }
+    Ok(Arc::new(auth))
 }
 
 /// The configured secret; for the embedded mode, one generated once and

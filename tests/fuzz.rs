@@ -4,8 +4,8 @@
 //! no 5xx, no panic in the server's log.
 //!
 //! `scripts/test` installs schemathesis (PyPI) and points
-//! `TESSERA_SCHEMATHESIS` at it; `scripts/fuzz` runs a longer round.
-//! `TESSERA_FUZZ_EXAMPLES` sets the cases per operation (30 here).
+//! `TESSERA_TEST_SCHEMATHESIS` at it; `scripts/fuzz` runs a longer round.
+//! `TESSERA_TEST_FUZZ_EXAMPLES` sets the cases per operation (30 here).
 
 mod common;
 
@@ -15,7 +15,7 @@ use common::stack::Stack;
 use serde_json::json;
 
 fn examples() -> u32 {
-    std::env::var("TESSERA_FUZZ_EXAMPLES")
+    std::env::var("TESSERA_TEST_FUZZ_EXAMPLES")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(30)
@@ -23,8 +23,8 @@ fn examples() -> u32 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_finds_no_contract_failure() {
-    let schemathesis = std::env::var("TESSERA_SCHEMATHESIS").expect(
-        "TESSERA_SCHEMATHESIS names the schemathesis binary: run the suite with scripts/test",
+    let schemathesis = std::env::var("TESSERA_TEST_SCHEMATHESIS").expect(
+        "TESSERA_TEST_SCHEMATHESIS names the schemathesis binary: run the suite with scripts/test",
     );
     let stack = Stack::embedded(&[("TESSERA_LOG", "info")]).await;
     let c = &stack.client;

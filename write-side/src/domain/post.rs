@@ -587,12 +587,12 @@ mod tests {
         };
         given(vec![in_deleted_channel.clone()])
             .when(comment)
-            .then_expect_error(PostError::Gone);
+            .then_expect_error(PostError::ChannelGone);
         given(vec![in_deleted_channel])
             .when(PostCommand::Delete {
                 actor: "ann".into(),
             })
-            .then_expect_error(PostError::Gone);
+            .then_expect_error(PostError::ChannelGone);
     }
 
     #[test]
