@@ -15,6 +15,7 @@ use tessera_documents::store::DocumentStore;
 use tessera_events::EventLog;
 use tessera_http::health::{AllOf, Check, Readiness};
 use tessera_http::layers::with_common_layers;
+use tessera_http::limits::with_abuse_limits;
 use tessera_projector::feed::kafka::{KafkaFeed, KafkaFeedConfig};
 use tessera_projector::feed::tail::TailFeed;
 use tessera_projector::projection::{self, Projection};
@@ -121,10 +122,14 @@ async fn serve_http(addr: SocketAddr, app: Router, shutdown: CancellationToken) 
         .with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
     tracing::info!(addr = %local, "listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
-        .context("http server failed")
+    // the peer address keys the per-IP abuse limits
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.cancelled_owned())
+    .await
+    .context("http server failed")
 }
 
 fn openapi_json(docs: Vec<utoipa::openapi::OpenApi>) -> serde_json::Value {
@@ -337,7 +342,10 @@ async fn serve(s: &Settings) -> Result<()> {
     ]);
     let app = with_common_layers(
         Router::new()
-            .merge(tessera_write_side::http::router(WriteState(write)))
+            .merge(with_abuse_limits(
+                tessera_write_side::http::router(WriteState(write)),
+                &s.abuse_limits(),
+            ))
             .merge(tessera_read_side::router(ReadState(Arc::new(read))))
             .merge(tessera_http::ops::router(
                 readiness,
@@ -391,7 +399,10 @@ async fn write_api(s: &Settings) -> Result<()> {
     let openapi = openapi_json(vec![tessera_write_side::http::openapi()]);
     let app = with_common_layers(
         Router::new()
-            .merge(tessera_write_side::http::router(WriteState(write)))
+            .merge(with_abuse_limits(
+                tessera_write_side::http::router(WriteState(write)),
+                &s.abuse_limits(),
+            ))
             .merge(tessera_http::ops::router(
                 readiness,
                 openapi,

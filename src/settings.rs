@@ -208,6 +208,69 @@ pub struct Settings {
     )]
     pub token_ttl_seconds: u64,
 
+    /// Abuse limits: registrations and token requests per second per client IP (0: no limit)
+    #[arg(
+        long,
+        env = "TESSERA_RATE_LIMIT_AUTH_PER_SECOND",
+        default_value_t = 50,
+        global = true
+    )]
+    pub rate_limit_auth_per_second: u32,
+
+    /// Abuse limits: how many of those may come at once
+    #[arg(
+        long,
+        env = "TESSERA_RATE_LIMIT_AUTH_BURST",
+        default_value_t = 1000,
+        global = true
+    )]
+    pub rate_limit_auth_burst: u32,
+
+    /// Abuse limits: queue token requests per second per caller (0: no limit)
+    #[arg(
+        long,
+        env = "TESSERA_RATE_LIMIT_QUEUE_PER_SECOND",
+        default_value_t = 20,
+        global = true
+    )]
+    pub rate_limit_queue_per_second: u32,
+
+    /// Abuse limits: how many of those may come at once
+    #[arg(
+        long,
+        env = "TESSERA_RATE_LIMIT_QUEUE_BURST",
+        default_value_t = 40,
+        global = true
+    )]
+    pub rate_limit_queue_burst: u32,
+
+    /// Abuse limits: other commands per second per caller (0: no limit)
+    #[arg(
+        long,
+        env = "TESSERA_RATE_LIMIT_COMMANDS_PER_SECOND",
+        default_value_t = 200,
+        global = true
+    )]
+    pub rate_limit_commands_per_second: u32,
+
+    /// Abuse limits: how many of those may come at once
+    #[arg(
+        long,
+        env = "TESSERA_RATE_LIMIT_COMMANDS_BURST",
+        default_value_t = 1000,
+        global = true
+    )]
+    pub rate_limit_commands_burst: u32,
+
+    /// How long a command may take before it is answered 503 `timeout`
+    #[arg(
+        long,
+        env = "TESSERA_REQUEST_TIMEOUT_SECONDS",
+        default_value_t = 30,
+        global = true
+    )]
+    pub request_timeout_seconds: u32,
+
     /// How long a read with `min_version` waits for the document
     #[arg(
         long,
@@ -317,6 +380,25 @@ pub struct Settings {
 }
 
 impl Settings {
+    pub fn abuse_limits(&self) -> tessera_http::limits::AbuseLimits {
+        use tessera_http::limits::{AbuseLimits, Rate};
+        AbuseLimits {
+            auth: Rate {
+                per_second: self.rate_limit_auth_per_second,
+                burst: self.rate_limit_auth_burst,
+            },
+            queue: Rate {
+                per_second: self.rate_limit_queue_per_second,
+                burst: self.rate_limit_queue_burst,
+            },
+            commands: Rate {
+                per_second: self.rate_limit_commands_per_second,
+                burst: self.rate_limit_commands_burst,
+            },
+            request_timeout: Duration::from_secs(u64::from(self.request_timeout_seconds.max(1))),
+        }
+    }
+
     pub fn token_ttl(&self) -> Duration {
         Duration::from_secs(self.token_ttl_seconds)
     }

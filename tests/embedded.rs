@@ -229,3 +229,76 @@ fn base64_of(s: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
 }
+
+/// Abuse limits: past its burst a caller is answered 429 with
+/// `Retry-After`, per IP for sign-ins and per caller for commands, while
+/// others go on; after the wait the caller goes on too.
+#[tokio::test]
+async fn a_flood_is_answered_429_with_retry_after_and_others_go_on() {
+    let stack = Stack::embedded(&[
+        ("TESSERA_RATE_LIMIT_AUTH_PER_SECOND", "1"),
+        ("TESSERA_RATE_LIMIT_AUTH_BURST", "6"),
+        ("TESSERA_RATE_LIMIT_COMMANDS_PER_SECOND", "1"),
+        ("TESSERA_RATE_LIMIT_COMMANDS_BURST", "3"),
+    ])
+    .await;
+    let c = &stack.client;
+    let (_, ann) = c.register("ann@example.com", "ann").await;
+    let (_, bob) = c.register("bob@example.com", "bob").await;
+    let http = reqwest::Client::new();
+    let sign_in = || {
+        http.post(format!("{}/v1/auth/token", stack.write().addr))
+            .json(&json!({"email": "ann@example.com", "password": "password123"}))
+            .send()
+    };
+    // two registrations with their sign-ins, and two more sign-ins, use
+    // the burst of 6
+    let ok = sign_in().await.unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    let ok = sign_in().await.unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    let refused = sign_in().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&wait), "Retry-After: {wait}");
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited");
+    // commands: per caller, so bob is not held back by ann's flood
+    let mut statuses = Vec::new();
+    for i in 0..5 {
+        statuses.push(charge(c, &ann, &format!("a{i}")).await);
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == StatusCode::OK).count(),
+        3,
+        "{statuses:?}"
+    );
+    assert_eq!(statuses[4], StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(charge(c, &bob, "b0").await, StatusCode::OK);
+    // reads are not limited
+    for _ in 0..5 {
+        assert_eq!(c.get("/v1/accounts/me", &ann).await.status, StatusCode::OK);
+    }
+    // the bucket refills at one a second: the wait Retry-After named
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(charge(c, &ann, "a-later").await, StatusCode::OK);
+    // what was refused wrote nothing: three charges of ann's and one later
+    c.get_until("/v1/accounts/me", &ann, "four charges", |b| {
+        b["balance"] == 4
+    })
+    .await;
+}
+
+async fn charge(c: &Client, token: &str, key: &str) -> StatusCode {
+    c.post(
+        "/v1/accounts/me/charge",
+        token,
+        json!({"amount": 1, "idempotency_key": key}),
+    )
+    .await
+    .status
+}

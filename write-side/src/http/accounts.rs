@@ -2,6 +2,10 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use std::sync::LazyLock;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -82,9 +86,27 @@ fn check_password(password: &str) -> Result<(), ApiError> {
     }
 }
 
+/// Password work (argon2, ≈ 20 ms of a core each) at most one per core at
+/// a time, so that a flood of logins cannot take every core from the rest;
+/// a request that cannot start within two seconds is answered 503.
+static PASSWORD_WORK: LazyLock<Semaphore> = LazyLock::new(|| {
+    Semaphore::new(std::thread::available_parallelism().map_or(2, std::num::NonZero::get))
+});
+
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, ApiError> {
+    let _permit = tokio::time::timeout(Duration::from_secs(2), PASSWORD_WORK.acquire())
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "too many sign-ins at once; try again shortly",
+            )
+            .retry_after(1)
+        })?
+        .map_err(ApiError::internal)?;
     tokio::task::spawn_blocking(f)
         .await
         .map_err(ApiError::internal)
