@@ -14,6 +14,7 @@ mod envelope;
 mod guild;
 mod log;
 mod reservation;
+mod shop;
 mod upcast;
 
 pub use account::AccountEvent;
@@ -23,6 +24,7 @@ pub use envelope::{Envelope, Metadata, SYSTEM_ACTOR};
 pub use guild::{ChannelKind, GuildEvent};
 pub use log::{EventLog, LogError, LogFilter, LogPosition, LogRecord};
 pub use reservation::{ConcertEvent, ScheduleEvent, SeatSpec};
+pub use shop::ProductEvent;
 pub use upcast::{upcast, upcast_parts, Upcaster, UPCASTERS};
 
 /// Aggregate type names as they are stored in the event log and on the wire.
@@ -33,6 +35,7 @@ pub mod aggregate {
     pub const CONCERT: &str = "concert";
     pub const SCHEDULE: &str = "schedule";
     pub const COUPON: &str = "coupon";
+    pub const PRODUCT: &str = "product";
 }
 
 /// An event enum of one aggregate: it names its type and the version of its shape.
@@ -117,6 +120,7 @@ pub enum DomainEvent {
     Concert(ConcertEvent),
     Schedule(ScheduleEvent),
     Coupon(CouponEvent),
+    Product(ProductEvent),
 }
 
 /// Why an envelope's payload could not be turned into a [`DomainEvent`].
@@ -148,6 +152,7 @@ impl DomainEvent {
             aggregate::CONCERT => serde_json::from_value(payload).map(DomainEvent::Concert),
             aggregate::SCHEDULE => serde_json::from_value(payload).map(DomainEvent::Schedule),
             aggregate::COUPON => serde_json::from_value(payload).map(DomainEvent::Coupon),
+            aggregate::PRODUCT => serde_json::from_value(payload).map(DomainEvent::Product),
             other => return Err(DecodeError::UnknownAggregateType(other.to_string())),
         }
         .map_err(bad)

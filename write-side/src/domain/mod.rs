@@ -8,6 +8,7 @@ pub mod concert;
 pub mod coupon;
 pub mod guild;
 pub mod post;
+pub mod product;
 pub mod schedule;
 
 use std::fmt::Debug;
