@@ -24,7 +24,7 @@ pub use envelope::{Envelope, Metadata, SYSTEM_ACTOR};
 pub use guild::{ChannelKind, GuildEvent};
 pub use log::{EventLog, LogError, LogFilter, LogPosition, LogRecord};
 pub use reservation::{ConcertEvent, ScheduleEvent, SeatSpec};
-pub use shop::ProductEvent;
+pub use shop::{OrderEvent, OrderLine, ProductEvent};
 pub use upcast::{upcast, upcast_parts, Upcaster, UPCASTERS};
 
 /// Aggregate type names as they are stored in the event log and on the wire.
@@ -36,6 +36,7 @@ pub mod aggregate {
     pub const SCHEDULE: &str = "schedule";
     pub const COUPON: &str = "coupon";
     pub const PRODUCT: &str = "product";
+    pub const ORDER: &str = "order";
 }
 
 /// An event enum of one aggregate: it names its type and the version of its shape.
@@ -121,6 +122,7 @@ pub enum DomainEvent {
     Schedule(ScheduleEvent),
     Coupon(CouponEvent),
     Product(ProductEvent),
+    Order(OrderEvent),
 }
 
 /// Why an envelope's payload could not be turned into a [`DomainEvent`].
@@ -153,6 +155,7 @@ impl DomainEvent {
             aggregate::SCHEDULE => serde_json::from_value(payload).map(DomainEvent::Schedule),
             aggregate::COUPON => serde_json::from_value(payload).map(DomainEvent::Coupon),
             aggregate::PRODUCT => serde_json::from_value(payload).map(DomainEvent::Product),
+            aggregate::ORDER => serde_json::from_value(payload).map(DomainEvent::Order),
             other => return Err(DecodeError::UnknownAggregateType(other.to_string())),
         }
         .map_err(bad)

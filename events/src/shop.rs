@@ -43,3 +43,53 @@ event_kind!(ProductEvent: aggregate::PRODUCT, version "1.0" {
     StockTaken,
     StockReturned,
 });
+
+/// A line of an order, its price fixed when the order is created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderLine {
+    pub product_id: String,
+    pub name: String,
+    pub price: i64,
+    pub quantity: u32,
+}
+
+/// Events of the `order` aggregate. Its payment is a saga: the order marks
+/// it started, the steps (stock, coupon, points) run on their aggregates
+/// keyed by the order, then the order is paid or the payment is given up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum OrderEvent {
+    OrderCreated {
+        buyer_id: String,
+        lines: Vec<OrderLine>,
+        amount: i64,
+        idempotency_key: String,
+        expires_at: chrono::DateTime<chrono::Utc>,
+    },
+    PaymentStarted {
+        coupon_id: Option<String>,
+    },
+    /// The steps were compensated: the order can be paid again.
+    PaymentAborted {
+        reason: String,
+    },
+    OrderPaid {
+        paid_amount: i64,
+        paid_at: chrono::DateTime<chrono::Utc>,
+    },
+    /// `refund`: the points a paid order gives back (its stock goes back too).
+    OrderCancelled {
+        by: String,
+        refund: Option<i64>,
+    },
+    OrderExpired,
+}
+
+event_kind!(OrderEvent: aggregate::ORDER, version "1.0" {
+    OrderCreated,
+    PaymentStarted,
+    PaymentAborted,
+    OrderPaid,
+    OrderCancelled,
+    OrderExpired,
+});

@@ -7,6 +7,7 @@ pub mod account;
 pub mod concert;
 pub mod coupon;
 pub mod guild;
+pub mod order;
 pub mod post;
 pub mod product;
 pub mod schedule;
