@@ -51,6 +51,10 @@ struct QueueClaims {
     iat: i64,
     exp: i64,
     jti: String,
+    /// The end of the active window after an extension (signed, so that
+    /// checking a token needs no lookup of its extensions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    until: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,6 +88,10 @@ pub struct IssuedToken {
     /// A new place in line (`false`: the place the user already held).
     pub new_place: bool,
 }
+
+/// A token [`QueueGate::verify`] found signed, unexpired and the caller's.
+#[derive(Debug)]
+pub struct QueuePass(QueueClaims);
 
 /// An active token, checked for one user and concert.
 #[derive(Debug, Clone)]
@@ -209,6 +217,7 @@ impl QueueGate {
             iat: now.timestamp(),
             exp: until.map_or(default_end, |u| u.timestamp().max(default_end)),
             jti: uuid::Uuid::now_v7().to_string(),
+            until: until.map(|u| u.timestamp()),
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|_| QueueDenied::Invalid)?;
@@ -274,6 +283,7 @@ impl QueueGate {
     ) -> Result<QueueStatus, QueueDenied> {
         let cursor = self.store.cursor(&claims.concert_id).await?;
         let token_end = DateTime::from_timestamp(claims.exp, 0).unwrap_or(now);
+        let extended_until = claims.until.and_then(|u| DateTime::from_timestamp(u, 0));
         let mut status = QueueStatus {
             user_id: claims.sub,
             concert_id: claims.concert_id,
@@ -299,15 +309,8 @@ impl QueueGate {
             .await?
             .unwrap_or(now);
         status.expires_at = admitted + chrono::Duration::seconds(secs(self.config.active_ttl));
-        if let Some(holder) = self
-            .store
-            .holder(&status.concert_id, &status.user_id)
-            .await?
-        {
-            if let (true, Some(until)) = (holder.position == status.position, holder.extended_until)
-            {
-                status.expires_at = status.expires_at.max(until);
-            }
+        if let Some(until) = extended_until {
+            status.expires_at = status.expires_at.max(until);
         }
         status.state = if now >= status.expires_at || self.store.is_revoked(&status.jti).await? {
             QueueState::Expired
@@ -324,28 +327,23 @@ impl QueueGate {
     }
 
     /// Checks a token before anything is looked up: present, signed by
-    /// this API, not expired and the caller's. Answers the concert it is
-    /// for (whether it is active is [`Self::require_active`]'s question).
-    pub fn verify(&self, token: Option<&str>, user_id: &str) -> Result<String, QueueDenied> {
+    /// this API, not expired and the caller's. Whether it is active for a
+    /// concert is [`Self::admit`]'s question.
+    pub fn verify(&self, token: Option<&str>, user_id: &str) -> Result<QueuePass, QueueDenied> {
         let claims = self.decode(token.ok_or(QueueDenied::Missing)?)?;
         if claims.sub != user_id {
             return Err(QueueDenied::OtherUser);
         }
-        Ok(claims.concert_id)
+        Ok(QueuePass(claims))
     }
 
-    /// Lets a request through only with an active token of this user for
-    /// this concert.
-    pub async fn require_active(
+    /// Lets a verified token through only while it is active for this
+    /// concert.
+    pub async fn admit(
         &self,
-        token: Option<&str>,
-        user_id: &str,
+        QueuePass(claims): QueuePass,
         concert_id: &str,
     ) -> Result<ActiveTicket, QueueDenied> {
-        let claims = self.decode(token.ok_or(QueueDenied::Missing)?)?;
-        if claims.sub != user_id {
-            return Err(QueueDenied::OtherUser);
-        }
         if claims.concert_id != concert_id {
             return Err(QueueDenied::OtherConcert);
         }

@@ -22,8 +22,6 @@ pub struct QueueCursor {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Holder {
     pub position: u64,
-    /// How often its active window was extended.
-    pub extensions: u32,
     /// The end of the active window after the last extension.
     pub extended_until: Option<DateTime<Utc>>,
 }

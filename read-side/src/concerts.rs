@@ -262,7 +262,8 @@ pub async fn seats(
     ApiQuery(q): ApiQuery<MinVersion>,
 ) -> Result<(HeaderMap, Json<SeatMapView>), (HeaderMap, ApiError)> {
     // the token is checked before anything is looked up
-    rs.queue
+    let pass = rs
+        .queue
         .verify(token.as_deref(), &user.user_id)
         .map_err(|e| plain(e.into()))?;
     let (headers, map): (_, SeatMapDoc) = read_one(
@@ -275,7 +276,7 @@ pub async fn seats(
     )
     .await?;
     rs.queue
-        .require_active(token.as_deref(), &user.user_id, &map.concert_id)
+        .admit(pass, &map.concert_id)
         .await
         .map_err(|e| plain(e.into()))?;
     let now = Utc::now();

@@ -1,5 +1,6 @@
 use tessera_events::{aggregate, DomainEvent, Envelope, PostEvent};
 
+use super::posts::unreact;
 use super::posts::{nickname_change, post_targets};
 use super::{monotonic, open, Fold, FoldError, Folded, Outcome, Step, Targets};
 use tessera_documents::documents::{collections, ChannelPostDoc};
@@ -84,14 +85,7 @@ impl Fold for ChannelPosts {
                 PostEvent::ReactionAdded { emoji, .. } => {
                     *doc.reactions.entry(emoji.clone()).or_default() += 1
                 }
-                PostEvent::ReactionRemoved { emoji, .. } => {
-                    if let Some(n) = doc.reactions.get_mut(emoji) {
-                        *n = n.saturating_sub(1);
-                        if *n == 0 {
-                            doc.reactions.remove(emoji);
-                        }
-                    }
-                }
+                PostEvent::ReactionRemoved { emoji, .. } => unreact(&mut doc.reactions, emoji),
             }
             doc.version = sequence;
             Ok(Outcome::Put(doc))

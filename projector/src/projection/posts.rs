@@ -179,18 +179,21 @@ impl Fold for Posts {
                 PostEvent::ReactionAdded { emoji, .. } => {
                     *doc.reactions.entry(emoji.clone()).or_default() += 1
                 }
-                PostEvent::ReactionRemoved { emoji, .. } => {
-                    if let Some(n) = doc.reactions.get_mut(emoji) {
-                        *n = n.saturating_sub(1);
-                        if *n == 0 {
-                            doc.reactions.remove(emoji);
-                        }
-                    }
-                }
+                PostEvent::ReactionRemoved { emoji, .. } => unreact(&mut doc.reactions, emoji),
             }
             doc.version = sequence;
             Ok(Outcome::Put(doc))
         })
+    }
+}
+
+/// One reaction with `emoji` fewer; an emoji nobody reacts with is gone.
+pub(super) fn unreact(reactions: &mut std::collections::BTreeMap<String, u64>, emoji: &str) {
+    if let Some(n) = reactions.get_mut(emoji) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            reactions.remove(emoji);
+        }
     }
 }
 

@@ -167,7 +167,6 @@ pub struct Guild {
     categories: HashMap<String, String>,
     channels: HashMap<String, Channel>,
     /// Channels deleted from the guild: what lived in them answers 410.
-    #[serde(default)]
     deleted_channels: BTreeSet<String>,
     version: u64,
 }

@@ -184,9 +184,7 @@ pub struct Post {
     created: bool,
     deleted: bool,
     guild_id: String,
-    /// Where the post lives; empty in the state of a post recorded before
-    /// it was kept (a snapshot), which then skips the channel check.
-    #[serde(default)]
+    /// Where the post lives.
     channel_id: String,
     author_id: String,
     title: String,
@@ -289,15 +287,13 @@ impl Post {
         }
         self.alive()?;
         // what lives in a deleted channel or guild takes no more commands
-        if !self.channel_id.is_empty()
-            && !matches!(
-                services
-                    .channel(&self.channel_id)
-                    .await
-                    .map_err(PostError::Unavailable)?,
-                ChannelLookup::Live(_)
-            )
-        {
+        if !matches!(
+            services
+                .channel(&self.channel_id)
+                .await
+                .map_err(PostError::Unavailable)?,
+            ChannelLookup::Live(_)
+        ) {
             return Err(PostError::ChannelGone);
         }
         let event = match command {

@@ -19,7 +19,7 @@ use crate::reservations;
 use tessera_http::error::{ApiError, ErrorBody};
 use tessera_http::extract::{AdminUser, ApiJson, CurrentUser, QueueToken, RequestId};
 use tessera_http::ApiPath;
-use tessera_queue::QueueState;
+use tessera_queue::{QueueDenied, QueueState};
 
 pub fn router() -> OpenApiRouter<WriteState> {
     OpenApiRouter::new()
@@ -265,7 +265,7 @@ pub async fn hold_seats(
     ApiJson(req): ApiJson<HoldRequest>,
 ) -> Result<(StatusCode, Json<HoldResponse>), ApiError> {
     // the token is checked before anything is looked up
-    ws.queue.verify(token.as_deref(), &user.user_id)?;
+    let pass = ws.queue.verify(token.as_deref(), &user.user_id)?;
     let concert_id = ws
         .schedules
         .read(&req.schedule_id, |s| {
@@ -273,9 +273,7 @@ pub async fn hold_seats(
         })
         .await?
         .ok_or_else(|| ApiError::not_found("schedule"))?;
-    ws.queue
-        .require_active(token.as_deref(), &user.user_id, &concert_id)
-        .await?;
+    ws.queue.admit(pass, &concert_id).await?;
     let ctx = context(&user.user_id, request_id);
     let held = reservations::hold(&ws, &user.user_id, &req.schedule_id, req.seat_nos, &ctx).await?;
     Ok((
@@ -324,9 +322,10 @@ pub async fn pay(
 ) -> Result<Json<PaymentResponse>, ApiError> {
     // a token sent is checked before anything is looked up; none at all may
     // still be a replay of a payment that ended it (below)
-    if token.is_some() {
-        ws.queue.verify(token.as_deref(), &user.user_id)?;
-    }
+    let pass = token
+        .is_some()
+        .then(|| ws.queue.verify(token.as_deref(), &user.user_id))
+        .transpose()?;
     let (index, hold) = reservations::find(&ws, &reservation_id).await?;
     let ctx = context(&user.user_id, request_id);
     // an already paid reservation answers again without a token: the token
@@ -338,11 +337,11 @@ pub async fn pay(
             .schedules
             .read(&index.schedule_id, |s| s.concert_id().to_owned())
             .await?;
-        match ws
-            .queue
-            .require_active(token.as_deref(), &user.user_id, &concert_id)
-            .await
-        {
+        let admitted = match pass {
+            Some(pass) => ws.queue.admit(pass, &concert_id).await,
+            None => Err(QueueDenied::Missing),
+        };
+        match admitted {
             Ok(ticket) => Some(ticket),
             Err(refused) => {
                 // a duplicate racing the first payment finds the token ended

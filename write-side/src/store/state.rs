@@ -164,8 +164,8 @@ macro_rules! sql_state {
         #[async_trait]
         impl QueueStore for $name {
             async fn holder(&self, concert_id: &str, user_id: &str) -> Result<Option<Holder>, StateError> {
-                let row: Option<(i64, i64, Option<i64>)> = sqlx::query_as(
-                    "SELECT position, extensions, extended_until_ms FROM queue_holders
+                let row: Option<(i64, Option<i64>)> = sqlx::query_as(
+                    "SELECT position, extended_until_ms FROM queue_holders
                       WHERE concert_id = $1 AND user_id = $2 AND position > 0",
                 )
                 .bind(concert_id)
@@ -173,9 +173,8 @@ macro_rules! sql_state {
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(err)?;
-                Ok(row.map(|(p, n, until)| Holder {
+                Ok(row.map(|(p, until)| Holder {
                     position: to_u64(p),
-                    extensions: u32::try_from(n).unwrap_or(u32::MAX),
                     extended_until: until.map(from_ms),
                 }))
             }
