@@ -302,6 +302,7 @@ async fn serve(s: &Settings) -> Result<()> {
         queue: Arc::clone(&queue),
         bus: bus_config(s),
         hold_ttl: s.hold_ttl(),
+        order_ttl: s.order_ttl(),
     }));
     let log: Arc<dyn EventLog> = Arc::new(SqliteEventLog::new(events));
     let read = ReadSide {
@@ -388,6 +389,7 @@ async fn write_api(s: &Settings) -> Result<()> {
         queue,
         bus: bus_config(s),
         hold_ttl: s.hold_ttl(),
+        order_ttl: s.order_ttl(),
     }));
     let shutdown = shutdown_signal();
     let background = background::spawn(

@@ -356,6 +356,15 @@ pub struct Settings {
     )]
     pub hold_ttl_seconds: u64,
 
+    /// How long an order may stay unpaid before it expires
+    #[arg(
+        long,
+        env = "TESSERA_ORDER_TTL_SECONDS",
+        default_value_t = 900,
+        global = true
+    )]
+    pub order_ttl_seconds: u64,
+
     /// How often expired seat holds are looked for and recorded
     #[arg(
         long,
@@ -421,6 +430,10 @@ impl Settings {
 
     pub fn hold_ttl(&self) -> Duration {
         Duration::from_secs(self.hold_ttl_seconds)
+    }
+
+    pub fn order_ttl(&self) -> Duration {
+        Duration::from_secs(self.order_ttl_seconds)
     }
 
     pub fn min_version_wait(&self) -> Duration {

@@ -26,6 +26,11 @@ pub mod collections {
     pub const USER_RESERVATIONS: &str = "user_reservations";
     pub const COUPONS: &str = "coupons";
     pub const USER_COUPONS: &str = "user_coupons";
+    pub const PRODUCTS: &str = "products";
+    pub const POPULAR_PRODUCTS: &str = "popular_products";
+    pub const ORDERS: &str = "orders";
+    pub const USER_ORDERS: &str = "user_orders";
+    pub const SELLER_SALES: &str = "seller_sales";
     /// Every projected collection, one per projection (the projector's
     /// `projection::all()` in the same order; a test keeps them equal).
     pub const PROJECTED: &[&str] = &[
@@ -44,6 +49,11 @@ pub mod collections {
         USER_RESERVATIONS,
         COUPONS,
         USER_COUPONS,
+        PRODUCTS,
+        POPULAR_PRODUCTS,
+        ORDERS,
+        USER_ORDERS,
+        SELLER_SALES,
     ];
     /// One document per projection: its checkpoint and counters.
     pub const PROJECTIONS: &str = "projections";

@@ -7,5 +7,6 @@
 
 pub mod documents;
 pub mod live;
+pub mod shop;
 pub mod status;
 pub mod store;

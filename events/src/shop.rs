@@ -27,12 +27,16 @@ pub enum ProductEvent {
         order_id: String,
         quantity: u32,
         stock: u32,
+        at: chrono::DateTime<chrono::Utc>,
     },
-    /// The units of an order given back (a refused payment, a cancel).
+    /// The units of an order given back (a refused payment, a cancel);
+    /// `taken_at` says when they were taken, so that a day's sales count
+    /// can give them back.
     StockReturned {
         order_id: String,
         quantity: u32,
         stock: u32,
+        taken_at: chrono::DateTime<chrono::Utc>,
     },
 }
 
@@ -48,6 +52,7 @@ event_kind!(ProductEvent: aggregate::PRODUCT, version "1.0" {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderLine {
     pub product_id: String,
+    pub seller_id: String,
     pub name: String,
     pub price: i64,
     pub quantity: u32,
@@ -66,10 +71,16 @@ pub enum OrderEvent {
         idempotency_key: String,
         expires_at: chrono::DateTime<chrono::Utc>,
     },
+    /// `attempt` names this run of the saga: only it may finish it. A
+    /// payment that stalled (its process died) is taken over by a new
+    /// attempt with the coupon it recorded.
     PaymentStarted {
+        attempt: String,
         coupon_id: Option<String>,
+        started_at: chrono::DateTime<chrono::Utc>,
     },
-    /// The steps were compensated: the order can be paid again.
+    /// The steps were compensated: the order can be paid again. `reason`
+    /// is the refusal's error code.
     PaymentAborted {
         reason: String,
     },

@@ -44,7 +44,7 @@ pub async fn fold_from_scratch(
                         .collect(),
                 };
                 for id in ids {
-                    match p.apply(docs.get(&id), envelope, &event) {
+                    match p.apply(&id, docs.get(&id), envelope, &event) {
                         Ok(Outcome::Unchanged) => {}
                         Ok(Outcome::Put(d)) => {
                             docs.insert(id, d);

@@ -14,9 +14,11 @@ use crate::domain::account::Account;
 use crate::domain::concert::Concert;
 use crate::domain::coupon::Coupon;
 use crate::domain::guild::{Guild, GuildServices, GuildServicesRef};
+use crate::domain::order::Order;
 use crate::domain::post::{
     BoardServices, BoardServicesRef, ChannelFacts, ChannelLookup, Membership, Post,
 };
+use crate::domain::product::Product;
 use crate::domain::schedule::{Schedule, ScheduleServices, ScheduleServicesRef};
 use crate::domain::FactUnavailable;
 use crate::store::credentials::CredentialStore;
@@ -37,6 +39,8 @@ pub struct Parts {
     pub bus: BusConfig,
     /// How long a seat hold lasts unpaid.
     pub hold_ttl: Duration,
+    /// How long an order may stay unpaid.
+    pub order_ttl: Duration,
 }
 
 pub struct WriteSide {
@@ -47,12 +51,15 @@ pub struct WriteSide {
     pub concerts: Arc<CommandBus<Concert>>,
     pub schedules: CommandBus<Schedule>,
     pub coupons: CommandBus<Coupon>,
+    pub products: CommandBus<Product>,
+    pub orders: CommandBus<Order>,
     pub credentials: Arc<dyn CredentialStore>,
     pub auth: Arc<Authenticator>,
     pub readiness: Arc<dyn Readiness>,
     pub directory: Arc<dyn Directory>,
     pub queue: Arc<QueueGate>,
     pub hold_ttl: Duration,
+    pub order_ttl: Duration,
 }
 
 impl WriteSide {
@@ -76,6 +83,8 @@ impl WriteSide {
             posts: CommandBus::new(p.store.clone(), guild_facts, config),
             schedules: CommandBus::new(p.store.clone(), concert_facts, config),
             coupons: CommandBus::new(p.store.clone(), (), config),
+            products: CommandBus::new(p.store.clone(), (), config),
+            orders: CommandBus::new(p.store.clone(), (), config),
             store: p.store,
             accounts,
             guilds,
@@ -86,6 +95,7 @@ impl WriteSide {
             directory: p.directory,
             queue: p.queue,
             hold_ttl: p.hold_ttl,
+            order_ttl: p.order_ttl,
         }
     }
 }

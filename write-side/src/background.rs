@@ -1,7 +1,7 @@
 //! Work one write-side process does for all of them, under leadership:
-//! queue admission ticks and the hold sweeper. Each has a step function
-//! (`QueueStore::advance`, [`reservations::sweep`]) that tests call
-//! directly; this loop only paces them.
+//! queue admission ticks and the sweeper of holds and orders. Each has a
+//! step function (`QueueStore::advance`, [`reservations::sweep`],
+//! [`orders::sweep`]) that tests call directly; this loop only paces them.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,9 +11,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::WriteSide;
 use crate::leader::Leadership;
-use crate::reservations;
+use crate::{orders, reservations};
 
-/// Holds expired per sweep at most.
+/// Holds (and orders) expired per sweep at most.
 pub const SWEEP_LIMIT: usize = 500;
 
 /// How often the loop runs its steps.
@@ -81,6 +81,11 @@ async fn lead(
                     Ok(0) => {}
                     Ok(n) => tracing::info!(expired = n, "expired holds"),
                     Err(error) => tracing::warn!(%error, "sweeping holds failed"),
+                }
+                match orders::sweep(ws, Utc::now(), SWEEP_LIMIT).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(settled = n, "settled due orders"),
+                    Err(error) => tracing::warn!(%error, "sweeping orders failed"),
                 }
             }
         }

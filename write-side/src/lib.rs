@@ -10,6 +10,8 @@ pub mod domain;
 pub mod health;
 pub mod http;
 pub mod leader;
+pub mod orders;
+pub mod payment;
 pub mod relay;
 pub mod reservations;
 pub mod store;

@@ -3,8 +3,8 @@
 //!
 //! Payment is an explicit saga. Each step is idempotent under the
 //! reservation id, so a retried payment pays once:
-//! 1. use the coupon, if any (coupon aggregate);
-//! 2. debit the account (account aggregate, `reference` = reservation id);
+//! 1. use the coupon, if any, and
+//! 2. debit the account — the steps every purchase shares ([`payment`]);
 //! 3. mark the hold paid (schedule aggregate) — refused if it expired or was
 //!    cancelled meanwhile.
 //!
@@ -18,10 +18,9 @@ use serde::Serialize;
 
 use crate::app::WriteSide;
 use crate::bus::{AppError, Cause, CommandContext};
-use crate::domain::account::{AccountCommand, AccountError};
-use crate::domain::coupon::CouponCommand;
 use crate::domain::schedule::{Hold, HoldStatus, ScheduleCommand, ScheduleError};
 use crate::domain::{DomainError, ErrorKind};
+use crate::payment::{self, Purchase};
 use crate::store::state::HoldRef;
 
 #[derive(Debug, Clone, Serialize)]
@@ -116,19 +115,6 @@ pub async fn find(ws: &WriteSide, reservation_id: &str) -> Result<(HoldRef, Hold
     Ok((index, hold))
 }
 
-/// The balance a payment left: the same figure however often the payment
-/// is repeated. A payment that took no points (a coupon covered it) moved
-/// nothing, so the current balance answers it.
-async fn balance(ws: &WriteSide, user_id: &str, reservation_id: &str) -> Result<i64, AppError> {
-    Ok(ws
-        .accounts
-        .read(user_id, |a| {
-            a.balance_after_spend(reservation_id)
-                .unwrap_or_else(|| a.balance())
-        })
-        .await?)
-}
-
 /// Gives back what a reservation took: its points and its coupon. Safe to
 /// run any number of times.
 pub async fn compensate(
@@ -138,21 +124,7 @@ pub async fn compensate(
     coupon_id: Option<&str>,
     ctx: &CommandContext,
 ) -> Result<(), AppError> {
-    let refund = AccountCommand::Refund {
-        reference: reservation_id.to_owned(),
-    };
-    match ws.accounts.execute(user_id, refund, ctx, |_| ()).await {
-        Ok(_) | Err(crate::bus::CommandError::Rejected(AccountError::UnknownReference)) => {}
-        Err(e) => return Err(e.into()),
-    }
-    if let Some(coupon_id) = coupon_id {
-        let release = CouponCommand::Release {
-            user_id: user_id.to_owned(),
-            reservation_id: reservation_id.to_owned(),
-        };
-        ws.coupons.execute(coupon_id, release, ctx, |_| ()).await?;
-    }
-    Ok(())
+    payment::give_back(ws, user_id, reservation_id, coupon_id.into_iter(), ctx).await
 }
 
 /// Pays for a hold with the user's points, after an optional coupon discount.
@@ -175,7 +147,7 @@ pub async fn pay(
         return Ok(Paid {
             reservation_id: reservation_id.to_owned(),
             paid_amount: hold.paid_amount.unwrap_or(hold.amount),
-            balance: balance(ws, user_id, reservation_id).await?,
+            balance: payment::balance(ws, user_id, reservation_id).await?,
         });
     }
     if hold.status == HoldStatus::Cancelled {
@@ -189,40 +161,21 @@ pub async fn pay(
         )));
     }
 
-    // 1. the coupon
-    let discount = match &coupon_id {
-        Some(coupon_id) => {
-            // recorded first, so an unfinished payment's coupon can be given back
-            ws.directory
-                .set_hold_coupon(reservation_id, coupon_id)
-                .await
-                .map_err(state_failed)?;
-            let command = CouponCommand::Use {
-                user_id: user_id.to_owned(),
-                reservation_id: reservation_id.to_owned(),
-            };
-            let used = ws
-                .coupons
-                .execute(coupon_id, command, ctx, |c| c.discount_amount())
-                .await?;
-            used.output
-        }
-        None => 0,
-    };
-    let paid_amount = (hold.amount - discount).max(0);
-
-    // 2. the points
-    if paid_amount > 0 {
-        let command = AccountCommand::Use {
-            amount: paid_amount,
-            reference: reservation_id.to_owned(),
-        };
-        if let Err(e) = ws.accounts.execute(user_id, command, ctx, |_| ()).await {
-            let refused: AppError = e.into();
-            undo(ws, user_id, reservation_id, coupon_id.as_deref(), ctx).await;
-            return Err(refused);
-        }
+    // 1. and 2. the coupon and the points
+    if let Some(coupon_id) = &coupon_id {
+        // recorded first, so an unfinished payment's coupon can be given back
+        ws.directory
+            .set_hold_coupon(reservation_id, coupon_id)
+            .await
+            .map_err(state_failed)?;
     }
+    let purchase = Purchase {
+        user_id,
+        reference: reservation_id,
+        coupon_id: coupon_id.as_deref(),
+        amount: hold.amount,
+    };
+    let paid_amount = payment::charge(ws, purchase, ctx).await?;
 
     // 3. the hold
     let command = ScheduleCommand::Pay {
@@ -238,7 +191,14 @@ pub async fn pay(
         .await
     {
         let refused: AppError = e.into();
-        undo(ws, user_id, reservation_id, coupon_id.as_deref(), ctx).await;
+        payment::undo(
+            ws,
+            user_id,
+            reservation_id,
+            coupon_id.as_deref().into_iter(),
+            ctx,
+        )
+        .await;
         return Err(refused);
     }
     if let Err(error) = ws.directory.settle_hold(reservation_id).await {
@@ -248,22 +208,8 @@ pub async fn pay(
     Ok(Paid {
         reservation_id: reservation_id.to_owned(),
         paid_amount,
-        balance: balance(ws, user_id, reservation_id).await?,
+        balance: payment::balance(ws, user_id, reservation_id).await?,
     })
-}
-
-/// Compensation inside a request: a failure is logged, and the sweeper runs
-/// the same compensation again when the hold runs out.
-async fn undo(
-    ws: &WriteSide,
-    user_id: &str,
-    reservation_id: &str,
-    coupon_id: Option<&str>,
-    ctx: &CommandContext,
-) {
-    if let Err(error) = compensate(ws, user_id, reservation_id, coupon_id, ctx).await {
-        tracing::error!(%error, reservation_id, "compensating a failed payment failed; the sweeper will retry");
-    }
 }
 
 /// Cancels a reservation; a paid one gets its points (and coupon) back.

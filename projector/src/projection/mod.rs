@@ -17,12 +17,16 @@ mod concerts;
 mod coupons;
 mod guild_members;
 mod guilds;
+mod orders;
 mod point_history;
+mod popular_products;
 mod posts;
+mod products;
 mod reservations;
 mod schedule;
 mod schedules;
 mod seat_maps;
+mod seller_sales;
 mod user_guilds;
 mod user_reservations;
 
@@ -40,11 +44,15 @@ pub use concerts::Concerts;
 pub use coupons::{Coupons, UserCoupons};
 pub use guild_members::GuildMembers;
 pub use guilds::Guilds;
+pub use orders::{Orders, UserOrders};
 pub use point_history::PointHistory;
+pub use popular_products::PopularProducts;
 pub use posts::Posts;
+pub use products::Products;
 pub use reservations::Reservations;
 pub use schedules::Schedules;
 pub use seat_maps::SeatMaps;
+pub use seller_sales::SellerSales;
 pub use user_guilds::UserGuilds;
 pub use user_reservations::UserReservations;
 
@@ -110,6 +118,19 @@ pub trait Fold: Send + Sync + 'static {
         envelope: &Envelope,
         event: &DomainEvent,
     ) -> Result<Outcome<Self::Doc>, FoldError>;
+
+    /// [`fold`](Self::fold) for a document that must know its id to be
+    /// made (one of several an event creates, such as each seller's lines
+    /// of an order). By default the id is not needed.
+    fn fold_at(
+        &self,
+        _id: &str,
+        doc: Option<Self::Doc>,
+        envelope: &Envelope,
+        event: &DomainEvent,
+    ) -> Result<Outcome<Self::Doc>, FoldError> {
+        self.fold(doc, envelope, event)
+    }
 }
 
 /// A projection over JSON documents, as the runner drives it.
@@ -119,8 +140,10 @@ pub trait Projection: Send + Sync + 'static {
     fn indexes(&self) -> &'static [&'static str];
     fn single_source(&self) -> bool;
     fn targets(&self, envelope: &Envelope, event: &DomainEvent) -> Targets;
+    /// Folds the event into the document `id` (present or not).
     fn apply(
         &self,
+        id: &str,
         doc: Option<&Value>,
         envelope: &Envelope,
         event: &DomainEvent,
@@ -150,6 +173,7 @@ impl<F: Fold> Projection for F {
 
     fn apply(
         &self,
+        id: &str,
         doc: Option<&Value>,
         envelope: &Envelope,
         event: &DomainEvent,
@@ -158,7 +182,7 @@ impl<F: Fold> Projection for F {
             .map(|v| serde_json::from_value(v.clone()))
             .transpose()
             .map_err(|e| FoldError::CorruptDocument(e.to_string()))?;
-        Ok(match self.fold(doc, envelope, event)? {
+        Ok(match self.fold_at(id, doc, envelope, event)? {
             Outcome::Unchanged => Outcome::Unchanged,
             Outcome::Delete => Outcome::Delete,
             Outcome::Put(d) => Outcome::Put(
@@ -186,6 +210,11 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
         Arc::new(UserReservations),
         Arc::new(Coupons),
         Arc::new(UserCoupons),
+        Arc::new(Products),
+        Arc::new(PopularProducts),
+        Arc::new(Orders),
+        Arc::new(UserOrders),
+        Arc::new(SellerSales),
     ]
 }
 
@@ -276,7 +305,7 @@ pub(crate) mod testing {
     use serde_json::json;
     use tessera_events::{
         AccountEvent, ConcertEvent, CouponEvent, DomainEvent, Envelope, EventKind, GuildEvent,
-        Metadata, PostEvent, ScheduleEvent,
+        Metadata, OrderEvent, PostEvent, ProductEvent, ScheduleEvent,
     };
 
     pub fn at(minute: u32) -> chrono::DateTime<Utc> {
@@ -319,6 +348,14 @@ pub(crate) mod testing {
 
     pub fn schedule(id: &str, sequence: u64, event: ScheduleEvent) -> (Envelope, DomainEvent) {
         (envelope(id, sequence, &event), DomainEvent::Schedule(event))
+    }
+
+    pub fn product(id: &str, sequence: u64, event: ProductEvent) -> (Envelope, DomainEvent) {
+        (envelope(id, sequence, &event), DomainEvent::Product(event))
+    }
+
+    pub fn order(id: &str, sequence: u64, event: OrderEvent) -> (Envelope, DomainEvent) {
+        (envelope(id, sequence, &event), DomainEvent::Order(event))
     }
 
     pub fn coupon(id: &str, sequence: u64, event: CouponEvent) -> (Envelope, DomainEvent) {

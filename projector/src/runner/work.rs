@@ -123,7 +123,7 @@ impl<'a> Work<'a> {
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             let doc = self.cache.get(id).and_then(|s| s.doc.as_ref());
-            out.push((id.clone(), self.projection.apply(doc, envelope, event)?));
+            out.push((id.clone(), self.projection.apply(id, doc, envelope, event)?));
         }
         Ok(out)
     }

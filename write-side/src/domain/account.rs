@@ -232,7 +232,9 @@ impl Account {
             AccountCommand::Use { amount, reference } => {
                 Self::check_points(amount)?;
                 if let Some(spend) = self.spends.get(&reference) {
-                    return if spend.amount == amount {
+                    // a refunded spend is over: paying under it again would
+                    // look paid without taking anything
+                    return if spend.amount == amount && !spend.refunded {
                         Ok(None)
                     } else {
                         Err(AccountError::ReferenceReused)
@@ -576,12 +578,25 @@ mod tests {
                 registered(),
                 charged(100, 100, "a"),
                 used(30, 70, "order-1"),
-                refunded,
+                refunded.clone(),
             ])
             .when(AccountCommand::Refund {
                 reference: "order-1".into(),
             })
             .then_expect_events(vec![]);
+        // and what was refunded is not paid again under the same reference
+        AccountTest::with(())
+            .given(vec![
+                registered(),
+                charged(100, 100, "a"),
+                used(30, 70, "order-1"),
+                refunded,
+            ])
+            .when(AccountCommand::Use {
+                amount: 30,
+                reference: "order-1".into(),
+            })
+            .then_expect_error(AccountError::ReferenceReused);
     }
 
     #[test]

@@ -20,6 +20,13 @@ use super::{impl_aggregate, limits as common, name_ok, DomainError, ErrorKind};
 /// Lines of one order (API.md "Shop").
 pub const LINES: (usize, usize) = (1, 20);
 
+/// How long a running payment keeps others off: after it, the payment is
+/// taken to have died with its process and may be taken over (a retry) or
+/// compensated (the sweeper). Twice the request timeout
+/// (`TESSERA_REQUEST_TIMEOUT_SECONDS`, 30 s), which ends every request's
+/// saga, so a live payment is never taken over.
+pub const PAYMENT_STALE_AFTER: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OrderCommand {
     Create {
@@ -28,16 +35,21 @@ pub enum OrderCommand {
         idempotency_key: String,
         expires_at: DateTime<Utc>,
     },
+    /// Starts a payment run named `attempt`, takes over a stalled one, or
+    /// changes nothing when the order is paid already.
     StartPayment {
         actor: String,
         coupon_id: Option<String>,
+        attempt: String,
         now: DateTime<Utc>,
     },
     CompletePayment {
+        attempt: String,
         paid_amount: i64,
         paid_at: DateTime<Utc>,
     },
     AbortPayment {
+        attempt: String,
         reason: String,
     },
     Cancel {
@@ -76,12 +88,14 @@ pub enum OrderError {
     PaymentRunning,
     #[error("no payment of this order is running")]
     NoPaymentRunning,
+    #[error("no product {product_id}")]
+    UnknownProduct { product_id: String },
 }
 
 impl DomainError for OrderError {
     fn kind(&self) -> ErrorKind {
         match self {
-            Self::NotFound => ErrorKind::NotFound,
+            Self::NotFound | Self::UnknownProduct { .. } => ErrorKind::NotFound,
             Self::NotBuyer => ErrorKind::Forbidden,
             Self::Invalid { .. } => ErrorKind::Invalid,
             Self::Cancelled | Self::AlreadyPaid | Self::PaymentRunning | Self::NoPaymentRunning => {
@@ -93,7 +107,7 @@ impl DomainError for OrderError {
 
     fn code(&self) -> &'static str {
         match self {
-            Self::NotFound => "not_found",
+            Self::NotFound | Self::UnknownProduct { .. } => "not_found",
             Self::NotBuyer => "forbidden",
             Self::Invalid { .. } => "invalid_input",
             Self::Cancelled => "order_cancelled",
@@ -107,6 +121,9 @@ impl DomainError for OrderError {
     fn details(&self) -> serde_json::Value {
         match self {
             Self::Invalid { field } => serde_json::json!({ "field": field }),
+            Self::UnknownProduct { product_id } => {
+                serde_json::json!({ "field": "items", "product_id": product_id })
+            }
             _ => serde_json::Value::Null,
         }
     }
@@ -134,6 +151,11 @@ pub struct Order {
     expires_at: Option<DateTime<Utc>>,
     coupon_id: Option<String>,
     paid_amount: Option<i64>,
+    /// The payment run under way and when it started.
+    attempt: Option<(String, DateTime<Utc>)>,
+    /// Every coupon a payment of this order named: what a compensation
+    /// gives back.
+    coupons_tried: Vec<String>,
 }
 
 impl Order {
@@ -153,8 +175,67 @@ impl Order {
         &self.buyer_id
     }
 
+    /// The coupon of the payment under way, or of the paid order.
     pub fn coupon_id(&self) -> Option<&str> {
         self.coupon_id.as_deref()
+    }
+
+    pub fn coupons_tried(&self) -> &[String] {
+        &self.coupons_tried
+    }
+
+    pub fn paid_amount(&self) -> Option<i64> {
+        self.paid_amount
+    }
+
+    pub fn expires_at(&self) -> Option<DateTime<Utc>> {
+        self.expires_at
+    }
+
+    /// The payment run under way.
+    pub fn attempt(&self) -> Option<&str> {
+        self.attempt.as_ref().map(|(a, _)| a.as_str())
+    }
+
+    /// A payment is under way and has run longer than any request can.
+    pub fn payment_stalled(&self, now: DateTime<Utc>) -> bool {
+        self.status == OrderStatus::Paying
+            && self
+                .attempt
+                .as_ref()
+                .is_some_and(|(_, started)| now - *started >= PAYMENT_STALE_AFTER)
+    }
+
+    /// The bounds of an order: 1..=20 distinct products, 1..=100 units of
+    /// each, an idempotency key of 1..=128 characters. Checked before the
+    /// products are priced, and again by the decision.
+    pub fn check_request<'a>(
+        items: impl ExactSizeIterator<Item = (&'a str, u32)>,
+        idempotency_key: &str,
+    ) -> Result<(), OrderError> {
+        let (min, max) = common::IDEMPOTENCY_KEY;
+        if !name_ok(idempotency_key, min, max) {
+            return Err(OrderError::Invalid {
+                field: "idempotency_key",
+            });
+        }
+        if !(LINES.0..=LINES.1).contains(&items.len()) {
+            return Err(OrderError::Invalid { field: "items" });
+        }
+        let mut products = Vec::with_capacity(items.len());
+        for (product_id, quantity) in items {
+            if !(QUANTITY.0..=QUANTITY.1).contains(&quantity) {
+                return Err(OrderError::Invalid { field: "quantity" });
+            }
+            products.push(product_id);
+        }
+        let count = products.len();
+        products.sort_unstable();
+        products.dedup();
+        if products.len() != count {
+            return Err(OrderError::Invalid { field: "items" });
+        }
+        Ok(())
     }
 
     fn create(
@@ -168,27 +249,10 @@ impl Order {
             // the order id comes from the buyer and the key: a retry
             return Ok(None);
         }
-        if !(LINES.0..=LINES.1).contains(&lines.len()) {
-            return Err(OrderError::Invalid { field: "items" });
-        }
-        let mut products: Vec<&str> = lines.iter().map(|l| l.product_id.as_str()).collect();
-        products.sort_unstable();
-        products.dedup();
-        if products.len() != lines.len() {
-            return Err(OrderError::Invalid { field: "items" });
-        }
-        if lines
-            .iter()
-            .any(|l| !(QUANTITY.0..=QUANTITY.1).contains(&l.quantity))
-        {
-            return Err(OrderError::Invalid { field: "quantity" });
-        }
-        let (min, max) = common::IDEMPOTENCY_KEY;
-        if !name_ok(&idempotency_key, min, max) {
-            return Err(OrderError::Invalid {
-                field: "idempotency_key",
-            });
-        }
+        Self::check_request(
+            lines.iter().map(|l| (l.product_id.as_str(), l.quantity)),
+            &idempotency_key,
+        )?;
         // at most 20 lines of 100 units of 10,000,000: no overflow
         let amount = lines.iter().map(|l| l.price * i64::from(l.quantity)).sum();
         Ok(Some(OrderEvent::OrderCreated {
@@ -221,6 +285,7 @@ impl Order {
             OrderCommand::StartPayment {
                 actor,
                 coupon_id,
+                attempt,
                 now,
             } => {
                 self.ended()?;
@@ -228,28 +293,47 @@ impl Order {
                     return Err(OrderError::NotBuyer);
                 }
                 match self.status {
-                    // a retried or duplicated payment joins the one running
-                    OrderStatus::Paying | OrderStatus::Paid => return Ok(None),
+                    // a repeated payment answers what the first one paid
+                    OrderStatus::Paid => return Ok(None),
+                    // a stalled run is finished by a new one, with the
+                    // coupon it may have used already
+                    OrderStatus::Paying if self.payment_stalled(now) => {
+                        OrderEvent::PaymentStarted {
+                            attempt,
+                            coupon_id: self.coupon_id.clone(),
+                            started_at: now,
+                        }
+                    }
+                    OrderStatus::Paying => return Err(OrderError::PaymentRunning),
                     _ if self.expires_at.is_some_and(|t| now >= t) => {
                         return Err(OrderError::Expired)
                     }
-                    _ => OrderEvent::PaymentStarted { coupon_id },
+                    _ => OrderEvent::PaymentStarted {
+                        attempt,
+                        coupon_id,
+                        started_at: now,
+                    },
                 }
             }
             OrderCommand::CompletePayment {
+                attempt,
                 paid_amount,
                 paid_at,
             } => match self.status {
-                OrderStatus::Paying => OrderEvent::OrderPaid {
-                    paid_amount,
-                    paid_at,
-                },
+                OrderStatus::Paying if self.attempt() == Some(attempt.as_str()) => {
+                    OrderEvent::OrderPaid {
+                        paid_amount,
+                        paid_at,
+                    }
+                }
                 OrderStatus::Paid => return Ok(None),
                 _ => return Err(OrderError::NoPaymentRunning),
             },
-            OrderCommand::AbortPayment { reason } => match self.status {
-                OrderStatus::Paying => OrderEvent::PaymentAborted { reason },
-                _ => return Ok(None), // nothing running: a compensation retried
+            OrderCommand::AbortPayment { attempt, reason } => match self.status {
+                OrderStatus::Paying if self.attempt() == Some(attempt.as_str()) => {
+                    OrderEvent::PaymentAborted { reason }
+                }
+                _ => return Ok(None), // not this run's any more: a compensation retried
             },
             OrderCommand::Cancel { actor, admin } => {
                 if self.status == OrderStatus::Cancelled {
@@ -295,16 +379,28 @@ impl Order {
                 self.idempotency_key = idempotency_key;
                 self.expires_at = Some(expires_at);
             }
-            OrderEvent::PaymentStarted { coupon_id } => {
+            OrderEvent::PaymentStarted {
+                attempt,
+                coupon_id,
+                started_at,
+            } => {
                 self.status = OrderStatus::Paying;
+                self.attempt = Some((attempt, started_at));
+                if let Some(c) = &coupon_id {
+                    if !self.coupons_tried.contains(c) {
+                        self.coupons_tried.push(c.clone());
+                    }
+                }
                 self.coupon_id = coupon_id;
             }
             OrderEvent::PaymentAborted { .. } => {
                 self.status = OrderStatus::Created;
+                self.attempt = None;
                 self.coupon_id = None;
             }
             OrderEvent::OrderPaid { paid_amount, .. } => {
                 self.status = OrderStatus::Paid;
+                self.attempt = None;
                 self.paid_amount = Some(paid_amount);
             }
             OrderEvent::OrderCancelled { .. } => self.status = OrderStatus::Cancelled,
@@ -338,6 +434,7 @@ mod tests {
     fn line(product: &str, price: i64, quantity: u32) -> OrderLine {
         OrderLine {
             product_id: product.into(),
+            seller_id: "sam".into(),
             name: format!("{product} name"),
             price,
             quantity,
@@ -367,12 +464,21 @@ mod tests {
         OrderCommand::StartPayment {
             actor: actor.into(),
             coupon_id: None,
+            attempt: format!("a{minute}"),
             now: at(minute),
         }
     }
 
     fn started() -> OrderEvent {
-        OrderEvent::PaymentStarted { coupon_id: None }
+        started_at(1)
+    }
+
+    fn started_at(minute: u32) -> OrderEvent {
+        OrderEvent::PaymentStarted {
+            attempt: format!("a{minute}"),
+            coupon_id: None,
+            started_at: at(minute),
+        }
     }
 
     fn paid() -> OrderEvent {
@@ -409,7 +515,7 @@ mod tests {
     }
 
     #[test]
-    fn only_the_buyer_pays_before_the_order_expires_and_a_repeated_payment_joins_the_first() {
+    fn only_the_buyer_pays_before_the_order_expires_and_one_payment_runs_at_a_time() {
         given(vec![created()])
             .when(start("bo", 1))
             .then_expect_events(expect(vec![started()]));
@@ -419,11 +525,48 @@ mod tests {
         given(vec![created()])
             .when(start("bo", 15))
             .then_expect_error(OrderError::Expired);
+        // a second payment waits for the first; a paid order answers as paid
         given(vec![created(), started()])
-            .when(start("bo", 2))
-            .then_expect_events(vec![]);
+            .when(start("bo", 1))
+            .then_expect_error(OrderError::PaymentRunning);
         given(vec![created(), started(), paid()])
             .when(start("bo", 20))
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn a_stalled_payment_is_taken_over_with_its_coupon_and_only_its_run_finishes_it() {
+        let with_coupon = OrderEvent::PaymentStarted {
+            attempt: "a1".into(),
+            coupon_id: Some("c1".into()),
+            started_at: at(1),
+        };
+        given(vec![created(), with_coupon.clone()])
+            .when(start("bo", 2))
+            .then_expect_events(expect(vec![OrderEvent::PaymentStarted {
+                attempt: "a2".into(),
+                coupon_id: Some("c1".into()),
+                started_at: at(2),
+            }]));
+        let complete = |attempt: &str| OrderCommand::CompletePayment {
+            attempt: attempt.into(),
+            paid_amount: 1300,
+            paid_at: at(5),
+        };
+        given(vec![created(), started()])
+            .when(complete("a1"))
+            .then_expect_events(expect(vec![paid()]));
+        given(vec![created(), started(), started_at(3)])
+            .when(complete("a1"))
+            .then_expect_error(OrderError::NoPaymentRunning);
+        given(vec![created(), started(), started_at(3)])
+            .when(OrderCommand::AbortPayment {
+                attempt: "a1".into(),
+                reason: "out_of_stock".into(),
+            })
+            .then_expect_events(vec![]);
+        given(vec![created(), started(), paid()])
+            .when(complete("a1"))
             .then_expect_events(vec![]);
     }
 
@@ -475,7 +618,7 @@ mod tests {
             },
         ])
         .when(start("bo", 3))
-        .then_expect_events(expect(vec![started()]));
+        .then_expect_events(expect(vec![started_at(3)]));
     }
 
     #[test]

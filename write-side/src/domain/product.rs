@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tessera_events::{aggregate, ProductEvent};
 
@@ -47,6 +48,7 @@ pub enum ProductCommand {
     Take {
         order_id: String,
         quantity: u32,
+        at: DateTime<Utc>,
     },
     /// Gives an order's units back, once; nothing for an order that took
     /// none (a compensation that runs before or without its take).
@@ -119,7 +121,13 @@ pub struct Product {
     price: i64,
     stock: u32,
     /// Units each order holds, until given back.
-    taken: BTreeMap<String, u32>,
+    taken: BTreeMap<String, Taken>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct Taken {
+    quantity: u32,
+    at: DateTime<Utc>,
 }
 
 fn check_name(name: &str) -> Result<(), ProductError> {
@@ -162,6 +170,10 @@ impl Product {
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    pub fn stock(&self) -> u32 {
+        self.stock
     }
 
     pub fn seller_id(&self) -> &str {
@@ -243,7 +255,11 @@ impl Product {
                     .ok_or(ProductError::StockFull)?;
                 ProductEvent::ProductRestocked { quantity, stock }
             }
-            ProductCommand::Take { order_id, quantity } => {
+            ProductCommand::Take {
+                order_id,
+                quantity,
+                at,
+            } => {
                 if !(limits::QUANTITY.0..=limits::QUANTITY.1).contains(&quantity) {
                     return Err(ProductError::Invalid { field: "quantity" });
                 }
@@ -259,16 +275,18 @@ impl Product {
                     order_id,
                     quantity,
                     stock: self.stock - quantity,
+                    at,
                 }
             }
             ProductCommand::Return { order_id } => {
-                let Some(&quantity) = self.taken.get(&order_id) else {
+                let Some(&Taken { quantity, at }) = self.taken.get(&order_id) else {
                     return Ok(None); // nothing taken, or given back already
                 };
                 ProductEvent::StockReturned {
                     order_id,
                     quantity,
                     stock: self.stock + quantity,
+                    taken_at: at,
                 }
             }
         };
@@ -305,8 +323,9 @@ impl Product {
                 order_id,
                 quantity,
                 stock,
+                at,
             } => {
-                self.taken.insert(order_id, quantity);
+                self.taken.insert(order_id, Taken { quantity, at });
                 self.stock = stock;
             }
             ProductEvent::StockReturned {
@@ -346,10 +365,16 @@ mod tests {
         }
     }
 
+    fn noon() -> DateTime<Utc> {
+        use chrono::TimeZone;
+        Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap()
+    }
+
     fn take(order: &str, quantity: u32) -> ProductCommand {
         ProductCommand::Take {
             order_id: order.into(),
             quantity,
+            at: noon(),
         }
     }
 
@@ -358,6 +383,7 @@ mod tests {
             order_id: order.into(),
             quantity,
             stock,
+            at: noon(),
         }
     }
 
@@ -470,11 +496,13 @@ mod tests {
                 order_id: "o1".into(),
                 quantity: 2,
                 stock: 3,
+                taken_at: noon(),
             }]));
         let returned = ProductEvent::StockReturned {
             order_id: "o1".into(),
             quantity: 2,
             stock: 3,
+            taken_at: noon(),
         };
         given(vec![listed(3), taken("o1", 2, 1), returned])
             .when(back.clone())

@@ -6,6 +6,8 @@ pub mod board;
 pub mod concerts;
 pub mod coupons;
 pub mod guilds;
+pub mod orders;
+pub mod products;
 
 use axum::Router;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -26,6 +28,8 @@ fn routes() -> OpenApiRouter<WriteState> {
         .merge(board::router())
         .merge(concerts::router())
         .merge(coupons::router())
+        .merge(products::router())
+        .merge(orders::router())
 }
 
 /// The command routes (no ops routes, no layers).
@@ -58,7 +62,7 @@ where
     components(schemas(error::ErrorBody, error::ErrorDetail, Version)),
     modifiers(&BearerAuth),
     tags((name = "accounts"), (name = "guilds"), (name = "board"), (name = "concerts"), (name = "queue"),
-        (name = "reservations"), (name = "coupons")),
+        (name = "reservations"), (name = "coupons"), (name = "shop")),
 )]
 pub struct WriteApiDoc;
 

@@ -26,6 +26,16 @@ pub struct HoldRef {
     pub coupon_id: Option<String>,
 }
 
+/// An order as the directory knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderRef {
+    pub order_id: String,
+    pub buyer_id: String,
+    pub idempotency_key: String,
+    /// When the sweeper looks at the order next.
+    pub due_at: DateTime<Utc>,
+}
+
 #[async_trait]
 pub trait Directory: Send + Sync {
     async fn put_channel(&self, channel_id: &str, guild_id: &str) -> Result<(), StateError>;
@@ -43,6 +53,21 @@ pub trait Directory: Send + Sync {
     /// Unsettled holds that ran out before `now`, oldest first.
     async fn due_holds(&self, now: DateTime<Utc>, limit: usize)
         -> Result<Vec<HoldRef>, StateError>;
+    /// The order the buyer's idempotency key names: the one recorded
+    /// before, or `order` now recorded. Concurrent claims of one key all
+    /// answer the same order.
+    async fn claim_order(&self, order: &OrderRef) -> Result<OrderRef, StateError>;
+    /// The order is paid or ended and owes nothing: the sweeper can forget it.
+    async fn settle_order(&self, order_id: &str) -> Result<(), StateError>;
+    /// Puts the order back on the sweeper's list from `due_at` (before a
+    /// cancel whose giving back must finish even if this process dies).
+    async fn reopen_order(&self, order_id: &str, due_at: DateTime<Utc>) -> Result<(), StateError>;
+    /// Unsettled orders due before `now`, oldest first.
+    async fn due_orders(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<OrderRef>, StateError>;
 }
 
 fn to_ms(t: DateTime<Utc>) -> i64 {
@@ -62,6 +87,17 @@ fn to_i64(n: u64) -> i64 {
 }
 
 type HoldRow = (String, String, String, i64, Option<String>);
+
+type OrderRow = (String, String, String, i64);
+
+fn order_ref((order_id, buyer_id, idempotency_key, ms): OrderRow) -> OrderRef {
+    OrderRef {
+        order_id,
+        buyer_id,
+        idempotency_key,
+        due_at: from_ms(ms),
+    }
+}
 
 fn hold_ref((reservation_id, schedule_id, user_id, ms, coupon_id): HoldRow) -> HoldRef {
     HoldRef {
@@ -158,6 +194,62 @@ macro_rules! sql_state {
                 .await
                 .map_err(err)?;
                 Ok(rows.into_iter().map(hold_ref).collect())
+            }
+
+            async fn claim_order(&self, order: &OrderRef) -> Result<OrderRef, StateError> {
+                sqlx::query(
+                    "INSERT INTO shop_orders (order_id, buyer_id, idempotency_key, due_at_ms) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (buyer_id, idempotency_key) DO NOTHING",
+                )
+                .bind(&order.order_id)
+                .bind(&order.buyer_id)
+                .bind(&order.idempotency_key)
+                .bind(to_ms(order.due_at))
+                .execute(&self.pool)
+                .await
+                .map_err(err)?;
+                let row: OrderRow = sqlx::query_as(
+                    "SELECT order_id, buyer_id, idempotency_key, due_at_ms FROM shop_orders
+                      WHERE buyer_id = $1 AND idempotency_key = $2",
+                )
+                .bind(&order.buyer_id)
+                .bind(&order.idempotency_key)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(err)?;
+                Ok(order_ref(row))
+            }
+
+            async fn settle_order(&self, order_id: &str) -> Result<(), StateError> {
+                sqlx::query("UPDATE shop_orders SET settled = true WHERE order_id = $1")
+                    .bind(order_id)
+                    .execute(&self.pool)
+                    .await
+                    .map(drop)
+                    .map_err(err)
+            }
+
+            async fn reopen_order(&self, order_id: &str, due_at: DateTime<Utc>) -> Result<(), StateError> {
+                sqlx::query("UPDATE shop_orders SET settled = false, due_at_ms = $2 WHERE order_id = $1")
+                    .bind(order_id)
+                    .bind(to_ms(due_at))
+                    .execute(&self.pool)
+                    .await
+                    .map(drop)
+                    .map_err(err)
+            }
+
+            async fn due_orders(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<OrderRef>, StateError> {
+                let rows: Vec<OrderRow> = sqlx::query_as(
+                    "SELECT order_id, buyer_id, idempotency_key, due_at_ms FROM shop_orders
+                      WHERE NOT settled AND due_at_ms <= $1 ORDER BY due_at_ms LIMIT $2",
+                )
+                .bind(to_ms(now))
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(err)?;
+                Ok(rows.into_iter().map(order_ref).collect())
             }
         }
 
