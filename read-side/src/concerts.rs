@@ -19,7 +19,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::cursor::Paging;
-use crate::query::{list_page, plain, read_one, store_failed, typed, MinVersion, Page, PageParams};
+use crate::query::{
+    list_page, plain, read_one, store_failed, typed, DateRange, MinVersion, Page, PageParams,
+};
 use crate::ReadState;
 
 pub fn router() -> OpenApiRouter<ReadState> {
@@ -99,15 +101,6 @@ pub async fn concert(
             version: c.version,
         }),
     ))
-}
-
-/// `?from=&to=` (RFC 3339; `to` exclusive).
-#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct DateRange {
-    pub from: Option<DateTime<Utc>>,
-    pub to: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

@@ -14,6 +14,7 @@ mod coupons;
 mod cursor;
 mod guilds;
 mod query;
+mod shop;
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -85,6 +86,7 @@ fn routes() -> OpenApiRouter<ReadState> {
         .merge(board::router())
         .merge(concerts::router())
         .merge(coupons::router())
+        .merge(shop::router())
         .merge(admin::router())
 }
 
@@ -97,7 +99,7 @@ pub fn router(state: ReadState) -> Router {
 #[openapi(
     info(title = "Tessera read API", description = "Queries over projected documents. Reads of one document accept `min_version`: the server waits up to 2 s for the document to reach it and marks an older answer with `X-Stale: true`. Lists take `limit` (1..=100, default 20) and the opaque `cursor` of the previous page."),
     tags((name = "accounts"), (name = "guilds"), (name = "board"), (name = "concerts"), (name = "queue"),
-        (name = "reservations"), (name = "coupons"), (name = "admin")),
+        (name = "reservations"), (name = "coupons"), (name = "shop"), (name = "admin")),
 )]
 pub struct ReadApiDoc;
 

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderValue};
 use axum::Json;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tessera_documents::store::{DocumentStore, ListQuery, Order, StoreError, StoredDoc};
@@ -50,6 +51,15 @@ pub struct PageParams {
     /// caller only).
     #[param(min_length = 1)]
     pub cursor: Option<String>,
+}
+
+/// `?from=&to=` (RFC 3339; `to` exclusive).
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct DateRange {
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
 }
 
 /// A page of a list.

@@ -336,13 +336,16 @@ impl Order {
                 _ => return Ok(None), // not this run's any more: a compensation retried
             },
             OrderCommand::Cancel { actor, admin } => {
+                if self.status == OrderStatus::None {
+                    return Err(OrderError::NotFound);
+                }
+                if actor != self.buyer_id && !admin {
+                    return Err(OrderError::NotBuyer);
+                }
                 if self.status == OrderStatus::Cancelled {
                     return Ok(None);
                 }
                 self.ended()?;
-                if actor != self.buyer_id && !admin {
-                    return Err(OrderError::NotBuyer);
-                }
                 match self.status {
                     OrderStatus::Paying => return Err(OrderError::PaymentRunning),
                     _ => OrderEvent::OrderCancelled {
@@ -634,9 +637,15 @@ mod tests {
         given(vec![created(), started(), paid()])
             .when(cancel.clone())
             .then_expect_events(expect(vec![refunded.clone()]));
-        given(vec![created(), started(), paid(), refunded])
+        given(vec![created(), started(), paid(), refunded.clone()])
             .when(cancel)
             .then_expect_events(vec![]);
+        given(vec![created(), started(), paid(), refunded])
+            .when(OrderCommand::Cancel {
+                actor: "eve".into(),
+                admin: false,
+            })
+            .then_expect_error(OrderError::NotBuyer);
         given(vec![created()])
             .when(OrderCommand::Cancel {
                 actor: "eve".into(),
