@@ -100,6 +100,8 @@ fn scenario_env(distributed: bool) -> Vec<(&'static str, String)> {
         ("TESSERA_MIN_VERSION_WAIT_MS", wait.to_owned()),
         ("TESSERA_QUEUE_ADMIT_INTERVAL_MS", "100".to_owned()),
         ("TESSERA_HOLD_TTL_SECONDS", ttl.to_owned()),
+        // long enough for a payment after reads that wait for projections
+        ("TESSERA_ORDER_TTL_SECONDS", "8".to_owned()),
         ("TESSERA_SWEEP_INTERVAL_MS", "200".to_owned()),
     ]
 }

@@ -6,6 +6,7 @@ mod board;
 mod concerts;
 mod coupons;
 mod guilds;
+mod shop;
 
 use super::Client;
 
@@ -33,9 +34,9 @@ pub struct Cast {
     pub rival: String,
 }
 
-/// The board, concerts/queue/reservations and coupons sections of API.md
-/// end to end. Expects the hold TTL to be a few seconds and the queue to
-/// admit within a second.
+/// The board, concerts/queue/reservations, coupons and shop sections of
+/// API.md end to end. Expects the hold TTL and the order TTL to be a few
+/// seconds and the queue to admit within a second.
 pub async fn board_and_commerce(c: &Client, admin: &str) {
     let (_, poster) = c.register("poster@example.com", "poster").await;
     let (fan_id, fan) = c.register("fan@example.com", "fan").await;
@@ -48,4 +49,5 @@ pub async fn board_and_commerce(c: &Client, admin: &str) {
     };
     board::board(c, &cast).await;
     concerts::concerts_and_reservations(c, admin, &cast).await;
+    shop::shop(c, admin).await;
 }
