@@ -157,7 +157,11 @@ async fn a_drop_of_a_hundred_units_for_a_thousand_buyers_sells_exactly_a_hundred
     for (_, o, s, _) in &outcomes {
         let won = *s == StatusCode::OK;
         assert_eq!(paid.contains(o), won, "{o}: the answer matches the log");
-        assert_eq!(held.get(o).copied().unwrap_or(0), i64::from(won), "{o}: stock");
+        assert_eq!(
+            held.get(o).copied().unwrap_or(0),
+            i64::from(won),
+            "{o}: stock"
+        );
         assert_eq!(
             points.get(o).copied().unwrap_or(0),
             if won { price } else { 0 },
@@ -219,7 +223,10 @@ async fn a_two_product_order_racing_for_the_last_unit_never_keeps_the_other_prod
     for (o, pair, s) in &outcomes {
         let keeps = on_plenty.get(o).copied().unwrap_or(0);
         let want = i64::from(*pair && *s == StatusCode::OK);
-        assert_eq!(keeps, want, "{o}: the other product is kept only by a paid pair");
+        assert_eq!(
+            keeps, want,
+            "{o}: the other product is kept only by a paid pair"
+        );
     }
     let pairs_paid = i64::from(winners[0].1);
     assert_eq!(stock_in_log(&c, &plenty).await, 100 - pairs_paid);
@@ -231,7 +238,11 @@ async fn a_two_product_order_racing_for_the_last_unit_never_keeps_the_other_prod
         .count();
     eprintln!(
         "the last unit: won by a {} order; {returned} refused pairs gave the other product back",
-        if winners[0].1 { "two-product" } else { "single-product" }
+        if winners[0].1 {
+            "two-product"
+        } else {
+            "single-product"
+        }
     );
 }
 
@@ -263,12 +274,20 @@ async fn twenty_copies_of_one_payment_answer_the_same_and_pay_once() {
             .await;
             let first = &answers[0].1;
             for (s, body) in &answers {
-                assert_eq!((*s, body), (StatusCode::OK, first), "every copy answers the same");
+                assert_eq!(
+                    (*s, body),
+                    (StatusCode::OK, first),
+                    "every copy answers the same"
+                );
             }
             assert_eq!(first["paid_amount"], 2 * price, "{first}");
             assert_eq!(first["balance"], 1_000 - 2 * price, "{first}");
             let again = pay(c, i, token, &o).await;
-            assert_eq!((again.0, &again.1), (StatusCode::OK, first), "and so does a repeat");
+            assert_eq!(
+                (again.0, &again.1),
+                (StatusCode::OK, first),
+                "and so does a repeat"
+            );
         }
     }))
     .await;
@@ -277,7 +296,10 @@ async fn twenty_copies_of_one_payment_answer_the_same_and_pay_once() {
     assert_eq!(c.events("order", "OrderPaid").await.len(), buyers);
     let held = held_by_order(&c, &item).await;
     assert_eq!(held.len(), buyers);
-    assert!(held.values().all(|&h| h == 2), "each order took its units once: {held:?}");
+    assert!(
+        held.values().all(|&h| h == 2),
+        "each order took its units once: {held:?}"
+    );
     assert_eq!(
         c.events("product", "StockTaken").await.len(),
         buyers,
@@ -347,9 +369,21 @@ async fn payment_racing_expiry_ends_paid_or_expired_never_both_and_stock_and_poi
     let points = points_by_reference(&c).await;
     for (_, o, s, body) in &outcomes {
         let was_paid = paid.contains(o);
-        assert_ne!(was_paid, expired.contains(o), "{o}: exactly one of paid and expired");
-        assert_eq!(*s == StatusCode::OK, was_paid, "{o}: the answer matches the log: {body}");
-        assert_eq!(held.get(o).copied().unwrap_or(0), i64::from(was_paid), "{o}: stock");
+        assert_ne!(
+            was_paid,
+            expired.contains(o),
+            "{o}: exactly one of paid and expired"
+        );
+        assert_eq!(
+            *s == StatusCode::OK,
+            was_paid,
+            "{o}: the answer matches the log: {body}"
+        );
+        assert_eq!(
+            held.get(o).copied().unwrap_or(0),
+            i64::from(was_paid),
+            "{o}: stock"
+        );
         assert_eq!(
             points.get(o).copied().unwrap_or(0),
             if was_paid { price } else { 0 },

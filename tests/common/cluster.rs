@@ -218,4 +218,3 @@ impl Cluster {
 pub fn code(body: &Value) -> &str {
     body["error"]["code"].as_str().unwrap_or_default()
 }
-

@@ -1171,3 +1171,280 @@ async fn one_user_asking_for_a_queue_token_at_once_gets_one_place_on_sqlite() {
         .collect();
     assert_eq!((created, positions.len()), (2, 2), "{answers:?}");
 }
+
+#[tokio::test]
+async fn shop_commands_refuse_bad_input_and_write_nothing_when_they_do() {
+    let api = api().await;
+    let (_, seller) = api.user("s@x.y", "seller").await;
+    let (_, buyer) = api.user("b@x.y", "buyer").await;
+    let (_, other) = api.user("o@x.y", "other").await;
+    let (s, p) = api
+        .call(
+            "POST",
+            "/v1/products",
+            Some(&seller),
+            Some(json!({"name": "Lamp", "price": 100, "stock": 3})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{p}");
+    let pid = p["product_id"].as_str().unwrap().to_owned();
+    let (s, o) = api
+        .call(
+            "POST",
+            "/v1/orders",
+            Some(&buyer),
+            Some(json!({"items": [{"product_id": pid, "quantity": 1}], "idempotency_key": "k"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{o}");
+    let oid = o["order_id"].as_str().unwrap().to_owned();
+    let before = api.event_count().await;
+    let product = |body: Value| Some(body);
+    let order = |items: Value, key: &str| Some(json!({"items": items, "idempotency_key": key}));
+    let line = |q: u32| json!([{"product_id": pid, "quantity": q}]);
+    let p_path = format!("/v1/products/{pid}");
+    let r_path = format!("/v1/products/{pid}/restock");
+    let pay_path = format!("/v1/orders/{oid}/payment");
+    let cancel_path = format!("/v1/orders/{oid}/cancel");
+    let long = "x".repeat(101);
+    let s = Some(seller.as_str());
+    let b = Some(buyer.as_str());
+    let bad = StatusCode::BAD_REQUEST;
+    api.answers(&[
+        (
+            "POST",
+            "/v1/products",
+            s,
+            product(json!({"name": "", "price": 1, "stock": 1})),
+            bad,
+            Field("name"),
+        ),
+        (
+            "POST",
+            "/v1/products",
+            s,
+            product(json!({"name": long, "price": 1, "stock": 1})),
+            bad,
+            Field("name"),
+        ),
+        (
+            "POST",
+            "/v1/products",
+            s,
+            product(json!({"name": "a\tb", "price": 1, "stock": 1})),
+            bad,
+            Field("name"),
+        ),
+        (
+            "POST",
+            "/v1/products",
+            s,
+            product(json!({"name": "x", "price": 0, "stock": 1})),
+            bad,
+            Field("price"),
+        ),
+        (
+            "POST",
+            "/v1/products",
+            s,
+            product(json!({"name": "x", "price": 10_000_001, "stock": 1})),
+            bad,
+            Field("price"),
+        ),
+        (
+            "POST",
+            "/v1/products",
+            s,
+            product(json!({"name": "x", "price": 1, "stock": 1_000_001})),
+            bad,
+            Field("stock"),
+        ),
+        (
+            "POST",
+            "/v1/products",
+            s,
+            product(json!({"name": "x", "price": 1, "stock": -1})),
+            bad,
+            Code("invalid_input"),
+        ),
+        (
+            "POST",
+            "/v1/products",
+            s,
+            product(json!({"name": "x", "price": 1, "stock": 1, "description": " "})),
+            bad,
+            Field("description"),
+        ),
+        (
+            "POST",
+            "/v1/products",
+            s,
+            product(json!(["x", 1, 1])),
+            bad,
+            Code("invalid_input"),
+        ),
+        (
+            "PATCH",
+            &p_path,
+            s,
+            product(json!({"price": 0})),
+            bad,
+            Field("price"),
+        ),
+        (
+            "PATCH",
+            &p_path,
+            b,
+            product(json!({"price": 5})),
+            StatusCode::FORBIDDEN,
+            Code("forbidden"),
+        ),
+        (
+            "PATCH",
+            "/v1/products/nope",
+            s,
+            product(json!({"price": 5})),
+            StatusCode::NOT_FOUND,
+            Code("not_found"),
+        ),
+        (
+            "POST",
+            &r_path,
+            s,
+            product(json!({"quantity": 0})),
+            bad,
+            Field("quantity"),
+        ),
+        (
+            "POST",
+            &r_path,
+            s,
+            product(json!({"quantity": 999_998})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Code("stock_full"),
+        ),
+        (
+            "POST",
+            &r_path,
+            b,
+            product(json!({"quantity": 1})),
+            StatusCode::FORBIDDEN,
+            Code("forbidden"),
+        ),
+        (
+            "POST",
+            "/v1/orders",
+            b,
+            order(json!([]), "k2"),
+            bad,
+            Field("items"),
+        ),
+        (
+            "POST",
+            "/v1/orders",
+            b,
+            order(line(0), "k2"),
+            bad,
+            Field("quantity"),
+        ),
+        (
+            "POST",
+            "/v1/orders",
+            b,
+            order(line(101), "k2"),
+            bad,
+            Field("quantity"),
+        ),
+        (
+            "POST",
+            "/v1/orders",
+            b,
+            order(line(1), ""),
+            bad,
+            Field("idempotency_key"),
+        ),
+        (
+            "POST",
+            "/v1/orders",
+            b,
+            order(json!([{"product_id": "nope", "quantity": 1}]), "k3"),
+            StatusCode::NOT_FOUND,
+            Code("not_found"),
+        ),
+        (
+            "POST",
+            &pay_path,
+            Some(other.as_str()),
+            Some(json!({})),
+            StatusCode::FORBIDDEN,
+            Code("forbidden"),
+        ),
+        (
+            "POST",
+            &pay_path,
+            b,
+            Some(json!({"coupon_id": "none"})),
+            StatusCode::NOT_FOUND,
+            Code("not_found"),
+        ),
+        (
+            "POST",
+            &pay_path,
+            b,
+            Some(json!({})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Code("insufficient_points"),
+        ),
+        (
+            "POST",
+            &cancel_path,
+            Some(other.as_str()),
+            None,
+            StatusCode::FORBIDDEN,
+            Code("forbidden"),
+        ),
+        (
+            "POST",
+            "/v1/orders/nope/payment",
+            b,
+            Some(json!({})),
+            StatusCode::NOT_FOUND,
+            Code("not_found"),
+        ),
+        (
+            "POST",
+            "/v1/orders/nope/cancel",
+            b,
+            None,
+            StatusCode::NOT_FOUND,
+            Code("not_found"),
+        ),
+    ])
+    .await;
+    // a refused payment leaves its trace (started, taken, given back,
+    // aborted) and nothing else: the stock and the points are where they were
+    let events: Vec<(String, String)> = sqlx::query_as(
+        "SELECT aggregate_type, event_type FROM events ORDER BY rowid LIMIT -1 OFFSET $1",
+    )
+    .bind(before)
+    .fetch_all(&api.events)
+    .await
+    .unwrap();
+    let kinds: Vec<&str> = events.iter().map(|(_, e)| e.as_str()).collect();
+    assert!(
+        kinds.iter().all(|k| [
+            "PaymentStarted",
+            "StockTaken",
+            "StockReturned",
+            "PaymentAborted"
+        ]
+        .contains(k)),
+        "only the refused payments' own steps: {kinds:?}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "StockTaken").count(),
+        kinds.iter().filter(|k| **k == "StockReturned").count(),
+        "every take given back: {kinds:?}"
+    );
+    assert!(kinds.contains(&"PaymentAborted"), "{kinds:?}");
+}
