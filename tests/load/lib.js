@@ -179,6 +179,46 @@ export function registerAccounts(prefix, from, to, parallel = 16) {
 }
 
 /**
+ * Accounts `${prefix}-${i}@load.test` for i in [from, to), each charged
+ * `amount` points (key `seed`): [{id, email, token}]. Tokens are minted
+ * when JWT_SECRET is known (one password hash per account), else logged in.
+ */
+export function fundedAccounts(prefix, from, to, amount, parallel = 16) {
+    let accounts;
+    if (canMint()) {
+        const emails = [];
+        for (let i = from; i < to; i++) emails.push(`${prefix}-${i}@load.test`);
+        const made = batched(
+            emails.map((email, k) =>
+                req('POST', '/v1/accounts', { email, password: PASSWORD, nickname: `u${from + k}` }, null, {
+                    name: 'POST /v1/accounts',
+                }),
+            ),
+            parallel,
+        );
+        accounts = emails.map((email, k) => {
+            if (made[k].status !== 201) throw new Error(`register ${email}: ${made[k].status} ${made[k].body}`);
+            const id = json(made[k]).account_id;
+            return { id, email, token: mintToken(id) };
+        });
+    } else {
+        accounts = registerAccounts(prefix, from, to, parallel);
+    }
+    const charged = batched(
+        accounts.map((a) =>
+            req('POST', '/v1/accounts/me/charge', { amount, idempotency_key: 'seed' }, a.token, {
+                name: 'POST /v1/accounts/me/charge',
+            }),
+        ),
+        parallel,
+    );
+    charged.forEach((r, k) => {
+        if (r.status !== 200) throw new Error(`charge ${accounts[k].email}: ${r.status} ${r.body}`);
+    });
+    return accounts;
+}
+
+/**
  * Users number [from, to) of a run: distinct synthetic user ids with minted
  * tokens when JWT_SECRET is known (USER_MODE=mint, the default then), else
  * registered accounts (USER_MODE=register).
