@@ -448,8 +448,12 @@ pub async fn order(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct OrderIds {
-    /// 1..=100 order ids, comma separated.
-    #[param(min_length = 1, max_length = 6500)]
+    /// 1..=100 order ids of 1..=64 characters, comma separated.
+    #[param(
+        min_length = 1,
+        max_length = 6499,
+        pattern = r"^[^,]{1,64}(,[^,]{1,64}){0,99}$"
+    )]
     pub ids: String,
 }
 

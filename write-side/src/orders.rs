@@ -81,11 +81,21 @@ pub async fn create(
     idempotency_key: String,
     ctx: &CommandContext,
 ) -> Result<Created, AppError> {
-    Order::check_request(
-        wanted.iter().map(|w| (w.product_id.as_str(), w.quantity)),
+    let refused = |e: OrderError| AppError::Rejected(Rejection::of(&e));
+    Order::check_shape(
+        wanted.len(),
+        wanted.iter().map(|w| w.quantity),
         &idempotency_key,
     )
-    .map_err(|e| AppError::Rejected(Rejection::of(&e)))?;
+    .map_err(refused)?;
+    // priced before the merged lines are checked: an unknown product is a
+    // 404 whatever its quantities
+    let lines = priced(ws, merged(wanted)).await?;
+    Order::check_request(
+        lines.iter().map(|l| (l.product_id.as_str(), l.quantity)),
+        &idempotency_key,
+    )
+    .map_err(refused)?;
     let now = Utc::now();
     let claimed = ws
         .directory
@@ -98,12 +108,7 @@ pub async fn create(
         .await
         .map_err(state_failed)?;
     let order_id = claimed.order_id;
-    let known = ws.orders.read(&order_id, |o| o.status()).await?;
-    let lines = if known == OrderStatus::None {
-        priced(ws, wanted).await?
-    } else {
-        Vec::new() // a repeat: the order keeps the lines it was made with
-    };
+    // a repeated key: the order keeps the lines it was made with
     let command = OrderCommand::Create {
         buyer_id: buyer_id.to_owned(),
         lines,
@@ -121,6 +126,19 @@ pub async fn create(
         amount,
         version: done.version,
     })
+}
+
+/// One line per product: a product named twice is asked for once, with the
+/// quantities added up (and the sum bounded like any quantity).
+fn merged(wanted: Vec<Wanted>) -> Vec<Wanted> {
+    let mut lines: Vec<Wanted> = Vec::with_capacity(wanted.len());
+    for w in wanted {
+        match lines.iter_mut().find(|l| l.product_id == w.product_id) {
+            Some(line) => line.quantity = line.quantity.saturating_add(w.quantity),
+            None => lines.push(w),
+        }
+    }
+    lines
 }
 
 /// The lines of an order: each product's name, seller and price now.

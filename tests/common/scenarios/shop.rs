@@ -162,7 +162,7 @@ pub async fn shop(c: &Client, admin: &str) {
             "invalid_input",
         ),
         (
-            json!([{"product_id": lamp, "quantity": 1}, {"product_id": lamp, "quantity": 1}]),
+            json!([{"product_id": lamp, "quantity": 60}, {"product_id": lamp, "quantity": 60}]),
             StatusCode::BAD_REQUEST,
             "invalid_input",
         ),

@@ -206,11 +206,11 @@ impl Order {
                 .is_some_and(|(_, started)| now - *started >= PAYMENT_STALE_AFTER)
     }
 
-    /// The bounds of an order: 1..=20 distinct products, 1..=100 units of
-    /// each, an idempotency key of 1..=128 characters. Checked before the
-    /// products are priced, and again by the decision.
-    pub fn check_request<'a>(
-        items: impl ExactSizeIterator<Item = (&'a str, u32)>,
+    /// The bounds of a request, as its schema gives them: 1..=20 items of
+    /// 1..=100 units each, an idempotency key of 1..=128 characters.
+    pub fn check_shape(
+        count: usize,
+        quantities: impl Iterator<Item = u32>,
         idempotency_key: &str,
     ) -> Result<(), OrderError> {
         let (min, max) = common::IDEMPOTENCY_KEY;
@@ -219,16 +219,25 @@ impl Order {
                 field: "idempotency_key",
             });
         }
-        if !(LINES.0..=LINES.1).contains(&items.len()) {
+        if !(LINES.0..=LINES.1).contains(&count) {
             return Err(OrderError::Invalid { field: "items" });
         }
-        let mut products = Vec::with_capacity(items.len());
-        for (product_id, quantity) in items {
+        for quantity in quantities {
             if !(QUANTITY.0..=QUANTITY.1).contains(&quantity) {
                 return Err(OrderError::Invalid { field: "quantity" });
             }
-            products.push(product_id);
         }
+        Ok(())
+    }
+
+    /// The bounds of an order's lines: [`check_shape`](Self::check_shape),
+    /// and each product once.
+    pub fn check_request<'a>(
+        items: impl ExactSizeIterator<Item = (&'a str, u32)> + Clone,
+        idempotency_key: &str,
+    ) -> Result<(), OrderError> {
+        Self::check_shape(items.len(), items.clone().map(|(_, q)| q), idempotency_key)?;
+        let mut products: Vec<&str> = items.map(|(p, _)| p).collect();
         let count = products.len();
         products.sort_unstable();
         products.dedup();

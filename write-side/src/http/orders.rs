@@ -37,7 +37,8 @@ pub struct OrderItem {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderRequest {
-    /// 1..=20 items, each product once.
+    /// 1..=20 items. A product named twice is one line with the quantities
+    /// added up (400 `quantity` if they pass 100).
     #[schema(min_items = 1, max_items = 20)]
     pub items: Vec<OrderItem>,
     /// Sending a key again answers the order it made, whatever the items.
