@@ -89,8 +89,8 @@ pub struct ProductQuery {
     /// Only this seller's products.
     #[param(min_length = 1, max_length = 64)]
     pub seller_id: Option<String>,
-    /// Only products whose name contains this (any case).
-    #[param(min_length = 1, max_length = 100)]
+    /// Only products whose name contains this (any case; not all blank).
+    #[param(min_length = 1, max_length = 100, pattern = r"\S")]
     pub q: Option<String>,
     /// 1..=100, default 20.
     #[param(minimum = 1, maximum = 100)]
@@ -113,10 +113,13 @@ pub async fn products(
     ApiQuery(q): ApiQuery<ProductQuery>,
 ) -> Result<Json<Page<ProductItem>>, ApiError> {
     let page = paging(&rs, &uri, &user, q.limit, q.cursor.as_deref())?;
-    let needle = q.q.as_deref().map(str::to_lowercase);
-    if needle.as_deref().is_some_and(|n| n.trim().is_empty()) {
-        return Err(ApiError::invalid("q", "must not be blank"));
+    if q.seller_id.as_ref().is_some_and(|s| s.is_empty() || s.chars().count() > 64) {
+        return Err(ApiError::invalid("seller_id", "must have 1 to 64 characters"));
     }
+    if q.q.as_ref().is_some_and(|n| n.trim().is_empty() || n.chars().count() > 100) {
+        return Err(ApiError::invalid("q", "must have 1 to 100 characters, not all blank"));
+    }
+    let needle = q.q.as_deref().map(str::to_lowercase);
     // a name holding the query holds its first three characters as a piece
     let gram = needle
         .as_deref()
