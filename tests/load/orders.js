@@ -43,7 +43,7 @@ const SOAK_MINUTES = envInt('SOAK_MINUTES', 10);
 const SPIKE = envInt('SPIKE', 3);
 // enough for any profile: every order takes one unit
 const STOCK = 1_000_000;
-const FUNDS = 1_000_000_000;
+const FUNDS = 1_000_000; // the most one charge takes: 10,000 orders per buyer
 
 const failed = new Counter('invariant_orders_failed');
 const ordersPaid = new Counter('orders_paid');
