@@ -12,7 +12,6 @@ use common::cluster::{cluster, code};
 use common::Client;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use tessera_testkit::Deadline;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_thousand_users_racing_for_two_seats_leave_exactly_one_reservation() {
@@ -223,17 +222,11 @@ async fn payment_racing_expiry_ends_paid_or_expired_never_both_and_points_add_up
         .await;
 
     // wait until every hold is settled (paid, or expired by the sweeper)
-    let deadline = Deadline::new(Duration::from_secs(30), "every hold is settled");
-    loop {
-        let open: i64 = sqlx::query_scalar("SELECT count(*) FROM holds WHERE NOT settled")
-            .fetch_one(&c.pool)
-            .await
-            .unwrap();
-        if open == 0 {
-            break;
-        }
-        deadline.tick().await;
-    }
+    c.until_none(
+        "SELECT count(*) FROM holds WHERE NOT settled",
+        "every hold is settled",
+    )
+    .await;
     let paid: BTreeSet<String> = c
         .events("schedule", "HoldPaid")
         .await

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use common::cluster::{cluster, code, Cluster};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use tessera_testkit::Deadline;
 
 /// A product of a fresh seller's: its id.
 async fn product(c: &Cluster, name: &str, price: i64, stock: u32) -> String {
@@ -352,17 +351,11 @@ async fn payment_racing_expiry_ends_paid_or_expired_never_both_and_stock_and_poi
         }))
         .await;
 
-    let deadline = Deadline::new(Duration::from_secs(30), "every order is settled");
-    loop {
-        let open: i64 = sqlx::query_scalar("SELECT count(*) FROM shop_orders WHERE NOT settled")
-            .fetch_one(&c.pool)
-            .await
-            .unwrap();
-        if open == 0 {
-            break;
-        }
-        deadline.tick().await;
-    }
+    c.until_none(
+        "SELECT count(*) FROM shop_orders WHERE NOT settled",
+        "every order is settled",
+    )
+    .await;
     let paid = paid_orders(&c.events("order", "OrderPaid").await);
     let expired = paid_orders(&c.events("order", "OrderExpired").await);
     let held = held_by_order(&c, &item).await;

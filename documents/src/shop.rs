@@ -33,15 +33,9 @@ pub fn name_grams(name: &str) -> Vec<String> {
     grams
 }
 
-/// A line of an order, its price fixed when the order was created.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OrderLineDoc {
-    pub product_id: String,
-    pub seller_id: String,
-    pub name: String,
-    pub price: i64,
-    pub quantity: u32,
-}
+/// A line of an order, its price fixed when the order was created: the
+/// event's own line, as the order documents keep it.
+pub use tessera_events::OrderLine as OrderLineDoc;
 
 /// An order (collection `orders`, id = order id; and `user_orders`, id
 /// `{buyer_id}:{order_id}`). Order ids are time-ordered (UUIDv7), so id

@@ -24,7 +24,7 @@ use utoipa_axum::routes;
 
 use crate::cursor::Paging;
 use crate::query::{
-    plain, read_one, store_failed, typed, MinVersion, Page, DEFAULT_LIMIT, MAX_LIMIT,
+    plain, read_one, store_failed, typed, MinVersion, Page, PageParams, DEFAULT_LIMIT, MAX_LIMIT,
 };
 use crate::ReadState;
 
@@ -113,11 +113,23 @@ pub async fn products(
     ApiQuery(q): ApiQuery<ProductQuery>,
 ) -> Result<Json<Page<ProductItem>>, ApiError> {
     let page = paging(&rs, &uri, &user, q.limit, q.cursor.as_deref())?;
-    if q.seller_id.as_ref().is_some_and(|s| s.is_empty() || s.chars().count() > 64) {
-        return Err(ApiError::invalid("seller_id", "must have 1 to 64 characters"));
+    if q.seller_id
+        .as_ref()
+        .is_some_and(|s| s.is_empty() || s.chars().count() > 64)
+    {
+        return Err(ApiError::invalid(
+            "seller_id",
+            "must have 1 to 64 characters",
+        ));
     }
-    if q.q.as_ref().is_some_and(|n| n.trim().is_empty() || n.chars().count() > 100) {
-        return Err(ApiError::invalid("q", "must have 1 to 100 characters, not all blank"));
+    if q.q
+        .as_ref()
+        .is_some_and(|n| n.trim().is_empty() || n.chars().count() > 100)
+    {
+        return Err(ApiError::invalid(
+            "q",
+            "must have 1 to 100 characters, not all blank",
+        ));
     }
     let needle = q.q.as_deref().map(str::to_lowercase);
     // a name holding the query holds its first three characters as a piece
@@ -665,29 +677,14 @@ pub struct SalePage {
     pub next_cursor: Option<String>,
 }
 
-/// `?from=&to=&limit=&cursor=` of a seller's sales.
-#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct SalesQuery {
-    /// 1..=100, default 20.
-    #[param(minimum = 1, maximum = 100)]
-    pub limit: Option<usize>,
-    /// `next_cursor` of the previous page.
-    #[param(min_length = 1)]
-    pub cursor: Option<String>,
-}
-
 /// The order lines of the caller's products, newest order first.
-#[utoipa::path(get, path = "/v1/me/sales", tag = "shop", params(SalesQuery), security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/me/sales", tag = "shop", params(PageParams), security(("bearer" = [])),
     responses((status = 200, body = SalePage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn my_sales(
     State(rs): State<ReadState>,
     CurrentUser(user): CurrentUser,
-    uri: Uri,
-    ApiQuery(q): ApiQuery<SalesQuery>,
+    page: Paging,
 ) -> Result<Json<Page<SaleView>>, ApiError> {
-    let page = paging(&rs, &uri, &user, q.limit, q.cursor.as_deref())?;
     let collection = rs.live(collections::SELLER_SALES).await?;
     let all = OrderQuery::default();
     order_page(

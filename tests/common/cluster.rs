@@ -203,6 +203,21 @@ impl Cluster {
         }
     }
 
+    /// Waits (30 s at most) until `count_sql` counts nothing.
+    pub async fn until_none(&self, count_sql: &str, what: &str) {
+        let deadline = Deadline::new(Duration::from_secs(30), what);
+        loop {
+            let open: i64 = sqlx::query_scalar(count_sql)
+                .fetch_one(&self.pool)
+                .await
+                .unwrap();
+            if open == 0 {
+                return;
+            }
+            deadline.tick().await;
+        }
+    }
+
     pub async fn events(&self, aggregate_type: &str, event_type: &str) -> Vec<(String, Value)> {
         sqlx::query_as(
             "SELECT aggregate_id, payload FROM events WHERE aggregate_type = $1 AND event_type = $2 ORDER BY global_position",

@@ -92,6 +92,30 @@ async fn lead(
     }
 }
 
+/// Settles each due item in turn (a hold, an order): a failure is logged
+/// and left for the next sweep. Returns how many were settled.
+pub(crate) async fn settle_each<'a, T, F>(
+    due: &'a [T],
+    what: &str,
+    id: impl Fn(&T) -> &str,
+    settle: impl Fn(&'a T) -> F,
+) -> usize
+where
+    F: std::future::Future<Output = Result<bool, crate::bus::AppError>>,
+{
+    let mut settled = 0;
+    for item in due {
+        match settle(item).await {
+            Ok(true) => settled += 1,
+            Ok(false) => {}
+            Err(error) => {
+                tracing::warn!(%error, id = id(item), what, "settling failed; will retry")
+            }
+        }
+    }
+    settled
+}
+
 /// Starts the loop on its own task.
 pub fn spawn(
     ws: Arc<WriteSide>,

@@ -470,17 +470,13 @@ pub async fn sweep(ws: &WriteSide, now: DateTime<Utc>, limit: usize) -> Result<u
         .due_orders(now, limit)
         .await
         .map_err(state_failed)?;
-    let mut settled = 0;
-    for order in &due {
-        match settle(ws, &order.order_id, now).await {
-            Ok(true) => settled += 1,
-            Ok(false) => {}
-            Err(error) => {
-                tracing::warn!(%error, order_id = %order.order_id, "settling an order failed; will retry")
-            }
-        }
-    }
-    Ok(settled)
+    Ok(crate::background::settle_each(
+        &due,
+        "order",
+        |o| o.order_id.as_str(),
+        |o| settle(ws, &o.order_id, now),
+    )
+    .await)
 }
 
 /// Whether a rejection is the order's own (for tests and callers that

@@ -294,17 +294,13 @@ pub async fn sweep(ws: &WriteSide, now: DateTime<Utc>, limit: usize) -> Result<u
         .due_holds(now, limit)
         .await
         .map_err(state_failed)?;
-    let mut settled = 0;
-    for index in &due {
-        match expire(ws, index, now).await {
-            Ok(true) => settled += 1,
-            Ok(false) => {}
-            Err(error) => {
-                tracing::warn!(%error, reservation_id = %index.reservation_id, "expiring a hold failed; will retry")
-            }
-        }
-    }
-    Ok(settled)
+    Ok(crate::background::settle_each(
+        &due,
+        "hold",
+        |h| h.reservation_id.as_str(),
+        |h| expire(ws, h, now),
+    )
+    .await)
 }
 
 /// Whether a rejection came from a hold that can no longer be paid.

@@ -1,6 +1,6 @@
 use tessera_documents::documents::{collections, pair_id};
-use tessera_documents::shop::{OrderDoc, OrderLineDoc};
-use tessera_events::{aggregate, DomainEvent, Envelope, OrderEvent, OrderLine};
+use tessera_documents::shop::OrderDoc;
+use tessera_events::{aggregate, DomainEvent, Envelope, OrderEvent};
 
 use super::{open, Fold, FoldError, Folded, Outcome};
 
@@ -13,16 +13,6 @@ pub struct Orders;
 /// time-ordered (UUIDv7), so a buyer's ids in descending order are newest
 /// first.
 pub struct UserOrders;
-
-pub(super) fn line_doc(l: &OrderLine) -> OrderLineDoc {
-    OrderLineDoc {
-        product_id: l.product_id.clone(),
-        seller_id: l.seller_id.clone(),
-        name: l.name.clone(),
-        price: l.price,
-        quantity: l.quantity,
-    }
-}
 
 /// The status an order event leaves, as the API names it.
 pub(super) fn status_after(event: &OrderEvent) -> &'static str {
@@ -55,7 +45,7 @@ fn fold_order(doc: Option<OrderDoc>, envelope: &Envelope, event: &DomainEvent) -
             Some(OrderDoc {
                 order_id: envelope.aggregate_id.clone(),
                 buyer_id: buyer_id.clone(),
-                items: lines.iter().map(line_doc).collect(),
+                items: lines.clone(),
                 seller_ids,
                 status: "created".into(),
                 buyer_status: pair_id(buyer_id, "created"),
@@ -97,43 +87,40 @@ fn fold_order(doc: Option<OrderDoc>, envelope: &Envelope, event: &DomainEvent) -
     })
 }
 
-impl Fold for Orders {
-    type Doc = OrderDoc;
-    const NAME: &'static str = collections::ORDERS;
-    const AGGREGATE_TYPES: &'static [&'static str] = &[aggregate::ORDER];
-    const INDEXES: &'static [&'static str] = &["status"];
+/// Both collections hold the same documents, indexed for their lists.
+macro_rules! order_collection {
+    ($name:ident, $collection:expr, $indexes:expr) => {
+        impl Fold for $name {
+            type Doc = OrderDoc;
+            const NAME: &'static str = $collection;
+            const AGGREGATE_TYPES: &'static [&'static str] = &[aggregate::ORDER];
+            const INDEXES: &'static [&'static str] = &$indexes;
 
-    fn fold(
-        &self,
-        doc: Option<OrderDoc>,
-        envelope: &Envelope,
-        event: &DomainEvent,
-    ) -> Folded<OrderDoc> {
-        fold_order(doc, envelope, event)
-    }
+            fn fold(
+                &self,
+                doc: Option<OrderDoc>,
+                envelope: &Envelope,
+                event: &DomainEvent,
+            ) -> Folded<OrderDoc> {
+                fold_order(doc, envelope, event)
+            }
+        }
+    };
 }
 
-impl Fold for UserOrders {
-    type Doc = OrderDoc;
-    const NAME: &'static str = collections::USER_ORDERS;
-    const AGGREGATE_TYPES: &'static [&'static str] = &[aggregate::ORDER];
-    const INDEXES: &'static [&'static str] = &["buyer_id", "buyer_status"];
-
-    fn fold(
-        &self,
-        doc: Option<OrderDoc>,
-        envelope: &Envelope,
-        event: &DomainEvent,
-    ) -> Folded<OrderDoc> {
-        fold_order(doc, envelope, event)
-    }
-}
+order_collection!(Orders, collections::ORDERS, ["status"]);
+order_collection!(
+    UserOrders,
+    collections::USER_ORDERS,
+    ["buyer_id", "buyer_status"]
+);
 
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
     use crate::projection::testing::{at, order};
     use crate::projection::Targets;
+    use tessera_events::OrderLine;
 
     pub(crate) fn created() -> OrderEvent {
         OrderEvent::OrderCreated {

@@ -2,7 +2,7 @@ use tessera_documents::documents::{collections, pair_id};
 use tessera_documents::shop::SaleDoc;
 use tessera_events::{aggregate, DomainEvent, Envelope, OrderEvent};
 
-use super::orders::{line_doc, status_after};
+use super::orders::status_after;
 use super::{open, Fold, FoldError, Folded, Outcome, Targets};
 
 /// `seller_sales`: each seller's lines of an order (id
@@ -60,7 +60,7 @@ impl Fold for SellerSales {
                 let items: Vec<_> = lines
                     .iter()
                     .filter(|l| l.seller_id == seller_id)
-                    .map(line_doc)
+                    .cloned()
                     .collect();
                 Some(SaleDoc {
                     seller_id: seller_id.to_owned(),
