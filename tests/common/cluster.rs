@@ -138,13 +138,22 @@ impl Cluster {
     pub async fn funded(&self, prefix: &str, n: u32, amount: i64) -> Vec<(String, String)> {
         stream::iter(0..n as usize)
             .map(|i| async move {
-                let res = self
-                    .http
-                    .post(format!("{}/v1/accounts", self.base(i)))
-                    .json(&json!({"email": format!("{prefix}{i}@example.com"), "password": "password123", "nickname": prefix}))
-                    .send()
-                    .await
-                    .expect("the write API answers");
+                // password hashing is bounded: a busy write API answers 503
+                // with Retry-After, and a client tries again
+                let deadline = Deadline::new(Duration::from_secs(60), "an account is registered");
+                let res = loop {
+                    let res = self
+                        .http
+                        .post(format!("{}/v1/accounts", self.base(i)))
+                        .json(&json!({"email": format!("{prefix}{i}@example.com"), "password": "password123", "nickname": prefix}))
+                        .send()
+                        .await
+                        .expect("the write API answers");
+                    if res.status() != StatusCode::SERVICE_UNAVAILABLE {
+                        break res;
+                    }
+                    deadline.tick().await;
+                };
                 assert_eq!(res.status(), StatusCode::CREATED);
                 let body: Value = res.json().await.unwrap();
                 let id = body["account_id"].as_str().unwrap().to_owned();

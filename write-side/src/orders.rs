@@ -82,6 +82,26 @@ pub async fn create(
     ctx: &CommandContext,
 ) -> Result<Created, AppError> {
     let refused = |e: OrderError| AppError::Rejected(Rejection::of(&e));
+    // a repeated key answers the order it made, whatever it asks for now
+    if let Some(known) = ws
+        .directory
+        .order_for_key(buyer_id, &idempotency_key)
+        .await
+        .map_err(state_failed)?
+    {
+        let (status, amount, version) = ws
+            .orders
+            .read(&known.order_id, |o| (o.status(), o.amount(), o.version()))
+            .await?;
+        if status != OrderStatus::None {
+            return Ok(Created {
+                order_id: known.order_id,
+                status: status_name(status),
+                amount,
+                version,
+            });
+        }
+    }
     Order::check_shape(
         wanted.len(),
         wanted.iter().map(|w| w.quantity),

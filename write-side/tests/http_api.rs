@@ -1447,4 +1447,18 @@ async fn shop_commands_refuse_bad_input_and_write_nothing_when_they_do() {
         "every take given back: {kinds:?}"
     );
     assert!(kinds.contains(&"PaymentAborted"), "{kinds:?}");
+    // a repeated key answers the order it made, whatever it asks for now
+    let (s, again) = api
+        .call(
+            "POST",
+            "/v1/orders",
+            Some(&buyer),
+            Some(
+                json!({"items": [{"product_id": "nope", "quantity": 100}], "idempotency_key": "k"}),
+            ),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{again}");
+    assert_eq!(again["order_id"], oid.as_str());
+    assert_eq!(again["amount"], 100);
 }

@@ -156,6 +156,8 @@ pub struct Order {
     /// Every coupon a payment of this order named: what a compensation
     /// gives back.
     coupons_tried: Vec<String>,
+    /// Events applied: the order's version.
+    version: u64,
 }
 
 impl Order {
@@ -169,6 +171,11 @@ impl Order {
 
     pub fn amount(&self) -> i64 {
         self.amount
+    }
+
+    /// The sequence of the order's last event.
+    pub fn version(&self) -> u64 {
+        self.version
     }
 
     pub fn buyer_id(&self) -> &str {
@@ -376,6 +383,7 @@ impl Order {
     }
 
     fn evolve(&mut self, event: OrderEvent) {
+        self.version += 1;
         match event {
             OrderEvent::OrderCreated {
                 buyer_id,
