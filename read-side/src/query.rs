@@ -157,7 +157,7 @@ pub async fn list_page<T>(
 ) -> Result<Json<Page<T>>, ApiError> {
     let (limit, after) = (page.limit, page.after.as_deref());
     // one more than asked: it only tells whether there is a next page
-    let mut found = docs
+    let found = docs
         .list(
             collection,
             ListQuery {
@@ -169,8 +169,18 @@ pub async fn list_page<T>(
         )
         .await
         .map_err(|e| store_failed(&e))?;
-    let more = found.len() > limit;
-    found.truncate(limit);
+    page_of(found, page, view)
+}
+
+/// A page from what a list read found (one more than the page holds, when
+/// there is a next page), each document turned into its view.
+pub fn page_of<T>(
+    mut found: Vec<StoredDoc>,
+    page: &Paging,
+    view: impl Fn(StoredDoc) -> Result<T, ApiError>,
+) -> Result<Json<Page<T>>, ApiError> {
+    let more = found.len() > page.limit;
+    found.truncate(page.limit);
     let next_cursor = if more {
         found.last().map(|d| page.next(&d.id))
     } else {

@@ -24,7 +24,8 @@ use utoipa_axum::routes;
 
 use crate::cursor::Paging;
 use crate::query::{
-    plain, read_one, store_failed, typed, MinVersion, Page, PageParams, DEFAULT_LIMIT, MAX_LIMIT,
+    page_of, plain, read_one, store_failed, typed, MinVersion, Page, PageParams, DEFAULT_LIMIT,
+    MAX_LIMIT,
 };
 use crate::ReadState;
 
@@ -601,19 +602,11 @@ async fn order_page<T>(
         .map_err(|e| store_failed(&e))?;
     // the order id is the last part of a document id
     let key = |d: &StoredDoc| d.id.rsplit(':').next().unwrap_or_default().to_owned();
-    let mut found: Vec<StoredDoc> = found
+    let found: Vec<StoredDoc> = found
         .into_iter()
         .take_while(|d| lower.as_ref().is_none_or(|l| key(d) >= *l))
         .collect();
-    let more = found.len() > page.limit;
-    found.truncate(page.limit);
-    let next_cursor = if more {
-        found.last().map(|d| page.next(&d.id))
-    } else {
-        None
-    };
-    let items = found.into_iter().map(view).collect::<Result<_, _>>()?;
-    Ok(Json(Page { items, next_cursor }))
+    page_of(found, page, view)
 }
 
 /// The caller's orders, newest first, by status and creation time.

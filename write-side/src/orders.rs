@@ -82,53 +82,45 @@ pub async fn create(
     ctx: &CommandContext,
 ) -> Result<Created, AppError> {
     let refused = |e: OrderError| AppError::Rejected(Rejection::of(&e));
-    // a repeated key answers the order it made, whatever it asks for now
-    if let Some(known) = ws
-        .directory
-        .order_for_key(buyer_id, &idempotency_key)
-        .await
-        .map_err(state_failed)?
-    {
-        let (status, amount, version) = ws
-            .orders
-            .read(&known.order_id, |o| (o.status(), o.amount(), o.version()))
-            .await?;
-        if status != OrderStatus::None {
-            return Ok(Created {
-                order_id: known.order_id,
-                status: status_name(status),
-                amount,
-                version,
-            });
-        }
-    }
     Order::check_shape(
         wanted.len(),
         wanted.iter().map(|w| w.quantity),
         &idempotency_key,
     )
     .map_err(refused)?;
-    // priced before the merged lines are checked: an unknown product is a
-    // 404 whatever its quantities
-    let lines = priced(ws, merged(wanted)).await?;
-    Order::check_request(
-        lines.iter().map(|l| (l.product_id.as_str(), l.quantity)),
-        &idempotency_key,
-    )
-    .map_err(refused)?;
-    let now = Utc::now();
     let claimed = ws
         .directory
         .claim_order(&OrderRef {
             order_id: uuid::Uuid::now_v7().to_string(),
             buyer_id: buyer_id.to_owned(),
             idempotency_key: idempotency_key.clone(),
-            due_at: now + chrono::Duration::from_std(ws.order_ttl).unwrap_or_default(),
+            due_at: Utc::now() + chrono::Duration::from_std(ws.order_ttl).unwrap_or_default(),
         })
         .await
         .map_err(state_failed)?;
     let order_id = claimed.order_id;
-    // a repeated key: the order keeps the lines it was made with
+    // a repeated key answers the order it made, whatever it asks for now
+    let (status, amount, version) = ws
+        .orders
+        .read(&order_id, |o| (o.status(), o.amount(), o.version()))
+        .await?;
+    if status != OrderStatus::None {
+        return Ok(Created {
+            order_id,
+            status: status_name(status),
+            amount,
+            version,
+        });
+    }
+    // priced before the merged lines are checked: an unknown product is a
+    // 404 whatever its quantities (a refused request leaves its key
+    // claimed for no order, which the sweeper settles when it is due)
+    let lines = priced(ws, merged(wanted)).await?;
+    Order::check_request(
+        lines.iter().map(|l| (l.product_id.as_str(), l.quantity)),
+        &idempotency_key,
+    )
+    .map_err(refused)?;
     let command = OrderCommand::Create {
         buyer_id: buyer_id.to_owned(),
         lines,

@@ -57,12 +57,6 @@ pub trait Directory: Send + Sync {
     /// before, or `order` now recorded. Concurrent claims of one key all
     /// answer the same order.
     async fn claim_order(&self, order: &OrderRef) -> Result<OrderRef, StateError>;
-    /// The order the buyer's idempotency key named, if it named one.
-    async fn order_for_key(
-        &self,
-        buyer_id: &str,
-        idempotency_key: &str,
-    ) -> Result<Option<OrderRef>, StateError>;
     /// The order is paid or ended and owes nothing: the sweeper can forget it.
     async fn settle_order(&self, order_id: &str) -> Result<(), StateError>;
     /// Puts the order back on the sweeper's list from `due_at` (before a
@@ -214,22 +208,16 @@ macro_rules! sql_state {
                 .execute(&self.pool)
                 .await
                 .map_err(err)?;
-                self.order_for_key(&order.buyer_id, &order.idempotency_key)
-                    .await?
-                    .ok_or_else(|| err("a claimed order key vanished"))
-            }
-
-            async fn order_for_key(&self, buyer_id: &str, idempotency_key: &str) -> Result<Option<OrderRef>, StateError> {
-                let row: Option<OrderRow> = sqlx::query_as(
+                let row: OrderRow = sqlx::query_as(
                     "SELECT order_id, buyer_id, idempotency_key, due_at_ms FROM shop_orders
                       WHERE buyer_id = $1 AND idempotency_key = $2",
                 )
-                .bind(buyer_id)
-                .bind(idempotency_key)
-                .fetch_optional(&self.pool)
+                .bind(&order.buyer_id)
+                .bind(&order.idempotency_key)
+                .fetch_one(&self.pool)
                 .await
                 .map_err(err)?;
-                Ok(row.map(order_ref))
+                Ok(order_ref(row))
             }
 
             async fn settle_order(&self, order_id: &str) -> Result<(), StateError> {
