@@ -75,6 +75,20 @@ fn matrix() -> Vec<Row> {
             None,
             [401, 403, 200, 200, 200],
         ),
+        // the member wrote in the text channel; the room is the member's and the owner's
+        row(
+            "GET",
+            "/v1/channels/{text_channel}/messages",
+            None,
+            [401, 403, 200, 200, 200],
+        ),
+        row(
+            "GET",
+            "/v1/dm/rooms/{room_id}/messages",
+            None,
+            [401, 404, 200, 200, 404],
+        ),
+        row("GET", "/v1/me/dm/rooms", None, [401, 200, 200, 200, 200]),
         row("GET", "/v1/concerts", None, [401, 200, 200, 200, 200]),
         row(
             "GET",
@@ -277,6 +291,38 @@ fn matrix() -> Vec<Row> {
             None,
             [401, 403, 200, 410, 410],
         ),
+        // chat
+        row(
+            "POST",
+            "/v1/channels/{text_channel}/messages",
+            Some(json!({"content": "{who} says hi"})),
+            [401, 403, 201, 201, 403],
+        ),
+        row(
+            "PATCH",
+            "/v1/channels/{text_channel}/messages/{message_id}",
+            Some(json!({"content": "{who} was here"})),
+            [401, 403, 200, 403, 403],
+        ),
+        row(
+            "DELETE",
+            "/v1/channels/{text_channel}/messages/{doomed_message}",
+            None,
+            [401, 403, 200, 410, 410],
+        ),
+        // with the member: a new 1:1 room, not with oneself, the owner's again
+        row(
+            "POST",
+            "/v1/dm/rooms",
+            Some(json!({"user_ids": ["{member_id}"]})),
+            [401, 201, 400, 200, 201],
+        ),
+        row(
+            "POST",
+            "/v1/dm/rooms/{room_id}/messages",
+            Some(json!({"content": "{who} says hi"})),
+            [401, 403, 201, 201, 403],
+        ),
         // concerts, queue and reservations
         row("POST", "/v1/concerts", name(), [401, 403, 403, 403, 201]),
         row(
@@ -387,7 +433,8 @@ fn id(a: &common::Answer, field: &str) -> String {
 /// The fixture: the guild `guild_id` of `owner` with `member` in it, a
 /// forum channel and a post of the member's with a comment of theirs; the
 /// member's reservation; a concert, a schedule and a coupon of the admin's;
-/// a product of the owner's and the member's order of it.
+/// a product of the owner's and the member's order of it; the member's
+/// messages in a text channel and the owner's DM room with the member.
 async fn fixture(
     stack: &Stack,
 ) -> (
@@ -396,8 +443,10 @@ async fn fixture(
 ) {
     let c: &Client = &stack.client;
     let mut tokens = BTreeMap::new();
+    let mut accounts = BTreeMap::new();
     for who in ["other", "member", "owner", "admin"] {
         let (account, token) = c.register(&format!("{who}@example.com"), who).await;
+        accounts.insert(who, account.clone());
         let token = if who == "admin" {
             mint_token(&stack.env, &account, "admin")
         } else {
@@ -464,6 +513,38 @@ async fn fixture(
     ids.insert("channel_id", forum);
     ids.insert("post_id", pid);
     ids.insert("emoji", "👍".to_owned());
+
+    let text = id(
+        &c.post(
+            &format!("/v1/guilds/{gid}/channels"),
+            owner,
+            json!({"name": "chat", "kind": "text"}),
+        )
+        .await,
+        "channel_id",
+    );
+    let message = || {
+        let path = format!("/v1/channels/{text}/messages");
+        async move {
+            id(
+                &c.post(&path, member, json!({"content": "x"})).await,
+                "message_id",
+            )
+        }
+    };
+    ids.insert("message_id", message().await);
+    ids.insert("doomed_message", message().await);
+    ids.insert("text_channel", text);
+    let room = c
+        .post(
+            "/v1/dm/rooms",
+            owner,
+            json!({"user_ids": [accounts["member"]]}),
+        )
+        .await;
+    assert_eq!(room.status, StatusCode::CREATED, "{}", room.body);
+    ids.insert("room_id", id(&room, "room_id"));
+    ids.insert("member_id", accounts["member"].clone());
 
     let concert = id(
         &c.post("/v1/concerts", admin, json!({"name": "Matrix"}))
@@ -555,6 +636,8 @@ async fn every_operation_answers_each_kind_of_caller_as_documented() {
             .replace("{doomed_channel}", "{channel_id}")
             .replace("{doomed_post}", "{post_id}")
             .replace("{doomed_comment}", "{comment_id}")
+            .replace("{text_channel}", "{channel_id}")
+            .replace("{doomed_message}", "{message_id}")
             .split('?')
             .next()
             .unwrap_or_default()

@@ -31,6 +31,8 @@ pub mod collections {
     pub const ORDERS: &str = "orders";
     pub const USER_ORDERS: &str = "user_orders";
     pub const SELLER_SALES: &str = "seller_sales";
+    pub const MESSAGES: &str = "messages";
+    pub const DM_ROOMS: &str = "dm_rooms";
     /// Every projected collection, one per projection (the projector's
     /// `projection::all()` in the same order; a test keeps them equal).
     pub const PROJECTED: &[&str] = &[
@@ -54,6 +56,8 @@ pub mod collections {
         ORDERS,
         USER_ORDERS,
         SELLER_SALES,
+        MESSAGES,
+        DM_ROOMS,
     ];
     /// One document per projection: its checkpoint and counters.
     pub const PROJECTIONS: &str = "projections";

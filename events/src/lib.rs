@@ -9,6 +9,7 @@
 mod account;
 pub mod audit;
 mod board;
+mod chat;
 mod coupon;
 mod envelope;
 mod guild;
@@ -19,6 +20,7 @@ mod upcast;
 
 pub use account::AccountEvent;
 pub use board::PostEvent;
+pub use chat::{MessageEvent, MessagePlace, RoomEvent};
 pub use coupon::CouponEvent;
 pub use envelope::{Envelope, Metadata, SYSTEM_ACTOR};
 pub use guild::{ChannelKind, GuildEvent};
@@ -37,6 +39,8 @@ pub mod aggregate {
     pub const COUPON: &str = "coupon";
     pub const PRODUCT: &str = "product";
     pub const ORDER: &str = "order";
+    pub const MESSAGE: &str = "message";
+    pub const DM_ROOM: &str = "dm_room";
 }
 
 /// An event enum of one aggregate: it names its type and the version of its shape.
@@ -123,6 +127,8 @@ pub enum DomainEvent {
     Coupon(CouponEvent),
     Product(ProductEvent),
     Order(OrderEvent),
+    Message(MessageEvent),
+    Room(RoomEvent),
 }
 
 /// Why an envelope's payload could not be turned into a [`DomainEvent`].
@@ -156,6 +162,8 @@ impl DomainEvent {
             aggregate::COUPON => serde_json::from_value(payload).map(DomainEvent::Coupon),
             aggregate::PRODUCT => serde_json::from_value(payload).map(DomainEvent::Product),
             aggregate::ORDER => serde_json::from_value(payload).map(DomainEvent::Order),
+            aggregate::MESSAGE => serde_json::from_value(payload).map(DomainEvent::Message),
+            aggregate::DM_ROOM => serde_json::from_value(payload).map(DomainEvent::Room),
             other => return Err(DecodeError::UnknownAggregateType(other.to_string())),
         }
         .map_err(bad)

@@ -117,6 +117,26 @@ impl Paging {
         })
     }
 
+    /// Paging of the list at `path` for `caller` with the default and
+    /// greatest limits, for a list whose query has more than `limit` and
+    /// `cursor`.
+    pub fn for_list(
+        key: &CursorKey,
+        path: &str,
+        caller: &str,
+        limit: Option<usize>,
+        cursor: Option<&str>,
+    ) -> Result<Self, ApiError> {
+        Self::new(
+            key,
+            Self::scope(path, caller),
+            limit,
+            MAX_LIMIT,
+            DEFAULT_LIMIT,
+            cursor,
+        )
+    }
+
     /// The scope of a list: its path and its caller.
     pub fn scope(path: &str, caller: &str) -> String {
         format!("{path}\n{caller}")

@@ -23,10 +23,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::cursor::Paging;
-use crate::query::{
-    page_of, plain, read_one, store_failed, typed, MinVersion, Page, PageParams, DEFAULT_LIMIT,
-    MAX_LIMIT,
-};
+use crate::query::{page_of, plain, read_one, store_failed, typed, MinVersion, Page, PageParams};
 use crate::ReadState;
 
 pub fn router() -> OpenApiRouter<ReadState> {
@@ -55,14 +52,7 @@ fn paging(
     limit: Option<usize>,
     cursor: Option<&str>,
 ) -> Result<Paging, ApiError> {
-    Paging::new(
-        &rs.cursors,
-        Paging::scope(uri.path(), &user.user_id),
-        limit,
-        MAX_LIMIT,
-        DEFAULT_LIMIT,
-        cursor,
-    )
+    Paging::for_list(&rs.cursors, uri.path(), &user.user_id, limit, cursor)
 }
 
 // ---- products ----

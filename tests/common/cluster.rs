@@ -31,8 +31,11 @@ pub async fn cluster(extra: &[(&'static str, &str)]) -> Cluster {
         ("TESSERA_QUEUE_ADMIT_INTERVAL_MS", "100"),
         ("TESSERA_COMMAND_MAX_ATTEMPTS", "30"),
         ("TESSERA_LOG", "warn,tessera=info"),
-        // the defaults: a race must not see its holds expire under it
+        // the defaults: a race must not see its holds or orders expire
+        // under it (the scenarios' 8 s order TTL expired a drop's orders
+        // before their payment on a contended CI machine)
         ("TESSERA_HOLD_TTL_SECONDS", "300"),
+        ("TESSERA_ORDER_TTL_SECONDS", "900"),
         ("TESSERA_SWEEP_INTERVAL_MS", "1000"),
     ];
     env.extend_from_slice(extra);

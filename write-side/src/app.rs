@@ -14,11 +14,13 @@ use crate::domain::account::Account;
 use crate::domain::concert::Concert;
 use crate::domain::coupon::Coupon;
 use crate::domain::guild::{Guild, GuildServices, GuildServicesRef};
+use crate::domain::message::{ChatServices, ChatServicesRef, Message};
 use crate::domain::order::Order;
 use crate::domain::post::{
     BoardServices, BoardServicesRef, ChannelFacts, ChannelLookup, Membership, Post,
 };
 use crate::domain::product::Product;
+use crate::domain::room::Room;
 use crate::domain::schedule::{Schedule, ScheduleServices, ScheduleServicesRef};
 use crate::domain::FactUnavailable;
 use crate::store::credentials::CredentialStore;
@@ -53,6 +55,8 @@ pub struct WriteSide {
     pub coupons: CommandBus<Coupon>,
     pub products: CommandBus<Product>,
     pub orders: CommandBus<Order>,
+    pub messages: CommandBus<Message>,
+    pub rooms: Arc<CommandBus<Room>>,
     pub credentials: Arc<dyn CredentialStore>,
     pub auth: Arc<Authenticator>,
     pub readiness: Arc<dyn Readiness>,
@@ -70,13 +74,24 @@ impl WriteSide {
             Arc::new(AccountDirectory(Arc::clone(&accounts)));
         let guilds = Arc::new(CommandBus::new(
             p.store.clone(),
+            Arc::clone(&directory_of_accounts),
+            config,
+        ));
+        let guild_facts = GuildFacts {
+            guilds: Arc::clone(&guilds),
+            directory: Arc::clone(&p.directory),
+        };
+        let rooms = Arc::new(CommandBus::new(
+            p.store.clone(),
             directory_of_accounts,
             config,
         ));
-        let guild_facts: BoardServicesRef = Arc::new(GuildFacts {
-            guilds: Arc::clone(&guilds),
-            directory: Arc::clone(&p.directory),
+        let chat_facts: ChatServicesRef = Arc::new(ChatFacts {
+            guilds: guild_facts.clone(),
+            rooms: Arc::clone(&rooms),
+            accounts: Arc::clone(&accounts),
         });
+        let guild_facts: BoardServicesRef = Arc::new(guild_facts);
         let concerts = Arc::new(CommandBus::new(p.store.clone(), (), config));
         let concert_facts: ScheduleServicesRef = Arc::new(ConcertFacts(Arc::clone(&concerts)));
         Self {
@@ -85,6 +100,8 @@ impl WriteSide {
             coupons: CommandBus::new(p.store.clone(), (), config),
             products: CommandBus::new(p.store.clone(), (), config),
             orders: CommandBus::new(p.store.clone(), (), config),
+            messages: CommandBus::new(p.store.clone(), chat_facts, config),
+            rooms,
             store: p.store,
             accounts,
             guilds,
@@ -116,6 +133,7 @@ impl GuildServices for AccountDirectory {
 
 /// Answers board decisions from the guild aggregate; the directory only says
 /// which guild to ask about a channel.
+#[derive(Clone)]
 struct GuildFacts {
     guilds: Arc<CommandBus<Guild>>,
     directory: Arc<dyn Directory>,
@@ -161,6 +179,46 @@ impl BoardServices for GuildFacts {
                 nickname: g.member_nickname(user_id).map(str::to_owned),
                 guild_version: g.version(),
             })
+            .await
+            .map_err(FactUnavailable::new)
+    }
+}
+
+/// Answers chat decisions: channels and memberships as [`GuildFacts`]
+/// does, rooms and nicknames from their aggregates.
+struct ChatFacts {
+    guilds: GuildFacts,
+    rooms: Arc<CommandBus<Room>>,
+    accounts: Arc<CommandBus<Account>>,
+}
+
+#[async_trait]
+impl BoardServices for ChatFacts {
+    async fn channel(&self, channel_id: &str) -> Result<ChannelLookup, FactUnavailable> {
+        self.guilds.channel(channel_id).await
+    }
+
+    async fn membership(
+        &self,
+        guild_id: &str,
+        user_id: &str,
+    ) -> Result<Membership, FactUnavailable> {
+        self.guilds.membership(guild_id, user_id).await
+    }
+}
+
+#[async_trait]
+impl ChatServices for ChatFacts {
+    async fn room_members(&self, room_id: &str) -> Result<Option<Vec<String>>, FactUnavailable> {
+        self.rooms
+            .read(room_id, |r| r.exists().then(|| r.members().to_vec()))
+            .await
+            .map_err(FactUnavailable::new)
+    }
+
+    async fn account_nickname(&self, user_id: &str) -> Result<Option<String>, FactUnavailable> {
+        self.accounts
+            .read(user_id, |a| a.exists().then(|| a.nickname().to_owned()))
             .await
             .map_err(FactUnavailable::new)
     }

@@ -15,8 +15,10 @@ mod channel_posts;
 mod channels;
 mod concerts;
 mod coupons;
+mod dm_rooms;
 mod guild_members;
 mod guilds;
+mod messages;
 mod orders;
 mod point_history;
 mod popular_products;
@@ -42,8 +44,10 @@ pub use channel_posts::ChannelPosts;
 pub use channels::Channels;
 pub use concerts::Concerts;
 pub use coupons::{Coupons, UserCoupons};
+pub use dm_rooms::DmRooms;
 pub use guild_members::GuildMembers;
 pub use guilds::Guilds;
+pub use messages::Messages;
 pub use orders::{Orders, UserOrders};
 pub use point_history::PointHistory;
 pub use popular_products::PopularProducts;
@@ -215,6 +219,8 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
         Arc::new(Orders),
         Arc::new(UserOrders),
         Arc::new(SellerSales),
+        Arc::new(Messages),
+        Arc::new(DmRooms),
     ]
 }
 
@@ -305,7 +311,7 @@ pub(crate) mod testing {
     use serde_json::json;
     use tessera_events::{
         AccountEvent, ConcertEvent, CouponEvent, DomainEvent, Envelope, EventKind, GuildEvent,
-        Metadata, OrderEvent, PostEvent, ProductEvent, ScheduleEvent,
+        MessageEvent, Metadata, OrderEvent, PostEvent, ProductEvent, RoomEvent, ScheduleEvent,
     };
 
     pub fn at(minute: u32) -> chrono::DateTime<Utc> {
@@ -360,6 +366,14 @@ pub(crate) mod testing {
 
     pub fn coupon(id: &str, sequence: u64, event: CouponEvent) -> (Envelope, DomainEvent) {
         (envelope(id, sequence, &event), DomainEvent::Coupon(event))
+    }
+
+    pub fn message(id: &str, sequence: u64, event: MessageEvent) -> (Envelope, DomainEvent) {
+        (envelope(id, sequence, &event), DomainEvent::Message(event))
+    }
+
+    pub fn room(id: &str, sequence: u64, event: RoomEvent) -> (Envelope, DomainEvent) {
+        (envelope(id, sequence, &event), DomainEvent::Room(event))
     }
 }
 

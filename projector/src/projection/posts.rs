@@ -8,7 +8,7 @@ use tessera_documents::documents::{collections, CommentDoc, PostDoc};
 /// reaches every post and comment of theirs through the `nick_keys` index.
 pub struct Posts;
 
-fn nick_key(guild_id: &str, user_id: &str) -> String {
+pub(super) fn nick_key(guild_id: &str, user_id: &str) -> String {
     format!("{guild_id}:{user_id}")
 }
 

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod board;
+mod chat;
 mod concerts;
 mod coupons;
 mod guilds;
@@ -34,8 +35,8 @@ pub struct Cast {
     pub rival: String,
 }
 
-/// The board, concerts/queue/reservations, coupons and shop sections of
-/// API.md end to end. Expects the hold TTL and the order TTL to be a few
+/// The board, chat, concerts/queue/reservations, coupons and shop sections
+/// of API.md end to end. Expects the hold TTL and the order TTL to be a few
 /// seconds and the queue to admit within a second.
 pub async fn board_and_commerce(c: &Client, admin: &str) {
     let (_, poster) = c.register("poster@example.com", "poster").await;
@@ -48,6 +49,7 @@ pub async fn board_and_commerce(c: &Client, admin: &str) {
         rival,
     };
     board::board(c, &cast).await;
+    chat::chat(c).await;
     concerts::concerts_and_reservations(c, admin, &cast).await;
     shop::shop(c, admin).await;
 }

@@ -7,9 +7,11 @@ pub mod account;
 pub mod concert;
 pub mod coupon;
 pub mod guild;
+pub mod message;
 pub mod order;
 pub mod post;
 pub mod product;
+pub mod room;
 pub mod schedule;
 
 use std::fmt::Debug;

@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod answer;
 pub mod board;
+pub mod chat;
 pub mod concerts;
 pub mod coupons;
 pub mod guilds;
@@ -30,6 +31,7 @@ fn routes() -> OpenApiRouter<WriteState> {
         .merge(coupons::router())
         .merge(products::router())
         .merge(orders::router())
+        .merge(chat::router())
 }
 
 /// The command routes (no ops routes, no layers).
@@ -62,7 +64,7 @@ where
     components(schemas(error::ErrorBody, error::ErrorDetail, Version)),
     modifiers(&BearerAuth),
     tags((name = "accounts"), (name = "guilds"), (name = "board"), (name = "concerts"), (name = "queue"),
-        (name = "reservations"), (name = "coupons"), (name = "shop")),
+        (name = "reservations"), (name = "coupons"), (name = "shop"), (name = "chat")),
 )]
 pub struct WriteApiDoc;
 
