@@ -6,6 +6,7 @@ mod logging;
 mod progress;
 mod roles;
 mod settings;
+mod unread;
 mod wiring;
 
 fn main() -> std::process::ExitCode {

@@ -26,6 +26,7 @@ use tessera_write_side::app::{Parts, WriteSide, WriteState};
 use tessera_write_side::background;
 use tessera_write_side::bus::BusConfig;
 use tessera_write_side::health::SqlReady;
+use tessera_write_side::inbox::UnreadCount;
 use tessera_write_side::leader::Leadership;
 use tessera_write_side::relay::{Relay, RelayConfig};
 use tessera_write_side::store::credentials::{PgCredentials, SqliteCredentials};
@@ -39,6 +40,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::{Cli, Command};
 use crate::logging;
 use crate::settings::Settings;
+use crate::unread::DocsUnread;
 use crate::wiring::{self, authenticator, files, jwt_secret, mongo, mongo_with_timeout};
 
 pub async fn run(cli: Cli) -> Result<()> {
@@ -303,6 +305,7 @@ async fn serve(s: &Settings) -> Result<()> {
         bus: bus_config(s),
         hold_ttl: s.hold_ttl(),
         order_ttl: s.order_ttl(),
+        unread: Some(Arc::new(DocsUnread::new(Arc::clone(&docs)))),
     }));
     let log: Arc<dyn EventLog> = Arc::new(SqliteEventLog::new(events));
     let read = ReadSide {
@@ -365,6 +368,11 @@ async fn serve(s: &Settings) -> Result<()> {
 
 async fn write_api(s: &Settings) -> Result<()> {
     let pool = postgres_pool(s).await?;
+    // marking notifications read answers the count the read models hold
+    let unread: Option<Arc<dyn UnreadCount>> = match &s.mongodb_uri {
+        Some(_) => Some(Arc::new(DocsUnread::new(mongo(s).await?))),
+        None => None,
+    };
     // credentials get their own pool (see store::credentials)
     let url = s
         .database_url
@@ -390,6 +398,7 @@ async fn write_api(s: &Settings) -> Result<()> {
         bus: bus_config(s),
         hold_ttl: s.hold_ttl(),
         order_ttl: s.order_ttl(),
+        unread,
     }));
     let shutdown = shutdown_signal();
     let background = background::spawn(

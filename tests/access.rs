@@ -89,6 +89,12 @@ fn matrix() -> Vec<Row> {
             [401, 404, 200, 200, 404],
         ),
         row("GET", "/v1/me/dm/rooms", None, [401, 200, 200, 200, 200]),
+        row(
+            "GET",
+            "/v1/me/notifications",
+            None,
+            [401, 200, 200, 200, 200],
+        ),
         row("GET", "/v1/concerts", None, [401, 200, 200, 200, 200]),
         row(
             "GET",
@@ -322,6 +328,12 @@ fn matrix() -> Vec<Row> {
             "/v1/dm/rooms/{room_id}/messages",
             Some(json!({"content": "{who} says hi"})),
             [401, 403, 201, 201, 403],
+        ),
+        row(
+            "POST",
+            "/v1/me/notifications/read",
+            Some(json!({"up_to": "0000000000000000001-order_paid"})),
+            [401, 200, 200, 200, 200],
         ),
         // concerts, queue and reservations
         row("POST", "/v1/concerts", name(), [401, 403, 403, 403, 201]),

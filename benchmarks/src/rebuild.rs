@@ -141,6 +141,7 @@ impl View<Account> for AccountView {
             AccountEvent::PointsCharged { balance, .. }
             | AccountEvent::PointsUsed { balance, .. }
             | AccountEvent::PointsRefunded { balance, .. } => self.balance = *balance,
+            AccountEvent::NotificationsRead { .. } => {}
         }
     }
 }

@@ -33,6 +33,7 @@ pub mod collections {
     pub const SELLER_SALES: &str = "seller_sales";
     pub const MESSAGES: &str = "messages";
     pub const DM_ROOMS: &str = "dm_rooms";
+    pub const NOTIFICATIONS: &str = "notifications";
     /// Every projected collection, one per projection (the projector's
     /// `projection::all()` in the same order; a test keeps them equal).
     pub const PROJECTED: &[&str] = &[
@@ -58,6 +59,7 @@ pub mod collections {
         SELLER_SALES,
         MESSAGES,
         DM_ROOMS,
+        NOTIFICATIONS,
     ];
     /// One document per projection: its checkpoint and counters.
     pub const PROJECTIONS: &str = "projections";
@@ -72,6 +74,9 @@ pub struct AccountDoc {
     pub profile_image: Option<String>,
     pub balance: i64,
     pub created_at: DateTime<Utc>,
+    /// The newest of the account's notifications it marked read.
+    #[serde(default)]
+    pub notifications_read_up_to: Option<String>,
     pub version: u64,
 }
 

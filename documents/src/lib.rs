@@ -8,6 +8,7 @@
 pub mod chat;
 pub mod documents;
 pub mod live;
+pub mod notifications;
 pub mod shop;
 pub mod status;
 pub mod store;

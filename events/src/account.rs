@@ -32,6 +32,10 @@ pub enum AccountEvent {
         balance: i64,
         reference: String,
     },
+    /// The account's notifications up to this one (by id) are read.
+    NotificationsRead {
+        up_to: String,
+    },
 }
 
 event_kind!(AccountEvent: aggregate::ACCOUNT, version "1.0" {
@@ -40,4 +44,5 @@ event_kind!(AccountEvent: aggregate::ACCOUNT, version "1.0" {
     PointsCharged,
     PointsUsed,
     PointsRefunded,
+    NotificationsRead,
 });

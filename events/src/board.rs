@@ -26,12 +26,15 @@ pub enum PostEvent {
     PostDeleted {
         by: String,
     },
+    /// `post_author_id`: whom the comment notifies (since 1.1; `null` in
+    /// older events, which notify no one).
     CommentAdded {
         comment_id: String,
         author_id: String,
         author_nickname: String,
         guild_version: u64,
         content: String,
+        post_author_id: Option<String>,
     },
     CommentEdited {
         comment_id: String,
@@ -40,9 +43,11 @@ pub enum PostEvent {
     CommentDeleted {
         comment_id: String,
     },
+    /// `post_author_id` as for [`CommentAdded`](Self::CommentAdded).
     ReactionAdded {
         user_id: String,
         emoji: String,
+        post_author_id: Option<String>,
     },
     ReactionRemoved {
         user_id: String,
@@ -50,7 +55,7 @@ pub enum PostEvent {
     },
 }
 
-event_kind!(PostEvent: aggregate::POST, version "1.0" {
+event_kind!(PostEvent: aggregate::POST, version "1.1" {
     PostCreated,
     PostEdited,
     PostDeleted,

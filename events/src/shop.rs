@@ -84,9 +84,13 @@ pub enum OrderEvent {
     PaymentAborted {
         reason: String,
     },
+    /// `buyer_id` and `seller_ids` (sorted, each once): whom the payment
+    /// notifies (since 1.1; `null` and empty in older events).
     OrderPaid {
         paid_amount: i64,
         paid_at: chrono::DateTime<chrono::Utc>,
+        buyer_id: Option<String>,
+        seller_ids: Vec<String>,
     },
     /// `refund`: the points a paid order gives back (its stock goes back too).
     OrderCancelled {
@@ -96,7 +100,7 @@ pub enum OrderEvent {
     OrderExpired,
 }
 
-event_kind!(OrderEvent: aggregate::ORDER, version "1.0" {
+event_kind!(OrderEvent: aggregate::ORDER, version "1.1" {
     OrderCreated,
     PaymentStarted,
     PaymentAborted,

@@ -17,9 +17,45 @@ pub struct Upcaster {
 
 /// Every upcaster of every aggregate, oldest step first.
 ///
-/// Empty while every event is at its first version; a shape change adds the
-/// new version to the event's `event_version()` and a step here.
-pub const UPCASTERS: &[Upcaster] = &[];
+/// A shape change adds the new version to the event's `event_version()` and
+/// a step here.
+pub const UPCASTERS: &[Upcaster] = &[
+    Upcaster {
+        aggregate_type: crate::aggregate::POST,
+        event_type: "CommentAdded",
+        to_version: "1.1",
+        upcast: no_post_author,
+    },
+    Upcaster {
+        aggregate_type: crate::aggregate::POST,
+        event_type: "ReactionAdded",
+        to_version: "1.1",
+        upcast: no_post_author,
+    },
+    Upcaster {
+        aggregate_type: crate::aggregate::ORDER,
+        event_type: "OrderPaid",
+        to_version: "1.1",
+        upcast: no_recipients,
+    },
+];
+
+/// Post events before 1.1 did not name the post's author: they notify no one.
+fn no_post_author(mut v: Value) -> Value {
+    if let Some(o) = v.as_object_mut() {
+        o.entry("post_author_id").or_insert(Value::Null);
+    }
+    v
+}
+
+/// Payments before 1.1 did not name the buyer and sellers: they notify no one.
+fn no_recipients(mut v: Value) -> Value {
+    if let Some(o) = v.as_object_mut() {
+        o.entry("buyer_id").or_insert(Value::Null);
+        o.entry("seller_ids").or_insert(Value::Array(Vec::new()));
+    }
+    v
+}
 
 /// Brings an envelope's payload to the current shape using `upcasters`
 /// (normally [`UPCASTERS`]).
@@ -146,6 +182,44 @@ mod tests {
         assert_eq!(e.event_version, "2.0");
         assert_eq!(e.payload["nickname"], "kim");
         assert!(e.payload.get("nick").is_none());
+    }
+
+    #[test]
+    fn events_of_before_notifications_read_as_notifying_no_one() {
+        let mut comment = envelope(
+            "1.0",
+            json!({"type": "CommentAdded", "comment_id": "c", "author_id": "a",
+                   "author_nickname": "A", "guild_version": 1, "content": "x"}),
+        );
+        comment.aggregate_type = "post".into();
+        comment.event_type = "CommentAdded".into();
+        upcast(&mut comment, UPCASTERS);
+        assert_eq!(comment.event_version, "1.1");
+        assert_eq!(comment.payload["post_author_id"], Value::Null);
+        assert!(matches!(
+            crate::DomainEvent::decode(&comment),
+            Ok(crate::DomainEvent::Post(crate::PostEvent::CommentAdded {
+                post_author_id: None,
+                ..
+            }))
+        ));
+        let mut paid = envelope(
+            "1.0",
+            json!({"type": "OrderPaid", "paid_amount": 5, "paid_at": "2026-01-01T00:00:00Z"}),
+        );
+        paid.aggregate_type = "order".into();
+        paid.event_type = "OrderPaid".into();
+        upcast(&mut paid, UPCASTERS);
+        assert!(matches!(
+            crate::DomainEvent::decode(&paid),
+            Ok(crate::DomainEvent::Order(crate::OrderEvent::OrderPaid { buyer_id: None, ref seller_ids, .. })) if seller_ids.is_empty()
+        ));
+        // a post's other events keep the version they were written at
+        let mut created = envelope("1.0", json!({"type": "PostCreated"}));
+        created.aggregate_type = "post".into();
+        created.event_type = "PostCreated".into();
+        upcast(&mut created, UPCASTERS);
+        assert_eq!(created.event_version, "1.0");
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod concerts;
 mod coupons;
 mod cursor;
 mod guilds;
+mod notifications;
 mod query;
 mod shop;
 
@@ -89,6 +90,7 @@ fn routes() -> OpenApiRouter<ReadState> {
         .merge(coupons::router())
         .merge(shop::router())
         .merge(chat::router())
+        .merge(notifications::router())
         .merge(admin::router())
 }
 
@@ -101,7 +103,7 @@ pub fn router(state: ReadState) -> Router {
 #[openapi(
     info(title = "Tessera read API", description = "Queries over projected documents. Reads of one document accept `min_version`: the server waits up to 2 s for the document to reach it and marks an older answer with `X-Stale: true`. Lists take `limit` (1..=100, default 20) and the opaque `cursor` of the previous page."),
     tags((name = "accounts"), (name = "guilds"), (name = "board"), (name = "concerts"), (name = "queue"),
-        (name = "reservations"), (name = "coupons"), (name = "shop"), (name = "chat"), (name = "admin")),
+        (name = "reservations"), (name = "coupons"), (name = "shop"), (name = "chat"), (name = "notifications"), (name = "admin")),
 )]
 pub struct ReadApiDoc;
 

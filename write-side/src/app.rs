@@ -23,6 +23,7 @@ use crate::domain::product::Product;
 use crate::domain::room::Room;
 use crate::domain::schedule::{Schedule, ScheduleServices, ScheduleServicesRef};
 use crate::domain::FactUnavailable;
+use crate::inbox::UnreadCount;
 use crate::store::credentials::CredentialStore;
 use crate::store::state::Directory;
 use crate::store::Store;
@@ -43,6 +44,9 @@ pub struct Parts {
     pub hold_ttl: Duration,
     /// How long an order may stay unpaid.
     pub order_ttl: Duration,
+    /// Counts unread notifications, where a notifications read model is
+    /// reachable.
+    pub unread: Option<Arc<dyn UnreadCount>>,
 }
 
 pub struct WriteSide {
@@ -64,6 +68,7 @@ pub struct WriteSide {
     pub queue: Arc<QueueGate>,
     pub hold_ttl: Duration,
     pub order_ttl: Duration,
+    pub unread: Option<Arc<dyn UnreadCount>>,
 }
 
 impl WriteSide {
@@ -113,6 +118,7 @@ impl WriteSide {
             queue: p.queue,
             hold_ttl: p.hold_ttl,
             order_ttl: p.order_ttl,
+            unread: p.unread,
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod bus;
 pub mod domain;
 pub mod health;
 pub mod http;
+pub mod inbox;
 pub mod leader;
 pub mod orders;
 pub mod payment;

@@ -62,6 +62,7 @@ async fn api() -> Api {
         bus: BusConfig::default(),
         hold_ttl: Duration::from_secs(300),
         order_ttl: Duration::from_secs(900),
+        unread: None,
     });
     let app = with_common_layers(
         Router::new()

@@ -42,6 +42,7 @@ async fn write_side(dir: &std::path::Path) -> WriteSide {
         bus: BusConfig::default(),
         hold_ttl: Duration::from_secs(300),
         order_ttl: Duration::from_secs(900),
+        unread: None,
     })
 }
 

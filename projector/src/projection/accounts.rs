@@ -29,6 +29,7 @@ impl Fold for Accounts {
                 profile_image: None,
                 balance: 0,
                 created_at: envelope.metadata.occurred_at,
+                notifications_read_up_to: None,
                 version: 1,
             }),
             _ => None,
@@ -48,6 +49,9 @@ impl Fold for Accounts {
                 AccountEvent::PointsCharged { balance, .. }
                 | AccountEvent::PointsUsed { balance, .. }
                 | AccountEvent::PointsRefunded { balance, .. } => doc.balance = *balance,
+                AccountEvent::NotificationsRead { up_to } => {
+                    doc.notifications_read_up_to = Some(up_to.clone());
+                }
             }
             doc.version = sequence;
             Ok(Outcome::Put(doc))

@@ -19,6 +19,7 @@ mod dm_rooms;
 mod guild_members;
 mod guilds;
 mod messages;
+mod notifications;
 mod orders;
 mod point_history;
 mod popular_products;
@@ -48,6 +49,7 @@ pub use dm_rooms::DmRooms;
 pub use guild_members::GuildMembers;
 pub use guilds::Guilds;
 pub use messages::Messages;
+pub use notifications::{notices, Notice, Notifications};
 pub use orders::{Orders, UserOrders};
 pub use point_history::PointHistory;
 pub use popular_products::PopularProducts;
@@ -221,6 +223,7 @@ pub fn all() -> Vec<Arc<dyn Projection>> {
         Arc::new(SellerSales),
         Arc::new(Messages),
         Arc::new(DmRooms),
+        Arc::new(Notifications),
     ]
 }
 

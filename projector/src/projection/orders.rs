@@ -71,6 +71,7 @@ fn fold_order(doc: Option<OrderDoc>, envelope: &Envelope, event: &DomainEvent) -
             OrderEvent::OrderPaid {
                 paid_amount,
                 paid_at,
+                ..
             } => {
                 doc.paid_amount = Some(*paid_amount);
                 doc.paid_at = Some(*paid_at);
@@ -159,6 +160,8 @@ pub(super) mod tests {
             OrderEvent::OrderPaid {
                 paid_amount: 1200,
                 paid_at: at(2),
+                buyer_id: Some("ann".into()),
+                seller_ids: vec!["sam".into()],
             },
         ];
         let mut doc = None;

@@ -131,6 +131,7 @@ impl Fold for Posts {
                     author_nickname,
                     guild_version,
                     content,
+                    ..
                 } => {
                     let key = nick_key(&doc.guild_id, author_id);
                     if !doc.nick_keys.contains(&key) {
@@ -231,6 +232,7 @@ mod tests {
             author_nickname: nick.into(),
             guild_version,
             content: "hi".into(),
+            post_author_id: Some("ann".into()),
         }
     }
 
@@ -246,6 +248,7 @@ mod tests {
                 PostEvent::ReactionAdded {
                     user_id: "bob".into(),
                     emoji: "👍".into(),
+                    post_author_id: Some("ann".into()),
                 },
             ),
             post(
@@ -254,6 +257,7 @@ mod tests {
                 PostEvent::ReactionAdded {
                     user_id: "ann".into(),
                     emoji: "👍".into(),
+                    post_author_id: Some("ann".into()),
                 },
             ),
             post(

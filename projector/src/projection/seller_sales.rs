@@ -128,6 +128,8 @@ mod tests {
             OrderEvent::OrderPaid {
                 paid_amount: 1300,
                 paid_at: at(2),
+                buyer_id: Some("ann".into()),
+                seller_ids: vec!["sam".into()],
             },
         );
         // an event past the next one is a gap

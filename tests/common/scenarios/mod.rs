@@ -7,6 +7,7 @@ mod chat;
 mod concerts;
 mod coupons;
 mod guilds;
+mod notifications;
 mod shop;
 
 use super::Client;
@@ -35,8 +36,8 @@ pub struct Cast {
     pub rival: String,
 }
 
-/// The board, chat, concerts/queue/reservations, coupons and shop sections
-/// of API.md end to end. Expects the hold TTL and the order TTL to be a few
+/// The board, chat, concerts/queue/reservations, coupons, shop and
+/// notifications sections of API.md end to end. Expects the hold TTL and the order TTL to be a few
 /// seconds and the queue to admit within a second.
 pub async fn board_and_commerce(c: &Client, admin: &str) {
     let (_, poster) = c.register("poster@example.com", "poster").await;
@@ -52,4 +53,5 @@ pub async fn board_and_commerce(c: &Client, admin: &str) {
     chat::chat(c).await;
     concerts::concerts_and_reservations(c, admin, &cast).await;
     shop::shop(c, admin).await;
+    notifications::notifications(c, admin).await;
 }

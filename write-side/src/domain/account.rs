@@ -12,7 +12,8 @@ super::named!(AccountCommand {
     UpdateProfile,
     Charge,
     Use,
-    Refund
+    Refund,
+    MarkNotificationsRead,
 });
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +40,11 @@ pub enum AccountCommand {
     /// Gives back the points spent under `reference` (compensation).
     Refund {
         reference: String,
+    },
+    /// Marks the account's notifications up to `up_to` (a notification id)
+    /// read. Ids sort by age: an older mark than the last changes nothing.
+    MarkNotificationsRead {
+        up_to: String,
     },
 }
 
@@ -125,6 +131,8 @@ pub struct Account {
     version: u64,
     charges: HashMap<String, ChargeReceipt>,
     spends: HashMap<String, Spend>,
+    /// The newest notification marked read.
+    read_up_to: Option<String>,
 }
 
 impl Account {
@@ -147,6 +155,11 @@ impl Account {
 
     pub fn version(&self) -> u64 {
         self.version
+    }
+
+    /// The newest notification marked read, if any.
+    pub fn notifications_read_up_to(&self) -> Option<&str> {
+        self.read_up_to.as_deref()
     }
 
     /// The answer given to a charge with this key, if there was one.
@@ -265,6 +278,16 @@ impl Account {
                     reference,
                 }
             }
+            AccountCommand::MarkNotificationsRead { up_to } => {
+                let (min, max) = limits::NOTIFICATION_ID;
+                if !name_ok(&up_to, min, max) {
+                    return Err(AccountError::Invalid { field: "up_to" });
+                }
+                if self.read_up_to.as_ref().is_some_and(|r| *r >= up_to) {
+                    return Ok(None);
+                }
+                AccountEvent::NotificationsRead { up_to }
+            }
         };
         Ok(Some(event))
     }
@@ -325,6 +348,7 @@ impl Account {
                     spend.refunded = true;
                 }
             }
+            AccountEvent::NotificationsRead { up_to } => self.read_up_to = Some(up_to),
         }
     }
 }
@@ -607,5 +631,37 @@ mod tests {
                 reference: "nope".into(),
             })
             .then_expect_error(AccountError::UnknownReference);
+    }
+
+    #[test]
+    fn notifications_are_marked_read_forward_only() {
+        let read = |up_to: &str| AccountCommand::MarkNotificationsRead {
+            up_to: up_to.into(),
+        };
+        let marked = |up_to: &str| {
+            Recorded(AccountEvent::NotificationsRead {
+                up_to: up_to.into(),
+            })
+        };
+        AccountTest::with(())
+            .given(vec![registered()])
+            .when(read("0000000000000000042-order_paid"))
+            .then_expect_events(vec![marked("0000000000000000042-order_paid")]);
+        for older_or_same in ["0000000000000000041-x", "0000000000000000042-x"] {
+            AccountTest::with(())
+                .given(vec![registered(), marked("0000000000000000042-x")])
+                .when(read(older_or_same))
+                .then_expect_events(vec![]);
+        }
+        for bad in ["", " ", "a\u{0}b", &"9".repeat(65)] {
+            AccountTest::with(())
+                .given(vec![registered()])
+                .when(read(bad))
+                .then_expect_error(AccountError::Invalid { field: "up_to" });
+        }
+        AccountTest::with(())
+            .given_no_previous_events()
+            .when(read("1"))
+            .then_expect_error(AccountError::NotFound);
     }
 }

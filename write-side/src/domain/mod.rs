@@ -213,6 +213,7 @@ pub mod limits {
     pub const PROFILE_IMAGE: (usize, usize) = (1, 2048);
     pub const CHARGE_AMOUNT: (i64, i64) = (1, 1_000_000);
     pub const IDEMPOTENCY_KEY: (usize, usize) = (1, 128);
+    pub const NOTIFICATION_ID: (usize, usize) = (1, 64);
     /// Upper bound of a balance, so that no sequence of charges overflows.
     pub const MAX_BALANCE: i64 = 1_000_000_000_000;
 }

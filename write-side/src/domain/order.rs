@@ -337,9 +337,15 @@ impl Order {
                 paid_at,
             } => match self.status {
                 OrderStatus::Paying if self.attempt() == Some(attempt.as_str()) => {
+                    let mut seller_ids: Vec<String> =
+                        self.lines.iter().map(|l| l.seller_id.clone()).collect();
+                    seller_ids.sort_unstable();
+                    seller_ids.dedup();
                     OrderEvent::OrderPaid {
                         paid_amount,
                         paid_at,
+                        buyer_id: Some(self.buyer_id.clone()),
+                        seller_ids,
                     }
                 }
                 OrderStatus::Paid => return Ok(None),
@@ -505,6 +511,8 @@ mod tests {
         OrderEvent::OrderPaid {
             paid_amount: 1300,
             paid_at: at(5),
+            buyer_id: Some("bo".into()),
+            seller_ids: vec!["sam".into()],
         }
     }
 

@@ -342,6 +342,7 @@ impl Post {
                     author_nickname,
                     guild_version,
                     content,
+                    post_author_id: Some(self.author_id.clone()),
                 }
             }
             PostCommand::EditComment {
@@ -381,6 +382,7 @@ impl Post {
                 PostEvent::ReactionAdded {
                     user_id: actor,
                     emoji,
+                    post_author_id: Some(self.author_id.clone()),
                 }
             }
             PostCommand::Unreact { actor, emoji } => {
@@ -453,7 +455,7 @@ impl Post {
                     c.deleted = true;
                 }
             }
-            PostEvent::ReactionAdded { user_id, emoji } => {
+            PostEvent::ReactionAdded { user_id, emoji, .. } => {
                 self.reactions.entry(emoji).or_default().insert(user_id);
             }
             PostEvent::ReactionRemoved { user_id, emoji } => {
@@ -555,6 +557,7 @@ mod tests {
             author_nickname: nickname.into(),
             guild_version: 7,
             content: "hi".into(),
+            post_author_id: Some("ann".into()),
         }
     }
 
@@ -712,6 +715,7 @@ mod tests {
         let added = PostEvent::ReactionAdded {
             user_id: "bob".into(),
             emoji: "👍".into(),
+            post_author_id: Some("ann".into()),
         };
         let react = PostCommand::React {
             actor: "bob".into(),

@@ -7,6 +7,7 @@ pub mod chat;
 pub mod concerts;
 pub mod coupons;
 pub mod guilds;
+pub mod notifications;
 pub mod orders;
 pub mod products;
 
@@ -32,6 +33,7 @@ fn routes() -> OpenApiRouter<WriteState> {
         .merge(products::router())
         .merge(orders::router())
         .merge(chat::router())
+        .merge(notifications::router())
 }
 
 /// The command routes (no ops routes, no layers).
@@ -64,7 +66,7 @@ where
     components(schemas(error::ErrorBody, error::ErrorDetail, Version)),
     modifiers(&BearerAuth),
     tags((name = "accounts"), (name = "guilds"), (name = "board"), (name = "concerts"), (name = "queue"),
-        (name = "reservations"), (name = "coupons"), (name = "shop"), (name = "chat")),
+        (name = "reservations"), (name = "coupons"), (name = "shop"), (name = "chat"), (name = "notifications")),
 )]
 pub struct WriteApiDoc;
 
