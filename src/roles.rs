@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use async_trait::async_trait;
 use axum::Router;
 use secrecy::ExposeSecret;
+use tessera_documents::changes::Broadcast;
 use tessera_documents::live::LiveCollections;
 use tessera_documents::store::embedded::EmbeddedStore;
 use tessera_documents::store::DocumentStore;
@@ -21,7 +22,7 @@ use tessera_projector::feed::tail::TailFeed;
 use tessera_projector::projection::{self, Projection};
 use tessera_projector::runner::{new_instance_id, Health, Projector, RetryPolicy};
 use tessera_queue::QueueGate;
-use tessera_read_side::{CursorKey, ReadSide, ReadState};
+use tessera_read_side::{CursorKey, LiveFeed, ReadSide, ReadState};
 use tessera_write_side::app::{Parts, WriteSide, WriteState};
 use tessera_write_side::background;
 use tessera_write_side::bus::BusConfig;
@@ -88,6 +89,21 @@ fn metrics_render() -> tessera_http::ops::MetricsRender {
 }
 
 /// Cancelled on SIGTERM or Ctrl-C.
+/// Changes a slow stream may fall behind before it catches up on its
+/// notifications from the read model.
+const CHANGE_FEED_CAPACITY: usize = 4096;
+
+/// The change feed of a read API, with its streams ended at shutdown.
+fn live_feed(changes: Broadcast, shutdown: &CancellationToken) -> LiveFeed {
+    let (close, closing) = tokio::sync::watch::channel(false);
+    let shutdown = shutdown.clone();
+    tokio::spawn(async move {
+        shutdown.cancelled().await;
+        let _ = close.send(true);
+    });
+    LiveFeed { changes, closing }
+}
+
 fn shutdown_signal() -> CancellationToken {
     let token = CancellationToken::new();
     let t = token.clone();
@@ -308,6 +324,9 @@ async fn serve(s: &Settings) -> Result<()> {
         unread: Some(Arc::new(DocsUnread::new(Arc::clone(&docs)))),
     }));
     let log: Arc<dyn EventLog> = Arc::new(SqliteEventLog::new(events));
+    let shutdown = shutdown_signal();
+    // the projectors announce to the streams in this process
+    let changes = Broadcast::new(CHANGE_FEED_CAPACITY);
     let read = ReadSide {
         live: LiveCollections::new(Arc::clone(&docs)),
         docs: Arc::clone(&docs),
@@ -316,8 +335,8 @@ async fn serve(s: &Settings) -> Result<()> {
         queue,
         min_version_wait: s.min_version_wait(),
         cursors: CursorKey::derive(secret.expose_secret().as_bytes()),
+        live_feed: Some(live_feed(changes.clone(), &shutdown)),
     };
-    let shutdown = shutdown_signal();
     let mut tasks = Vec::new();
     for p in projection::all() {
         let feed = TailFeed::resume(
@@ -330,7 +349,8 @@ async fn serve(s: &Settings) -> Result<()> {
         .await?;
         let projector = Projector::new(p, Arc::clone(&docs), Box::new(feed), retry_policy(s))
             .with_batch_size(s.batch_size)
-            .with_health(Arc::clone(&health));
+            .with_health(Arc::clone(&health))
+            .with_announce(Arc::new(changes.clone()));
         projector.prepare().await?;
         tasks.push(tokio::spawn(projector.run(shutdown.clone())));
     }
@@ -448,6 +468,7 @@ async fn read_api(s: &Settings) -> Result<()> {
         )),
         min_version_wait: s.min_version_wait(),
         cursors: CursorKey::derive(secret.expose_secret().as_bytes()),
+        live_feed: None,
     };
     let openapi = openapi_json(vec![tessera_read_side::openapi()]);
     let app = with_common_layers(

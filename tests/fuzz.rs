@@ -48,6 +48,9 @@ async fn schemathesis_finds_no_contract_failure() {
             .arg(format!("{addr}/openapi.json"))
             .args(["--header", &format!("Authorization: Bearer {token}")])
             .args(["--checks", "all", "--workers", "2", "--no-color"])
+            // an accepted stream never ends, which a fuzzer reads as a
+            // hung request; tests/live.rs holds the stream to its contract
+            .args(["--exclude-path", "/v1/stream"])
             .args(["--suppress-health-check", "all", "--seed", "20261202"])
             .args(["--max-examples", &examples.to_string()])
             .args(["--report", "junit", "--report-dir"])

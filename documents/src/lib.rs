@@ -5,6 +5,7 @@
 //! projection stands. No event feed, no broker: the read API links only
 //! this, `tessera-http` and `tessera-events`.
 
+pub mod changes;
 pub mod chat;
 pub mod documents;
 pub mod live;

@@ -151,7 +151,7 @@ impl Filler<'_> {
                 )
                 .await?;
                 match folded {
-                    Folded::Done { dead_lettered } => break dead_lettered,
+                    Folded::Done { dead_lettered, .. } => break dead_lettered,
                     Folded::Raced if attempt >= CONTENDED_ATTEMPTS => {
                         return Err(RebuildError::Raced(self.projection.name().to_owned()))
                     }

@@ -22,7 +22,7 @@ use utoipa_axum::routes;
 use crate::access::Access;
 use crate::cursor::Paging;
 use crate::query::{page_of, store_failed, typed, Page, PageParams};
-use crate::ReadState;
+use crate::{ReadSide, ReadState};
 
 pub fn router() -> OpenApiRouter<ReadState> {
     OpenApiRouter::new()
@@ -66,7 +66,7 @@ pub struct MessageQuery {
     pub cursor: Option<String>,
 }
 
-fn message_view(m: MessageDoc) -> MessageView {
+pub(crate) fn message_view(m: MessageDoc) -> MessageView {
     MessageView {
         message_id: m.message_id,
         author_id: m.author_id,
@@ -150,7 +150,11 @@ pub async fn channel_messages(
 }
 
 /// The caller's view of a room, if they are one of its members.
-async fn my_room(rs: &ReadState, user_id: &str, room_id: &str) -> Result<DmRoomDoc, ApiError> {
+pub(crate) async fn my_room(
+    rs: &ReadSide,
+    user_id: &str,
+    room_id: &str,
+) -> Result<DmRoomDoc, ApiError> {
     rs.docs
         .get(
             &rs.live(collections::DM_ROOMS).await?,

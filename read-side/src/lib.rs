@@ -17,6 +17,7 @@ mod guilds;
 mod notifications;
 mod query;
 mod shop;
+mod stream;
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -33,6 +34,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 pub use cursor::CursorKey;
 pub use query::{Page, PageParams};
+pub use stream::LiveFeed;
 
 pub struct ReadSide {
     pub docs: Arc<dyn DocumentStore>,
@@ -47,6 +49,8 @@ pub struct ReadSide {
     pub min_version_wait: Duration,
     /// Signs the cursors of lists.
     pub cursors: CursorKey,
+    /// The change feed live streams follow (`None`: no `/v1/stream`).
+    pub live_feed: Option<LiveFeed>,
 }
 
 #[derive(Clone)]
@@ -91,6 +95,7 @@ fn routes() -> OpenApiRouter<ReadState> {
         .merge(shop::router())
         .merge(chat::router())
         .merge(notifications::router())
+        .merge(stream::router())
         .merge(admin::router())
 }
 
@@ -103,7 +108,7 @@ pub fn router(state: ReadState) -> Router {
 #[openapi(
     info(title = "Tessera read API", description = "Queries over projected documents. Reads of one document accept `min_version`: the server waits up to 2 s for the document to reach it and marks an older answer with `X-Stale: true`. Lists take `limit` (1..=100, default 20) and the opaque `cursor` of the previous page."),
     tags((name = "accounts"), (name = "guilds"), (name = "board"), (name = "concerts"), (name = "queue"),
-        (name = "reservations"), (name = "coupons"), (name = "shop"), (name = "chat"), (name = "notifications"), (name = "admin")),
+        (name = "reservations"), (name = "coupons"), (name = "shop"), (name = "chat"), (name = "notifications"), (name = "live"), (name = "admin")),
 )]
 pub struct ReadApiDoc;
 

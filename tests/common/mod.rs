@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod fold;
 pub mod load;
 pub mod scenarios;
+pub mod sse;
 pub mod stack;
 
 #[allow(unused_imports)] // the race and fault binaries run no scenario

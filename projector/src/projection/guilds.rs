@@ -1,6 +1,6 @@
 use tessera_events::{aggregate, DomainEvent, Envelope, GuildEvent};
 
-use super::{open, Fold, FoldError, Folded, Outcome};
+use super::{open, Fold, FoldError, Folded, Live, Outcome};
 use tessera_documents::documents::{collections, CategoryDoc, ChannelDoc, GuildDoc};
 
 /// `guilds`: one document per guild, following every guild event.
@@ -10,6 +10,7 @@ impl Fold for Guilds {
     type Doc = GuildDoc;
     const NAME: &'static str = collections::GUILDS;
     const AGGREGATE_TYPES: &'static [&'static str] = &[aggregate::GUILD];
+    const LIVE: Live = Live::ById;
 
     fn fold(
         &self,

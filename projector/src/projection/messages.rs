@@ -3,7 +3,7 @@ use tessera_documents::documents::collections;
 use tessera_events::{aggregate, DomainEvent, Envelope, MessageEvent, MessagePlace};
 
 use super::posts::{nick_key, nickname_change};
-use super::{monotonic, open, Fold, FoldError, Folded, Outcome, Step, Targets};
+use super::{monotonic, open, Fold, FoldError, Folded, Live, Outcome, Step, Targets};
 
 /// `messages`: every message of channels and DM rooms (id = message id),
 /// listed by its place newest first; a channel author's nickname follows
@@ -16,6 +16,7 @@ impl Fold for Messages {
     const AGGREGATE_TYPES: &'static [&'static str] = &[aggregate::MESSAGE, aggregate::GUILD];
     const INDEXES: &'static [&'static str] = &["listed_in", "nick_keys"];
     const SINGLE_SOURCE: bool = false;
+    const LIVE: Live = Live::ByField("listed_in");
 
     fn targets(&self, envelope: &Envelope, event: &DomainEvent) -> Targets {
         match event {

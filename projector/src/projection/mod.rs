@@ -75,6 +75,17 @@ pub enum Targets {
     },
 }
 
+/// How live streams follow a projection's documents (DESIGN.md §10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Live {
+    /// Not at all: its writes are not announced.
+    Quiet,
+    /// By document id (a post, a guild, a product).
+    ById,
+    /// By the value of this field (a message's place, a notification's user).
+    ByField(&'static str),
+}
+
 /// What a fold does to one document.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome<D> {
@@ -111,6 +122,8 @@ pub trait Fold: Send + Sync + 'static {
     /// Every document is made by the events of exactly one aggregate (so one
     /// aggregate's documents can be replayed on their own).
     const SINGLE_SOURCE: bool = true;
+    /// How live streams follow the documents.
+    const LIVE: Live = Live::Quiet;
 
     /// The documents an event touches: by default the one its aggregate
     /// names, as for every projection that mirrors one stream.
@@ -145,6 +158,7 @@ pub trait Projection: Send + Sync + 'static {
     fn aggregate_types(&self) -> &'static [&'static str];
     fn indexes(&self) -> &'static [&'static str];
     fn single_source(&self) -> bool;
+    fn live(&self) -> Live;
     fn targets(&self, envelope: &Envelope, event: &DomainEvent) -> Targets;
     /// Folds the event into the document `id` (present or not).
     fn apply(
@@ -171,6 +185,10 @@ impl<F: Fold> Projection for F {
 
     fn single_source(&self) -> bool {
         F::SINGLE_SOURCE
+    }
+
+    fn live(&self) -> Live {
+        F::LIVE
     }
 
     fn targets(&self, envelope: &Envelope, event: &DomainEvent) -> Targets {

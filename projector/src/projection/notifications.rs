@@ -5,7 +5,7 @@ use tessera_events::{
     PostEvent, ScheduleEvent, SYSTEM_ACTOR,
 };
 
-use super::{Fold, FoldError, Folded, Outcome, Targets};
+use super::{Fold, FoldError, Folded, Live, Outcome, Targets};
 
 /// `notifications`: what concerns each user, derived from the events that
 /// name them (id = `user_id:notification_id`, listed by `user_id` newest
@@ -101,6 +101,7 @@ impl Fold for Notifications {
     ];
     const INDEXES: &'static [&'static str] = &["user_id"];
     const SINGLE_SOURCE: bool = false;
+    const LIVE: Live = Live::ByField("user_id");
 
     fn targets(&self, envelope: &Envelope, event: &DomainEvent) -> Targets {
         let position = envelope.global_position;

@@ -1,6 +1,6 @@
 use tessera_events::{aggregate, DomainEvent, Envelope, GuildEvent, PostEvent};
 
-use super::{monotonic, open, Fold, FoldError, Folded, Outcome, Step, Targets};
+use super::{monotonic, open, Fold, FoldError, Folded, Live, Outcome, Step, Targets};
 use tessera_documents::documents::{collections, CommentDoc, PostDoc};
 
 /// `posts`: one document per post with its comments and reaction counts,
@@ -48,6 +48,7 @@ impl Fold for Posts {
     type Doc = PostDoc;
     const NAME: &'static str = collections::POSTS;
     const AGGREGATE_TYPES: &'static [&'static str] = &[aggregate::POST, aggregate::GUILD];
+    const LIVE: Live = Live::ById;
     const INDEXES: &'static [&'static str] = &["nick_keys"];
     const SINGLE_SOURCE: bool = false;
 

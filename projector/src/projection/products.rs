@@ -2,7 +2,7 @@ use tessera_documents::documents::collections;
 use tessera_documents::shop::{name_grams, ProductDoc};
 use tessera_events::{aggregate, DomainEvent, Envelope, ProductEvent};
 
-use super::{open, Fold, FoldError, Folded, Outcome};
+use super::{open, Fold, FoldError, Folded, Live, Outcome};
 
 /// `products`: a product with its stock and the units sold, searchable by
 /// seller and by a piece of its name.
@@ -12,6 +12,7 @@ impl Fold for Products {
     type Doc = ProductDoc;
     const NAME: &'static str = collections::PRODUCTS;
     const AGGREGATE_TYPES: &'static [&'static str] = &[aggregate::PRODUCT];
+    const LIVE: Live = Live::ById;
     const INDEXES: &'static [&'static str] = &["seller_id", "name_grams"];
 
     fn fold(

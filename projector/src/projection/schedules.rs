@@ -2,7 +2,7 @@ use tessera_documents::documents::{collections, concert_start, ScheduleDoc};
 use tessera_events::{aggregate, DomainEvent, Envelope, ScheduleEvent};
 
 use super::schedule::follow_schedule;
-use super::{Fold, FoldError, Folded, Outcome};
+use super::{Fold, FoldError, Folded, Live, Outcome};
 
 /// `schedules`: a concert's calendar, with seats still free per schedule.
 pub struct Schedules;
@@ -11,6 +11,7 @@ impl Fold for Schedules {
     type Doc = ScheduleDoc;
     const NAME: &'static str = collections::SCHEDULES;
     const AGGREGATE_TYPES: &'static [&'static str] = &[aggregate::SCHEDULE];
+    const LIVE: Live = Live::ById;
     const INDEXES: &'static [&'static str] = &["concert_start"];
 
     fn fold(

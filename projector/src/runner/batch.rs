@@ -21,14 +21,19 @@ use super::work::{Resolved, Work};
 use super::RetryPolicy;
 use crate::feed::Delivery;
 use crate::projection::{FoldError, Projection, Targets};
+use tessera_documents::changes::Change;
 use tessera_documents::documents::{collections, dead_letter_aggregate};
 use tessera_documents::store::{DocumentStore, StoreError};
 
 /// How folding a batch ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Folded {
     /// Every event is in the documents or dead-lettered (this many).
-    Done { dead_lettered: usize },
+    Done {
+        dead_lettered: usize,
+        /// The documents written, for the live streams.
+        written: Vec<Change>,
+    },
     /// A document changed under the batch: fold it again.
     Raced,
 }
@@ -137,6 +142,7 @@ pub async fn fold_batch(
     } else {
         Folded::Done {
             dead_lettered: dead,
+            written: work.written,
         }
     })
 }

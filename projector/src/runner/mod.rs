@@ -40,6 +40,7 @@ pub(crate) use refold::{apply_one, refold, Applied, Refolded};
 
 use crate::feed::{Delivery, EventFeed, FeedError};
 use crate::projection::Projection;
+use tessera_documents::changes::{Announce, Change};
 use tessera_documents::live::{self, Route};
 use tessera_documents::store::{DocumentStore, StoreError};
 
@@ -109,6 +110,8 @@ pub struct Projector {
     acked_epoch: Arc<AtomicU64>,
     last_beat: Option<Instant>,
     health: Option<Arc<Health>>,
+    /// Where the documents each batch wrote are announced to live streams.
+    announce: Option<Arc<dyn Announce>>,
 }
 
 /// Deliveries taken from the feed per step unless
@@ -135,6 +138,7 @@ impl Projector {
             acked_epoch: Arc::new(AtomicU64::new(0)),
             last_beat: None,
             health: None,
+            announce: None,
         }
     }
 
@@ -148,6 +152,14 @@ impl Projector {
     #[must_use]
     pub fn with_instance(mut self, instance: String) -> Self {
         self.instance = instance;
+        self
+    }
+
+    /// Announces the documents each batch writes (of a projection live
+    /// streams follow) once the batch is committed.
+    #[must_use]
+    pub fn with_announce(mut self, announce: Arc<dyn Announce>) -> Self {
+        self.announce = Some(announce);
         self
     }
 
@@ -237,16 +249,19 @@ impl Projector {
     ) -> Result<usize, ProjectorError> {
         let mut collection = route.live;
         let started = route.epoch;
-        let dead_lettered = loop {
-            let dead = self.fold_into(&collection, batch).await?;
+        let (dead_lettered, written) = loop {
+            let folded = self.fold_into(&collection, batch).await?;
             let now = self.settled_route(started).await?;
             if now.live == collection {
-                break dead;
+                break folded;
             }
             tracing::info!(projection = self.name(), from = %collection, to = %now.live, "collection switched under a batch; folding it again");
             collection = now.live;
         };
         self.feed.commit().await?;
+        if let (Some(announce), false) = (&self.announce, written.is_empty()) {
+            announce.announce(written);
+        }
         let events = batch.len();
         let newest = batch
             .iter()
@@ -301,7 +316,7 @@ impl Projector {
         &self,
         collection: &str,
         batch: &[Delivery],
-    ) -> Result<usize, ProjectorError> {
+    ) -> Result<(usize, Vec<Change>), ProjectorError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -315,7 +330,10 @@ impl Projector {
             )
             .await?
             {
-                Folded::Done { dead_lettered } => return Ok(dead_lettered),
+                Folded::Done {
+                    dead_lettered,
+                    written,
+                } => return Ok((dead_lettered, written)),
                 Folded::Raced if attempt >= CONTENDED_ATTEMPTS => {
                     return Err(ProjectorError::Contended(attempt))
                 }

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use serde_json::Value;
 use tessera_events::{DomainEvent, Envelope};
 
-use crate::projection::{FoldError, Outcome, Projection, Targets};
+use crate::projection::{FoldError, Live, Outcome, Projection, Targets};
+use tessera_documents::changes::Change;
 use tessera_documents::store::{DocumentStore, StoreError, StoredDoc, Write, Written};
 
 #[derive(Debug)]
@@ -52,6 +53,8 @@ pub(crate) struct Work<'a> {
     docs: &'a dyn DocumentStore,
     collection: &'a str,
     pub(crate) cache: HashMap<String, Slot>,
+    /// Documents written, for the live streams (of a projection they follow).
+    pub(crate) written: Vec<Change>,
 }
 
 impl<'a> Work<'a> {
@@ -65,6 +68,7 @@ impl<'a> Work<'a> {
             docs,
             collection,
             cache: HashMap::new(),
+            written: Vec::new(),
         }
     }
 
@@ -188,6 +192,20 @@ impl<'a> Work<'a> {
                     if let Some(slot) = self.cache.get_mut(&id) {
                         slot.dirty = false;
                         slot.rev = slot.doc.is_some().then_some(rev);
+                        let key = match (self.projection.live(), &slot.doc) {
+                            (Live::Quiet, _) | (_, None) => None,
+                            (Live::ById, Some(_)) => Some(None),
+                            (Live::ByField(field), Some(doc)) => {
+                                Some(doc.get(field).and_then(Value::as_str).map(str::to_owned))
+                            }
+                        };
+                        if let Some(key) = key {
+                            self.written.push(Change {
+                                projection: self.projection.name().to_owned(),
+                                id,
+                                key,
+                            });
+                        }
                     }
                 }
                 Written::Conflict => {

@@ -1,0 +1,392 @@
+//! `GET /v1/stream`: Server-Sent Events of the caller's notifications and
+//! of the documents and messages of the topics they may read (DESIGN.md
+//! §10). Every topic is checked against read access before the stream
+//! starts; then the stream follows the change feed the projectors announce
+//! on, reading each changed document once it is readable.
+//!
+//! Every event carries an `id:`: the newest notification id the stream has
+//! sent. A client that reconnects with it as `Last-Event-ID` gets every
+//! notification after it first, so none is lost across reconnects or
+//! restarts of any process (notifications are a projection, read again).
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures::Stream;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tessera_documents::changes::{Broadcast, Change};
+use tessera_documents::chat::MessageDoc;
+use tessera_documents::documents::{collections, pair_id, PostDoc};
+use tessera_documents::notifications::NotificationDoc;
+use tessera_documents::store::{ListQuery, Order};
+use tessera_http::auth::Principal;
+use tessera_http::error::{ApiError, ErrorBody};
+use tessera_http::extract::{ApiQuery, CurrentUser};
+use tokio::sync::{broadcast, watch};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::access::Access;
+use crate::chat::{message_view, my_room};
+use crate::notifications::NotificationView;
+use crate::query::{store_failed, typed};
+use crate::{ReadSide, ReadState};
+
+/// How often an idle stream says it is alive (a comment line).
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// Most topics one stream follows.
+const MAX_TOPICS: usize = 50;
+
+/// Most notifications a reconnect catches up on at once (the rest follow,
+/// page after page).
+const CATCH_UP: usize = 100;
+
+/// The change feed a read API's streams follow, and the signal that ends
+/// them when the process shuts down.
+#[derive(Clone)]
+pub struct LiveFeed {
+    pub changes: Broadcast,
+    pub closing: watch::Receiver<bool>,
+}
+
+pub fn router() -> OpenApiRouter<ReadState> {
+    OpenApiRouter::new().routes(routes!(stream))
+}
+
+/// `?topics=`
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct StreamQuery {
+    /// Up to 50 comma-separated topics `kind:id`, kinds `post`, `guild`,
+    /// `channel`, `schedule`, `product` and `dm`.
+    #[param(
+        max_length = 3300,
+        pattern = r"^((post|guild|channel|schedule|product|dm):[^,:]{1,64})(,(post|guild|channel|schedule|product|dm):[^,:]{1,64}){0,49}$"
+    )]
+    pub topics: Option<String>,
+}
+
+/// What a stream follows.
+#[derive(Default)]
+struct Follows {
+    /// `(projection, id)` → topic: documents pushed as `document`.
+    docs: HashMap<(&'static str, String), String>,
+    /// A channel or room id → topic: its messages pushed as `message`.
+    places: HashMap<String, String>,
+}
+
+fn bad_topics(reason: &str) -> ApiError {
+    ApiError::invalid("topics", reason)
+}
+
+/// Parses the topics and checks that the caller may read each one.
+async fn follows(rs: &ReadSide, user: &Principal, topics: &str) -> Result<Follows, ApiError> {
+    let mut f = Follows::default();
+    let mut seen = HashSet::new();
+    for topic in topics.split(',') {
+        let (kind, id) = topic
+            .split_once(':')
+            .filter(|(_, id)| (1..=64).contains(&id.chars().count()) && !id.contains(':'))
+            .ok_or_else(|| bad_topics("each topic is kind:id"))?;
+        if !seen.insert(topic) {
+            continue;
+        }
+        let id = id.to_owned();
+        match kind {
+            "post" => {
+                let post: PostDoc = rs
+                    .docs
+                    .get(&rs.live(collections::POSTS).await?, &id)
+                    .await
+                    .map_err(|e| store_failed(&e))?
+                    .map(typed)
+                    .transpose()?
+                    .ok_or_else(|| ApiError::not_found("post"))?;
+                Access::new(rs, user, None)
+                    .channel(&post.channel_id)
+                    .await?;
+                f.docs.insert((collections::POSTS, id), topic.to_owned());
+            }
+            "guild" => {
+                Access::new(rs, user, None).guild(&id).await?;
+                f.docs.insert((collections::GUILDS, id), topic.to_owned());
+            }
+            "channel" => {
+                Access::new(rs, user, None).channel(&id).await?;
+                f.places.insert(id, topic.to_owned());
+            }
+            "schedule" => {
+                f.docs
+                    .insert((collections::SCHEDULES, id), topic.to_owned());
+            }
+            "product" => {
+                f.docs.insert((collections::PRODUCTS, id), topic.to_owned());
+            }
+            "dm" => {
+                my_room(rs, &user.user_id, &id)
+                    .await
+                    .map_err(|_| ApiError::forbidden("only the room's members follow it"))?;
+                f.places.insert(id, topic.to_owned());
+            }
+            _ => return Err(bad_topics(&format!("unknown topic kind {kind:?}"))),
+        }
+    }
+    if seen.len() > MAX_TOPICS {
+        return Err(bad_topics("at most 50 topics"));
+    }
+    Ok(f)
+}
+
+/// One open stream.
+struct Open {
+    rs: ReadState,
+    user_id: String,
+    follows: Follows,
+    changes: broadcast::Receiver<Arc<Change>>,
+    closing: watch::Receiver<bool>,
+    /// Events ready to send, oldest first.
+    ready: VecDeque<Event>,
+    /// The newest notification sent (or known at connect): every event's id.
+    last: String,
+    _open: OpenGauge,
+}
+
+/// Counts open streams for `/metrics` while it lives.
+struct OpenGauge;
+
+impl OpenGauge {
+    fn new() -> Self {
+        metrics::gauge!("tessera_streams_open").increment(1.0);
+        Self
+    }
+}
+
+impl Drop for OpenGauge {
+    fn drop(&mut self) {
+        metrics::gauge!("tessera_streams_open").decrement(1.0);
+    }
+}
+
+impl Open {
+    /// The caller's notifications after `self.last`, oldest first, queued.
+    async fn catch_up(&mut self) -> Result<(), ApiError> {
+        let collection = self.rs.live(collections::NOTIFICATIONS).await?;
+        let after = pair_id(&self.user_id, &self.last);
+        let found = self
+            .rs
+            .docs
+            .list(
+                &collection,
+                ListQuery {
+                    filter: Some(("user_id", &self.user_id)),
+                    order: Order::Asc,
+                    after: (!self.last.is_empty()).then_some(after.as_str()),
+                    limit: CATCH_UP,
+                },
+            )
+            .await
+            .map_err(|e| store_failed(&e))?;
+        for doc in found {
+            let n: NotificationDoc = typed(doc)?;
+            self.notification(n);
+        }
+        Ok(())
+    }
+
+    fn notification(&mut self, n: NotificationDoc) {
+        if n.notification_id <= self.last {
+            return; // sent already (a catch-up and the feed overlap)
+        }
+        self.last.clone_from(&n.notification_id);
+        let view = NotificationView {
+            notification_id: n.notification_id,
+            kind: n.kind,
+            subject: n.subject,
+            actor_id: n.actor_id,
+            created_at: n.created_at,
+            read: false,
+        };
+        self.push("notification", &json!(view));
+    }
+
+    fn push(&mut self, kind: &str, data: &Value) {
+        let event = Event::default()
+            .event(kind)
+            .id(self.last.clone())
+            .data(data.to_string());
+        self.ready.push_back(event);
+    }
+
+    async fn get(&self, projection: &str, id: &str) -> Result<Option<Value>, ApiError> {
+        let collection = self.rs.live(projection).await?;
+        Ok(self
+            .rs
+            .docs
+            .get(&collection, id)
+            .await
+            .map_err(|e| store_failed(&e))?
+            .map(|d| d.body))
+    }
+
+    /// Queues what a change means to this stream, if anything.
+    async fn hear(&mut self, change: &Change) -> Result<(), ApiError> {
+        let key = change.key.as_deref();
+        match change.projection.as_str() {
+            collections::NOTIFICATIONS if key == Some(self.user_id.as_str()) => {
+                if let Some(doc) = self.get(&change.projection, &change.id).await? {
+                    let n: NotificationDoc =
+                        serde_json::from_value(doc).map_err(ApiError::internal)?;
+                    self.notification(n);
+                }
+            }
+            collections::MESSAGES => {
+                let Some(topic) = key.and_then(|k| self.follows.places.get(k)).cloned() else {
+                    return Ok(());
+                };
+                if let Some(doc) = self.get(&change.projection, &change.id).await? {
+                    let m: MessageDoc = serde_json::from_value(doc).map_err(ApiError::internal)?;
+                    let data = json!({"topic": topic, "message": message_view(m)});
+                    self.push("message", &data);
+                }
+            }
+            projection => {
+                let followed = (projection_name(projection), change.id.clone());
+                let Some(topic) = self.follows.docs.get(&followed).cloned() else {
+                    return Ok(());
+                };
+                if let Some(doc) = self.get(projection, &change.id).await? {
+                    let version = doc.get("version").cloned().unwrap_or(Value::Null);
+                    let data = json!({"topic": topic, "document": doc, "version": version});
+                    self.push("document", &data);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The next event to send; `None` ends the stream (shutdown).
+    async fn next(&mut self) -> Option<Event> {
+        loop {
+            if let Some(event) = self.ready.pop_front() {
+                return Some(event);
+            }
+            let change = tokio::select! {
+                _ = self.closing.wait_for(|closing| *closing) => return None,
+                change = self.changes.recv() => change,
+            };
+            let heard = match change {
+                Ok(change) => self.hear(&change).await,
+                // fell behind the feed: what matters to keep, the
+                // notifications, is read again from where the stream is
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, user_id = %self.user_id, "a stream fell behind the change feed");
+                    self.catch_up().await
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            };
+            if let Err(error) = heard {
+                tracing::warn!(?error, "a stream could not read a changed document");
+            }
+        }
+    }
+}
+
+/// The projection names streams follow, as `'static` keys.
+fn projection_name(name: &str) -> &'static str {
+    [
+        collections::POSTS,
+        collections::GUILDS,
+        collections::SCHEDULES,
+        collections::PRODUCTS,
+    ]
+    .into_iter()
+    .find(|p| *p == name)
+    .unwrap_or("")
+}
+
+/// The caller's notifications (always) and the documents and messages of
+/// the topics they may read, as Server-Sent Events.
+#[utoipa::path(get, path = "/v1/stream", tag = "live", params(StreamQuery,
+        ("Last-Event-ID" = Option<String>, Header, description = "the `id:` of the last event received: notifications after it are sent first")),
+    security(("bearer" = [])),
+    responses((status = 200, content_type = "text/event-stream", body = String,
+            description = "events `notification` (`NotificationView`), `document` (`{topic, document, version}`) and `message` (`{topic, message}`), each with an `id:`; a comment line every 15 s"),
+        (status = 400, body = ErrorBody, description = "an unknown or malformed topic"), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody, description = "a topic the caller may not read"),
+        (status = 404, body = ErrorBody, description = "an unknown post"),
+        (status = 410, body = ErrorBody, description = "a deleted guild or channel"),
+        (status = 503, body = ErrorBody, description = "this instance has no change feed")))]
+pub async fn stream(
+    State(rs): State<ReadState>,
+    CurrentUser(user): CurrentUser,
+    headers: HeaderMap,
+    ApiQuery(q): ApiQuery<StreamQuery>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let Some(feed) = rs.live_feed.clone() else {
+        return Err(ApiError::unavailable("this read API has no change feed"));
+    };
+    let follows = match q.topics.as_deref() {
+        None => Follows::default(),
+        Some("") => return Err(bad_topics("must not be empty")),
+        Some(t) => follows(&rs, &user, t).await?,
+    };
+    let resume = headers
+        .get("last-event-id")
+        .map(|v| v.to_str().map(str::to_owned))
+        .transpose()
+        .ok()
+        .flatten()
+        .filter(|v| (1..=64).contains(&v.len()));
+    // subscribed before anything is read, so nothing falls between
+    let changes = feed.changes.subscribe();
+    let mut open = Open {
+        rs: rs.clone(),
+        user_id: user.user_id.clone(),
+        follows,
+        changes,
+        closing: feed.closing,
+        ready: VecDeque::new(),
+        last: String::new(),
+        _open: OpenGauge::new(),
+    };
+    match resume {
+        Some(last) => {
+            open.last = last;
+            open.catch_up().await?;
+        }
+        None => open.last = newest_notification(&rs, &user.user_id).await?,
+    }
+    let events = futures::stream::unfold(open, |mut open| async move {
+        open.next().await.map(|e| (Ok(e), open))
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive")))
+}
+
+/// The id of the caller's newest notification ("" when none).
+async fn newest_notification(rs: &ReadSide, user_id: &str) -> Result<String, ApiError> {
+    let found = rs
+        .docs
+        .list(
+            &rs.live(collections::NOTIFICATIONS).await?,
+            ListQuery {
+                filter: Some(("user_id", user_id)),
+                order: Order::Desc,
+                after: None,
+                limit: 1,
+            },
+        )
+        .await
+        .map_err(|e| store_failed(&e))?;
+    Ok(match found.into_iter().next() {
+        Some(doc) => typed::<NotificationDoc>(doc)?.notification_id,
+        None => String::new(),
+    })
+}

@@ -1,0 +1,249 @@
+//! The live stream (API.md "Live stream and notifications") over real
+//! HTTP: topics checked before the stream starts, a document change, a
+//! channel message and a notification pushed as they happen, a reconnect
+//! with `Last-Event-ID` that gets every notification it missed, and the
+//! streams ended cleanly when the process stops.
+
+mod common;
+
+use std::time::Duration;
+
+use common::sse::{self, SseEvent};
+use common::stack::Stack;
+use common::Client;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+/// Generous: a push is within a second (measured by the load scenario);
+/// this only bounds a test that would otherwise hang.
+const WAIT: Duration = Duration::from_secs(20);
+
+fn id_of(a: &common::Answer, field: &str) -> String {
+    assert!(a.status.is_success(), "{field}: {} {}", a.status, a.body);
+    a.body[field].as_str().unwrap().to_owned()
+}
+
+struct World {
+    ann_id: String,
+    ann: String,
+    bob: String,
+    stranger: String,
+    post: String,
+    text: String,
+    room: String,
+}
+
+/// Bob's post in a guild of Ann's (both members), a text channel, and a
+/// DM room of the two.
+async fn world(c: &Client) -> World {
+    let (ann_id, ann) = c.register("live-ann@example.com", "ann").await;
+    let (bob_id, bob) = c.register("live-bob@example.com", "bob").await;
+    let (_, stranger) = c.register("live-stranger@example.com", "stranger").await;
+    let guild = id_of(
+        &c.post("/v1/guilds", &ann, json!({"name": "Live"})).await,
+        "guild_id",
+    );
+    let channel = |name: &'static str, kind: &'static str| {
+        let path = format!("/v1/guilds/{guild}/channels");
+        let ann = ann.clone();
+        async move {
+            id_of(
+                &c.post(&path, &ann, json!({"name": name, "kind": kind}))
+                    .await,
+                "channel_id",
+            )
+        }
+    };
+    let forum = channel("forum", "forum").await;
+    let text = channel("chat", "text").await;
+    let joined = c
+        .send(
+            Method::POST,
+            &format!("/v1/guilds/{guild}/members"),
+            &bob,
+            None,
+        )
+        .await;
+    assert_eq!(joined.status, StatusCode::CREATED, "{}", joined.body);
+    let post = id_of(
+        &c.post(
+            &format!("/v1/channels/{forum}/posts"),
+            &bob,
+            json!({"title": "Live", "content": "x"}),
+        )
+        .await,
+        "post_id",
+    );
+    let room = id_of(
+        &c.post("/v1/dm/rooms", &ann, json!({"user_ids": [bob_id]}))
+            .await,
+        "room_id",
+    );
+    // read access is checked from the read models: wait for them
+    c.get_until(&format!("/v1/posts/{post}"), &bob, "bob's post", |_| true)
+        .await;
+    c.get_until(
+        &format!("/v1/dm/rooms/{room}/messages"),
+        &bob,
+        "the room",
+        |_| true,
+    )
+    .await;
+    World {
+        ann_id,
+        ann,
+        bob,
+        stranger,
+        post,
+        text,
+        room,
+    }
+}
+
+fn is(kind: &'static str) -> impl Fn(&SseEvent) -> bool {
+    move |e| e.event == kind
+}
+
+async fn the_stream_contract(stack: &Stack) {
+    let c = &stack.client;
+    let base = stack.read().addr.clone();
+    let w = world(c).await;
+    let topics = format!("post:{},channel:{},dm:{}", w.post, w.text, w.room);
+
+    // refusals come before any streaming
+    for (topics, token, status) in [
+        (topics.as_str(), &w.stranger, StatusCode::FORBIDDEN),
+        ("post:no-such-post", &w.bob, StatusCode::NOT_FOUND),
+        ("planet:mars", &w.bob, StatusCode::BAD_REQUEST),
+        ("post", &w.bob, StatusCode::BAD_REQUEST),
+        ("", &w.bob, StatusCode::BAD_REQUEST),
+    ] {
+        match sse::open(&base, Some(topics), token, None).await {
+            Err((s, body)) => {
+                assert_eq!(s, status, "{topics}: {body}");
+                assert!(body["error"]["code"].is_string(), "{body}");
+            }
+            Ok(_) => panic!("{topics}: a stream opened"),
+        }
+    }
+    let dm_of_others = format!("dm:{}", w.room);
+    let refused = sse::open(&base, Some(&dm_of_others), &w.stranger, None).await;
+    assert_eq!(refused.err().map(|e| e.0), Some(StatusCode::FORBIDDEN));
+
+    // bob follows his post, the channel and the room
+    let mut stream = sse::open(&base, Some(&topics), &w.bob, None)
+        .await
+        .expect("bob may read every topic");
+    let commented = c
+        .post(
+            &format!("/v1/posts/{}/comments", w.post),
+            &w.ann,
+            json!({"content": "nice post"}),
+        )
+        .await;
+    assert_eq!(commented.status, StatusCode::CREATED, "{}", commented.body);
+    let [doc, note] =
+        <[SseEvent; 2]>::try_from(stream.each_of(WAIT, &["document", "notification"]).await)
+            .unwrap();
+    assert_eq!(doc.data["topic"], format!("post:{}", w.post));
+    assert_eq!(doc.data["document"]["comments"][0]["content"], "nice post");
+    assert_eq!(doc.data["version"], commented.body["version"]);
+    assert_eq!(note.data["kind"], "comment_on_your_post");
+    assert_eq!(note.data["subject"], w.post.as_str());
+    assert_eq!(note.id, note.data["notification_id"].as_str().unwrap());
+
+    let said = c
+        .post(
+            &format!("/v1/channels/{}/messages", w.text),
+            &w.ann,
+            json!({"content": "hello, channel"}),
+        )
+        .await;
+    let message = stream.until(WAIT, is("message")).await;
+    assert_eq!(message.data["topic"], format!("channel:{}", w.text));
+    assert_eq!(
+        message.data["message"]["message_id"],
+        said.body["message_id"]
+    );
+    assert_eq!(
+        message.id, note.id,
+        "every event carries the newest notification id"
+    );
+    let last_seen = note.id.clone();
+    drop(stream);
+
+    // while bob is away: a reaction and a DM, two notifications
+    let reacted = c
+        .send(
+            Method::PUT,
+            &format!("/v1/posts/{}/reactions/%F0%9F%91%8D", w.post),
+            &w.ann,
+            None,
+        )
+        .await;
+    assert_eq!(reacted.status, StatusCode::OK, "{}", reacted.body);
+    let dm = c
+        .post(
+            &format!("/v1/dm/rooms/{}/messages", w.room),
+            &w.ann,
+            json!({"content": "did you see?"}),
+        )
+        .await;
+    assert_eq!(dm.status, StatusCode::CREATED, "{}", dm.body);
+    c.get_until(
+        "/v1/me/notifications",
+        &w.bob,
+        "bob's three notifications",
+        |b| b["items"].as_array().is_some_and(|i| i.len() == 3),
+    )
+    .await;
+
+    // back with Last-Event-ID: the missed ones first, in order, then live
+    let mut again = sse::open(&base, Some(&topics), &w.bob, Some(&last_seen))
+        .await
+        .expect("bob reconnects");
+    let first = again.until(WAIT, is("notification")).await;
+    let second = again.until(WAIT, is("notification")).await;
+    let kinds: Vec<&Value> = vec![&first.data["kind"], &second.data["kind"]];
+    assert_eq!(
+        kinds,
+        [&json!("reaction_on_your_post"), &json!("dm_message")]
+    );
+    assert!(last_seen < first.id && first.id < second.id);
+    let newer = c
+        .post(
+            &format!("/v1/dm/rooms/{}/messages", w.room),
+            &w.ann,
+            json!({"content": "hello?"}),
+        )
+        .await;
+    let [pushed, live] =
+        <[SseEvent; 2]>::try_from(again.each_of(WAIT, &["message", "notification"]).await).unwrap();
+    assert_eq!(pushed.data["topic"], format!("dm:{}", w.room));
+    assert_eq!(
+        pushed.data["message"]["message_id"],
+        newer.body["message_id"]
+    );
+    assert_eq!(live.data["kind"], "dm_message");
+    assert!(second.id < live.id);
+    assert_eq!(live.data["actor_id"], w.ann_id.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_streams_changes_and_notifications_and_ends_streams_at_shutdown() {
+    let mut stack = Stack::embedded(&[]).await;
+    the_stream_contract(&stack).await;
+
+    // a stream open at SIGTERM ends, and the process exits cleanly
+    let c = &stack.client;
+    let (_, token) = c.register("live-last@example.com", "last").await;
+    let base = stack.read().addr.clone();
+    let mut open = sse::open(&base, None, &token, None)
+        .await
+        .expect("a stream of notifications only");
+    let server = &mut stack.writers[0];
+    let stopped = tokio::task::block_in_place(|| server.terminate_within(Duration::from_secs(20)));
+    let (took, clean) = stopped.expect("serve exits with a stream open");
+    assert!(clean, "serve exited cleanly after {took:?}");
+    assert!(open.next(WAIT).await.is_none(), "the stream was ended");
+}
