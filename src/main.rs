@@ -1,6 +1,7 @@
 //! The `tessera` binary: parses the command line and hands over to a role.
 
 mod admin;
+mod changes;
 mod cli;
 mod logging;
 mod progress;

@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use async_trait::async_trait;
 use axum::Router;
 use secrecy::ExposeSecret;
-use tessera_documents::changes::Broadcast;
+use tessera_documents::changes::{Announce, Broadcast};
 use tessera_documents::live::LiveCollections;
 use tessera_documents::store::embedded::EmbeddedStore;
 use tessera_documents::store::DocumentStore;
@@ -38,6 +38,7 @@ use tessera_write_side::store::{postgres, sqlite, Store};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::changes::{changes_topic, ensure_changes_topic, follow_changes, KafkaAnnounce};
 use crate::cli::{Cli, Command};
 use crate::logging;
 use crate::settings::Settings;
@@ -446,7 +447,28 @@ async fn write_api(s: &Settings) -> Result<()> {
     served
 }
 
+/// The change feed of a read API: the projectors' announcements over
+/// Kafka, where brokers are configured (without, `/v1/stream` answers 503).
+async fn read_api_feed(s: &Settings, shutdown: &CancellationToken) -> Result<Option<LiveFeed>> {
+    let Some(brokers) = s.kafka_brokers.as_deref() else {
+        tracing::warn!("no TESSERA_KAFKA_BROKERS: live streams are off");
+        return Ok(None);
+    };
+    let topic = changes_topic(&s.kafka_topic);
+    if let Err(error) = ensure_changes_topic(brokers, &topic).await {
+        tracing::warn!(
+            error = format!("{error:#}"),
+            "the change topic could not be made"
+        );
+    }
+    let changes = Broadcast::new(CHANGE_FEED_CAPACITY);
+    // followed for the life of the process; it stops with the shutdown
+    let _follower = follow_changes(brokers, &topic, changes.clone(), shutdown.clone()).await?;
+    Ok(Some(live_feed(changes, shutdown)))
+}
+
 async fn read_api(s: &Settings) -> Result<()> {
+    let shutdown = shutdown_signal();
     let docs = mongo(s).await?;
     // the waiting queue's cursor lives with the write side's state; the
     // write API migrates it
@@ -468,7 +490,7 @@ async fn read_api(s: &Settings) -> Result<()> {
         )),
         min_version_wait: s.min_version_wait(),
         cursors: CursorKey::derive(secret.expose_secret().as_bytes()),
-        live_feed: None,
+        live_feed: read_api_feed(s, &shutdown).await?,
     };
     let openapi = openapi_json(vec![tessera_read_side::openapi()]);
     let app = with_common_layers(
@@ -480,7 +502,7 @@ async fn read_api(s: &Settings) -> Result<()> {
                 Some(metrics_render()),
             )),
     );
-    serve_http(s.http_addr, app, shutdown_signal()).await
+    serve_http(s.http_addr, app, shutdown).await
 }
 
 async fn relay(s: &Settings) -> Result<()> {
@@ -550,6 +572,15 @@ async fn projector(s: &Settings, only: &[String]) -> Result<()> {
     let brokers = brokers(s)?;
     let shutdown = shutdown_signal();
     let health = Health::new(Duration::from_secs(s.projector_stall_seconds.max(1)));
+    let topic = changes_topic(&s.kafka_topic);
+    if let Err(error) = ensure_changes_topic(brokers, &topic).await {
+        // the producer retries on its own; streams miss pushes meanwhile
+        tracing::warn!(
+            error = format!("{error:#}"),
+            "the change topic could not be made"
+        );
+    }
+    let announce: Arc<dyn Announce> = Arc::new(KafkaAnnounce::new(brokers, topic)?);
     let mut tasks = Vec::new();
     for p in selected(only)? {
         let instance = new_instance_id();
@@ -567,7 +598,8 @@ async fn projector(s: &Settings, only: &[String]) -> Result<()> {
         let projector = Projector::new(p, Arc::clone(&docs), Box::new(feed), retry_policy(s))
             .with_batch_size(s.batch_size)
             .with_instance(instance)
-            .with_health(Arc::clone(&health));
+            .with_health(Arc::clone(&health))
+            .with_announce(Arc::clone(&announce));
         projector.prepare().await?;
         tasks.push(tokio::spawn(projector.run(shutdown.clone())));
     }
