@@ -4,6 +4,7 @@ mod admin;
 mod changes;
 mod cli;
 mod logging;
+mod presence;
 mod progress;
 mod roles;
 mod settings;

@@ -22,6 +22,7 @@ use tessera_projector::feed::tail::TailFeed;
 use tessera_projector::projection::{self, Projection};
 use tessera_projector::runner::{new_instance_id, Health, Projector, RetryPolicy};
 use tessera_queue::QueueGate;
+use tessera_read_side::presence::{lease, InMemoryPresence, Presence};
 use tessera_read_side::{CursorKey, LiveFeed, ReadSide, ReadState};
 use tessera_write_side::app::{Parts, WriteSide, WriteState};
 use tessera_write_side::background;
@@ -41,6 +42,7 @@ use tokio_util::sync::CancellationToken;
 use crate::changes::{changes_topic, ensure_changes_topic, follow_changes, KafkaAnnounce};
 use crate::cli::{Cli, Command};
 use crate::logging;
+use crate::presence::RedisPresence;
 use crate::settings::Settings;
 use crate::unread::DocsUnread;
 use crate::wiring::{self, authenticator, files, jwt_secret, mongo, mongo_with_timeout};
@@ -337,6 +339,8 @@ async fn serve(s: &Settings) -> Result<()> {
         min_version_wait: s.min_version_wait(),
         cursors: CursorKey::derive(secret.expose_secret().as_bytes()),
         live_feed: Some(live_feed(changes.clone(), &shutdown)),
+        presence: Arc::new(InMemoryPresence::default()),
+        presence_grace: s.presence_grace(),
     };
     let mut tasks = Vec::new();
     for p in projection::all() {
@@ -467,6 +471,18 @@ async fn read_api_feed(s: &Settings, shutdown: &CancellationToken) -> Result<Opt
     Ok(Some(live_feed(changes, shutdown)))
 }
 
+/// Presence of a read API: shared through Redis where it is configured.
+async fn presence(s: &Settings) -> Result<Arc<dyn Presence>> {
+    let Some(url) = &s.redis_url else {
+        tracing::warn!("no TESSERA_REDIS_URL: presence is this read API's own");
+        return Ok(Arc::new(InMemoryPresence::default()));
+    };
+    let (ttl, _) = lease(s.presence_grace());
+    Ok(Arc::new(
+        RedisPresence::connect(url.expose_secret(), &s.redis_prefix, ttl).await?,
+    ))
+}
+
 async fn read_api(s: &Settings) -> Result<()> {
     let shutdown = shutdown_signal();
     let docs = mongo(s).await?;
@@ -491,6 +507,8 @@ async fn read_api(s: &Settings) -> Result<()> {
         min_version_wait: s.min_version_wait(),
         cursors: CursorKey::derive(secret.expose_secret().as_bytes()),
         live_feed: read_api_feed(s, &shutdown).await?,
+        presence: presence(s).await?,
+        presence_grace: s.presence_grace(),
     };
     let openapi = openapi_json(vec![tessera_read_side::openapi()]);
     let app = with_common_layers(

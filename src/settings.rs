@@ -160,6 +160,28 @@ pub struct Settings {
     )]
     pub projector_store_timeout_ms: u64,
 
+    /// Redis shared by the read APIs for presence, e.g. redis://127.0.0.1:6379 (unset: each read API knows only its own streams)
+    #[arg(long, env = "TESSERA_REDIS_URL", hide_env_values = true, value_parser = secret, global = true)]
+    pub redis_url: Option<SecretString>,
+
+    /// Prefix of Tessera's Redis keys (deployments and tests sharing a server)
+    #[arg(
+        long,
+        env = "TESSERA_REDIS_PREFIX",
+        default_value = "tessera",
+        global = true
+    )]
+    pub redis_prefix: String,
+
+    /// How long a user stays online after their last live stream closed
+    #[arg(
+        long,
+        env = "TESSERA_PRESENCE_GRACE_SECONDS",
+        default_value_t = 30,
+        global = true
+    )]
+    pub presence_grace_seconds: u64,
+
     /// MongoDB database holding the read documents
     #[arg(
         long,
@@ -434,6 +456,10 @@ impl Settings {
 
     pub fn order_ttl(&self) -> Duration {
         Duration::from_secs(self.order_ttl_seconds)
+    }
+
+    pub fn presence_grace(&self) -> Duration {
+        Duration::from_secs(self.presence_grace_seconds)
     }
 
     pub fn min_version_wait(&self) -> Duration {

@@ -62,6 +62,12 @@ fn matrix() -> Vec<Row> {
             None,
             [401, 403, 200, 200, 200],
         ),
+        row(
+            "GET",
+            "/v1/guilds/{guild_id}/presence",
+            None,
+            [401, 403, 200, 200, 200],
+        ),
         row("GET", "/v1/me/guilds", None, [401, 200, 200, 200, 200]),
         row(
             "GET",

@@ -1,7 +1,8 @@
 //! The live stream (API.md "Live stream and notifications") over real
 //! HTTP: topics checked before the stream starts, a document change, a
 //! channel message and a notification pushed as they happen, a reconnect
-//! with `Last-Event-ID` that gets every notification it missed, and the
+//! with `Last-Event-ID` that gets every notification it missed, presence
+//! while a stream is open (shared by the read APIs through Redis), and the
 //! streams ended cleanly when the process stops.
 
 mod common;
@@ -250,10 +251,85 @@ async fn the_stream_contract(stack: &Stack) {
     assert_eq!(live.data["actor_id"], w.ann_id.as_str());
 }
 
+/// Presence: online while a stream is open (seen from `elsewhere`, another
+/// read API where there is one), offline within the grace period after it
+/// closes; in guild presence and in a room's member list.
+async fn the_presence_contract(stack: &Stack, elsewhere: &Client) {
+    let c = &stack.client;
+    let (_, owner) = c.register("here-owner@example.com", "owner").await;
+    let (ann_id, ann) = c.register("here-ann@example.com", "ann").await;
+    let guild = id_of(
+        &c.post("/v1/guilds", &owner, json!({"name": "Here"})).await,
+        "guild_id",
+    );
+    let joined = c
+        .send(
+            Method::POST,
+            &format!("/v1/guilds/{guild}/members"),
+            &ann,
+            None,
+        )
+        .await;
+    assert_eq!(joined.status, StatusCode::CREATED, "{}", joined.body);
+    let room = id_of(
+        &c.post("/v1/dm/rooms", &owner, json!({"user_ids": [ann_id]}))
+            .await,
+        "room_id",
+    );
+    let presence = format!("/v1/guilds/{guild}/presence");
+    let ann_online = |b: &Value, online: bool| {
+        b["online"]
+            .as_array()
+            .is_some_and(|o| o.iter().any(|m| m["user_id"] == ann_id.as_str()) == online)
+    };
+    let offline = elsewhere
+        .get_until(&presence, &owner, "the guild's presence", |b| {
+            ann_online(b, false)
+        })
+        .await;
+    assert_eq!(offline["online_count"], 0, "{offline}");
+    let base = stack.read().addr.clone();
+    let stream = sse::open(&base, None, &ann, None)
+        .await
+        .expect("ann streams");
+    let online = elsewhere
+        .get_until(&presence, &owner, "ann online", |b| ann_online(b, true))
+        .await;
+    assert_eq!(online["online"][0]["nickname"], "ann");
+    assert_eq!(online["online_count"], 1);
+    elsewhere
+        .get_until("/v1/me/dm/rooms", &owner, "ann online in the room", |b| {
+            b["items"][0]["room_id"] == room.as_str()
+                && b["items"][0]["members"].as_array().is_some_and(|m| {
+                    m.iter()
+                        .any(|m| m["user_id"] == ann_id.as_str() && m["online"] == true)
+                })
+        })
+        .await;
+    let stranger = elsewhere
+        .get(&presence, &c.register("here-x@example.com", "x").await.1)
+        .await;
+    assert_eq!(stranger.status, StatusCode::FORBIDDEN, "{}", stranger.body);
+    drop(stream);
+    // the grace period is a second here
+    elsewhere
+        .get_until(
+            &presence,
+            &owner,
+            "ann offline after the grace period",
+            |b| ann_online(b, false),
+        )
+        .await;
+}
+
+/// A second of grace, so a test sees a user go offline.
+const PRESENCE: (&str, &str) = ("TESSERA_PRESENCE_GRACE_SECONDS", "1");
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_streams_changes_and_notifications_and_ends_streams_at_shutdown() {
-    let mut stack = Stack::embedded(&[]).await;
+    let mut stack = Stack::embedded(&[PRESENCE]).await;
     the_stream_contract(&stack).await;
+    the_presence_contract(&stack, &stack.client).await;
 
     // a stream open at SIGTERM ends, and the process exits cleanly
     let c = &stack.client;
@@ -275,8 +351,11 @@ async fn every_read_api_of_the_distributed_stack_streams_every_change() {
         readers: 2,
         ..common::stack::Topology::PIPELINE
     };
-    let stack = Stack::distributed(topology, &[]).await;
+    let stack = Stack::distributed(topology, &[PRESENCE]).await;
     the_stream_contract(&stack).await;
+    // a stream on one read API, presence read on the other (through Redis)
+    let elsewhere = Client::new(&stack.write().addr, &stack.readers[1].addr);
+    the_presence_contract(&stack, &elsewhere).await;
 
     // one change, heard by a stream on each read API
     let c = &stack.client;

@@ -268,6 +268,15 @@ pub async fn my_rooms(
     let mut ids: Vec<String> = rooms.iter().flat_map(|r| r.members.clone()).collect();
     ids.sort_unstable();
     ids.dedup();
+    // a room list still reads when presence does not answer: nobody online
+    let online = rs
+        .presence
+        .online(&ids, Utc::now())
+        .await
+        .unwrap_or_else(|error| {
+            tracing::warn!(%error, "presence does not answer; rooms show nobody online");
+            Default::default()
+        });
     let nicknames: BTreeMap<String, String> = rs
         .docs
         .get_many(&rs.live(collections::ACCOUNTS).await?, &ids)
@@ -286,7 +295,7 @@ pub async fn my_rooms(
                 .map(|u| RoomMemberView {
                     user_id: u.clone(),
                     nickname: nicknames.get(u).cloned().unwrap_or_default(),
-                    online: false,
+                    online: online.contains(u),
                 })
                 .collect(),
             last_message: r.last_message.map(|m| LastMessageView {

@@ -15,6 +15,7 @@ mod coupons;
 mod cursor;
 mod guilds;
 mod notifications;
+pub mod presence;
 mod query;
 mod shop;
 mod stream;
@@ -51,6 +52,10 @@ pub struct ReadSide {
     pub cursors: CursorKey,
     /// The change feed live streams follow (`None`: no `/v1/stream`).
     pub live_feed: Option<LiveFeed>,
+    /// Who has a stream open, shared by every read API.
+    pub presence: Arc<dyn presence::Presence>,
+    /// How long a user stays online after their last stream closed.
+    pub presence_grace: Duration,
 }
 
 #[derive(Clone)]
@@ -96,6 +101,7 @@ fn routes() -> OpenApiRouter<ReadState> {
         .merge(chat::router())
         .merge(notifications::router())
         .merge(stream::router())
+        .merge(presence::router())
         .merge(admin::router())
 }
 

@@ -17,6 +17,7 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
+use chrono::Utc;
 use futures::Stream;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -35,6 +36,7 @@ use utoipa_axum::routes;
 use crate::access::Access;
 use crate::chat::{message_view, my_room};
 use crate::notifications::NotificationView;
+use crate::presence::{lease, Presence};
 use crate::query::{store_failed, typed};
 use crate::{ReadSide, ReadState};
 
@@ -156,7 +158,51 @@ struct Open {
     ready: VecDeque<Event>,
     /// The newest notification sent (or known at connect): every event's id.
     last: String,
+    /// Renews the stream's presence lease.
+    heartbeat: tokio::time::Interval,
+    lease: Lease,
     _open: OpenGauge,
+}
+
+/// An open stream's presence: held while it lives, cut to the grace period
+/// when it is dropped.
+struct Lease {
+    presence: Arc<dyn Presence>,
+    user_id: String,
+    stream_id: String,
+    ttl: Duration,
+    grace: Duration,
+}
+
+impl Lease {
+    async fn renew(&self) {
+        let until = Utc::now() + chrono::Duration::from_std(self.ttl).unwrap_or_default();
+        if let Err(error) = self
+            .presence
+            .hold(&self.user_id, &self.stream_id, until)
+            .await
+        {
+            tracing::warn!(%error, user_id = %self.user_id, "renewing a presence lease failed");
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let (presence, user_id, stream_id) = (
+            Arc::clone(&self.presence),
+            std::mem::take(&mut self.user_id),
+            std::mem::take(&mut self.stream_id),
+        );
+        let until = Utc::now() + chrono::Duration::from_std(self.grace).unwrap_or_default();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(error) = presence.hold(&user_id, &stream_id, until).await {
+                    tracing::warn!(%error, %user_id, "ending a presence lease failed");
+                }
+            });
+        }
+    }
 }
 
 /// Counts open streams for `/metrics` while it lives.
@@ -278,9 +324,18 @@ impl Open {
             if let Some(event) = self.ready.pop_front() {
                 return Some(event);
             }
-            let change = tokio::select! {
-                _ = self.closing.wait_for(|closing| *closing) => return None,
-                change = self.changes.recv() => change,
+            let woke = tokio::select! {
+                _ = self.closing.wait_for(|closing| *closing) => Woke::Closing,
+                _ = self.heartbeat.tick() => Woke::Heartbeat,
+                change = self.changes.recv() => Woke::Change(change),
+            };
+            let change = match woke {
+                Woke::Closing => return None,
+                Woke::Heartbeat => {
+                    self.lease.renew().await;
+                    continue;
+                }
+                Woke::Change(change) => change,
             };
             let heard = match change {
                 Ok(change) => self.hear(&change).await,
@@ -297,6 +352,13 @@ impl Open {
             }
         }
     }
+}
+
+/// What woke a stream up.
+enum Woke {
+    Closing,
+    Heartbeat,
+    Change(Result<Arc<Change>, broadcast::error::RecvError>),
 }
 
 /// The projection names streams follow, as `'static` keys.
@@ -347,6 +409,18 @@ pub async fn stream(
         .filter(|v| (1..=64).contains(&v.len()));
     // subscribed before anything is read, so nothing falls between
     let changes = feed.changes.subscribe();
+    let (ttl, every) = lease(rs.presence_grace);
+    let lease = Lease {
+        presence: Arc::clone(&rs.presence),
+        user_id: user.user_id.clone(),
+        stream_id: uuid::Uuid::new_v4().to_string(),
+        ttl,
+        grace: rs.presence_grace,
+    };
+    lease.renew().await;
+    let mut heartbeat = tokio::time::interval(every);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    heartbeat.reset(); // the lease was just given
     let mut open = Open {
         rs: rs.clone(),
         user_id: user.user_id.clone(),
@@ -355,6 +429,8 @@ pub async fn stream(
         closing: feed.closing,
         ready: VecDeque::new(),
         last: String::new(),
+        heartbeat,
+        lease,
         _open: OpenGauge::new(),
     };
     match resume {

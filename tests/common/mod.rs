@@ -14,13 +14,14 @@ pub mod stack;
 pub use scenarios::{accounts_and_guilds, board_and_commerce};
 
 /// The settings every production role of one test's stack shares: its own
-/// database, topic (4 partitions), consumer groups and MongoDB database.
+/// database, topic (4 partitions), consumer groups, MongoDB database and
+/// Redis key prefix.
 pub fn stack_env(
     pg: &PgDatabase,
     kafka: &KafkaTopic,
     mongo: &MongoDatabase,
 ) -> Vec<(&'static str, String)> {
-    vec![
+    let mut env = vec![
         ("TESSERA_DATABASE_URL", pg.url().to_owned()),
         ("TESSERA_DATABASE_MAX_CONNECTIONS", "6".to_owned()),
         ("TESSERA_KAFKA_BROKERS", kafka.brokers.clone()),
@@ -32,7 +33,13 @@ pub fn stack_env(
             "TESSERA_JWT_SECRET",
             "a-test-secret-that-is-long-enough-for-hs256".to_owned(),
         ),
-    ]
+    ];
+    // presence through the one Redis, under keys of this stack's own
+    if let Ok(url) = std::env::var("TESSERA_TEST_REDIS_URL") {
+        env.push(("TESSERA_REDIS_URL", url));
+        env.push(("TESSERA_REDIS_PREFIX", format!("test-{}", mongo.name)));
+    }
+    env
 }
 
 use std::io::{BufRead, BufReader};
