@@ -39,7 +39,7 @@ use tessera_write_side::store::{postgres, sqlite, Store};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::changes::{changes_topic, ensure_changes_topic, follow_changes, KafkaAnnounce};
+use crate::changes::{follow_changes, RedisAnnounce};
 use crate::cli::{Cli, Command};
 use crate::logging;
 use crate::presence::RedisPresence;
@@ -451,23 +451,21 @@ async fn write_api(s: &Settings) -> Result<()> {
     served
 }
 
-/// The change feed of a read API: the projectors' announcements over
-/// Kafka, where brokers are configured (without, `/v1/stream` answers 503).
-async fn read_api_feed(s: &Settings, shutdown: &CancellationToken) -> Result<Option<LiveFeed>> {
-    let Some(brokers) = s.kafka_brokers.as_deref() else {
-        tracing::warn!("no TESSERA_KAFKA_BROKERS: live streams are off");
+/// The change feed of a read API: the projectors' announcements through
+/// Redis, where it is configured (without, `/v1/stream` answers 503).
+fn read_api_feed(s: &Settings, shutdown: &CancellationToken) -> Result<Option<LiveFeed>> {
+    let Some(url) = &s.redis_url else {
+        tracing::warn!("no TESSERA_REDIS_URL: live streams are off");
         return Ok(None);
     };
-    let topic = changes_topic(&s.kafka_topic);
-    if let Err(error) = ensure_changes_topic(brokers, &topic).await {
-        tracing::warn!(
-            error = format!("{error:#}"),
-            "the change topic could not be made"
-        );
-    }
     let changes = Broadcast::new(CHANGE_FEED_CAPACITY);
     // followed for the life of the process; it stops with the shutdown
-    let _follower = follow_changes(brokers, &topic, changes.clone(), shutdown.clone()).await?;
+    let _follower = follow_changes(
+        url.expose_secret(),
+        &s.redis_prefix,
+        changes.clone(),
+        shutdown.clone(),
+    )?;
     Ok(Some(live_feed(changes, shutdown)))
 }
 
@@ -506,7 +504,7 @@ async fn read_api(s: &Settings) -> Result<()> {
         )),
         min_version_wait: s.min_version_wait(),
         cursors: CursorKey::derive(secret.expose_secret().as_bytes()),
-        live_feed: read_api_feed(s, &shutdown).await?,
+        live_feed: read_api_feed(s, &shutdown)?,
         presence: presence(s).await?,
         presence_grace: s.presence_grace(),
     };
@@ -590,15 +588,17 @@ async fn projector(s: &Settings, only: &[String]) -> Result<()> {
     let brokers = brokers(s)?;
     let shutdown = shutdown_signal();
     let health = Health::new(Duration::from_secs(s.projector_stall_seconds.max(1)));
-    let topic = changes_topic(&s.kafka_topic);
-    if let Err(error) = ensure_changes_topic(brokers, &topic).await {
-        // the producer retries on its own; streams miss pushes meanwhile
-        tracing::warn!(
-            error = format!("{error:#}"),
-            "the change topic could not be made"
-        );
-    }
-    let announce: Arc<dyn Announce> = Arc::new(KafkaAnnounce::new(brokers, topic)?);
+    let announce: Option<Arc<dyn Announce>> = match &s.redis_url {
+        Some(url) => Some(Arc::new(
+            RedisAnnounce::start(url.expose_secret(), &s.redis_prefix).await?,
+        )),
+        None => {
+            tracing::warn!(
+                "no TESSERA_REDIS_URL: documents written are not announced to live streams"
+            );
+            None
+        }
+    };
     let mut tasks = Vec::new();
     for p in selected(only)? {
         let instance = new_instance_id();
@@ -613,11 +613,13 @@ async fn projector(s: &Settings, only: &[String]) -> Result<()> {
             },
             Arc::clone(&docs),
         )?;
-        let projector = Projector::new(p, Arc::clone(&docs), Box::new(feed), retry_policy(s))
+        let mut projector = Projector::new(p, Arc::clone(&docs), Box::new(feed), retry_policy(s))
             .with_batch_size(s.batch_size)
             .with_instance(instance)
-            .with_health(Arc::clone(&health))
-            .with_announce(Arc::clone(&announce));
+            .with_health(Arc::clone(&health));
+        if let Some(announce) = &announce {
+            projector = projector.with_announce(Arc::clone(announce));
+        }
         projector.prepare().await?;
         tasks.push(tokio::spawn(projector.run(shutdown.clone())));
     }

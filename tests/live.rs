@@ -402,3 +402,71 @@ async fn every_read_api_of_the_distributed_stack_streams_every_change() {
         assert_eq!(e.data["version"], renamed.body["version"], "read API {i}");
     }
 }
+
+/// Resident memory of a process, in KiB (Linux `/proc`).
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the process runs");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/<pid>/status")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn five_hundred_streams_on_one_read_api_each_receive_a_broadcast_change() {
+    const STREAMS: usize = 500;
+    let stack = Stack::embedded(&[]).await;
+    let c = &stack.client;
+    let (_, owner) = c.register("many@example.com", "many").await;
+    let guild = id_of(
+        &c.post("/v1/guilds", &owner, json!({"name": "Crowded"}))
+            .await,
+        "guild_id",
+    );
+    c.get_until(&format!("/v1/guilds/{guild}"), &owner, "the guild", |_| {
+        true
+    })
+    .await;
+    let base = stack.read().addr.clone();
+    let topic = format!("guild:{guild}");
+    let pid = stack.read().pid();
+    let before = rss_kib(pid);
+    let opened = futures::future::join_all(
+        (0..STREAMS).map(|_| sse::open(&base, Some(&topic), &owner, None)),
+    )
+    .await;
+    let mut streams: Vec<sse::Stream> = opened
+        .into_iter()
+        .map(|s| s.expect("every stream opens"))
+        .collect();
+    let after = rss_kib(pid);
+    let renamed = c
+        .send(
+            Method::PATCH,
+            &format!("/v1/guilds/{guild}"),
+            &owner,
+            Some(json!({"name": "Still crowded"})),
+        )
+        .await;
+    assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.body);
+    let started = std::time::Instant::now();
+    let heard = futures::future::join_all(streams.iter_mut().map(|s| async {
+        s.until(WAIT, |e| {
+            e.event == "document" && e.data["document"]["name"] == "Still crowded"
+        })
+        .await
+    }))
+    .await;
+    assert_eq!(heard.len(), STREAMS, "every stream heard the change");
+    assert!(heard
+        .iter()
+        .all(|e| e.data["version"] == renamed.body["version"]));
+    eprintln!(
+        "{STREAMS} streams on one read API: {} KiB resident before, {} KiB after ({} KiB per stream); every one heard the change within {:?} of the answer",
+        before,
+        after,
+        after.saturating_sub(before) / STREAMS as u64,
+        started.elapsed()
+    );
+}
