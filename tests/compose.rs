@@ -73,6 +73,7 @@ fn the_compose_file_runs_every_part_with_health_checks() {
         "postgres",
         "kafka",
         "mongo",
+        "redis",
         "migrate",
         "write-api",
         "read-api",
@@ -101,8 +102,8 @@ fn the_compose_file_runs_every_part_with_health_checks() {
     for (role, needs) in [
         ("write-api", vec!["migrate"]),
         ("relay", vec!["migrate", "kafka"]),
-        ("projector", vec!["kafka", "mongo"]),
-        ("read-api", vec!["mongo"]),
+        ("projector", vec!["kafka", "mongo", "redis"]),
+        ("read-api", vec!["mongo", "redis"]),
     ] {
         let s = &services[role];
         assert_eq!(s["command"][0], Value::String(role.into()));
