@@ -419,3 +419,50 @@ async fn one_place_in_line_per_user_however_often_and_wherever_they_ask() {
             .unwrap();
     assert_eq!(issued, 300, "the queue handed out one position per user");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_one_to_one_room_asked_for_at_once_by_both_on_two_processes_is_made_once() {
+    let c = cluster(&[]).await;
+    let pair = c.funded("pair", 2, 1).await;
+    let ((a, a_token), (b, b_token)) = (&pair[0], &pair[1]);
+    // 50 asks each, alternating between the two write APIs
+    let asks = (0..100).map(|i| {
+        let (token, other) = if i % 2 == 0 {
+            (a_token, b)
+        } else {
+            (b_token, a)
+        };
+        let c = &c;
+        async move {
+            c.send(
+                i,
+                Method::POST,
+                "/v1/dm/rooms",
+                token,
+                None,
+                Some(json!({ "user_ids": [other] })),
+            )
+            .await
+        }
+    });
+    let answers = futures::future::join_all(asks).await;
+    let rooms: BTreeSet<String> = answers
+        .iter()
+        .map(|(s, body)| {
+            assert!(
+                *s == StatusCode::CREATED || *s == StatusCode::OK,
+                "{s} {body}"
+            );
+            body["room_id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(rooms.len(), 1, "every ask answers the same room");
+    let created = answers
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::CREATED)
+        .count();
+    assert_eq!(created, 1, "exactly one ask made it");
+    let made = c.events("dm_room", "RoomCreated").await;
+    assert_eq!(made.len(), 1, "one RoomCreated in the log: {made:?}");
+    assert_eq!(Some(&made[0].0), rooms.iter().next());
+}
