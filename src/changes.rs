@@ -69,9 +69,22 @@ impl Announce for RedisAnnounce {
     }
 }
 
+/// Subscribes to the change channel, once.
+async fn subscribe(
+    client: &redis::Client,
+    channel: &str,
+) -> redis::RedisResult<redis::aio::PubSub> {
+    let mut pubsub = client.get_async_pubsub().await?;
+    pubsub.subscribe(channel).await?;
+    Ok(pubsub)
+}
+
 /// Follows the change channel into `feed` until `shutdown`, subscribing
-/// again whenever Redis comes back.
-pub fn follow_changes(
+/// again whenever Redis comes back. Subscribed before it returns (when
+/// Redis answers), so a stream opened once the read API serves hears every
+/// change after it; after each later subscription the streams are told to
+/// read again what they must not miss.
+pub async fn follow_changes(
     url: &str,
     prefix: &str,
     feed: Broadcast,
@@ -79,32 +92,46 @@ pub fn follow_changes(
 ) -> Result<tokio::task::JoinHandle<()>> {
     let client = redis::Client::open(url).context("bad TESSERA_REDIS_URL")?;
     let channel = channel(prefix);
+    let mut first = match subscribe(&client, &channel).await {
+        Ok(pubsub) => Some(pubsub),
+        Err(error) => {
+            tracing::warn!(%error, "the change feed's Redis does not answer; live streams wait for it");
+            None
+        }
+    };
     Ok(tokio::spawn(async move {
         while !shutdown.is_cancelled() {
-            match client.get_async_pubsub().await {
-                Ok(mut pubsub) => match pubsub.subscribe(&channel).await {
-                    Ok(()) => {
-                        let mut messages = pubsub.on_message();
-                        loop {
-                            let message = tokio::select! {
-                                () = shutdown.cancelled() => return,
-                                m = messages.next() => m,
-                            };
-                            let Some(message) = message else {
-                                tracing::warn!(
-                                    "the change feed's connection closed; subscribing again"
-                                );
-                                break;
-                            };
-                            if let Ok(change) =
-                                serde_json::from_slice::<Change>(message.get_payload_bytes())
-                            {
-                                feed.send(change);
-                            }
+            let subscribed = match first.take() {
+                Some(pubsub) => Ok(pubsub),
+                None => {
+                    let again = subscribe(&client, &channel).await;
+                    if again.is_ok() {
+                        feed.send(Change::resync());
+                    }
+                    again
+                }
+            };
+            match subscribed {
+                Ok(mut pubsub) => {
+                    let mut messages = pubsub.on_message();
+                    loop {
+                        let message = tokio::select! {
+                            () = shutdown.cancelled() => return,
+                            m = messages.next() => m,
+                        };
+                        let Some(message) = message else {
+                            tracing::warn!(
+                                "the change feed's connection closed; subscribing again"
+                            );
+                            break;
+                        };
+                        if let Ok(change) =
+                            serde_json::from_slice::<Change>(message.get_payload_bytes())
+                        {
+                            feed.send(change);
                         }
                     }
-                    Err(error) => tracing::warn!(%error, "subscribing to the change feed failed"),
-                },
+                }
                 Err(error) => tracing::warn!(%error, "the change feed's Redis does not answer"),
             }
             tokio::time::sleep(RESUBSCRIBE).await;

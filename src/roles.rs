@@ -453,7 +453,7 @@ async fn write_api(s: &Settings) -> Result<()> {
 
 /// The change feed of a read API: the projectors' announcements through
 /// Redis, where it is configured (without, `/v1/stream` answers 503).
-fn read_api_feed(s: &Settings, shutdown: &CancellationToken) -> Result<Option<LiveFeed>> {
+async fn read_api_feed(s: &Settings, shutdown: &CancellationToken) -> Result<Option<LiveFeed>> {
     let Some(url) = &s.redis_url else {
         tracing::warn!("no TESSERA_REDIS_URL: live streams are off");
         return Ok(None);
@@ -465,7 +465,8 @@ fn read_api_feed(s: &Settings, shutdown: &CancellationToken) -> Result<Option<Li
         &s.redis_prefix,
         changes.clone(),
         shutdown.clone(),
-    )?;
+    )
+    .await?;
     Ok(Some(live_feed(changes, shutdown)))
 }
 
@@ -504,7 +505,7 @@ async fn read_api(s: &Settings) -> Result<()> {
         )),
         min_version_wait: s.min_version_wait(),
         cursors: CursorKey::derive(secret.expose_secret().as_bytes()),
-        live_feed: read_api_feed(s, &shutdown)?,
+        live_feed: read_api_feed(s, &shutdown).await?,
         presence: presence(s).await?,
         presence_grace: s.presence_grace(),
     };

@@ -470,3 +470,78 @@ async fn five_hundred_streams_on_one_read_api_each_receive_a_broadcast_change() 
         started.elapsed()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_reconnecting_to_a_killed_and_restarted_read_api_misses_no_notification() {
+    let mut stack =
+        Stack::distributed(common::stack::Topology::PIPELINE.with_fixed_ports(), &[]).await;
+    let c = std::sync::Arc::clone(&stack.client);
+    let (_, ann) = c.register("back-ann@example.com", "ann").await;
+    let (bob_id, bob) = c.register("back-bob@example.com", "bob").await;
+    let room = id_of(
+        &c.post("/v1/dm/rooms", &ann, json!({"user_ids": [bob_id]}))
+            .await,
+        "room_id",
+    );
+    let base = stack.read().addr.clone();
+    let say = |text: &'static str| {
+        let (c, ann, room) = (std::sync::Arc::clone(&c), ann.clone(), room.clone());
+        async move {
+            let a = c
+                .post(
+                    &format!("/v1/dm/rooms/{room}/messages"),
+                    &ann,
+                    json!({ "content": text }),
+                )
+                .await;
+            assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
+        }
+    };
+    let mut stream = sse::open(&base, None, &bob, None)
+        .await
+        .expect("bob streams");
+    say("one").await;
+    let first = stream.until(WAIT, is("notification")).await;
+    drop(stream);
+
+    // the read API dies; two notifications are made while it is away
+    stack.readers[0].kill();
+    say("two").await;
+    say("three").await;
+    stack.readers[0].respawn().await;
+
+    // back, from where it was: both, in order, then nothing twice
+    let deadline = tessera_testkit::Deadline::new(WAIT, "the read API is back");
+    let mut again = loop {
+        match sse::open(&base, None, &bob, Some(&first.id)).await {
+            Ok(s) => break s,
+            Err(_) => deadline.tick().await,
+        }
+    };
+    let second = again.until(WAIT, is("notification")).await;
+    let third = again.until(WAIT, is("notification")).await;
+    assert!(first.id < second.id && second.id < third.id);
+    assert_eq!(
+        (second.data["kind"].as_str(), third.data["kind"].as_str()),
+        (Some("dm_message"), Some("dm_message"))
+    );
+    let listed = c
+        .get_until(
+            "/v1/me/notifications",
+            &bob,
+            "bob's three notifications",
+            |b| b["items"].as_array().is_some_and(|i| i.len() == 3),
+        )
+        .await;
+    let ids: Vec<&str> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .map(|n| n["notification_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [first.id.as_str(), second.id.as_str(), third.id.as_str()]
+    );
+}

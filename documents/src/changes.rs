@@ -21,6 +21,24 @@ pub struct Change {
     pub key: Option<String>,
 }
 
+impl Change {
+    /// Not a document: the feed may have missed changes (it was away and is
+    /// back), so streams read what they must not miss again.
+    pub fn resync() -> Self {
+        Self {
+            projection: RESYNC.to_owned(),
+            id: String::new(),
+            key: None,
+        }
+    }
+
+    pub fn is_resync(&self) -> bool {
+        self.projection == RESYNC
+    }
+}
+
+const RESYNC: &str = "*resync*";
+
 /// Where a projector announces what it wrote. Never blocks and never
 /// fails the projection: a stream that misses a change reads it again.
 pub trait Announce: Send + Sync {

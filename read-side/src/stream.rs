@@ -338,6 +338,7 @@ impl Open {
                 Woke::Change(change) => change,
             };
             let heard = match change {
+                Ok(change) if change.is_resync() => self.catch_up().await,
                 Ok(change) => self.hear(&change).await,
                 // fell behind the feed: what matters to keep, the
                 // notifications, is read again from where the stream is
