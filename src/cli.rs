@@ -116,6 +116,31 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: DlqCommand,
     },
+    /// Webhooks and their dead letters: deliveries that ran out of attempts
+    Webhooks {
+        #[command(subcommand)]
+        command: Option<WebhooksCommand>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebhooksCommand {
+    /// Every webhook with its counts, and its dead letters (the default)
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delivers a dead letter again now (or every one); it is gone once the receiver answers 2xx
+    Retry {
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<i64>,
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Drops a dead letter without delivering it
+    Discard { id: i64 },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -9,6 +9,7 @@ mod progress;
 mod roles;
 mod settings;
 mod unread;
+mod webhooks;
 mod wiring;
 
 fn main() -> std::process::ExitCode {

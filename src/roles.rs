@@ -24,6 +24,10 @@ use tessera_projector::runner::{new_instance_id, Health, Projector, RetryPolicy}
 use tessera_queue::QueueGate;
 use tessera_read_side::presence::{lease, InMemoryPresence, Presence};
 use tessera_read_side::{CursorKey, LiveFeed, ReadSide, ReadState};
+use tessera_webhooks::http::Half;
+use tessera_webhooks::store::postgres::PgWebhooks;
+use tessera_webhooks::store::sqlite::SqliteWebhooks;
+use tessera_webhooks::WebhookStore;
 use tessera_write_side::app::{Parts, WriteSide, WriteState};
 use tessera_write_side::background;
 use tessera_write_side::bus::BusConfig;
@@ -45,6 +49,7 @@ use crate::logging;
 use crate::presence::RedisPresence;
 use crate::settings::Settings;
 use crate::unread::DocsUnread;
+use crate::webhooks::{admin_router, spawn_deliverer};
 use crate::wiring::{self, authenticator, files, jwt_secret, mongo, mongo_with_timeout};
 
 pub async fn run(cli: Cli) -> Result<()> {
@@ -96,15 +101,24 @@ fn metrics_render() -> tessera_http::ops::MetricsRender {
 /// notifications from the read model.
 const CHANGE_FEED_CAPACITY: usize = 4096;
 
-/// The change feed of a read API, with its streams ended at shutdown.
-fn live_feed(changes: Broadcast, shutdown: &CancellationToken) -> LiveFeed {
+/// The change feed of a read API, where it announces presence, with its
+/// streams ended at shutdown.
+fn live_feed(
+    changes: Broadcast,
+    presence: Arc<dyn Announce>,
+    shutdown: &CancellationToken,
+) -> LiveFeed {
     let (close, closing) = tokio::sync::watch::channel(false);
     let shutdown = shutdown.clone();
     tokio::spawn(async move {
         shutdown.cancelled().await;
         let _ = close.send(true);
     });
-    LiveFeed { changes, closing }
+    LiveFeed {
+        changes,
+        presence,
+        closing,
+    }
 }
 
 fn shutdown_signal() -> CancellationToken {
@@ -326,6 +340,7 @@ async fn serve(s: &Settings) -> Result<()> {
         order_ttl: s.order_ttl(),
         unread: Some(Arc::new(DocsUnread::new(Arc::clone(&docs)))),
     }));
+    let hooks: Arc<dyn WebhookStore> = Arc::new(SqliteWebhooks::new(events.clone()));
     let log: Arc<dyn EventLog> = Arc::new(SqliteEventLog::new(events));
     let shutdown = shutdown_signal();
     // the projectors announce to the streams in this process
@@ -334,11 +349,15 @@ async fn serve(s: &Settings) -> Result<()> {
         live: LiveCollections::new(Arc::clone(&docs)),
         docs: Arc::clone(&docs),
         log: Arc::clone(&log),
-        auth,
+        auth: Arc::clone(&auth),
         queue,
         min_version_wait: s.min_version_wait(),
         cursors: CursorKey::derive(secret.expose_secret().as_bytes()),
-        live_feed: Some(live_feed(changes.clone(), &shutdown)),
+        live_feed: Some(live_feed(
+            changes.clone(),
+            Arc::new(changes.clone()),
+            &shutdown,
+        )),
         presence: Arc::new(InMemoryPresence::default()),
         presence_grace: s.presence_grace(),
     };
@@ -365,17 +384,33 @@ async fn serve(s: &Settings) -> Result<()> {
         s.pace(),
         shutdown.clone(),
     ));
+    let deliverer = spawn_deliverer(
+        s,
+        Arc::clone(&hooks),
+        Arc::clone(&log),
+        Leadership::Single,
+        shutdown.clone(),
+    )?;
     let openapi = openapi_json(vec![
         tessera_write_side::http::openapi(),
+        tessera_webhooks::http::openapi(Half::Commands),
         tessera_read_side::openapi(),
+        tessera_webhooks::http::openapi(Half::Reads),
     ]);
     let app = with_common_layers(
         Router::new()
             .merge(with_abuse_limits(
-                tessera_write_side::http::router(WriteState(write)),
+                tessera_write_side::http::router(WriteState(write)).merge(admin_router(
+                    s,
+                    Arc::clone(&hooks),
+                    Arc::clone(&log),
+                    Arc::clone(&auth),
+                    Half::Commands,
+                )),
                 &s.abuse_limits(),
             ))
             .merge(tessera_read_side::router(ReadState(Arc::new(read))))
+            .merge(admin_router(s, hooks, Arc::clone(&log), auth, Half::Reads))
             .merge(tessera_http::ops::router(
                 readiness,
                 openapi,
@@ -388,6 +423,7 @@ async fn serve(s: &Settings) -> Result<()> {
     for t in tasks {
         let _ = t.await;
     }
+    let _ = deliverer.await;
     served
 }
 
@@ -407,6 +443,7 @@ async fn write_api(s: &Settings) -> Result<()> {
         postgres::connect(url.expose_secret(), (s.database_max_connections / 2).max(2)).await?;
     let readiness: Arc<dyn Readiness> = Arc::new(SqlReady::Postgres("event_store", pool.clone()));
     let secret = jwt_secret(s, false)?;
+    let auth = authenticator(s, &secret)?;
     let state = Arc::new(PgState::new(pool.clone()));
     let queue = Arc::new(QueueGate::new(
         state.clone(),
@@ -416,7 +453,7 @@ async fn write_api(s: &Settings) -> Result<()> {
     let write = Arc::new(WriteSide::new(Parts {
         store: Store::new(postgres::repo(pool.clone())).with_timeout(s.database_timeout()),
         credentials: Arc::new(PgCredentials::new(credentials_pool)),
-        auth: authenticator(s, &secret)?,
+        auth: Arc::clone(&auth),
         readiness: Arc::clone(&readiness),
         directory: state,
         queue,
@@ -428,15 +465,25 @@ async fn write_api(s: &Settings) -> Result<()> {
     let shutdown = shutdown_signal();
     let background = background::spawn(
         Arc::clone(&write),
-        Leadership::Postgres(pool),
+        Leadership::Postgres(pool.clone()),
         s.pace(),
         shutdown.clone(),
     );
-    let openapi = openapi_json(vec![tessera_write_side::http::openapi()]);
+    let webhooks = admin_router(
+        s,
+        Arc::new(PgWebhooks::new(pool.clone())),
+        Arc::new(PgEventLog::new(pool)),
+        auth,
+        Half::Commands,
+    );
+    let openapi = openapi_json(vec![
+        tessera_write_side::http::openapi(),
+        tessera_webhooks::http::openapi(Half::Commands),
+    ]);
     let app = with_common_layers(
         Router::new()
             .merge(with_abuse_limits(
-                tessera_write_side::http::router(WriteState(write)),
+                tessera_write_side::http::router(WriteState(write)).merge(webhooks),
                 &s.abuse_limits(),
             ))
             .merge(tessera_http::ops::router(
@@ -467,7 +514,19 @@ async fn read_api_feed(s: &Settings, shutdown: &CancellationToken) -> Result<Opt
         shutdown.clone(),
     )
     .await?;
-    Ok(Some(live_feed(changes, shutdown)))
+    // presence goes out through Redis to every read API, this one included
+    let presence: Arc<dyn Announce> =
+        match RedisAnnounce::start(url.expose_secret(), &s.redis_prefix).await {
+            Ok(redis) => Arc::new(redis),
+            Err(error) => {
+                tracing::warn!(
+                    error = format!("{error:#}"),
+                    "presence changes reach only this read API's streams"
+                );
+                Arc::new(changes.clone())
+            }
+        };
+    Ok(Some(live_feed(changes, presence, shutdown)))
 }
 
 /// Presence of a read API: shared through Redis where it is configured.
@@ -493,11 +552,19 @@ async fn read_api(s: &Settings) -> Result<()> {
         Arc::new(SqlReady::Postgres("queue_state", pool.clone())),
     ]));
     let secret = jwt_secret(s, false)?;
+    let auth = authenticator(s, &secret)?;
+    let webhooks = admin_router(
+        s,
+        Arc::new(PgWebhooks::new(pool.clone())),
+        Arc::new(PgEventLog::new(pool.clone())),
+        Arc::clone(&auth),
+        Half::Reads,
+    );
     let read = ReadSide {
         live: LiveCollections::new(Arc::clone(&docs)),
         docs,
         log: Arc::new(PgEventLog::new(pool.clone())),
-        auth: authenticator(s, &secret)?,
+        auth,
         queue: Arc::new(QueueGate::new(
             Arc::new(PgState::new(pool)),
             secret.expose_secret().as_bytes(),
@@ -509,10 +576,14 @@ async fn read_api(s: &Settings) -> Result<()> {
         presence: presence(s).await?,
         presence_grace: s.presence_grace(),
     };
-    let openapi = openapi_json(vec![tessera_read_side::openapi()]);
+    let openapi = openapi_json(vec![
+        tessera_read_side::openapi(),
+        tessera_webhooks::http::openapi(Half::Reads),
+    ]);
     let app = with_common_layers(
         Router::new()
             .merge(tessera_read_side::router(ReadState(Arc::new(read))))
+            .merge(webhooks)
             .merge(tessera_http::ops::router(
                 readiness,
                 openapi,
@@ -536,11 +607,19 @@ async fn relay(s: &Settings) -> Result<()> {
     };
     let relay = Relay::new(pool.clone(), brokers, config).await?;
     let readiness: Arc<dyn Readiness> = Arc::new(AllOf(vec![
-        Arc::new(SqlReady::Postgres("event_store", pool)),
+        Arc::new(SqlReady::Postgres("event_store", pool.clone())),
         kafka_ready(brokers)?,
         relay.progress(),
     ]));
     let shutdown = shutdown_signal();
+    // webhooks are delivered straight from the log: they go on while Kafka is down
+    let deliverer = spawn_deliverer(
+        s,
+        Arc::new(PgWebhooks::new(pool.clone())),
+        Arc::new(PgEventLog::new(pool.clone())),
+        Leadership::Postgres(pool),
+        shutdown.clone(),
+    )?;
     let ops = with_common_layers(tessera_http::ops::router(
         readiness,
         serde_json::json!({}),
@@ -549,6 +628,7 @@ async fn relay(s: &Settings) -> Result<()> {
     let http = tokio::spawn(serve_http(s.http_addr, ops, shutdown.clone()));
     let result = relay.run(shutdown.clone()).await;
     shutdown.cancel();
+    let _ = deliverer.await;
     let _ = http.await;
     result.map_err(Into::into)
 }

@@ -182,6 +182,54 @@ pub struct Settings {
     )]
     pub presence_grace_seconds: u64,
 
+    /// Deliver webhooks to loopback, private and link-local addresses too
+    /// (tests and private networks); otherwise such URLs are refused
+    #[arg(
+        long,
+        env = "TESSERA_WEBHOOK_ALLOW_PRIVATE",
+        default_value_t = false,
+        action = clap::ArgAction::Set,
+        global = true
+    )]
+    pub webhook_allow_private: bool,
+
+    /// How long a webhook receiver has to answer a delivery
+    #[arg(
+        long,
+        env = "TESSERA_WEBHOOK_TIMEOUT_MS",
+        default_value_t = 10_000,
+        global = true
+    )]
+    pub webhook_timeout_ms: u64,
+
+    /// Attempts of one webhook delivery before it becomes a dead letter
+    #[arg(
+        long,
+        env = "TESSERA_WEBHOOK_MAX_ATTEMPTS",
+        default_value_t = 12,
+        global = true
+    )]
+    pub webhook_max_attempts: u32,
+
+    /// First pause between webhook attempts; it doubles (full jitter) up to
+    /// TESSERA_WEBHOOK_BACKOFF_MAX_MS
+    #[arg(
+        long,
+        env = "TESSERA_WEBHOOK_BACKOFF_BASE_MS",
+        default_value_t = 500,
+        global = true
+    )]
+    pub webhook_backoff_base_ms: u64,
+
+    /// Longest pause between webhook attempts
+    #[arg(
+        long,
+        env = "TESSERA_WEBHOOK_BACKOFF_MAX_MS",
+        default_value_t = 60_000,
+        global = true
+    )]
+    pub webhook_backoff_max_ms: u64,
+
     /// MongoDB database holding the read documents
     #[arg(
         long,
@@ -456,6 +504,33 @@ impl Settings {
 
     pub fn order_ttl(&self) -> Duration {
         Duration::from_secs(self.order_ttl_seconds)
+    }
+
+    pub fn webhook_policy(&self) -> tessera_webhooks::UrlPolicy {
+        tessera_webhooks::UrlPolicy {
+            allow_private: self.webhook_allow_private,
+        }
+    }
+
+    pub fn webhook_timeout(&self) -> Duration {
+        Duration::from_millis(self.webhook_timeout_ms.max(1))
+    }
+
+    pub fn webhook_delivery(&self) -> tessera_webhooks::DeliveryConfig {
+        tessera_webhooks::DeliveryConfig {
+            batch_size: self.batch_size.clamp(1, 1000),
+            max_attempts: self.webhook_max_attempts.max(1),
+            backoff: tessera_runtime::Backoff::new(
+                Duration::from_millis(self.webhook_backoff_base_ms.max(1)),
+                Duration::from_millis(
+                    self.webhook_backoff_max_ms
+                        .max(self.webhook_backoff_base_ms)
+                        .max(1),
+                ),
+                tessera_runtime::Jitter::Full,
+            ),
+            ..tessera_webhooks::DeliveryConfig::default()
+        }
     }
 
     pub fn presence_grace(&self) -> Duration {

@@ -288,15 +288,54 @@ async fn the_presence_contract(stack: &Stack, elsewhere: &Client) {
         })
         .await;
     assert_eq!(offline["online_count"], 0, "{offline}");
+    // the owner watches the guild and the room (once it is readable), on
+    // the other read API
+    elsewhere
+        .get_until("/v1/me/dm/rooms", &owner, "the room is readable", |b| {
+            b["items"][0]["room_id"] == room.as_str()
+        })
+        .await;
+    let topics = format!("guild:{guild},dm:{room}");
+    let mut watching = sse::open(&elsewhere.read, Some(&topics), &owner, None)
+        .await
+        .expect("the owner watches");
     let base = stack.read().addr.clone();
     let stream = sse::open(&base, None, &ann, None)
         .await
         .expect("ann streams");
+    // pushed to the watcher: ann came online, in the guild and in the room
+    let presence_of = |online: bool| {
+        let ann_id = ann_id.clone();
+        move |e: &SseEvent| {
+            e.event == "presence"
+                && e.data["user_id"] == ann_id.as_str()
+                && e.data["online"] == online
+        }
+    };
+    let mut told: Vec<String> = Vec::new();
+    for _ in 0..2 {
+        let e = watching.until(WAIT, presence_of(true)).await;
+        told.push(e.data["topic"].as_str().unwrap_or_default().to_owned());
+    }
+    told.sort();
+    let mut want = vec![format!("dm:{room}"), format!("guild:{guild}")];
+    want.sort();
+    assert_eq!(
+        told, want,
+        "ann's presence is pushed for the guild and the room"
+    );
     let online = elsewhere
         .get_until(&presence, &owner, "ann online", |b| ann_online(b, true))
         .await;
-    assert_eq!(online["online"][0]["nickname"], "ann");
-    assert_eq!(online["online_count"], 1);
+    // the watching owner is online too
+    let nicknames: Vec<&str> = online["online"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["nickname"].as_str())
+        .collect();
+    assert!(nicknames.contains(&"ann"), "{online}");
+    assert_eq!(online["online_count"], 2, "{online}");
     elsewhere
         .get_until("/v1/me/dm/rooms", &owner, "ann online in the room", |b| {
             b["items"][0]["room_id"] == room.as_str()
@@ -320,6 +359,9 @@ async fn the_presence_contract(stack: &Stack, elsewhere: &Client) {
             |b| ann_online(b, false),
         )
         .await;
+    // and that ann went offline, once the grace period ran out
+    let gone = watching.until(WAIT, presence_of(false)).await;
+    assert!(gone.data["topic"].is_string(), "{:?}", gone.data);
 }
 
 /// A second of grace, so a test sees a user go offline.

@@ -2,8 +2,9 @@
 //! live streams of the read API (DESIGN.md §10). A projector announces each
 //! batch's written documents once they are readable; every read API
 //! instance hears every announcement (in process, a broadcast channel; in
-//! production, a Kafka topic each instance reads on its own) and pushes to
-//! the streams that follow those documents.
+//! production, a Redis channel each instance follows on its own) and pushes
+//! to the streams that follow those documents. Read APIs announce on it too:
+//! who came online and who went offline.
 
 use std::sync::Arc;
 
@@ -35,9 +36,26 @@ impl Change {
     pub fn is_resync(&self) -> bool {
         self.projection == RESYNC
     }
+
+    /// Not a document: `user_id` came online (their first stream opened)
+    /// or went offline (the grace period after their last one ran out).
+    pub fn presence(user_id: &str, online: bool) -> Self {
+        Self {
+            projection: PRESENCE.to_owned(),
+            id: user_id.to_owned(),
+            key: Some(if online { "online" } else { "offline" }.to_owned()),
+        }
+    }
+
+    /// `(user_id, online)` of a presence change.
+    pub fn as_presence(&self) -> Option<(&str, bool)> {
+        (self.projection == PRESENCE)
+            .then(|| (self.id.as_str(), self.key.as_deref() == Some("online")))
+    }
 }
 
 const RESYNC: &str = "*resync*";
+const PRESENCE: &str = "*presence*";
 
 /// Where a projector announces what it wrote. Never blocks and never
 /// fails the projection: a stream that misses a change reads it again.
@@ -97,5 +115,18 @@ mod tests {
             Err(broadcast::error::RecvError::Lagged(1))
         ));
         assert_eq!(b.recv().await.unwrap().id, "p2");
+    }
+
+    #[test]
+    fn presence_changes_round_trip_and_are_no_documents() {
+        let on = Change::presence("u1", true);
+        let back: Change = serde_json::from_str(&serde_json::to_string(&on).unwrap()).unwrap();
+        assert_eq!(back.as_presence(), Some(("u1", true)));
+        assert_eq!(
+            Change::presence("u1", false).as_presence(),
+            Some(("u1", false))
+        );
+        assert!(!on.is_resync());
+        assert_eq!(Change::resync().as_presence(), None);
     }
 }

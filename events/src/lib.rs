@@ -51,6 +51,28 @@ pub trait EventKind {
     fn event_type(&self) -> &'static str;
     /// The semantic version of the variant's current shape.
     fn event_version(&self) -> &'static str;
+    /// Every variant's name.
+    const EVENT_TYPES: &'static [&'static str];
+}
+
+/// Every event type any aggregate records (`OrderPaid`, ...): what a webhook
+/// may subscribe to.
+pub fn event_types() -> impl Iterator<Item = &'static str> {
+    [
+        AccountEvent::EVENT_TYPES,
+        GuildEvent::EVENT_TYPES,
+        PostEvent::EVENT_TYPES,
+        ConcertEvent::EVENT_TYPES,
+        ScheduleEvent::EVENT_TYPES,
+        CouponEvent::EVENT_TYPES,
+        ProductEvent::EVENT_TYPES,
+        OrderEvent::EVENT_TYPES,
+        MessageEvent::EVENT_TYPES,
+        RoomEvent::EVENT_TYPES,
+    ]
+    .into_iter()
+    .flatten()
+    .copied()
 }
 
 /// Declares the error of a port (a trait adapters implement): what failed,
@@ -101,6 +123,7 @@ macro_rules! event_kind {
     ($ty:ty: $aggregate:expr, version $version:literal { $($variant:ident),* $(,)? }) => {
         impl $crate::EventKind for $ty {
             const AGGREGATE_TYPE: &'static str = $aggregate;
+            const EVENT_TYPES: &'static [&'static str] = &[$(stringify!($variant)),*];
 
             fn event_type(&self) -> &'static str {
                 match self {
@@ -167,5 +190,25 @@ impl DomainEvent {
             other => return Err(DecodeError::UnknownAggregateType(other.to_string())),
         }
         .map_err(bad)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    #[test]
+    fn every_event_type_is_listed_once() {
+        let all: Vec<_> = super::event_types().collect();
+        let unique: HashSet<_> = all.iter().collect();
+        assert_eq!(unique.len(), all.len(), "an event type is listed twice");
+        for name in [
+            "OrderPaid",
+            "AccountRegistered",
+            "CommentAdded",
+            "RoomCreated",
+        ] {
+            assert!(all.contains(&name), "{name} is missing");
+        }
     }
 }

@@ -21,9 +21,9 @@ use chrono::Utc;
 use futures::Stream;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tessera_documents::changes::{Broadcast, Change};
+use tessera_documents::changes::{Announce, Broadcast, Change};
 use tessera_documents::chat::MessageDoc;
-use tessera_documents::documents::{collections, pair_id, PostDoc};
+use tessera_documents::documents::{collections, member_id, pair_id, GuildMemberDoc, PostDoc};
 use tessera_documents::notifications::NotificationDoc;
 use tessera_documents::store::{ListQuery, Order};
 use tessera_http::auth::Principal;
@@ -50,11 +50,13 @@ const MAX_TOPICS: usize = 50;
 /// page after page).
 const CATCH_UP: usize = 100;
 
-/// The change feed a read API's streams follow, and the signal that ends
-/// them when the process shuts down.
+/// The change feed a read API's streams follow, where it tells every read
+/// API who came online or went offline, and the signal that ends its
+/// streams when the process shuts down.
 #[derive(Clone)]
 pub struct LiveFeed {
     pub changes: Broadcast,
+    pub presence: Arc<dyn Announce>,
     pub closing: watch::Receiver<bool>,
 }
 
@@ -83,6 +85,10 @@ struct Follows {
     docs: HashMap<(&'static str, String), String>,
     /// A channel or room id → topic: its messages pushed as `message`.
     places: HashMap<String, String>,
+    /// A followed guild's id → its topic: its members' presence pushed.
+    guilds: HashMap<String, String>,
+    /// A followed room's id → its topic and members: their presence pushed.
+    rooms: HashMap<String, (String, Vec<String>)>,
 }
 
 fn bad_topics(reason: &str) -> ApiError {
@@ -119,6 +125,7 @@ async fn follows(rs: &ReadSide, user: &Principal, topics: &str) -> Result<Follow
             }
             "guild" => {
                 Access::new(rs, user, None).guild(&id).await?;
+                f.guilds.insert(id.clone(), topic.to_owned());
                 f.docs.insert((collections::GUILDS, id), topic.to_owned());
             }
             "channel" => {
@@ -133,9 +140,11 @@ async fn follows(rs: &ReadSide, user: &Principal, topics: &str) -> Result<Follow
                 f.docs.insert((collections::PRODUCTS, id), topic.to_owned());
             }
             "dm" => {
-                my_room(rs, &user.user_id, &id)
+                let room = my_room(rs, &user.user_id, &id)
                     .await
                     .map_err(|_| ApiError::forbidden("only the room's members follow it"))?;
+                // a room's members never change
+                f.rooms.insert(id.clone(), (topic.to_owned(), room.members));
                 f.places.insert(id, topic.to_owned());
             }
             _ => return Err(bad_topics(&format!("unknown topic kind {kind:?}"))),
@@ -168,13 +177,32 @@ struct Open {
 /// when it is dropped.
 struct Lease {
     presence: Arc<dyn Presence>,
+    announce: Arc<dyn Announce>,
     user_id: String,
     stream_id: String,
     ttl: Duration,
     grace: Duration,
 }
 
+/// Whether `user_id` is online now (a failing store says no).
+async fn is_online(presence: &dyn Presence, user_id: &str) -> bool {
+    presence
+        .online(&[user_id.to_owned()], Utc::now())
+        .await
+        .is_ok_and(|online| online.contains(user_id))
+}
+
 impl Lease {
+    /// Takes the lease, telling every read API if the user just came online.
+    async fn open(&self) {
+        let was_online = is_online(&*self.presence, &self.user_id).await;
+        self.renew().await;
+        if !was_online {
+            self.announce
+                .announce(vec![Change::presence(&self.user_id, true)]);
+        }
+    }
+
     async fn renew(&self) {
         let until = Utc::now() + chrono::Duration::from_std(self.ttl).unwrap_or_default();
         if let Err(error) = self
@@ -189,16 +217,24 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        let (presence, user_id, stream_id) = (
+        let (presence, announce, user_id, stream_id) = (
             Arc::clone(&self.presence),
+            Arc::clone(&self.announce),
             std::mem::take(&mut self.user_id),
             std::mem::take(&mut self.stream_id),
         );
-        let until = Utc::now() + chrono::Duration::from_std(self.grace).unwrap_or_default();
+        let grace = self.grace;
+        let until = Utc::now() + chrono::Duration::from_std(grace).unwrap_or_default();
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
                 if let Err(error) = presence.hold(&user_id, &stream_id, until).await {
                     tracing::warn!(%error, %user_id, "ending a presence lease failed");
+                }
+                // once the grace period is over, and no other stream of
+                // theirs (on any read API) holds a lease, they went offline
+                tokio::time::sleep(grace + Duration::from_millis(50)).await;
+                if !is_online(&*presence, &user_id).await {
+                    announce.announce(vec![Change::presence(&user_id, false)]);
                 }
             });
         }
@@ -282,8 +318,49 @@ impl Open {
             .map(|d| d.body))
     }
 
+    /// Queues `event: presence` for each followed guild and room the user
+    /// is a member of (the caller's own presence is not told to them).
+    async fn presence(&mut self, user_id: &str, online: bool) -> Result<(), ApiError> {
+        if user_id == self.user_id {
+            return Ok(());
+        }
+        let mut topics: Vec<String> = self
+            .follows
+            .rooms
+            .values()
+            .filter(|(_, members)| members.iter().any(|m| m == user_id))
+            .map(|(topic, _)| topic.clone())
+            .collect();
+        let guilds: Vec<(String, String)> = self
+            .follows
+            .guilds
+            .iter()
+            .map(|(g, t)| (g.clone(), t.clone()))
+            .collect();
+        for (guild_id, topic) in guilds {
+            let member = self
+                .get(collections::GUILD_MEMBERS, &member_id(&guild_id, user_id))
+                .await?
+                .and_then(|doc| serde_json::from_value::<GuildMemberDoc>(doc).ok());
+            if member.is_some_and(|m| m.member_of.as_deref() == Some(guild_id.as_str())) {
+                topics.push(topic);
+            }
+        }
+        topics.sort();
+        for topic in topics {
+            self.push(
+                "presence",
+                &json!({"topic": topic, "user_id": user_id, "online": online}),
+            );
+        }
+        Ok(())
+    }
+
     /// Queues what a change means to this stream, if anything.
     async fn hear(&mut self, change: &Change) -> Result<(), ApiError> {
+        if let Some((user_id, online)) = change.as_presence() {
+            return self.presence(user_id, online).await;
+        }
         let key = change.key.as_deref();
         match change.projection.as_str() {
             collections::NOTIFICATIONS if key == Some(self.user_id.as_str()) => {
@@ -381,7 +458,7 @@ fn projection_name(name: &str) -> &'static str {
         ("Last-Event-ID" = Option<String>, Header, description = "the `id:` of the last event received: notifications after it are sent first")),
     security(("bearer" = [])),
     responses((status = 200, content_type = "text/event-stream", body = String,
-            description = "events `notification` (`NotificationView`), `document` (`{topic, document, version}`) and `message` (`{topic, message}`), each with an `id:`; a comment line every 15 s"),
+            description = "events `notification` (`NotificationView`), `document` (`{topic, document, version}`), `message` (`{topic, message}`) and `presence` (`{topic, user_id, online}`: a member of a followed guild or room came online or went offline), each with an `id:`; a comment line every 15 s"),
         (status = 400, body = ErrorBody, description = "an unknown or malformed topic"), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody, description = "a topic the caller may not read"),
         (status = 404, body = ErrorBody, description = "an unknown post"),
@@ -413,12 +490,13 @@ pub async fn stream(
     let (ttl, every) = lease(rs.presence_grace);
     let lease = Lease {
         presence: Arc::clone(&rs.presence),
+        announce: Arc::clone(&feed.presence),
         user_id: user.user_id.clone(),
         stream_id: uuid::Uuid::new_v4().to_string(),
         ttl,
         grace: rs.presence_grace,
     };
-    lease.renew().await;
+    lease.open().await;
     let mut heartbeat = tokio::time::interval(every);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     heartbeat.reset(); // the lease was just given

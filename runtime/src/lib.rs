@@ -6,10 +6,14 @@
 //! - [`drive`]: runs a step function until shutdown, pausing with the
 //!   backoff after failures. Every loop exposes its step function
 //!   (`relay_next`, `project_next`, ...) so that tests drain it instead of
-//!   sleeping; `drive` is the only place that turns a step into a loop.
+//!   sleeping; `drive` is the only place that turns a step into a loop;
+//! - [`leader`] (feature `postgres`): one process at a time leads a loop
+//!   (a PostgreSQL advisory lock).
 
 mod backoff;
 mod driver;
+#[cfg(feature = "postgres")]
+pub mod leader;
 
 pub use backoff::{Backoff, Jitter};
 pub use driver::{drive, sleep_or_shutdown, Step, Stepped};

@@ -8,6 +8,7 @@ mod export;
 mod rebuilds;
 mod status;
 mod token;
+mod webhooks;
 
 use std::io::Write as _;
 use std::sync::Arc;
@@ -101,5 +102,6 @@ pub async fn run(s: &Settings, command: AdminCommand) -> Result<()> {
         }
         AdminCommand::VerifyExport { file, json } => export::verify_export(&file, json),
         AdminCommand::Dlq { command } => dlq::dlq(s, command).await,
+        AdminCommand::Webhooks { command } => webhooks::webhooks(s, command).await,
     }
 }

@@ -6,6 +6,7 @@
 pub mod cluster;
 pub mod fold;
 pub mod load;
+pub mod receiver;
 pub mod scenarios;
 pub mod sse;
 pub mod stack;

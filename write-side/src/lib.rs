@@ -10,7 +10,8 @@ pub mod domain;
 pub mod health;
 pub mod http;
 pub mod inbox;
-pub mod leader;
+/// Leadership moved to `tessera-runtime` (the webhook deliverer needs it too).
+pub use tessera_runtime::leader;
 pub mod orders;
 pub mod payment;
 pub mod relay;

@@ -1,5 +1,5 @@
 //! Leadership for work that one process at a time must do (the relay, the
-//! queue admission ticks, the hold sweeper): a PostgreSQL advisory lock
+//! queue admission ticks, the hold sweeper, webhook delivery): a PostgreSQL advisory lock
 //! held on a dedicated connection; the embedded mode is a single process.
 
 use std::time::Duration;
