@@ -23,6 +23,7 @@ use tessera_projector::projection::{self, Projection};
 use tessera_projector::runner::{new_instance_id, Health, Projector, RetryPolicy};
 use tessera_queue::QueueGate;
 use tessera_read_side::presence::{lease, InMemoryPresence, Presence};
+use tessera_read_side::stream_limit::StreamLimit;
 use tessera_read_side::{CursorKey, LiveFeed, ReadSide, ReadState};
 use tessera_webhooks::http::Half;
 use tessera_webhooks::store::postgres::PgWebhooks;
@@ -104,6 +105,7 @@ const CHANGE_FEED_CAPACITY: usize = 4096;
 /// The change feed of a read API, where it announces presence, with its
 /// streams ended at shutdown.
 fn live_feed(
+    s: &Settings,
     changes: Broadcast,
     presence: Arc<dyn Announce>,
     shutdown: &CancellationToken,
@@ -118,6 +120,7 @@ fn live_feed(
         changes,
         presence,
         closing,
+        limit: StreamLimit::new(s.streams_per_user),
     }
 }
 
@@ -354,6 +357,7 @@ async fn serve(s: &Settings) -> Result<()> {
         min_version_wait: s.min_version_wait(),
         cursors: CursorKey::derive(secret.expose_secret().as_bytes()),
         live_feed: Some(live_feed(
+            s,
             changes.clone(),
             Arc::new(changes.clone()),
             &shutdown,
@@ -526,7 +530,7 @@ async fn read_api_feed(s: &Settings, shutdown: &CancellationToken) -> Result<Opt
                 Arc::new(changes.clone())
             }
         };
-    Ok(Some(live_feed(changes, presence, shutdown)))
+    Ok(Some(live_feed(s, changes, presence, shutdown)))
 }
 
 /// Presence of a read API: shared through Redis where it is configured.

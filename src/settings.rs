@@ -182,6 +182,15 @@ pub struct Settings {
     )]
     pub presence_grace_seconds: u64,
 
+    /// Live streams one user may hold open on one read API
+    #[arg(
+        long,
+        env = "TESSERA_STREAMS_PER_USER",
+        default_value_t = 20,
+        global = true
+    )]
+    pub streams_per_user: usize,
+
     /// Deliver webhooks to loopback, private and link-local addresses too
     /// (tests and private networks); otherwise such URLs are refused
     #[arg(

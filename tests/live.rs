@@ -458,7 +458,8 @@ fn rss_kib(pid: u32) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn five_hundred_streams_on_one_read_api_each_receive_a_broadcast_change() {
     const STREAMS: usize = 500;
-    let stack = Stack::embedded(&[]).await;
+    // one user holds them all here
+    let stack = Stack::embedded(&[("TESSERA_STREAMS_PER_USER", "1000")]).await;
     let c = &stack.client;
     let (_, owner) = c.register("many@example.com", "many").await;
     let guild = id_of(
@@ -586,4 +587,43 @@ async fn a_client_reconnecting_to_a_killed_and_restarted_read_api_misses_no_noti
         ids,
         [first.id.as_str(), second.id.as_str(), third.id.as_str()]
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_user_holds_at_most_the_bound_of_open_streams() {
+    let stack = Stack::embedded(&[("TESSERA_STREAMS_PER_USER", "3")]).await;
+    let c = &stack.client;
+    let (_, ann) = c.register("bounded@example.com", "bounded").await;
+    let (_, bob) = c.register("unbounded@example.com", "unbounded").await;
+    let base = stack.read().addr.clone();
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        open.push(
+            sse::open(&base, None, &ann, None)
+                .await
+                .expect("within the bound"),
+        );
+    }
+    let (status, body) = sse::open(&base, None, &ann, None)
+        .await
+        .err()
+        .expect("a fourth stream is refused");
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["error"]["code"], "too_many_streams");
+    // another user has a bound of their own
+    let _bobs = sse::open(&base, None, &bob, None)
+        .await
+        .expect("bob streams");
+    // a closed stream frees its place (once the server sees it closed)
+    drop(open.pop());
+    let deadline = tessera_testkit::Deadline::new(WAIT, "a place frees up after a stream closed");
+    let _again = loop {
+        match sse::open(&base, None, &ann, None).await {
+            Ok(s) => break s,
+            Err((status, _)) => {
+                assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+                deadline.tick().await;
+            }
+        }
+    };
 }

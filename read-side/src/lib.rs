@@ -19,6 +19,7 @@ pub mod presence;
 mod query;
 mod shop;
 mod stream;
+pub mod stream_limit;
 
 use std::ops::Deref;
 use std::sync::Arc;

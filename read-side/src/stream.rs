@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use chrono::Utc;
 use futures::Stream;
@@ -38,6 +38,7 @@ use crate::chat::{message_view, my_room};
 use crate::notifications::NotificationView;
 use crate::presence::{lease, Presence};
 use crate::query::{store_failed, typed};
+use crate::stream_limit::{StreamLimit, StreamSlot};
 use crate::{ReadSide, ReadState};
 
 /// How often an idle stream says it is alive (a comment line).
@@ -58,6 +59,8 @@ pub struct LiveFeed {
     pub changes: Broadcast,
     pub presence: Arc<dyn Announce>,
     pub closing: watch::Receiver<bool>,
+    /// Open streams per user on this process, at most.
+    pub limit: Arc<StreamLimit>,
 }
 
 pub fn router() -> OpenApiRouter<ReadState> {
@@ -171,6 +174,7 @@ struct Open {
     heartbeat: tokio::time::Interval,
     lease: Lease,
     _open: OpenGauge,
+    _slot: StreamSlot,
 }
 
 /// An open stream's presence: held while it lives, cut to the grace period
@@ -463,6 +467,7 @@ fn projection_name(name: &str) -> &'static str {
         (status = 403, body = ErrorBody, description = "a topic the caller may not read"),
         (status = 404, body = ErrorBody, description = "an unknown post"),
         (status = 410, body = ErrorBody, description = "a deleted guild or channel"),
+        (status = 429, body = ErrorBody, description = "`too_many_streams`: the caller holds `TESSERA_STREAMS_PER_USER` streams on this read API already"),
         (status = 503, body = ErrorBody, description = "this instance has no change feed")))]
 pub async fn stream(
     State(rs): State<ReadState>,
@@ -472,6 +477,17 @@ pub async fn stream(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let Some(feed) = rs.live_feed.clone() else {
         return Err(ApiError::unavailable("this read API has no change feed"));
+    };
+    let Some(slot) = feed.limit.try_open(&user.user_id) else {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_streams",
+            format!(
+                "at most {} open streams per user; close one first",
+                feed.limit.per_user()
+            ),
+        )
+        .retry_after(1));
     };
     let follows = match q.topics.as_deref() {
         None => Follows::default(),
@@ -511,6 +527,7 @@ pub async fn stream(
         heartbeat,
         lease,
         _open: OpenGauge::new(),
+        _slot: slot,
     };
     match resume {
         Some(last) => {
