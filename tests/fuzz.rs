@@ -1,7 +1,8 @@
 //! The contract under a fuzzer: schemathesis (`--checks all`) generates
-//! requests from the OpenAPI document `tessera serve` serves (both APIs)
-//! and checks every answer against it, signed in as a user. Zero failures,
-//! no 5xx, no panic in the server's log.
+//! requests from the OpenAPI document `tessera serve` serves (both APIs),
+//! and from the write API's and the read API's own documents in the
+//! distributed mode, and checks every answer against them, signed in as a
+//! user. Zero failures, no 5xx, no panic in the servers' logs.
 //!
 //! `scripts/test` installs schemathesis (PyPI) and points
 //! `TESSERA_TEST_SCHEMATHESIS` at it; `scripts/fuzz` runs a longer round.
@@ -21,27 +22,15 @@ fn examples() -> u32 {
         .unwrap_or(30)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn schemathesis_finds_no_contract_failure() {
+/// Runs schemathesis against the document at `addr` signed in with
+/// `token`; answers how many cases it generated, panicking on a failure.
+async fn fuzz(addr: &str, token: &str, examples: u32, name: &str) -> u64 {
     let schemathesis = std::env::var("TESSERA_TEST_SCHEMATHESIS").expect(
         "TESSERA_TEST_SCHEMATHESIS names the schemathesis binary: run the suite with scripts/test",
     );
-    let stack = Stack::embedded(&[("TESSERA_LOG", "info")]).await;
-    let c = &stack.client;
-    let (_, token) = c.register("fuzz@example.com", "fuzzer").await;
-    // points, a guild and a concert, so that generated requests meet data
-    let charge = c
-        .post(
-            "/v1/accounts/me/charge",
-            &token,
-            json!({"amount": 1000, "idempotency_key": "seed"}),
-        )
-        .await;
-    assert!(charge.status.is_success(), "{}", charge.body);
     let config = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fuzz/schemathesis.toml");
-    let report = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("fuzz");
-    let addr = stack.write().addr.clone();
-    let examples = examples();
+    let report = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("fuzz-{name}"));
+    let (addr, token) = (addr.to_owned(), token.to_owned());
     let out = tokio::task::spawn_blocking(move || {
         Command::new(schemathesis)
             .args(["--config-file", config, "run"])
@@ -68,17 +57,69 @@ async fn schemathesis_finds_no_contract_failure() {
         .unwrap_or(0);
     assert!(
         out.status.success(),
-        "schemathesis found failures:\n{printed}\n{}",
+        "schemathesis found failures in {name}:\n{printed}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // both APIs: 48 operations, so well over 1,000 requests each
+    generated
+}
+
+/// Points, so that generated requests meet data.
+async fn signed_in_with_points(stack: &Stack) -> String {
+    let c = &stack.client;
+    let (_, token) = c.register("fuzz@example.com", "fuzzer").await;
+    let charge = c
+        .post(
+            "/v1/accounts/me/charge",
+            &token,
+            json!({"amount": 1000, "idempotency_key": "seed"}),
+        )
+        .await;
+    assert!(charge.status.is_success(), "{}", charge.body);
+    token
+}
+
+/// A 5xx fails schemathesis' `not_a_server_error` check; a panic caught by
+/// the panic layer answers 500 too, and says so in the logs.
+fn assert_no_panic(stack: &Stack) {
+    let logs = stack.logs(usize::MAX);
+    assert!(!logs.contains("panicked"), "a server panicked:\n{logs}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schemathesis_finds_no_contract_failure() {
+    let stack = Stack::embedded(&[("TESSERA_LOG", "info")]).await;
+    let token = signed_in_with_points(&stack).await;
+    let examples = examples();
+    let generated = fuzz(&stack.write().addr, &token, examples, "serve").await;
+    // both APIs: 50 operations, so well over 1,000 requests each
     assert!(
         generated >= 40 * u64::from(examples),
-        "only {generated} cases were generated:\n{printed}"
+        "only {generated} cases were generated"
     );
-    let logs = stack.logs(usize::MAX);
-    // a 5xx fails schemathesis' `not_a_server_error` check; a panic caught
-    // by the panic layer answers 500 too, and says so here
-    assert!(!logs.contains("panicked"), "the server panicked:\n{logs}");
+    assert_no_panic(&stack);
     eprintln!("schemathesis: {generated} generated cases, no failure");
+}
+
+/// The distributed roles serve a document each: the write API's commands
+/// and the read API's reads, on PostgreSQL, Kafka and MongoDB.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schemathesis_finds_no_contract_failure_in_either_document_of_the_distributed_roles() {
+    let stack = Stack::distributed(
+        common::stack::Topology::PIPELINE,
+        &[("TESSERA_LOG", "info")],
+    )
+    .await;
+    let token = signed_in_with_points(&stack).await;
+    // fewer cases per operation than on serve; still over 1,000 per document
+    let (write_examples, read_examples) = (examples().min(40), examples().min(60));
+    let writes = fuzz(&stack.write().addr, &token, write_examples, "write-api").await;
+    let reads = fuzz(&stack.read().addr, &token, read_examples, "read-api").await;
+    assert!(
+        writes >= 1000 && reads >= 1000,
+        "only {writes} and {reads} cases were generated"
+    );
+    assert_no_panic(&stack);
+    eprintln!(
+        "schemathesis: {writes} cases on the write API and {reads} on the read API, no failure"
+    );
 }

@@ -152,10 +152,10 @@ impl Filler<'_> {
                 .await?;
                 match folded {
                     Folded::Done { dead_lettered, .. } => break dead_lettered,
-                    Folded::Raced if attempt >= CONTENDED_ATTEMPTS => {
+                    Folded::Raced { .. } if attempt >= CONTENDED_ATTEMPTS => {
                         return Err(RebuildError::Raced(self.projection.name().to_owned()))
                     }
-                    Folded::Raced => tokio::time::sleep(policy.backoff.delay(attempt)).await,
+                    Folded::Raced { .. } => tokio::time::sleep(policy.backoff.delay(attempt)).await,
                 }
             };
             self.events += deliveries.len() as u64;

@@ -21,7 +21,7 @@ use chrono::Utc;
 use futures::Stream;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tessera_documents::changes::{Announce, Broadcast, Change};
+use tessera_documents::changes::{Announce, Broadcast, Change, Heard};
 use tessera_documents::chat::MessageDoc;
 use tessera_documents::documents::{collections, member_id, pair_id, GuildMemberDoc, PostDoc};
 use tessera_documents::notifications::NotificationDoc;
@@ -50,6 +50,17 @@ const MAX_TOPICS: usize = 50;
 /// Most notifications a reconnect catches up on at once (the rest follow,
 /// page after page).
 const CATCH_UP: usize = 100;
+
+/// Notification ids a stream remembers having sent, to send each once.
+const REMEMBERED: usize = 1000;
+
+/// How far before its `Last-Event-ID` a resumed stream looks again. In the
+/// distributed mode the projector folds the partitions of the log side by
+/// side, so a notification can become readable after one with a higher id
+/// (a later log position): a client that got the higher one and then
+/// reconnected would otherwise never get the lower one (measured: 1 in 3
+/// runs of the reconnect test in `tests/live.rs` lost one).
+const RESUME_LOOKBACK: chrono::TimeDelta = chrono::TimeDelta::seconds(30);
 
 /// The change feed a read API's streams follow, where it tells every read
 /// API who came online or went offline, and the signal that ends its
@@ -164,12 +175,14 @@ struct Open {
     rs: ReadState,
     user_id: String,
     follows: Follows,
-    changes: broadcast::Receiver<Arc<Change>>,
+    changes: broadcast::Receiver<Arc<Heard>>,
     closing: watch::Receiver<bool>,
     /// Events ready to send, oldest first.
     ready: VecDeque<Event>,
     /// The newest notification sent (or known at connect): every event's id.
     last: String,
+    /// The notifications sent, newest last (at most [`REMEMBERED`]).
+    sent: VecDeque<String>,
     /// Renews the stream's presence lease.
     heartbeat: tokio::time::Interval,
     lease: Lease,
@@ -287,11 +300,68 @@ impl Open {
         Ok(())
     }
 
+    /// After the stream may have missed changes: what it must not miss,
+    /// read again.
+    async fn resync(&mut self) -> Result<(), ApiError> {
+        self.look_back().await?;
+        self.catch_up().await
+    }
+
+    /// Sends the notifications of the `RESUME_LOOKBACK` before `self.last`
+    /// again (some may have become readable only after the client saw a
+    /// newer one; the client tells repeats by `notification_id`).
+    async fn look_back(&mut self) -> Result<(), ApiError> {
+        let collection = self.rs.live(collections::NOTIFICATIONS).await?;
+        let at = pair_id(&self.user_id, &self.last);
+        let Some(newest) = self
+            .rs
+            .docs
+            .get(&collection, &at)
+            .await
+            .map_err(|e| store_failed(&e))?
+        else {
+            return Ok(());
+        };
+        let since = typed::<NotificationDoc>(newest)?.created_at - RESUME_LOOKBACK;
+        let before = self
+            .rs
+            .docs
+            .list(
+                &collection,
+                ListQuery {
+                    filter: Some(("user_id", &self.user_id)),
+                    order: Order::Desc,
+                    after: Some(&at),
+                    limit: CATCH_UP,
+                },
+            )
+            .await
+            .map_err(|e| store_failed(&e))?;
+        let mut again = Vec::new();
+        for doc in before {
+            let n: NotificationDoc = typed(doc)?;
+            if n.created_at < since {
+                break;
+            }
+            again.push(n);
+        }
+        for n in again.into_iter().rev() {
+            self.notification(n);
+        }
+        Ok(())
+    }
+
     fn notification(&mut self, n: NotificationDoc) {
-        if n.notification_id <= self.last {
+        if self.sent.contains(&n.notification_id) {
             return; // sent already (a catch-up and the feed overlap)
         }
-        self.last.clone_from(&n.notification_id);
+        if self.sent.len() >= REMEMBERED {
+            self.sent.pop_front();
+        }
+        self.sent.push_back(n.notification_id.clone());
+        if n.notification_id > self.last {
+            self.last.clone_from(&n.notification_id);
+        }
         let view = NotificationView {
             notification_id: n.notification_id,
             kind: n.kind,
@@ -360,15 +430,23 @@ impl Open {
         Ok(())
     }
 
+    /// The changed document, read once for every stream of this process.
+    async fn changed(&self, heard: &Heard) -> Result<Option<Value>, ApiError> {
+        heard
+            .body(|| self.get(&heard.change.projection, &heard.change.id))
+            .await
+    }
+
     /// Queues what a change means to this stream, if anything.
-    async fn hear(&mut self, change: &Change) -> Result<(), ApiError> {
+    async fn hear(&mut self, heard: &Heard) -> Result<(), ApiError> {
+        let change = &heard.change;
         if let Some((user_id, online)) = change.as_presence() {
             return self.presence(user_id, online).await;
         }
         let key = change.key.as_deref();
         match change.projection.as_str() {
             collections::NOTIFICATIONS if key == Some(self.user_id.as_str()) => {
-                if let Some(doc) = self.get(&change.projection, &change.id).await? {
+                if let Some(doc) = self.changed(heard).await? {
                     let n: NotificationDoc =
                         serde_json::from_value(doc).map_err(ApiError::internal)?;
                     self.notification(n);
@@ -378,7 +456,7 @@ impl Open {
                 let Some(topic) = key.and_then(|k| self.follows.places.get(k)).cloned() else {
                     return Ok(());
                 };
-                if let Some(doc) = self.get(&change.projection, &change.id).await? {
+                if let Some(doc) = self.changed(heard).await? {
                     let m: MessageDoc = serde_json::from_value(doc).map_err(ApiError::internal)?;
                     let data = json!({"topic": topic, "message": message_view(m)});
                     self.push("message", &data);
@@ -389,7 +467,7 @@ impl Open {
                 let Some(topic) = self.follows.docs.get(&followed).cloned() else {
                     return Ok(());
                 };
-                if let Some(doc) = self.get(projection, &change.id).await? {
+                if let Some(doc) = self.changed(heard).await? {
                     let version = doc.get("version").cloned().unwrap_or(Value::Null);
                     let data = json!({"topic": topic, "document": doc, "version": version});
                     self.push("document", &data);
@@ -419,13 +497,13 @@ impl Open {
                 Woke::Change(change) => change,
             };
             let heard = match change {
-                Ok(change) if change.is_resync() => self.catch_up().await,
-                Ok(change) => self.hear(&change).await,
+                Ok(heard) if heard.change.is_resync() => self.resync().await,
+                Ok(heard) => self.hear(&heard).await,
                 // fell behind the feed: what matters to keep, the
                 // notifications, is read again from where the stream is
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
                     tracing::warn!(missed, user_id = %self.user_id, "a stream fell behind the change feed");
-                    self.catch_up().await
+                    self.resync().await
                 }
                 Err(broadcast::error::RecvError::Closed) => return None,
             };
@@ -440,7 +518,7 @@ impl Open {
 enum Woke {
     Closing,
     Heartbeat,
-    Change(Result<Arc<Change>, broadcast::error::RecvError>),
+    Change(Result<Arc<Heard>, broadcast::error::RecvError>),
 }
 
 /// The projection names streams follow, as `'static` keys.
@@ -524,6 +602,7 @@ pub async fn stream(
         closing: feed.closing,
         ready: VecDeque::new(),
         last: String::new(),
+        sent: VecDeque::new(),
         heartbeat,
         lease,
         _open: OpenGauge::new(),
@@ -532,6 +611,7 @@ pub async fn stream(
     match resume {
         Some(last) => {
             open.last = last;
+            open.look_back().await?;
             open.catch_up().await?;
         }
         None => open.last = newest_notification(&rs, &user.user_id).await?,

@@ -34,8 +34,10 @@ pub enum Folded {
         /// The documents written, for the live streams.
         written: Vec<Change>,
     },
-    /// A document changed under the batch: fold it again.
-    Raced,
+    /// A document changed under the batch: fold it again. What this
+    /// attempt did write is announced with the attempt that succeeds (that
+    /// one finds those documents applied already and writes them no more).
+    Raced { written: Vec<Change> },
 }
 
 /// Whether pending dead letters hold back later events of their aggregate
@@ -107,7 +109,9 @@ pub async fn fold_batch(
                     let Resolved::Ids(ids) =
                         work.resolve(projection.targets(&envelope, event)).await?
                     else {
-                        return Ok(Folded::Raced);
+                        return Ok(Folded::Raced {
+                            written: std::mem::take(&mut work.written),
+                        });
                     };
                     work.load(&ids).await?;
                     let result = work.fold(&ids, &envelope, event);
@@ -122,7 +126,9 @@ pub async fn fold_batch(
                 Err(error) if attempt < policy.attempts => {
                     tracing::warn!(projection = name, aggregate = %aggregate, sequence = envelope.sequence, attempt, %error, "fold failed, retrying");
                     if work.flush().await?.raced() {
-                        return Ok(Folded::Raced);
+                        return Ok(Folded::Raced {
+                            written: std::mem::take(&mut work.written),
+                        });
                     }
                     tokio::time::sleep(policy.backoff.delay(attempt)).await;
                     work.forget(&ids); // read them again: another writer may have moved them
@@ -138,7 +144,9 @@ pub async fn fold_batch(
         }
     }
     Ok(if work.flush().await?.raced() {
-        Folded::Raced
+        Folded::Raced {
+            written: work.written,
+        }
     } else {
         Folded::Done {
             dead_lettered: dead,

@@ -318,6 +318,8 @@ impl Projector {
         batch: &[Delivery],
     ) -> Result<(usize, Vec<Change>), ProjectorError> {
         let mut attempt = 0;
+        // documents a raced attempt wrote: the next attempt skips them
+        let mut carried: Vec<Change> = Vec::new();
         loop {
             attempt += 1;
             match fold_batch(
@@ -333,11 +335,25 @@ impl Projector {
                 Folded::Done {
                     dead_lettered,
                     written,
-                } => return Ok((dead_lettered, written)),
-                Folded::Raced if attempt >= CONTENDED_ATTEMPTS => {
+                } => {
+                    for change in written {
+                        if !carried.contains(&change) {
+                            carried.push(change);
+                        }
+                    }
+                    return Ok((dead_lettered, carried));
+                }
+                Folded::Raced { .. } if attempt >= CONTENDED_ATTEMPTS => {
                     return Err(ProjectorError::Contended(attempt))
                 }
-                Folded::Raced => tokio::time::sleep(self.policy.backoff.delay(attempt)).await,
+                Folded::Raced { written } => {
+                    for change in written {
+                        if !carried.contains(&change) {
+                            carried.push(change);
+                        }
+                    }
+                    tokio::time::sleep(self.policy.backoff.delay(attempt)).await;
+                }
             }
         }
     }
