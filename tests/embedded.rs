@@ -155,6 +155,33 @@ async fn hostile_input_is_refused_at_the_door() {
         (me.body["nickname"].as_str(), me.body["version"].as_u64()),
         (Some("ann"), Some(1))
     );
+    // a well-signed token of an account that does not exist (Tessera deletes
+    // no accounts: this is what a token outliving its account would meet)
+    // reads nothing and commands nothing, on both sides
+    let ghost = common::mint_token(&stack.env, "01a00000-0000-7000-8000-000000000000", "user");
+    let read = c.get("/v1/accounts/me", &ghost).await;
+    assert_eq!(
+        (read.status, common::code_of(&read)),
+        (StatusCode::NOT_FOUND, "not_found"),
+        "{}",
+        read.body
+    );
+    c.refuses(
+        Method::POST,
+        "/v1/guilds",
+        &ghost,
+        Some(json!({"name": "g"})),
+        (StatusCode::NOT_FOUND, "account_not_found"),
+    )
+    .await;
+    c.refuses(
+        Method::POST,
+        "/v1/accounts/me/charge",
+        &ghost,
+        Some(json!({"amount": 10, "idempotency_key": "ghost"})),
+        (StatusCode::NOT_FOUND, "not_found"),
+    )
+    .await;
     // control characters in names
     for name in ["a\u{0}b", "tab\there", "esc\u{1b}[31m", "\u{7f}"] {
         c.refuses(
