@@ -4,9 +4,8 @@
 
 use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use axum::Router;
-use secrecy::ExposeSecret;
 use tessera_events::EventLog;
 use tessera_http::auth::Authenticator;
 use tessera_runtime::leader::Leadership;
@@ -14,28 +13,19 @@ use tessera_webhooks::http::{Half, WebhookAdmin};
 use tessera_webhooks::store::postgres::PgWebhooks;
 use tessera_webhooks::store::sqlite::SqliteWebhooks;
 use tessera_webhooks::{Deliverer, Sender, WebhookStore};
-use tessera_write_side::store::{postgres, sqlite};
+use tessera_write_side::store::sqlite;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::settings::Settings;
-use crate::wiring::{data_file, files};
+use crate::wiring::{event_store, EventStore};
 
 /// The webhook tables of the configured mode, for the admin commands.
 pub(crate) async fn webhook_store(s: &Settings) -> Result<Arc<dyn WebhookStore>> {
-    Ok(match &s.database_url {
-        Some(url) => {
-            let pool = postgres::connect(url.expose_secret(), 2)
-                .await
-                .context("cannot connect to PostgreSQL")?;
-            Arc::new(PgWebhooks::new(pool))
-        }
-        None => {
-            let path = data_file(s, files::EVENTS);
-            if !path.exists() {
-                bail!("no embedded event store at {}", path.display());
-            }
-            let pool = sqlite::open(&path, 2).await?;
+    Ok(match event_store(s, 2).await? {
+        EventStore::Postgres(pool) => Arc::new(PgWebhooks::new(pool)),
+        EventStore::Sqlite(pool) => {
+            // an embedded store older than the webhook tables gets them
             sqlite::migrate(&pool).await?;
             Arc::new(SqliteWebhooks::new(pool))
         }

@@ -111,22 +111,35 @@ pub(crate) async fn mongo_with_timeout(
     Ok(Arc::new(store))
 }
 
-/// The event log of the configured mode (read only).
-pub(crate) async fn event_log(s: &Settings) -> Result<Arc<dyn EventLog>> {
+/// The event store of the configured mode, as the admin commands reach
+/// it: PostgreSQL, or the embedded file that `serve` made.
+pub(crate) enum EventStore {
+    Postgres(sqlx::PgPool),
+    Sqlite(sqlx::SqlitePool),
+}
+
+pub(crate) async fn event_store(s: &Settings, connections: u32) -> Result<EventStore> {
     Ok(match &s.database_url {
-        Some(url) => {
-            let pool = postgres::connect(url.expose_secret(), 4)
+        Some(url) => EventStore::Postgres(
+            postgres::connect(url.expose_secret(), connections)
                 .await
-                .context("cannot connect to PostgreSQL")?;
-            Arc::new(PgEventLog::new(pool))
-        }
+                .context("cannot connect to PostgreSQL")?,
+        ),
         None => {
             let path = data_file(s, files::EVENTS);
             if !path.exists() {
                 bail!("no embedded event store at {}", path.display());
             }
-            Arc::new(SqliteEventLog::new(sqlite::open(&path, 4).await?))
+            EventStore::Sqlite(sqlite::open(&path, connections).await?)
         }
+    })
+}
+
+/// The event log of the configured mode (read only).
+pub(crate) async fn event_log(s: &Settings) -> Result<Arc<dyn EventLog>> {
+    Ok(match event_store(s, 4).await? {
+        EventStore::Postgres(pool) => Arc::new(PgEventLog::new(pool)),
+        EventStore::Sqlite(pool) => Arc::new(SqliteEventLog::new(pool)),
     })
 }
 

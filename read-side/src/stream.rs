@@ -277,24 +277,8 @@ impl Drop for OpenGauge {
 impl Open {
     /// The caller's notifications after `self.last`, oldest first, queued.
     async fn catch_up(&mut self) -> Result<(), ApiError> {
-        let collection = self.rs.live(collections::NOTIFICATIONS).await?;
-        let after = pair_id(&self.user_id, &self.last);
-        let found = self
-            .rs
-            .docs
-            .list(
-                &collection,
-                ListQuery {
-                    filter: Some(("user_id", &self.user_id)),
-                    order: Order::Asc,
-                    after: (!self.last.is_empty()).then_some(after.as_str()),
-                    limit: CATCH_UP,
-                },
-            )
-            .await
-            .map_err(|e| store_failed(&e))?;
-        for doc in found {
-            let n: NotificationDoc = typed(doc)?;
+        let after = (!self.last.is_empty()).then_some(self.last.as_str());
+        for n in notifications(&self.rs, &self.user_id, Order::Asc, after, CATCH_UP).await? {
             self.notification(n);
         }
         Ok(())
@@ -311,40 +295,24 @@ impl Open {
     /// again (some may have become readable only after the client saw a
     /// newer one; the client tells repeats by `notification_id`).
     async fn look_back(&mut self) -> Result<(), ApiError> {
-        let collection = self.rs.live(collections::NOTIFICATIONS).await?;
         let at = pair_id(&self.user_id, &self.last);
-        let Some(newest) = self
-            .rs
-            .docs
-            .get(&collection, &at)
-            .await
-            .map_err(|e| store_failed(&e))?
-        else {
+        let Some(newest) = self.get(collections::NOTIFICATIONS, &at).await? else {
             return Ok(());
         };
-        let since = typed::<NotificationDoc>(newest)?.created_at - RESUME_LOOKBACK;
-        let before = self
-            .rs
-            .docs
-            .list(
-                &collection,
-                ListQuery {
-                    filter: Some(("user_id", &self.user_id)),
-                    order: Order::Desc,
-                    after: Some(&at),
-                    limit: CATCH_UP,
-                },
-            )
-            .await
-            .map_err(|e| store_failed(&e))?;
-        let mut again = Vec::new();
-        for doc in before {
-            let n: NotificationDoc = typed(doc)?;
-            if n.created_at < since {
-                break;
-            }
-            again.push(n);
-        }
+        let newest: NotificationDoc = serde_json::from_value(newest).map_err(ApiError::internal)?;
+        let since = newest.created_at - RESUME_LOOKBACK;
+        let before = notifications(
+            &self.rs,
+            &self.user_id,
+            Order::Desc,
+            Some(&self.last),
+            CATCH_UP,
+        )
+        .await?;
+        let again: Vec<NotificationDoc> = before
+            .into_iter()
+            .take_while(|n| n.created_at >= since)
+            .collect();
         for n in again.into_iter().rev() {
             self.notification(n);
         }
@@ -624,21 +592,37 @@ pub async fn stream(
 
 /// The id of the caller's newest notification ("" when none).
 async fn newest_notification(rs: &ReadSide, user_id: &str) -> Result<String, ApiError> {
-    let found = rs
-        .docs
+    let newest = notifications(rs, user_id, Order::Desc, None, 1).await?;
+    Ok(newest
+        .into_iter()
+        .next()
+        .map(|n| n.notification_id)
+        .unwrap_or_default())
+}
+
+/// Up to `limit` of the user's notifications in `order`, from after the
+/// notification id `after` (exclusive).
+async fn notifications(
+    rs: &ReadSide,
+    user_id: &str,
+    order: Order,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Vec<NotificationDoc>, ApiError> {
+    let after = after.map(|id| pair_id(user_id, id));
+    rs.docs
         .list(
             &rs.live(collections::NOTIFICATIONS).await?,
             ListQuery {
                 filter: Some(("user_id", user_id)),
-                order: Order::Desc,
-                after: None,
-                limit: 1,
+                order,
+                after: after.as_deref(),
+                limit,
             },
         )
         .await
-        .map_err(|e| store_failed(&e))?;
-    Ok(match found.into_iter().next() {
-        Some(doc) => typed::<NotificationDoc>(doc)?.notification_id,
-        None => String::new(),
-    })
+        .map_err(|e| store_failed(&e))?
+        .into_iter()
+        .map(typed)
+        .collect()
 }
