@@ -156,12 +156,13 @@ impl BoardServices for GuildFacts {
         else {
             return Ok(ChannelLookup::Unknown);
         };
+        let channel_id = channel_id.to_owned();
         let (kind, gone) = self
             .guilds
-            .read(&guild_id, |g| {
+            .read(&guild_id, move |g| {
                 (
-                    g.exists().then(|| g.channel_kind(channel_id)).flatten(),
-                    g.channel_gone(channel_id),
+                    g.exists().then(|| g.channel_kind(&channel_id)).flatten(),
+                    g.channel_gone(&channel_id),
                 )
             })
             .await
@@ -178,11 +179,12 @@ impl BoardServices for GuildFacts {
         guild_id: &str,
         user_id: &str,
     ) -> Result<Membership, FactUnavailable> {
+        let user_id = user_id.to_owned();
         self.guilds
-            .read(guild_id, |g| Membership {
+            .read(guild_id, move |g| Membership {
                 guild_alive: g.exists(),
                 owner_id: g.owner_id().to_owned(),
-                nickname: g.member_nickname(user_id).map(str::to_owned),
+                nickname: g.member_nickname(&user_id).map(str::to_owned),
                 guild_version: g.version(),
             })
             .await

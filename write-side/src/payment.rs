@@ -119,9 +119,12 @@ pub async fn undo<'c>(
 pub async fn balance(ws: &WriteSide, user_id: &str, reference: &str) -> Result<i64, AppError> {
     Ok(ws
         .accounts
-        .read(user_id, |a| {
-            a.balance_after_spend(reference)
-                .unwrap_or_else(|| a.balance())
+        .read(user_id, {
+            let reference = reference.to_owned();
+            move |a| {
+                a.balance_after_spend(&reference)
+                    .unwrap_or_else(|| a.balance())
+            }
         })
         .await?)
 }

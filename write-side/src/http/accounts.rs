@@ -327,7 +327,9 @@ pub async fn charge(
     let ctx = context(&user.user_id, request_id);
     let done = ws
         .accounts
-        .execute(&user.user_id, command, &ctx, |a| a.charge_receipt(&key))
+        .execute(&user.user_id, command, &ctx, move |a| {
+            a.charge_receipt(&key)
+        })
         .await?;
     let receipt = done
         .output

@@ -8,6 +8,7 @@
 //! embedded projector feed.
 
 pub mod credentials;
+pub mod group;
 pub mod postgres;
 pub mod sqlite;
 pub mod state;
@@ -25,21 +26,40 @@ use serde_json::Value;
 use sqlite_es::SqliteEventRepository;
 use tessera_events::{upcast_parts, Upcaster, UPCASTERS};
 use tokio::sync::watch;
+
+use group::{AppendError, GroupCommit, GroupConfig, Target};
 use uuid::Uuid;
 
 /// The two repositories Tessera runs on. An enum, not a trait object:
 /// `PersistedEventRepository` has generic methods and cannot be made `dyn`.
 #[derive(Clone)]
 pub enum Repo {
-    Postgres(std::sync::Arc<PostgresEventRepository>),
-    Sqlite(std::sync::Arc<SqliteEventRepository>),
+    Postgres(std::sync::Arc<PostgresEventRepository>, sqlx::PgPool),
+    Sqlite(std::sync::Arc<SqliteEventRepository>, sqlx::SqlitePool),
+}
+
+impl Repo {
+    /// Where the group committer writes: the repository's own database.
+    fn target(&self) -> Target {
+        match self {
+            Self::Postgres(_, pool) => Target::Postgres(pool.clone()),
+            Self::Sqlite(_, pool) => Target::Sqlite(pool.clone()),
+        }
+    }
+
+    fn group_config(&self) -> GroupConfig {
+        match self {
+            Self::Postgres(..) => GroupConfig::POSTGRES,
+            Self::Sqlite(..) => GroupConfig::SQLITE,
+        }
+    }
 }
 
 macro_rules! delegate {
     ($self:ident, $r:ident => $call:expr) => {
         match $self {
-            Repo::Postgres($r) => $call,
-            Repo::Sqlite($r) => $call,
+            Repo::Postgres($r, _) => $call,
+            Repo::Sqlite($r, _) => $call,
         }
     };
 }
@@ -120,19 +140,29 @@ fn unavailable_as_connection(e: PersistenceError) -> PersistenceError {
     }
 }
 
-/// Tessera's event store: cqrs-es's `EventStore` over a [`Repo`].
+/// Tessera's event store: cqrs-es's `EventStore` over a [`Repo`], loads
+/// through the repository, appends through the [`GroupCommit`].
 #[derive(Clone)]
 pub struct Store {
     repo: Repo,
+    group: GroupCommit,
     commits: watch::Sender<u64>,
     timeout: std::time::Duration,
 }
 
 impl Store {
     pub fn new(repo: Repo) -> Self {
+        let commits = watch::Sender::new(0);
+        let group = GroupCommit::new(
+            repo.target(),
+            repo.group_config(),
+            DEFAULT_TIMEOUT,
+            commits.clone(),
+        );
         Self {
             repo,
-            commits: watch::Sender::new(0),
+            group,
+            commits,
             timeout: DEFAULT_TIMEOUT,
         }
     }
@@ -141,6 +171,14 @@ impl Store {
     #[must_use]
     pub fn with_timeout(mut self, timeout: std::time::Duration) -> Self {
         self.timeout = timeout;
+        self.group = self.group.with_timeout(timeout);
+        self
+    }
+
+    /// Groups appends by `config` instead of the store's default.
+    #[must_use]
+    pub fn with_group_commit(mut self, config: GroupConfig) -> Self {
+        self.group = self.group.with_config(config);
         self
     }
 
@@ -237,28 +275,43 @@ impl<A: Aggregate> EventStore<A> for Store {
         })
     }
 
-    /// Appends `events` after `context.current_sequence`. Each event gets its
-    /// own `event_id` (UUID v7) and `occurred_at` on top of the shared
-    /// metadata. The context's aggregate is not read: this store keeps no
-    /// snapshots, so callers may pass a default one.
+    /// Appends `events` after `context.current_sequence`, all with the same
+    /// `metadata` (see [`Store::append`]). The context's aggregate is not
+    /// read: this store keeps no snapshots, so callers may pass a default one.
     async fn commit(
         &self,
         events: Vec<A::Event>,
         context: Self::AC,
         metadata: HashMap<String, String>,
     ) -> Result<Vec<EventEnvelope<A>>, AggregateError<A::Error>> {
+        let events = events.into_iter().map(|e| (e, metadata.clone())).collect();
+        self.append::<A>(&context.aggregate_id, context.current_sequence, events)
+            .await
+    }
+}
+
+impl Store {
+    /// Appends `events` to an aggregate after `after_sequence`, each with its
+    /// own metadata, through the group commit: answered once durable.
+    /// Each event gets its own `event_id` (UUID v7) and `occurred_at` on top
+    /// of the metadata it comes with.
+    pub async fn append<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+        after_sequence: usize,
+        events: Vec<(A::Event, HashMap<String, String>)>,
+    ) -> Result<Vec<EventEnvelope<A>>, AggregateError<A::Error>> {
         let occurred_at = Utc::now()
             .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
             .to_string();
         let envelopes: Vec<EventEnvelope<A>> = events
             .into_iter()
-            .zip(context.current_sequence + 1..)
-            .map(|(payload, sequence)| {
-                let mut metadata = metadata.clone();
+            .zip(after_sequence + 1..)
+            .map(|((payload, mut metadata), sequence)| {
                 metadata.insert("event_id".into(), Uuid::now_v7().to_string());
                 metadata.insert("occurred_at".into(), occurred_at.clone());
                 EventEnvelope {
-                    aggregate_id: context.aggregate_id.clone(),
+                    aggregate_id: aggregate_id.to_owned(),
                     sequence,
                     payload,
                     metadata,
@@ -277,9 +330,14 @@ impl<A: Aggregate> EventStore<A> for Store {
                 serde_json::to_value(&e.metadata)?,
             ));
         }
-        self.bounded(self.repo.persist::<A>(&rows, None)).await?;
-        self.commits.send_modify(|n| *n = n.wrapping_add(1));
-        Ok(envelopes)
+        match self.group.append(rows).await {
+            Ok(()) => Ok(envelopes),
+            Err(AppendError::Conflict) => Err(AggregateError::AggregateConflict),
+            Err(AppendError::Unavailable(cause)) => {
+                Err(AggregateError::DatabaseConnectionError(cause))
+            }
+            Err(AppendError::Failed(cause)) => Err(AggregateError::UnexpectedError(cause)),
+        }
     }
 }
 

@@ -32,7 +32,7 @@ pub async fn migrate(pool: &PgPool) -> Result<(), MigrateError> {
 }
 
 pub fn repo(pool: PgPool) -> Repo {
-    Repo::Postgres(Arc::new(PostgresEventRepository::new(pool)))
+    Repo::Postgres(Arc::new(PostgresEventRepository::new(pool.clone())), pool)
 }
 
 /// The event log in commit order (DESIGN.md §3).

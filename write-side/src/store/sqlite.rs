@@ -38,7 +38,7 @@ pub async fn migrate(pool: &SqlitePool) -> Result<(), MigrateError> {
 }
 
 pub fn repo(pool: SqlitePool) -> Repo {
-    Repo::Sqlite(Arc::new(SqliteEventRepository::new(pool)))
+    Repo::Sqlite(Arc::new(SqliteEventRepository::new(pool.clone())), pool)
 }
 
 /// The embedded event log. SQLite has one writer at a time, so the order of

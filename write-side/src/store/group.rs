@@ -1,0 +1,439 @@
+//! Group commit: the appends of commands on different aggregates that arrive
+//! together go into the event store in one transaction (DESIGN.md §9).
+//!
+//! One PostgreSQL commit is one WAL flush; a command per commit caps the
+//! write side at the flush rate, while the same server takes ten times the
+//! rows in multi-row transactions. Each caller hands over one aggregate's
+//! rows and waits; a flusher takes everything waiting (up to
+//! `max_batch`), writes it in one transaction and answers each caller once
+//! that transaction committed, so no command is answered before its events
+//! are durable. Nothing waits on purpose: at low load a batch is the one
+//! append that is there (no added latency); under load the appends that
+//! arrive while a flush runs form the next batch.
+//!
+//! An aggregate whose rows conflict (another writer appended at one of its
+//! sequences first) fails alone: its rows are taken out of the transaction
+//! and its caller retries, the others commit.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cqrs_es::persist::SerializedEvent;
+use sqlx::postgres::PgPool;
+use sqlx::sqlite::SqlitePool;
+use tokio::sync::{oneshot, watch};
+
+use crate::bus::{Cause, SharedCause};
+
+/// How appends are grouped.
+#[derive(Debug, Clone, Copy)]
+pub struct GroupConfig {
+    /// Appends (one aggregate's events each) written in one transaction at
+    /// the most.
+    pub max_batch: usize,
+    /// Transactions in flight at once. PostgreSQL flushes the WAL of
+    /// concurrent commits together, so a few overlap well; SQLite has one
+    /// writer, so more than one only waits on its lock.
+    pub max_in_flight: usize,
+}
+
+impl GroupConfig {
+    pub const POSTGRES: Self = Self {
+        max_batch: 512,
+        max_in_flight: 4,
+    };
+    pub const SQLITE: Self = Self {
+        max_batch: 512,
+        max_in_flight: 1,
+    };
+}
+
+/// Why an append did not go in.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    /// Another writer appended at one of the sequences first: nothing of
+    /// this append was written.
+    #[error("another writer appended to the aggregate first")]
+    Conflict,
+    /// The store did not answer (in time): the append may or may not have
+    /// been written.
+    #[error("the event store is unavailable: {0}")]
+    Unavailable(#[source] Cause),
+    #[error("the append failed: {0}")]
+    Failed(#[source] Cause),
+}
+
+/// Where the group committer writes.
+#[derive(Clone)]
+pub enum Target {
+    Postgres(PgPool),
+    Sqlite(SqlitePool),
+}
+
+struct Pending {
+    rows: Vec<SerializedEvent>,
+    done: oneshot::Sender<Result<(), AppendError>>,
+}
+
+#[derive(Default)]
+struct Queue {
+    pending: Vec<Pending>,
+    in_flight: usize,
+}
+
+struct Inner {
+    target: Target,
+    config: GroupConfig,
+    timeout: Duration,
+    queue: Mutex<Queue>,
+    commits: watch::Sender<u64>,
+}
+
+/// The group committer of one event store.
+#[derive(Clone)]
+pub struct GroupCommit {
+    inner: Arc<Inner>,
+}
+
+impl GroupCommit {
+    pub fn new(
+        target: Target,
+        config: GroupConfig,
+        timeout: Duration,
+        commits: watch::Sender<u64>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                target,
+                config,
+                timeout,
+                queue: Mutex::new(Queue::default()),
+                commits,
+            }),
+        }
+    }
+
+    #[must_use]
+    pub fn with_timeout(&self, timeout: Duration) -> Self {
+        Self::new(
+            self.inner.target.clone(),
+            self.inner.config,
+            timeout,
+            self.inner.commits.clone(),
+        )
+    }
+
+    #[must_use]
+    pub fn with_config(&self, config: GroupConfig) -> Self {
+        Self::new(
+            self.inner.target.clone(),
+            config,
+            self.inner.timeout,
+            self.inner.commits.clone(),
+        )
+    }
+
+    /// Appends one aggregate's rows (consecutive sequences) and answers once
+    /// the transaction that holds them committed.
+    ///
+    /// The flush runs in a task of its own: a caller that goes away (a
+    /// client hanging up) neither cancels its neighbours' commit nor leaves
+    /// the queue without a flusher.
+    pub async fn append(&self, rows: Vec<SerializedEvent>) -> Result<(), AppendError> {
+        let (done, answer) = oneshot::channel();
+        let start_flusher = {
+            let mut queue = self.inner.lock();
+            queue.pending.push(Pending { rows, done });
+            let start = queue.in_flight < self.inner.config.max_in_flight.max(1);
+            if start {
+                queue.in_flight += 1;
+            }
+            start
+        };
+        if start_flusher {
+            tokio::spawn(flush_while_pending(Arc::clone(&self.inner)));
+        }
+        answer.await.unwrap_or_else(|_| {
+            Err(AppendError::Failed(
+                "the flusher ended without an answer".into(),
+            ))
+        })
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The next batch, or `None` (and one flusher fewer) when nothing waits.
+    fn next_batch(&self) -> Option<Vec<Pending>> {
+        let mut queue = self.lock();
+        if queue.pending.is_empty() {
+            queue.in_flight -= 1;
+            return None;
+        }
+        let take = queue.pending.len().min(self.config.max_batch.max(1));
+        Some(queue.pending.drain(..take).collect())
+    }
+}
+
+/// Gives the queue back a flusher if this one dies mid-batch (a panic in a
+/// driver), so later appends are not left waiting forever.
+struct FlusherGuard(Arc<Inner>);
+
+impl Drop for FlusherGuard {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.lock().in_flight -= 1;
+        }
+    }
+}
+
+async fn flush_while_pending(inner: Arc<Inner>) {
+    let _guard = FlusherGuard(Arc::clone(&inner));
+    while let Some(batch) = inner.next_batch() {
+        let appends: Vec<&[SerializedEvent]> = batch.iter().map(|p| p.rows.as_slice()).collect();
+        let outcome = tokio::time::timeout(inner.timeout, write(&inner.target, &appends)).await;
+        let results = match outcome {
+            Ok(Ok(conflicted)) => {
+                let committed = conflicted.iter().filter(|c| !**c).count();
+                if committed > 0 {
+                    inner.commits.send_modify(|n| *n = n.wrapping_add(1));
+                }
+                metrics::histogram!("tessera_group_commit_appends").record(batch.len() as f64);
+                conflicted
+                    .into_iter()
+                    .map(|c| {
+                        if c {
+                            Err(AppendError::Conflict)
+                        } else {
+                            Ok(())
+                        }
+                    })
+                    .collect::<Vec<_>>()
+            }
+            Ok(Err(e)) => {
+                let unavailable = e.is_unavailable();
+                tracing::warn!(error = ?e, appends = batch.len(), "group commit failed");
+                let shared: Arc<dyn std::error::Error + Send + Sync> = Arc::from(e.cause());
+                (0..batch.len())
+                    .map(|_| {
+                        let cause: Cause = Box::new(SharedCause(Arc::clone(&shared)));
+                        Err(if unavailable {
+                            AppendError::Unavailable(cause)
+                        } else {
+                            AppendError::Failed(cause)
+                        })
+                    })
+                    .collect()
+            }
+            Err(_) => (0..batch.len())
+                .map(|_| {
+                    Err(AppendError::Unavailable(Box::new(super::TimedOut(
+                        inner.timeout,
+                    ))))
+                })
+                .collect(),
+        };
+        for (pending, result) in batch.into_iter().zip(results) {
+            let _ = pending.done.send(result);
+        }
+    }
+}
+
+/// A batch that failed as a whole.
+#[derive(Debug)]
+enum BatchError {
+    Sql(sqlx::Error),
+    Encode(serde_json::Error),
+}
+
+impl BatchError {
+    /// A pool that timed out or a broken socket: the store is unavailable
+    /// (503), not broken (500).
+    fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            Self::Sql(
+                sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::Io(_)
+                    | sqlx::Error::Tls(_)
+                    | sqlx::Error::WorkerCrashed
+            )
+        )
+    }
+
+    fn cause(self) -> Cause {
+        match self {
+            Self::Sql(e) => Box::new(e),
+            Self::Encode(e) => Box::new(e),
+        }
+    }
+}
+
+impl From<sqlx::Error> for BatchError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Sql(e)
+    }
+}
+
+/// Writes a batch in one transaction; answers, per append, whether it
+/// conflicted (and so was left out).
+async fn write(target: &Target, appends: &[&[SerializedEvent]]) -> Result<Vec<bool>, BatchError> {
+    match target {
+        Target::Postgres(pool) => write_postgres(pool, appends).await,
+        Target::Sqlite(pool) => write_sqlite(pool, appends).await,
+    }
+}
+
+/// PostgreSQL: one `INSERT … SELECT FROM unnest(…) ON CONFLICT DO NOTHING`
+/// for the whole batch, in key order. What it did not insert tells which
+/// appends conflicted; their other rows are deleted again before the commit,
+/// so an append is all in or all out.
+///
+/// Key order matters twice: an aggregate's rows get ascending positions
+/// (per-aggregate order in the log), and two write APIs whose batches hold
+/// the same aggregates take their row locks in the same order, so they
+/// cannot deadlock. The insert is the transaction's first write, so the
+/// transaction id is taken only after every decision was made (DESIGN.md §3).
+async fn write_postgres(
+    pool: &PgPool,
+    appends: &[&[SerializedEvent]],
+) -> Result<Vec<bool>, BatchError> {
+    let rows: usize = appends.iter().map(|a| a.len()).sum();
+    let mut order: Vec<(usize, &SerializedEvent)> = appends
+        .iter()
+        .enumerate()
+        .flat_map(|(i, a)| a.iter().map(move |r| (i, r)))
+        .collect();
+    order.sort_by(|(_, a), (_, b)| {
+        (&a.aggregate_type, &a.aggregate_id, a.sequence).cmp(&(
+            &b.aggregate_type,
+            &b.aggregate_id,
+            b.sequence,
+        ))
+    });
+    let mut types = Vec::with_capacity(rows);
+    let mut ids = Vec::with_capacity(rows);
+    let mut sequences = Vec::with_capacity(rows);
+    let mut event_types = Vec::with_capacity(rows);
+    let mut versions = Vec::with_capacity(rows);
+    let mut payloads = Vec::with_capacity(rows);
+    let mut metadata = Vec::with_capacity(rows);
+    for (_, r) in &order {
+        types.push(r.aggregate_type.as_str());
+        ids.push(r.aggregate_id.as_str());
+        sequences.push(i64::try_from(r.sequence).unwrap_or(i64::MAX));
+        event_types.push(r.event_type.as_str());
+        versions.push(r.event_version.as_str());
+        payloads.push(&r.payload);
+        metadata.push(&r.metadata);
+    }
+    let mut tx = pool.begin().await?;
+    let inserted: Vec<(String, String, i64)> = sqlx::query_as(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         SELECT t, i, s, e, v, p, m
+           FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::jsonb[], $7::jsonb[])
+                WITH ORDINALITY AS r(t, i, s, e, v, p, m, n)
+          ORDER BY n
+         ON CONFLICT DO NOTHING
+         RETURNING aggregate_type, aggregate_id, sequence",
+    )
+    .bind(&types)
+    .bind(&ids)
+    .bind(&sequences)
+    .bind(&event_types)
+    .bind(&versions)
+    .bind(&payloads)
+    .bind(&metadata)
+    .fetch_all(&mut *tx)
+    .await?;
+    let conflicted = if inserted.len() == rows {
+        vec![false; appends.len()]
+    } else {
+        let written: HashMap<(&str, &str, i64), ()> = inserted
+            .iter()
+            .map(|(t, i, s)| ((t.as_str(), i.as_str(), *s), ()))
+            .collect();
+        let mut conflicted = vec![false; appends.len()];
+        for (i, r) in &order {
+            let key = (
+                r.aggregate_type.as_str(),
+                r.aggregate_id.as_str(),
+                i64::try_from(r.sequence).unwrap_or(i64::MAX),
+            );
+            if !written.contains_key(&key) {
+                conflicted[*i] = true;
+            }
+        }
+        // take the conflicted appends' other rows out again
+        let (mut t, mut a, mut s) = (Vec::new(), Vec::new(), Vec::new());
+        for (i, r) in &order {
+            if conflicted[*i] {
+                t.push(r.aggregate_type.as_str());
+                a.push(r.aggregate_id.as_str());
+                s.push(i64::try_from(r.sequence).unwrap_or(i64::MAX));
+            }
+        }
+        sqlx::query(
+            "DELETE FROM events e
+              USING unnest($1::text[], $2::text[], $3::bigint[]) AS r(t, i, s)
+              WHERE e.aggregate_type = r.t AND e.aggregate_id = r.i AND e.sequence = r.s
+                AND e.tx_id = pg_current_xact_id()",
+        )
+        .bind(&t)
+        .bind(&a)
+        .bind(&s)
+        .execute(&mut *tx)
+        .await?;
+        conflicted
+    };
+    tx.commit().await?;
+    Ok(conflicted)
+}
+
+/// SQLite: one transaction, one multi-row `INSERT` per append. A statement
+/// that breaks the primary key is undone alone (SQLite's default `ABORT`
+/// keeps the transaction and the statements before it), so a conflicting
+/// append is left out and the others commit.
+async fn write_sqlite(
+    pool: &SqlitePool,
+    appends: &[&[SerializedEvent]],
+) -> Result<Vec<bool>, BatchError> {
+    let mut tx = pool.begin().await?;
+    let mut conflicted = Vec::with_capacity(appends.len());
+    for rows in appends {
+        let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) ",
+        );
+        let mut encoded = Vec::with_capacity(rows.len());
+        for r in *rows {
+            encoded.push((
+                serde_json::to_string(&r.payload).map_err(BatchError::Encode)?,
+                serde_json::to_string(&r.metadata).map_err(BatchError::Encode)?,
+            ));
+        }
+        insert.push_values(
+            rows.iter().zip(&encoded),
+            |mut b, (r, (payload, metadata))| {
+                b.push_bind(r.aggregate_type.as_str())
+                    .push_bind(r.aggregate_id.as_str())
+                    .push_bind(i64::try_from(r.sequence).unwrap_or(i64::MAX))
+                    .push_bind(r.event_type.as_str())
+                    .push_bind(r.event_version.as_str())
+                    .push_bind(payload.as_str())
+                    .push_bind(metadata.as_str());
+            },
+        );
+        match insert.build().execute(&mut *tx).await {
+            Ok(_) => conflicted.push(false),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => conflicted.push(true),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    tx.commit().await?;
+    Ok(conflicted)
+}
