@@ -11,6 +11,7 @@ use axum::Router;
 use secrecy::ExposeSecret;
 use tessera_documents::changes::{Announce, Broadcast};
 use tessera_documents::live::LiveCollections;
+use tessera_documents::store::cached::CachedStore;
 use tessera_documents::store::embedded::EmbeddedStore;
 use tessera_documents::store::DocumentStore;
 use tessera_events::EventLog;
@@ -189,6 +190,7 @@ fn openapi_json(docs: Vec<utoipa::openapi::OpenApi>) -> serde_json::Value {
 fn bus_config(s: &Settings) -> BusConfig {
     BusConfig {
         max_attempts: s.command_max_attempts.max(1),
+        max_batch: s.command_batch.max(1),
         ..BusConfig::default()
     }
 }
@@ -315,6 +317,12 @@ async fn serve(s: &Settings) -> Result<()> {
             .await
             .context("cannot open the embedded document store")?,
     );
+    // the projector writes through the same store the reads come from, so
+    // remembered documents are forgotten as they are written
+    let docs: Arc<dyn DocumentStore> = match s.read_cache() {
+        Some(ttl) => Arc::new(CachedStore::new(docs, s.read_cache_entries, ttl)),
+        None => docs,
+    };
     let secret = jwt_secret(s, true)?;
     let auth = authenticator(s, &secret)?;
     let queue = Arc::new(QueueGate::new(
@@ -322,7 +330,7 @@ async fn serve(s: &Settings) -> Result<()> {
         secret.expose_secret().as_bytes(),
         s.queue(),
     ));
-    let store = Store::new(sqlite::repo(events.clone()));
+    let store = Store::new(sqlite::repo(events.clone())).with_group_commit(s.group_commit(true));
     let health = Health::new(Duration::from_secs(s.projector_stall_seconds.max(1)));
     let readiness: Arc<dyn Readiness> = Arc::new(AllOf(vec![
         Arc::new(SqlReady::Sqlite("event_store", events.clone())),
@@ -455,7 +463,9 @@ async fn write_api(s: &Settings) -> Result<()> {
         s.queue(),
     ));
     let write = Arc::new(WriteSide::new(Parts {
-        store: Store::new(postgres::repo(pool.clone())).with_timeout(s.database_timeout()),
+        store: Store::new(postgres::repo(pool.clone()))
+            .with_timeout(s.database_timeout())
+            .with_group_commit(s.group_commit(false)),
         credentials: Arc::new(PgCredentials::new(credentials_pool)),
         auth: Arc::clone(&auth),
         readiness: Arc::clone(&readiness),

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::Args;
 use secrecy::SecretString;
+use tessera_write_side::store::group::GroupConfig;
 
 /// Loads `KEY=VALUE` lines from the file named by `TESSERA_CONFIG` (or the
 /// `--config FILE` flag) into the environment. Variables already set win:
@@ -368,6 +369,60 @@ pub struct Settings {
     )]
     pub command_max_attempts: u32,
 
+    /// How long `serve` serves a document it read from memory, at most, in milliseconds (0: never; its own projector's writes are seen at once, this bounds what other processes write, such as `tessera admin replay`)
+    #[arg(
+        long,
+        env = "TESSERA_READ_CACHE_MS",
+        default_value_t = 1000,
+        global = true
+    )]
+    pub read_cache_ms: u64,
+
+    /// Documents `serve` keeps in memory for reads, at most
+    #[arg(
+        long,
+        env = "TESSERA_READ_CACHE_ENTRIES",
+        default_value_t = 100_000,
+        global = true
+    )]
+    pub read_cache_entries: u64,
+
+    /// Commands on one aggregate decided together and committed as one append, at the most
+    #[arg(
+        long,
+        env = "TESSERA_COMMAND_BATCH",
+        default_value_t = 256,
+        global = true
+    )]
+    pub command_batch: usize,
+
+    /// Appends of different aggregates written in one transaction (group commit), at the most
+    #[arg(
+        long,
+        env = "TESSERA_GROUP_COMMIT_MAX",
+        default_value_t = 512,
+        global = true
+    )]
+    pub group_commit_max: usize,
+
+    /// Group-commit transactions in flight at once on PostgreSQL (the embedded store writes one at a time)
+    #[arg(
+        long,
+        env = "TESSERA_GROUP_COMMIT_IN_FLIGHT",
+        default_value_t = 4,
+        global = true
+    )]
+    pub group_commit_in_flight: usize,
+
+    /// How long a group commit waits for more appends before it writes, in microseconds (0: it never waits, so nothing is added at low load)
+    #[arg(
+        long,
+        env = "TESSERA_GROUP_COMMIT_WAIT_US",
+        default_value_t = 0,
+        global = true
+    )]
+    pub group_commit_wait_us: u64,
+
     /// Events a projector or relay handles per batch
     #[arg(long, env = "TESSERA_BATCH_SIZE", default_value_t = 500, global = true)]
     pub batch_size: usize,
@@ -548,6 +603,24 @@ impl Settings {
 
     pub fn min_version_wait(&self) -> Duration {
         Duration::from_millis(self.min_version_wait_ms)
+    }
+
+    /// How long a remembered document may be served; `None`: no cache.
+    pub fn read_cache(&self) -> Option<Duration> {
+        (self.read_cache_ms > 0).then(|| Duration::from_millis(self.read_cache_ms))
+    }
+
+    /// How the event store groups appends; `embedded`: SQLite, one writer.
+    pub fn group_commit(&self, embedded: bool) -> GroupConfig {
+        GroupConfig {
+            max_batch: self.group_commit_max.max(1),
+            max_in_flight: if embedded {
+                1
+            } else {
+                self.group_commit_in_flight.max(1)
+            },
+            wait: Duration::from_micros(self.group_commit_wait_us),
+        }
     }
 
     pub fn database_timeout(&self) -> Duration {

@@ -114,3 +114,54 @@ async fn a_write_api_killed_mid_group_commit_loses_no_acknowledged_command() {
         .await;
     assert_eq!(status, StatusCode::OK, "{id}: {body}");
 }
+
+/// Reads of `serve` come from memory between writes and are conditional:
+/// a document read again is answered 304 for its own tag, and a write is
+/// seen at once by a read asking for its version (the cache forgets what
+/// the projector writes), with a new tag.
+#[tokio::test]
+async fn reads_are_tagged_answer_304_when_unchanged_and_see_a_write_at_once() {
+    let stack = common::stack::Stack::embedded(&[]).await;
+    let c = &stack.client;
+    let (_, token) = c.register("etag@example.com", "etag").await;
+    let url = format!("{}/v1/accounts/me?min_version=1", c.read);
+    let first = c.http.get(&url).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(first.status(), StatusCode::OK);
+    let tag = first.headers()["etag"].to_str().unwrap().to_owned();
+    for _ in 0..3 {
+        let again = c
+            .http
+            .get(&url)
+            .bearer_auth(&token)
+            .header("if-none-match", &tag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+        assert!(again.bytes().await.unwrap().is_empty());
+    }
+    for n in 1..=5 {
+        let charged = c
+            .post(
+                "/v1/accounts/me/charge",
+                &token,
+                json!({"amount": 10, "idempotency_key": format!("k{n}")}),
+            )
+            .await;
+        assert_eq!(charged.status, StatusCode::OK, "{}", charged.body);
+        let version = charged.body["version"].as_u64().unwrap();
+        let read = c
+            .http
+            .get(format!("{}/v1/accounts/me?min_version={version}", c.read))
+            .bearer_auth(&token)
+            .header("if-none-match", &tag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(read.status(), StatusCode::OK, "a changed document is sent");
+        assert!(read.headers().get("x-stale").is_none(), "read-your-writes");
+        assert_ne!(read.headers()["etag"].to_str().unwrap(), tag);
+        let body: serde_json::Value = read.json().await.unwrap();
+        assert_eq!(body["balance"], 10 * n);
+    }
+}

@@ -13,6 +13,7 @@ mod chat;
 mod concerts;
 mod coupons;
 mod cursor;
+mod etag;
 mod guilds;
 mod notifications;
 pub mod presence;
@@ -108,12 +109,16 @@ fn routes() -> OpenApiRouter<ReadState> {
 
 /// The query routes (no ops routes, no layers).
 pub fn router(state: ReadState) -> Router {
-    routes().split_for_parts().0.with_state(state)
+    routes()
+        .split_for_parts()
+        .0
+        .with_state(state)
+        .layer(axum::middleware::from_fn(etag::conditional))
 }
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Tessera read API", description = "Queries over projected documents. Reads of one document accept `min_version`: the server waits up to 2 s for the document to reach it and marks an older answer with `X-Stale: true`. Lists take `limit` (1..=100, default 20) and the opaque `cursor` of the previous page."),
+    info(title = "Tessera read API", description = "Queries over projected documents. Reads of one document accept `min_version`: the server waits up to 2 s for the document to reach it and marks an older answer with `X-Stale: true`. Lists take `limit` (1..=100, default 20) and the opaque `cursor` of the previous page. Every 200 JSON answer carries a strong `ETag` (a hash of its body); a GET sending it back in `If-None-Match` is answered `304 Not Modified` with no body."),
     tags((name = "accounts"), (name = "guilds"), (name = "board"), (name = "concerts"), (name = "queue"),
         (name = "reservations"), (name = "coupons"), (name = "shop"), (name = "chat"), (name = "notifications"), (name = "live"), (name = "admin")),
 )]

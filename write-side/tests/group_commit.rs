@@ -303,6 +303,7 @@ async fn a_conflicting_append_fails_alone(target: Target, rows_of: impl AsyncFn(
         GroupConfig {
             max_batch: 16,
             max_in_flight: 1,
+            wait: Duration::ZERO,
         },
         Duration::from_secs(5),
         watch::Sender::new(0),

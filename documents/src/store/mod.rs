@@ -5,6 +5,7 @@
 //! into the same document (a user's guild list fed by two guilds on two
 //! partitions) cannot lose each other's update.
 
+pub mod cached;
 pub mod embedded;
 pub mod mongo;
 

@@ -36,16 +36,23 @@ pub struct GroupConfig {
     /// concurrent commits together, so a few overlap well; SQLite has one
     /// writer, so more than one only waits on its lock.
     pub max_in_flight: usize,
+    /// How long a flusher waits for more appends before it writes a batch
+    /// smaller than `max_batch`. Zero by default: nothing is added at low
+    /// load, and under load the appends that arrive during a flush make the
+    /// next batch anyway.
+    pub wait: Duration,
 }
 
 impl GroupConfig {
     pub const POSTGRES: Self = Self {
         max_batch: 512,
         max_in_flight: 4,
+        wait: Duration::ZERO,
     };
     pub const SQLITE: Self = Self {
         max_batch: 512,
         max_in_flight: 1,
+        wait: Duration::ZERO,
     };
 }
 
@@ -167,6 +174,11 @@ impl Inner {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Whether fewer appends wait than a full batch.
+    fn short_of_a_batch(&self) -> bool {
+        self.lock().pending.len() < self.config.max_batch.max(1)
+    }
+
     /// The next batch, or `None` (and one flusher fewer) when nothing waits.
     fn next_batch(&self) -> Option<Vec<Pending>> {
         let mut queue = self.lock();
@@ -193,7 +205,13 @@ impl Drop for FlusherGuard {
 
 async fn flush_while_pending(inner: Arc<Inner>) {
     let _guard = FlusherGuard(Arc::clone(&inner));
-    while let Some(batch) = inner.next_batch() {
+    loop {
+        if !inner.config.wait.is_zero() && inner.short_of_a_batch() {
+            tokio::time::sleep(inner.config.wait).await;
+        }
+        let Some(batch) = inner.next_batch() else {
+            break;
+        };
         let appends: Vec<&[SerializedEvent]> = batch.iter().map(|p| p.rows.as_slice()).collect();
         let outcome = tokio::time::timeout(inner.timeout, write(&inner.target, &appends)).await;
         let results = match outcome {
