@@ -17,6 +17,7 @@ use tessera_events::EventLog;
 use tessera_http::health::{AllOf, Check, Readiness};
 use tessera_http::layers::with_common_layers;
 use tessera_http::limits::with_abuse_limits;
+use tessera_http::ops::ApiDocs;
 use tessera_projector::feed::kafka::{KafkaFeed, KafkaFeedConfig};
 use tessera_projector::feed::tail::TailFeed;
 use tessera_projector::projection::{self, Projection};
@@ -184,6 +185,11 @@ fn openapi_json(docs: Vec<utoipa::openapi::OpenApi>) -> serde_json::Value {
     merged
         .map(|m| serde_json::to_value(m).unwrap_or_default())
         .unwrap_or_default()
+}
+
+/// The event contract of the configured topic (`/asyncapi.json`).
+fn asyncapi(s: &Settings) -> serde_json::Value {
+    tessera_events::contract::asyncapi(&s.kafka_topic)
 }
 
 fn bus_config(s: &Settings) -> BusConfig {
@@ -417,7 +423,7 @@ async fn serve(s: &Settings) -> Result<()> {
             .merge(admin_router(s, hooks, Arc::clone(&log), auth, Half::Reads))
             .merge(tessera_http::ops::router(
                 readiness,
-                openapi,
+                ApiDocs::new(openapi, asyncapi(s)),
                 Some(metrics_render()),
             )),
     );
@@ -492,7 +498,7 @@ async fn write_api(s: &Settings) -> Result<()> {
             ))
             .merge(tessera_http::ops::router(
                 readiness,
-                openapi,
+                ApiDocs::new(openapi, asyncapi(s)),
                 Some(metrics_render()),
             )),
     );
@@ -590,7 +596,7 @@ async fn read_api(s: &Settings) -> Result<()> {
             .merge(webhooks)
             .merge(tessera_http::ops::router(
                 readiness,
-                openapi,
+                ApiDocs::new(openapi, asyncapi(s)),
                 Some(metrics_render()),
             )),
     );
@@ -626,7 +632,10 @@ async fn relay(s: &Settings) -> Result<()> {
     )?;
     let ops = with_common_layers(tessera_http::ops::router(
         readiness,
-        serde_json::json!({}),
+        ApiDocs {
+            openapi: None,
+            asyncapi: Some(asyncapi(s)),
+        },
         Some(metrics_render()),
     ));
     let http = tokio::spawn(serve_http(s.http_addr, ops, shutdown.clone()));
@@ -715,7 +724,10 @@ async fn projector(s: &Settings, only: &[String]) -> Result<()> {
     ]));
     let ops = with_common_layers(tessera_http::ops::router(
         readiness,
-        serde_json::json!({}),
+        ApiDocs {
+            openapi: None,
+            asyncapi: Some(asyncapi(s)),
+        },
         Some(metrics_render()),
     ));
     let served = serve_http(s.http_addr, ops, shutdown.clone()).await;
