@@ -57,7 +57,15 @@ use crate::wiring::{self, authenticator, files, jwt_secret, mongo, mongo_with_ti
 pub async fn run(cli: Cli) -> Result<()> {
     let s = cli.settings;
     let command = cli.command.unwrap_or(Command::Serve);
-    let quiet = matches!(command, Command::Admin { .. } | Command::Migrate);
+    if let Command::Completions { shell } = command {
+        let mut cli = <Cli as clap::CommandFactory>::command();
+        clap_complete::generate(shell, &mut cli, "tessera", &mut std::io::stdout());
+        return Ok(());
+    }
+    let quiet = matches!(
+        command,
+        Command::Admin { .. } | Command::Migrate | Command::Doctor { .. }
+    );
     logging::init(if quiet { "warn" } else { &s.log }, &s.log_format, quiet);
     if !quiet {
         install_metrics();
@@ -70,6 +78,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Projector { only } => projector(&s, &only).await,
         Command::Migrate => migrate(&s).await,
         Command::Admin { command } => crate::admin::run(&s, command).await,
+        Command::Doctor { json } => crate::doctor::doctor(&s, json).await,
+        Command::Completions { .. } => Ok(()),
     }
 }
 
