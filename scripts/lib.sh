@@ -66,13 +66,19 @@ install_tansu() {
 
 secantus_python() { echo "$TESSERA_CACHE_DIR/secantus-$SECANTUS_VERSION/bin/python"; }
 
+# venv_install DIR MODULES PACKAGE...: a virtualenv DIR in the cache with
+# PACKAGEs from PyPI, made once; importing MODULES tells it is whole.
+venv_install() {
+    local dir=$TESSERA_CACHE_DIR/$1 modules=$2; shift 2
+    [ -x "$dir/bin/python" ] && "$dir/bin/python" -c "import $modules" 2>/dev/null && return 0
+    log "installing $* into $TESSERA_CACHE_DIR"
+    python3 -m venv "$dir"
+    "$dir/bin/python" -m pip install -q --disable-pip-version-check "$@"
+}
+
 # The MongoDB-compatible server, in its own virtualenv in the cache.
 install_secantus() {
-    local py; py=$(secantus_python)
-    [ -x "$py" ] && "$py" -c 'import secantus' 2>/dev/null && return 0
-    log "installing secantusdb $SECANTUS_VERSION into $TESSERA_CACHE_DIR"
-    python3 -m venv "$TESSERA_CACHE_DIR/secantus-$SECANTUS_VERSION"
-    "$py" -m pip install -q --disable-pip-version-check "secantusdb==$SECANTUS_VERSION"
+    venv_install "secantus-$SECANTUS_VERSION" secantus "secantusdb==$SECANTUS_VERSION"
 }
 
 SCHEMATHESIS_VERSION=4.32.5
@@ -80,10 +86,21 @@ schemathesis_bin() { echo "$TESSERA_CACHE_DIR/schemathesis-$SCHEMATHESIS_VERSION
 
 # The OpenAPI fuzzer (PyPI), in its own virtualenv in the cache.
 install_schemathesis() {
-    local bin; bin=$(schemathesis_bin)
-    [ -x "$bin" ] && return 0
-    log "installing schemathesis $SCHEMATHESIS_VERSION into $TESSERA_CACHE_DIR"
-    python3 -m venv "$TESSERA_CACHE_DIR/schemathesis-$SCHEMATHESIS_VERSION"
-    "$TESSERA_CACHE_DIR/schemathesis-$SCHEMATHESIS_VERSION/bin/pip" install -q --disable-pip-version-check \
-        "schemathesis==$SCHEMATHESIS_VERSION"
+    venv_install "schemathesis-$SCHEMATHESIS_VERSION" schemathesis "schemathesis==$SCHEMATHESIS_VERSION"
+}
+
+# promtool (Debian's `prometheus` package): the suite checks the alert rules
+# in compose/prometheus with it.
+install_promtool() {
+    apt_install prometheus
+}
+
+CONTRACT_PYTHON_DEPS="confluent-kafka==2.16.1 jsonschema==4.26.0"
+contract_python() { echo "$TESSERA_CACHE_DIR/contract-venv/bin/python"; }
+
+# An independent Kafka client and a JSON Schema validator (PyPI), in their
+# own virtualenv in the cache: tests/contract consumes the topic with them.
+install_contract_python() {
+    # shellcheck disable=SC2086
+    venv_install contract-venv "confluent_kafka, jsonschema" $CONTRACT_PYTHON_DEPS
 }

@@ -36,6 +36,16 @@ pub enum Command {
     },
     /// Applies the migrations (PostgreSQL with TESSERA_DATABASE_URL, else the embedded store)
     Migrate,
+    /// Checks each configured dependency (PostgreSQL, Kafka, MongoDB, Redis, or the embedded files): reachable, version, migrations applied, clock skew; exits non-zero and says what is wrong
+    Doctor {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Prints a shell completion script, e.g. `tessera completions bash > /etc/bash_completion.d/tessera`
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Operator commands
     Admin {
         #[command(subcommand)]
@@ -115,6 +125,12 @@ pub enum AdminCommand {
     Dlq {
         #[command(subcommand)]
         command: DlqCommand,
+    },
+    /// Writes the event contract (AsyncAPI document of TESSERA_KAFKA_TOPIC and a JSON Schema per event type and version) into a folder
+    Schemas {
+        /// The folder (the repository keeps it in `docs`)
+        #[arg(long, default_value = "docs")]
+        out: std::path::PathBuf,
     },
     /// Webhooks and their dead letters: deliveries that ran out of attempts
     Webhooks {

@@ -3,6 +3,7 @@
 mod admin;
 mod changes;
 mod cli;
+mod doctor;
 mod logging;
 mod presence;
 mod progress;
@@ -13,7 +14,10 @@ mod webhooks;
 mod wiring;
 
 fn main() -> std::process::ExitCode {
-    settings::load_config_file();
+    if let Err(e) = settings::load_config_file() {
+        eprintln!("tessera: {e:#}");
+        return std::process::ExitCode::FAILURE;
+    }
     let cli = <cli::Cli as clap::Parser>::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -18,6 +18,7 @@ use tessera_events::EventLog;
 use tessera_http::health::{AllOf, Check, Readiness};
 use tessera_http::layers::with_common_layers;
 use tessera_http::limits::with_abuse_limits;
+use tessera_http::ops::ApiDocs;
 use tessera_projector::feed::kafka::{KafkaFeed, KafkaFeedConfig};
 use tessera_projector::feed::tail::TailFeed;
 use tessera_projector::projection::{self, Projection};
@@ -57,7 +58,15 @@ use crate::wiring::{self, authenticator, files, jwt_secret, mongo, mongo_with_ti
 pub async fn run(cli: Cli) -> Result<()> {
     let s = cli.settings;
     let command = cli.command.unwrap_or(Command::Serve);
-    let quiet = matches!(command, Command::Admin { .. } | Command::Migrate);
+    if let Command::Completions { shell } = command {
+        let mut cli = <Cli as clap::CommandFactory>::command();
+        clap_complete::generate(shell, &mut cli, "tessera", &mut std::io::stdout());
+        return Ok(());
+    }
+    let quiet = matches!(
+        command,
+        Command::Admin { .. } | Command::Migrate | Command::Doctor { .. }
+    );
     logging::init(if quiet { "warn" } else { &s.log }, &s.log_format, quiet);
     if !quiet {
         install_metrics();
@@ -70,6 +79,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Projector { only } => projector(&s, &only).await,
         Command::Migrate => migrate(&s).await,
         Command::Admin { command } => crate::admin::run(&s, command).await,
+        Command::Doctor { json } => crate::doctor::doctor(&s, json).await,
+        Command::Completions { .. } => Ok(()),
     }
 }
 
@@ -185,6 +196,11 @@ fn openapi_json(docs: Vec<utoipa::openapi::OpenApi>) -> serde_json::Value {
     merged
         .map(|m| serde_json::to_value(m).unwrap_or_default())
         .unwrap_or_default()
+}
+
+/// The event contract of the configured topic (`/asyncapi.json`).
+fn asyncapi(s: &Settings) -> serde_json::Value {
+    tessera_events::contract::asyncapi(&s.kafka_topic)
 }
 
 fn bus_config(s: &Settings) -> BusConfig {
@@ -425,7 +441,7 @@ async fn serve(s: &Settings) -> Result<()> {
             .merge(admin_router(s, hooks, Arc::clone(&log), auth, Half::Reads))
             .merge(tessera_http::ops::router(
                 readiness,
-                openapi,
+                ApiDocs::new(openapi, asyncapi(s)),
                 Some(metrics_render()),
             )),
     );
@@ -502,7 +518,7 @@ async fn write_api(s: &Settings) -> Result<()> {
             ))
             .merge(tessera_http::ops::router(
                 readiness,
-                openapi,
+                ApiDocs::new(openapi, asyncapi(s)),
                 Some(metrics_render()),
             )),
     );
@@ -600,7 +616,7 @@ async fn read_api(s: &Settings) -> Result<()> {
             .merge(webhooks)
             .merge(tessera_http::ops::router(
                 readiness,
-                openapi,
+                ApiDocs::new(openapi, asyncapi(s)),
                 Some(metrics_render()),
             )),
     );
@@ -636,7 +652,10 @@ async fn relay(s: &Settings) -> Result<()> {
     )?;
     let ops = with_common_layers(tessera_http::ops::router(
         readiness,
-        serde_json::json!({}),
+        ApiDocs {
+            openapi: None,
+            asyncapi: Some(asyncapi(s)),
+        },
         Some(metrics_render()),
     ));
     let http = tokio::spawn(serve_http(s.http_addr, ops, shutdown.clone()));
@@ -725,7 +744,10 @@ async fn projector(s: &Settings, only: &[String]) -> Result<()> {
     ]));
     let ops = with_common_layers(tessera_http::ops::router(
         readiness,
-        serde_json::json!({}),
+        ApiDocs {
+            openapi: None,
+            asyncapi: Some(asyncapi(s)),
+        },
         Some(metrics_render()),
     ));
     let served = serve_http(s.http_addr, ops, shutdown.clone()).await;

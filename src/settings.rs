@@ -10,30 +10,75 @@ use clap::Args;
 use secrecy::SecretString;
 use tessera_write_side::store::group::GroupConfig;
 
-/// Loads `KEY=VALUE` lines from the file named by `TESSERA_CONFIG` (or the
-/// `--config FILE` flag) into the environment. Variables already set win:
-/// the environment overrides the file.
-pub fn load_config_file() {
-    let mut args = std::env::args().skip_while(|a| a != "--config");
-    let path = args.nth(1).or_else(|| std::env::var("TESSERA_CONFIG").ok());
-    let Some(path) = path else { return };
-    let Ok(text) = std::fs::read_to_string(&path) else {
-        eprintln!("tessera: cannot read config file {path}");
-        return;
+/// Loads the TOML file named by `--config FILE` (or `TESSERA_CONFIG`) into
+/// the environment, where the settings are read from. A variable already
+/// set wins, and a flag wins over both: flag > environment > file > default.
+///
+/// Keys are the settings' names, as flags (`http_addr`, `http-addr`) or as
+/// variables (`TESSERA_HTTP_ADDR`); values are strings, numbers or booleans.
+/// A key that names no setting is an error, not a setting silently ignored.
+pub fn load_config_file() -> anyhow::Result<()> {
+    use anyhow::{bail, Context as _};
+    let Some(path) = config_path() else {
+        return Ok(());
     };
-    for line in text.lines() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read the config file {path}"))?;
+    let table: toml::Table = text
+        .parse()
+        .with_context(|| format!("the config file {path} is not TOML"))?;
+    let known = setting_variables();
+    for (key, value) in table {
+        let var = if key.starts_with("TESSERA_") {
+            key.clone()
+        } else {
+            format!("TESSERA_{}", key.replace('-', "_").to_uppercase())
+        };
+        if !known.contains(&var) || var == "TESSERA_CONFIG" {
+            bail!("the config file {path} names {key:?}, which is no setting; `tessera --help` lists them");
         }
-        if let Some((key, value)) = line.split_once('=') {
-            let key = key.trim();
-            let value = value.trim().trim_matches('"');
-            if std::env::var_os(key).is_none() {
-                std::env::set_var(key, value);
-            }
+        let value = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            other => bail!(
+                "the config file {path} gives {key:?} a {}; a setting is a string, number or boolean",
+                other.type_str()
+            ),
+        };
+        if std::env::var_os(&var).is_none() {
+            std::env::set_var(&var, value);
         }
     }
+    Ok(())
+}
+
+/// `--config FILE`, `--config=FILE` or `TESSERA_CONFIG`: the file is read
+/// before the command line is parsed, since it feeds the parse.
+fn config_path() -> Option<String> {
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        if arg == "--" {
+            break;
+        }
+        if arg == "--config" {
+            return args.next();
+        }
+        if let Some(path) = arg.strip_prefix("--config=") {
+            return Some(path.to_owned());
+        }
+    }
+    std::env::var("TESSERA_CONFIG").ok()
+}
+
+/// The environment variable of every setting.
+fn setting_variables() -> std::collections::HashSet<String> {
+    let cmd = <Settings as Args>::augment_args(clap::Command::new("tessera"));
+    cmd.get_arguments()
+        .filter_map(|a| a.get_env())
+        .map(|e| e.to_string_lossy().into_owned())
+        .collect()
 }
 
 fn secret(s: &str) -> Result<SecretString, String> {
@@ -42,7 +87,7 @@ fn secret(s: &str) -> Result<SecretString, String> {
 
 #[derive(Debug, Clone, Args)]
 pub struct Settings {
-    /// A file of KEY=VALUE lines to read settings from (the environment wins)
+    /// A TOML file of settings (`http_addr = "0.0.0.0:8080"` or `TESSERA_HTTP_ADDR = "..."`); flags and the environment win over it
     #[arg(long, env = "TESSERA_CONFIG", global = true)]
     pub config: Option<PathBuf>,
 

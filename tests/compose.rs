@@ -199,10 +199,12 @@ fn prometheus_scrapes_metrics_of_all_four_roles() {
         .map(str_of)
         .collect();
     assert!(
-        mounts.iter().any(|m| m.starts_with("./prometheus.yml:")),
+        mounts
+            .iter()
+            .any(|m| m.starts_with("./prometheus/prometheus.yml:")),
         "{mounts:?}"
     );
-    let config = yaml("compose/prometheus.yml");
+    let config = yaml("compose/prometheus/prometheus.yml");
     let jobs = config["scrape_configs"].as_sequence().unwrap();
     let port = str_of(&services["write-api"]["environment"]["TESSERA_HTTP_ADDR"])
         .rsplit(':')
@@ -229,5 +231,73 @@ fn prometheus_scrapes_metrics_of_all_four_roles() {
             services.contains_key(service),
             "{service} is a compose service"
         );
+    }
+}
+
+#[test]
+fn grafana_shows_the_dashboard_and_prometheus_loads_the_alerts() {
+    let compose = yaml("compose/docker-compose.yml");
+    let services = services(&compose);
+    let mounts = |service: &str| -> Vec<String> {
+        services[service]["volumes"]
+            .as_sequence()
+            .unwrap_or_else(|| panic!("{service} mounts nothing"))
+            .iter()
+            .map(str_of)
+            .collect()
+    };
+    // every mounted file or folder exists beside the compose file
+    for service in ["prometheus", "grafana"] {
+        for mount in mounts(service) {
+            let Some(local) = mount.split(':').next().filter(|m| m.starts_with("./")) else {
+                continue;
+            };
+            assert!(
+                root().join("compose").join(local).exists(),
+                "{service} mounts {local}, which compose/ lacks"
+            );
+        }
+    }
+    let prometheus = mounts("prometheus");
+    let config = yaml("compose/prometheus/prometheus.yml");
+    for rules in config["rule_files"].as_sequence().expect("rule files") {
+        let rules = str_of(rules);
+        assert!(
+            prometheus
+                .iter()
+                .any(|m| m.ends_with(&format!("/etc/prometheus/{rules}:ro"))),
+            "{rules} is not mounted beside prometheus.yml: {prometheus:?}"
+        );
+    }
+    let grafana = mounts("grafana");
+    assert!(grafana
+        .iter()
+        .any(|m| m.starts_with("./grafana/provisioning:/etc/grafana/provisioning")));
+    let provider = yaml("compose/grafana/provisioning/dashboards/tessera.yml");
+    let folder = str_of(&provider["providers"][0]["options"]["path"]);
+    assert!(
+        grafana
+            .iter()
+            .any(|m| m.starts_with(&format!("./grafana/dashboards:{folder}"))),
+        "the dashboards are mounted where the provider reads them: {grafana:?}"
+    );
+    // the dashboard reads the provisioned data source
+    let datasource = yaml("compose/grafana/provisioning/datasources/prometheus.yml");
+    let uid = str_of(&datasource["datasources"][0]["uid"]);
+    let url = str_of(&datasource["datasources"][0]["url"]);
+    assert!(url.contains("prometheus:9090"), "{url}");
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("compose/grafana/dashboards/tessera.json")).unwrap(),
+    )
+    .expect("the dashboard is JSON");
+    for panel in dashboard["panels"].as_array().unwrap() {
+        if panel["type"] != "row" {
+            assert_eq!(
+                panel["datasource"]["uid"],
+                uid.as_str(),
+                "{}",
+                panel["title"]
+            );
+        }
     }
 }

@@ -329,3 +329,102 @@ async fn charge(c: &Client, token: &str, key: &str) -> StatusCode {
     .await
     .status
 }
+
+/// A person who opens the address in a browser finds a page that links
+/// what the process serves, and the Swagger UI works with no network: its
+/// assets come from the binary.
+#[tokio::test]
+async fn the_root_page_links_the_docs_and_the_swagger_ui_is_served_offline() {
+    let stack = Stack::embedded(&[]).await;
+    let base = &stack.write().addr;
+    let get = |path: &str| reqwest::get(format!("{base}{path}"));
+    let content_type = |r: &reqwest::Response| {
+        r.headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let root = get("/").await.unwrap();
+    assert_eq!(root.status(), StatusCode::OK);
+    assert!(content_type(&root).starts_with("text/html"));
+    let page = root.text().await.unwrap();
+    for link in ["/docs", "/openapi.json", "/asyncapi.json", "/metrics"] {
+        assert!(
+            page.contains(&format!("href=\"{link}\"")),
+            "{link} in {page}"
+        );
+        let answer = get(link).await.unwrap();
+        assert_eq!(answer.status(), StatusCode::OK, "{link}");
+    }
+    let ui = get("/docs/").await.unwrap();
+    assert_eq!(ui.status(), StatusCode::OK);
+    assert!(content_type(&ui).starts_with("text/html"));
+    assert!(ui.text().await.unwrap().contains("swagger-ui"));
+    let init = get("/docs/swagger-initializer.js").await.unwrap();
+    assert_eq!(init.status(), StatusCode::OK);
+    assert!(
+        init.text().await.unwrap().contains("/openapi.json"),
+        "the UI loads the document this process serves"
+    );
+    for (asset, kind) in [
+        ("/docs/swagger-ui.css", "text/css"),
+        ("/docs/swagger-ui-bundle.js", "javascript"),
+    ] {
+        let r = get(asset).await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{asset}");
+        assert!(
+            content_type(&r).contains(kind),
+            "{asset}: {}",
+            content_type(&r)
+        );
+        assert!(
+            r.bytes().await.unwrap().len() > 10_000,
+            "{asset} is the real file"
+        );
+    }
+    let asyncapi: serde_json::Value = get("/asyncapi.json").await.unwrap().json().await.unwrap();
+    assert_eq!(asyncapi["asyncapi"], "2.6.0");
+    assert!(
+        asyncapi["channels"]["tessera.events"].is_object(),
+        "the configured topic: {}",
+        asyncapi["channels"]
+    );
+}
+
+/// Every operation of the served document says how it fails, each error
+/// answer with an example body, and shows an example of what it takes.
+#[tokio::test]
+async fn every_operation_documents_its_errors_with_examples() {
+    let stack = Stack::embedded(&[]).await;
+    let doc = stack
+        .client
+        .call(Method::GET, "/openapi.json", None, None)
+        .await
+        .body;
+    let mut problems = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let responses = op["responses"].as_object().unwrap();
+            if !responses.keys().any(|s| s.starts_with('4')) {
+                problems.push(format!("{method} {path}: no 4xx answer"));
+            }
+            if let Some(body) = op.get("requestBody") {
+                let schema = &body["content"]["application/json"]["schema"];
+                let named = schema["$ref"]
+                    .as_str()
+                    .and_then(|r| doc.pointer(r.trim_start_matches('#')));
+                if named.unwrap_or(schema).get("example").is_none() {
+                    problems.push(format!("{method} {path}: no example request body"));
+                }
+            }
+            for (status, r) in responses.iter().filter(|(s, _)| s.as_str() >= "400") {
+                let example = &r["content"]["application/json"]["example"];
+                if example["error"]["code"].as_str().is_none_or(str::is_empty) {
+                    problems.push(format!("{method} {path} {status}: no example error body"));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}

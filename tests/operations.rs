@@ -6,14 +6,13 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::fold::{all_documents, assert_same_documents, fold_from_scratch};
 use common::stack::{Stack, Topology};
-use common::{accounts_and_guilds, board_and_commerce, Client};
+use common::{accounts_and_guilds, board_and_commerce, cli, cli_json, cli_ok, Client};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tessera_documents::live;
@@ -24,36 +23,6 @@ use tessera_projector::projection::{self, Accounts, PointHistory, Projection};
 use tessera_projector::rebuild::{self, Quiet, RebuildConfig};
 use tessera_testkit::{wait_until, MongoDatabase, PgDatabase};
 use tessera_write_side::store::postgres::{self, PgEventLog};
-
-/// Runs `tessera <args>` with `env` and waits for it.
-fn cli(env: &[(&str, String)], args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
-    cmd.args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("TESSERA_LOG", "warn");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("the tessera binary runs")
-}
-
-/// `tessera <args>` that must succeed; its standard output.
-fn cli_ok(env: &[(&str, String)], args: &[&str]) -> String {
-    let out = cli(env, args);
-    assert!(
-        out.status.success(),
-        "tessera {args:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn cli_json(env: &[(&str, String)], args: &[&str]) -> Value {
-    let out = cli_ok(env, args);
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?} printed no JSON ({e}):\n{out}"))
-}
 
 /// Time between two churn commands: the distributed stack on secantusdb
 /// folds ≈ 900 document writes/s on these machines, shared by fourteen

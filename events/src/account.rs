@@ -5,7 +5,7 @@ use crate::{aggregate, event_kind};
 /// Events of the `account` aggregate. Points are whole units (`i64`); every
 /// event that moves points carries the balance it leaves, so a reader never
 /// has to recompute it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type")]
 pub enum AccountEvent {
     AccountRegistered {

@@ -4,7 +4,7 @@ use crate::{aggregate, event_kind};
 
 /// Events of the `post` aggregate: a post in a forum channel, with its
 /// comments and reactions.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type")]
 pub enum PostEvent {
     /// Carries the author's nickname in the guild and the guild's version it

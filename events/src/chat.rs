@@ -3,7 +3,7 @@ use serde::{Deserialize, Serialize};
 use crate::{aggregate, event_kind};
 
 /// Where a message was posted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum MessagePlace {
     /// A text channel of a guild; `guild_version` is the guild's version
@@ -26,7 +26,7 @@ pub enum MessagePlace {
 /// Events of the `message` aggregate: one message, in a channel or a room.
 /// Every message is its own aggregate, so posting is one new stream and
 /// never an append to an ever-growing channel.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type")]
 pub enum MessageEvent {
     /// Carries the author's nickname (in the guild, or their account's in a
@@ -54,7 +54,7 @@ event_kind!(MessageEvent: aggregate::MESSAGE, version "1.0" {
 
 /// Events of the `dm_room` aggregate: a direct-message room. Its members
 /// are fixed when it is made; its messages are `message` aggregates.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type")]
 pub enum RoomEvent {
     /// `members` includes `created_by`, sorted.

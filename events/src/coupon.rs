@@ -3,7 +3,7 @@ use serde::{Deserialize, Serialize};
 use crate::{aggregate, event_kind};
 
 /// Events of the `coupon` aggregate: a first-come-first-served campaign.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type")]
 pub enum CouponEvent {
     CouponCreated {

@@ -12,7 +12,7 @@ pub const SYSTEM_ACTOR: &str = "system";
 ///
 /// Stored as a flat JSON object of strings (the shape cqrs-es keeps per
 /// event), so it converts losslessly to and from `HashMap<String, String>`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Metadata {
     pub event_id: Uuid,
     pub occurred_at: DateTime<Utc>,
@@ -68,7 +68,7 @@ impl Metadata {
 }
 
 /// An event as it leaves the log: on Kafka, in exports, in dead letters.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Envelope {
     pub event_id: Uuid,
     pub aggregate_type: String,

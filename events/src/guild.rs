@@ -3,7 +3,7 @@ use serde::{Deserialize, Serialize};
 use crate::{aggregate, event_kind};
 
 /// What a channel is for: chat (`text`) or posts with comments (`forum`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ChannelKind {
     Text,
@@ -11,7 +11,7 @@ pub enum ChannelKind {
 }
 
 /// Events of the `guild` aggregate (a community server).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type")]
 pub enum GuildEvent {
     GuildCreated {

@@ -10,6 +10,7 @@ mod account;
 pub mod audit;
 mod board;
 mod chat;
+pub mod contract;
 mod coupon;
 mod envelope;
 mod guild;
@@ -53,6 +54,8 @@ pub trait EventKind {
     fn event_version(&self) -> &'static str;
     /// Every variant's name.
     const EVENT_TYPES: &'static [&'static str];
+    /// The version every variant is at now.
+    const EVENT_VERSION: &'static str;
 }
 
 /// Every event type any aggregate records (`OrderPaid`, ...): what a webhook
@@ -124,6 +127,7 @@ macro_rules! event_kind {
         impl $crate::EventKind for $ty {
             const AGGREGATE_TYPE: &'static str = $aggregate;
             const EVENT_TYPES: &'static [&'static str] = &[$(stringify!($variant)),*];
+            const EVENT_VERSION: &'static str = $version;
 
             fn event_type(&self) -> &'static str {
                 match self {
@@ -132,7 +136,7 @@ macro_rules! event_kind {
             }
 
             fn event_version(&self) -> &'static str {
-                $version
+                Self::EVENT_VERSION
             }
         }
     };

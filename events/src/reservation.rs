@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use crate::{aggregate, event_kind};
 
 /// Events of the `concert` aggregate.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type")]
 pub enum ConcertEvent {
     ConcertCreated { name: String },
@@ -15,7 +15,7 @@ event_kind!(ConcertEvent: aggregate::CONCERT, version "1.0" {
 });
 
 /// A seat of a schedule and its price in points.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SeatSpec {
     pub seat_no: u32,
     pub price: i64,
@@ -24,7 +24,7 @@ pub struct SeatSpec {
 /// Events of the `schedule` aggregate: one performance, its seat map, and
 /// every hold (reservation) on it. Holding is decided here, so a seat can
 /// never be held or sold twice.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type")]
 pub enum ScheduleEvent {
     ScheduleCreated {

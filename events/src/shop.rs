@@ -4,7 +4,7 @@ use crate::{aggregate, event_kind};
 
 /// Events of the `product` aggregate: something a user sells (C2C), its
 /// stock, and the units orders took from it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type")]
 pub enum ProductEvent {
     ProductListed {
@@ -49,7 +49,7 @@ event_kind!(ProductEvent: aggregate::PRODUCT, version "1.0" {
 });
 
 /// A line of an order, its price fixed when the order is created.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct OrderLine {
     pub product_id: String,
     pub seller_id: String,
@@ -61,7 +61,7 @@ pub struct OrderLine {
 /// Events of the `order` aggregate. Its payment is a saga: the order marks
 /// it started, the steps (stock, coupon, points) run on their aggregates
 /// keyed by the order, then the order is paid or the payment is given up.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type")]
 pub enum OrderEvent {
     OrderCreated {

@@ -1,5 +1,8 @@
 //! Operational routes every process serves: `/healthz`, `/readyz`,
-//! `/openapi.json`.
+//! `/metrics`, its documents (`/openapi.json`, `/asyncapi.json`), the
+//! Swagger UI over its OpenAPI document (`/docs`) and a landing page (`/`)
+//! that links them, so that a person who opens the address in a browser
+//! finds their way instead of a 404.
 
 use std::sync::Arc;
 
@@ -15,32 +18,98 @@ use crate::health::{Check, Readiness};
 /// Renders the process's metrics in the Prometheus text format.
 pub type MetricsRender = Arc<dyn Fn() -> String + Send + Sync>;
 
+/// What a process documents about itself.
+#[derive(Debug, Clone, Default)]
+pub struct ApiDocs {
+    /// The OpenAPI document of its HTTP API (none: it serves no API).
+    pub openapi: Option<Value>,
+    /// The AsyncAPI document of the events on the broker.
+    pub asyncapi: Option<Value>,
+}
+
+impl ApiDocs {
+    /// An API's OpenAPI document, and the event contract.
+    pub fn new(openapi: Value, asyncapi: Value) -> Self {
+        Self {
+            openapi: Some(openapi),
+            asyncapi: Some(asyncapi),
+        }
+    }
+}
+
 #[derive(Clone)]
 struct OpsState {
     readiness: Arc<dyn Readiness>,
     openapi: Arc<Value>,
+    asyncapi: Arc<Value>,
     metrics: Option<MetricsRender>,
 }
 
-/// `/healthz`, `/readyz`, `/openapi.json` and `/metrics`.
+/// Where the Swagger UI is served.
+pub const DOCS_PATH: &str = "/docs";
+
+/// `/`, `/healthz`, `/readyz`, `/metrics`, `/openapi.json`,
+/// `/asyncapi.json`, and `/docs` where the process serves an API.
 pub fn router(
     readiness: Arc<dyn Readiness>,
-    openapi: Value,
+    docs: ApiDocs,
     metrics: Option<MetricsRender>,
 ) -> Router {
-    Router::new()
+    let has_api = docs.openapi.is_some();
+    let page = landing_page(has_api);
+    let router = Router::new()
+        .route(
+            "/",
+            get(move || std::future::ready(axum::response::Html(page.clone()))),
+        )
         .route(
             "/healthz",
             get(|| async { Json(json!({ "status": "ok" })) }),
         )
         .route("/readyz", get(readyz))
         .route("/openapi.json", get(openapi_json))
+        .route("/asyncapi.json", get(asyncapi_json))
         .route("/metrics", get(metrics_text))
         .with_state(OpsState {
             readiness,
-            openapi: Arc::new(openapi),
+            // a process without an API answers an empty document, as before
+            openapi: Arc::new(docs.openapi.unwrap_or_else(|| json!({}))),
+            asyncapi: Arc::new(docs.asyncapi.unwrap_or_else(|| json!({}))),
             metrics,
-        })
+        });
+    if !has_api {
+        return router;
+    }
+    // the UI fetches the document the process already serves; its assets
+    // are compiled in, so it works without a network
+    let ui = utoipa_swagger_ui::SwaggerUi::new(DOCS_PATH)
+        .config(utoipa_swagger_ui::Config::new(["/openapi.json"]).try_it_out_enabled(true));
+    router.merge(Router::from(ui))
+}
+
+/// The page `/` answers: links to what the process serves.
+fn landing_page(has_api: bool) -> String {
+    let mut links = Vec::new();
+    if has_api {
+        links.push((DOCS_PATH, "API documentation (Swagger UI)"));
+    }
+    links.extend([
+        ("/openapi.json", "OpenAPI document of this API"),
+        (
+            "/asyncapi.json",
+            "AsyncAPI document of the events on the broker",
+        ),
+        ("/metrics", "Prometheus metrics"),
+        ("/healthz", "liveness"),
+        ("/readyz", "readiness of the stores and broker"),
+    ]);
+    let items: String = links
+        .iter()
+        .map(|(href, text)| format!("<li><a href=\"{href}\">{href}</a> — {text}</li>\n"))
+        .collect();
+    format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Tessera</title></head>\n<body><h1>Tessera</h1>\n<p>A strict CQRS / event-sourced backend. This process serves:</p>\n<ul>\n{items}</ul>\n</body></html>\n"
+    )
 }
 
 async fn metrics_text(State(state): State<OpsState>) -> impl IntoResponse {
@@ -91,4 +160,8 @@ async fn readyz(State(state): State<OpsState>) -> impl IntoResponse {
 
 async fn openapi_json(State(state): State<OpsState>) -> Json<Value> {
     Json((*state.openapi).clone())
+}
+
+async fn asyncapi_json(State(state): State<OpsState>) -> Json<Value> {
+    Json((*state.asyncapi).clone())
 }

@@ -109,6 +109,8 @@ fn routes() -> OpenApiRouter<ReadState> {
 
 /// The query routes (no ops routes, no layers).
 pub fn router(state: ReadState) -> Router {
+    // exported at zero before the first stream opens
+    metrics::gauge!("tessera_streams_open").increment(0.0);
     routes()
         .split_for_parts()
         .0

@@ -64,6 +64,21 @@ fn confirm(question: &str) -> Result<()> {
     }
 }
 
+/// `admin schemas`: the event contract of the configured topic as files.
+fn schemas(s: &Settings, out: &std::path::Path) -> Result<()> {
+    let files = tessera_events::contract::files(&s.kafka_topic);
+    for (path, text) in &files {
+        let path = out.join(path);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    say!("{} files written under {}", files.len(), out.display())?;
+    Ok(())
+}
+
 pub async fn run(s: &Settings, command: AdminCommand) -> Result<()> {
     match command {
         AdminCommand::Token {
@@ -103,5 +118,6 @@ pub async fn run(s: &Settings, command: AdminCommand) -> Result<()> {
         AdminCommand::VerifyExport { file, json } => export::verify_export(&file, json),
         AdminCommand::Dlq { command } => dlq::dlq(s, command).await,
         AdminCommand::Webhooks { command } => webhooks::webhooks(s, command).await,
+        AdminCommand::Schemas { out } => schemas(s, &out),
     }
 }

@@ -44,7 +44,7 @@ pub fn stack_env(
 }
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -360,6 +360,36 @@ impl Client {
         assert_eq!(a.status, StatusCode::OK, "{}", a.body);
         a.body["access_token"].as_str().unwrap().to_owned()
     }
+}
+
+/// Runs `tessera <args>` with `env` and waits for it.
+pub fn cli(env: &[(&str, String)], args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("TESSERA_LOG", "warn");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("the tessera binary runs")
+}
+
+/// `tessera <args>` that must succeed; its standard output.
+pub fn cli_ok(env: &[(&str, String)], args: &[&str]) -> String {
+    let out = cli(env, args);
+    assert!(
+        out.status.success(),
+        "tessera {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+pub fn cli_json(env: &[(&str, String)], args: &[&str]) -> Value {
+    let out = cli_ok(env, args);
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?} printed no JSON ({e}):\n{out}"))
 }
 
 /// Mints an operator token with `tessera admin token`, as an operator would.

@@ -172,6 +172,11 @@ impl Deliverer {
     /// at a time), then delivers, and stands by again if the lock is lost.
     pub async fn run(mut self, leadership: Leadership, shutdown: CancellationToken) {
         self.stop = shutdown.clone();
+        // every outcome is exported from the start, at zero until it happens
+        for outcome in ["delivered", "failed", "dead_lettered"] {
+            metrics::counter!("tessera_webhook_deliveries_total", "outcome" => outcome)
+                .increment(0);
+        }
         let backoff = Backoff::new(
             Duration::from_millis(200),
             Duration::from_secs(5),

@@ -79,6 +79,7 @@ struct WebhooksDoc;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"url": "https://hooks.example.com/tessera", "event_types": ["OrderPaid"], "secret": "a shared secret of the receiver"}))]
 pub struct WebhookRequest {
     /// `http` or `https`, at most 2048 characters; a host that resolves to a
     /// loopback, private or link-local address → 422 `url_not_allowed`

@@ -69,7 +69,12 @@ async fn api() -> Api {
             .merge(tessera_write_side::http::router(WriteState(Arc::new(ws))))
             .merge(tessera_http::ops::router(
                 readiness,
-                serde_json::to_value(tessera_write_side::http::openapi()).unwrap(),
+                tessera_http::ops::ApiDocs {
+                    openapi: Some(
+                        serde_json::to_value(tessera_write_side::http::openapi()).unwrap(),
+                    ),
+                    asyncapi: None,
+                },
                 None,
             )),
     );

@@ -364,6 +364,10 @@ impl Projector {
     /// the store or the feed are logged and retried.
     pub async fn run(mut self, shutdown: CancellationToken) {
         let name = self.projection.name();
+        // exported at zero from the start: "dead letters growing" is an
+        // increase, which needs a series before the first letter
+        metrics::counter!("tessera_dead_letters_total", "projection" => name).increment(0);
+        metrics::counter!("tessera_projector_events_total", "projection" => name).increment(0);
         // alive is about the process, not the batch: a rebuild waits for
         // every instance that beats, and one in a long batch must count
         let heart = tokio::spawn({

@@ -31,6 +31,7 @@ pub fn router() -> OpenApiRouter<WriteState> {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"email": "kim@example.com", "password": "correct horse", "nickname": "kim"}))]
 pub struct RegisterRequest {
     /// Unique, case-insensitive.
     #[schema(
@@ -169,6 +170,7 @@ pub async fn register(
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"email": "kim@example.com", "password": "correct horse"}))]
 pub struct TokenRequest {
     pub email: String,
     pub password: String,
@@ -227,6 +229,7 @@ fn dummy_hash() -> &'static str {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"nickname": "kim", "profile_image": "https://img.example.com/kim.png"}))]
 pub struct UpdateProfileRequest {
     #[schema(
         min_length = 1,
@@ -271,6 +274,7 @@ pub async fn update_profile(
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"amount": 500, "idempotency_key": "charge-2026-12-04-1"}))]
 pub struct ChargeRequest {
     /// Whole points, 1..=1,000,000.
     #[schema(minimum = 1, maximum = 1_000_000)]

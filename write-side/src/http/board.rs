@@ -41,6 +41,7 @@ async fn run(
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"title": "Rust meetup in Seoul", "content": "Who is coming on Friday?"}))]
 pub struct CreatePostRequest {
     /// 1..=200 characters.
     #[schema(
@@ -94,6 +95,7 @@ pub async fn create_post(
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"title": "Rust meetup in Seoul (moved)"}))]
 pub struct EditPostRequest {
     #[schema(
         min_length = 1,
@@ -150,6 +152,7 @@ pub async fn delete_post(
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"content": "Count me in"}))]
 pub struct CommentRequest {
     /// 1..=2,000 characters.
     #[schema(

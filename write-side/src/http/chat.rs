@@ -41,6 +41,7 @@ async fn run(
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"content": "hello, everyone"}))]
 pub struct MessageRequest {
     /// 1..=4,000 characters, not blank; lines and tabs are text, other
     /// control characters are refused.
@@ -133,6 +134,7 @@ pub async fn delete_channel_message(
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"user_ids": ["0193a1f4-7c2e-7b3a-9f10-2c4d5e6f7a80"]}))]
 pub struct CreateRoomRequest {
     /// The other members: 1..=9 distinct registered users, not the caller
     /// (an id no account has is a 404 `user_not_found`).

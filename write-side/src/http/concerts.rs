@@ -34,6 +34,7 @@ pub fn router() -> OpenApiRouter<WriteState> {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Winter concert"}))]
 pub struct ConcertRequest {
     /// 1..=100 characters.
     #[schema(
@@ -93,6 +94,7 @@ pub struct SeatRequest {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"starts_at": "2026-12-24T19:00:00Z", "seats": [{"seat_no": 1, "price": 120}, {"seat_no": 2, "price": 120}]}))]
 pub struct ScheduleRequest {
     pub starts_at: DateTime<Utc>,
     /// 1..=10,000 seats.
@@ -148,6 +150,7 @@ pub async fn create_schedule(
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"concert_id": "0193a1f4-7c2e-7b3a-9f10-2c4d5e6f7a80"}))]
 pub struct QueueTokenRequest {
     pub concert_id: String,
 }
@@ -232,6 +235,7 @@ pub async fn extend_queue_token(
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"schedule_id": "0193a1f4-7c2e-7b3a-9f10-2c4d5e6f7a80", "seat_nos": [1, 2]}))]
 pub struct HoldRequest {
     pub schedule_id: String,
     /// 1..=4 distinct seats.
@@ -290,6 +294,7 @@ pub async fn hold_seats(
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"coupon_id": "0193a1f4-7c2e-7b3a-9f10-2c4d5e6f7a81"}))]
 pub struct PaymentRequest {
     /// A coupon of the caller's to take off the price.
     pub coupon_id: Option<String>,

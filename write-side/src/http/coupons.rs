@@ -23,6 +23,7 @@ pub fn router() -> OpenApiRouter<WriteState> {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "First 100 buyers", "total_quantity": 100, "discount_amount": 50}))]
 pub struct CouponRequest {
     /// 1..=100 characters.
     #[schema(

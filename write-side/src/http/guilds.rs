@@ -44,6 +44,7 @@ async fn run(
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Crabs", "profile_image": "https://img.example.com/crab.png"}))]
 pub struct CreateGuildRequest {
     /// 1..=50 characters.
     #[schema(
@@ -92,6 +93,7 @@ pub async fn create_guild(
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Crabs of Seoul"}))]
 pub struct UpdateGuildRequest {
     #[schema(
         min_length = 1,
@@ -183,6 +185,7 @@ pub async fn leave_guild(
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"nickname": "ferris"}))]
 pub struct NicknameRequest {
     /// 1..=32 characters.
     #[schema(
@@ -215,6 +218,7 @@ pub async fn set_nickname(
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Meetups"}))]
 pub struct CategoryRequest {
     /// 1..=50 characters, unique among the guild's categories.
     #[schema(
@@ -262,6 +266,7 @@ pub async fn create_category(
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "announcements", "kind": "forum", "category_id": "0193a1f4-7c2e-7b3a-9f10-2c4d5e6f7a80"}))]
 pub struct ChannelRequest {
     /// 1..=50 characters, unique among the guild's channels.
     #[schema(

@@ -22,6 +22,7 @@ pub fn router() -> OpenApiRouter<WriteState> {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"up_to": "0000000000000000042-comment_on_your_post"}))]
 pub struct MarkReadRequest {
     /// A `notification_id`: it and every older notification are read.
     #[schema(

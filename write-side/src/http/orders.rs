@@ -36,6 +36,7 @@ pub struct OrderItem {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"items": [{"product_id": "0193a1f4-7c2e-7b3a-9f10-2c4d5e6f7a80", "quantity": 2}], "idempotency_key": "lamp-1"}))]
 pub struct OrderRequest {
     /// 1..=20 items. A product named twice is one line with the quantities
     /// added up (400 `quantity` if they pass 100).
@@ -95,6 +96,7 @@ pub async fn create_order(
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"coupon_id": "0193a1f4-7c2e-7b3a-9f10-2c4d5e6f7a81"}))]
 pub struct OrderPaymentRequest {
     /// A coupon of the caller's to take off the price.
     #[schema(min_length = 1, max_length = 64)]

@@ -25,6 +25,7 @@ pub fn router() -> OpenApiRouter<WriteState> {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Desk lamp", "price": 120, "stock": 3, "description": "Warm light, barely used"}))]
 pub struct ProductRequest {
     /// 1..=100 characters.
     #[schema(
@@ -87,6 +88,7 @@ pub async fn list_product(
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"price": 100}))]
 pub struct EditProductRequest {
     /// 1..=100 characters; leaving the field out keeps the name.
     #[schema(
@@ -135,6 +137,7 @@ pub async fn edit_product(
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"quantity": 5}))]
 pub struct RestockRequest {
     /// Units added, 1..=1,000,000 (the stock stays at most 1,000,000).
     #[schema(minimum = 1, maximum = 1_000_000)]

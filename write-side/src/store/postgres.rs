@@ -31,6 +31,12 @@ pub async fn migrate(pool: &PgPool) -> Result<(), MigrateError> {
     MIGRATOR.run(pool).await
 }
 
+/// The migrations this build carries (what `tessera doctor` compares the
+/// database with).
+pub fn migrator() -> &'static Migrator {
+    &MIGRATOR
+}
+
 pub fn repo(pool: PgPool) -> Repo {
     Repo::Postgres(Arc::new(PostgresEventRepository::new(pool.clone())), pool)
 }

@@ -37,6 +37,12 @@ pub async fn migrate(pool: &SqlitePool) -> Result<(), MigrateError> {
     MIGRATOR.run(pool).await
 }
 
+/// The migrations this build carries (what `tessera doctor` compares the
+/// database with).
+pub fn migrator() -> &'static Migrator {
+    &MIGRATOR
+}
+
 pub fn repo(pool: SqlitePool) -> Repo {
     Repo::Sqlite(Arc::new(SqliteEventRepository::new(pool.clone())), pool)
 }
