@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{context, Version};
+use super::{run, Version};
 use crate::app::WriteState;
 use crate::domain::post::PostCommand;
 use tessera_http::error::{ApiError, ErrorBody};
@@ -22,21 +22,6 @@ pub fn router() -> OpenApiRouter<WriteState> {
         .routes(routes!(add_comment))
         .routes(routes!(edit_comment, delete_comment))
         .routes(routes!(react, unreact))
-}
-
-async fn run(
-    ws: &WriteState,
-    post_id: &str,
-    command: PostCommand,
-    actor: &str,
-    request_id: Option<String>,
-) -> Result<u64, ApiError> {
-    let ctx = context(actor, request_id);
-    Ok(ws
-        .posts
-        .execute(post_id, command, &ctx, |_| ())
-        .await?
-        .version)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -85,7 +70,7 @@ pub async fn create_post(
         title: req.title,
         content: req.content,
     };
-    let version = run(&ws, &post_id, command, &user.user_id, request_id).await?;
+    let version = run(&ws.posts, &post_id, command, &user, request_id).await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatePostResponse { post_id, version }),
@@ -126,7 +111,7 @@ pub async fn edit_post(
         title: req.title,
         content: req.content,
     };
-    let version = run(&ws, &post_id, command, &user.user_id, request_id).await?;
+    let version = run(&ws.posts, &post_id, command, &user, request_id).await?;
     Ok(Json(Version { version }))
 }
 
@@ -144,7 +129,7 @@ pub async fn delete_post(
     let command = PostCommand::Delete {
         actor: user.user_id.clone(),
     };
-    let version = run(&ws, &post_id, command, &user.user_id, request_id).await?;
+    let version = run(&ws.posts, &post_id, command, &user, request_id).await?;
     Ok(Json(Version { version }))
 }
 
@@ -184,7 +169,7 @@ pub async fn add_comment(
         comment_id: comment_id.clone(),
         content: req.content,
     };
-    let version = run(&ws, &post_id, command, &user.user_id, request_id).await?;
+    let version = run(&ws.posts, &post_id, command, &user, request_id).await?;
     Ok((
         StatusCode::CREATED,
         Json(CommentResponse {
@@ -211,7 +196,7 @@ pub async fn edit_comment(
         comment_id,
         content: req.content,
     };
-    let version = run(&ws, &post_id, command, &user.user_id, request_id).await?;
+    let version = run(&ws.posts, &post_id, command, &user, request_id).await?;
     Ok(Json(Version { version }))
 }
 
@@ -230,7 +215,7 @@ pub async fn delete_comment(
         actor: user.user_id.clone(),
         comment_id,
     };
-    let version = run(&ws, &post_id, command, &user.user_id, request_id).await?;
+    let version = run(&ws.posts, &post_id, command, &user, request_id).await?;
     Ok(Json(Version { version }))
 }
 
@@ -249,7 +234,7 @@ pub async fn react(
         actor: user.user_id.clone(),
         emoji,
     };
-    let version = run(&ws, &post_id, command, &user.user_id, request_id).await?;
+    let version = run(&ws.posts, &post_id, command, &user, request_id).await?;
     Ok(Json(Version { version }))
 }
 
@@ -268,6 +253,6 @@ pub async fn unreact(
         actor: user.user_id.clone(),
         emoji,
     };
-    let version = run(&ws, &post_id, command, &user.user_id, request_id).await?;
+    let version = run(&ws.posts, &post_id, command, &user, request_id).await?;
     Ok(Json(Version { version }))
 }
