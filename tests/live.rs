@@ -19,11 +19,6 @@ use serde_json::{json, Value};
 /// this only bounds a test that would otherwise hang.
 const WAIT: Duration = Duration::from_secs(20);
 
-fn id_of(a: &common::Answer, field: &str) -> String {
-    assert!(a.status.is_success(), "{field}: {} {}", a.status, a.body);
-    a.body[field].as_str().unwrap().to_owned()
-}
-
 struct World {
     ann_id: String,
     ann: String,
@@ -40,46 +35,22 @@ async fn world(c: &Client) -> World {
     let (ann_id, ann) = c.register("live-ann@example.com", "ann").await;
     let (bob_id, bob) = c.register("live-bob@example.com", "bob").await;
     let (_, stranger) = c.register("live-stranger@example.com", "stranger").await;
-    let guild = id_of(
-        &c.post("/v1/guilds", &ann, json!({"name": "Live"})).await,
-        "guild_id",
-    );
-    let channel = |name: &'static str, kind: &'static str| {
-        let path = format!("/v1/guilds/{guild}/channels");
-        let ann = ann.clone();
-        async move {
-            id_of(
-                &c.post(&path, &ann, json!({"name": name, "kind": kind}))
-                    .await,
-                "channel_id",
-            )
-        }
-    };
-    let forum = channel("forum", "forum").await;
-    let text = channel("chat", "text").await;
-    let joined = c
-        .send(
-            Method::POST,
-            &format!("/v1/guilds/{guild}/members"),
-            &bob,
-            None,
-        )
-        .await;
-    assert_eq!(joined.status, StatusCode::CREATED, "{}", joined.body);
-    let post = id_of(
-        &c.post(
+    let guild = c.new_guild(&ann, "Live").await;
+    let forum = c.new_channel(&ann, &guild, "forum", "forum").await;
+    let text = c.new_channel(&ann, &guild, "chat", "text").await;
+    c.join(&bob, &guild).await;
+    let post = c
+        .post(
             &format!("/v1/channels/{forum}/posts"),
             &bob,
             json!({"title": "Live", "content": "x"}),
         )
-        .await,
-        "post_id",
-    );
-    let room = id_of(
-        &c.post("/v1/dm/rooms", &ann, json!({"user_ids": [bob_id]}))
-            .await,
-        "room_id",
-    );
+        .await
+        .id("post_id");
+    let room = c
+        .post("/v1/dm/rooms", &ann, json!({"user_ids": [bob_id]}))
+        .await
+        .id("room_id");
     // read access is checked from the read models: wait for them
     c.get_until(&format!("/v1/posts/{post}"), &bob, "bob's post", |_| true)
         .await;
@@ -258,24 +229,12 @@ async fn the_presence_contract(stack: &Stack, elsewhere: &Client) {
     let c = &stack.client;
     let (_, owner) = c.register("here-owner@example.com", "owner").await;
     let (ann_id, ann) = c.register("here-ann@example.com", "ann").await;
-    let guild = id_of(
-        &c.post("/v1/guilds", &owner, json!({"name": "Here"})).await,
-        "guild_id",
-    );
-    let joined = c
-        .send(
-            Method::POST,
-            &format!("/v1/guilds/{guild}/members"),
-            &ann,
-            None,
-        )
-        .await;
-    assert_eq!(joined.status, StatusCode::CREATED, "{}", joined.body);
-    let room = id_of(
-        &c.post("/v1/dm/rooms", &owner, json!({"user_ids": [ann_id]}))
-            .await,
-        "room_id",
-    );
+    let guild = c.new_guild(&owner, "Here").await;
+    c.join(&ann, &guild).await;
+    let room = c
+        .post("/v1/dm/rooms", &owner, json!({"user_ids": [ann_id]}))
+        .await
+        .id("room_id");
     let presence = format!("/v1/guilds/{guild}/presence");
     let ann_online = |b: &Value, online: bool| {
         b["online"]
@@ -414,11 +373,7 @@ async fn every_read_api_of_the_distributed_stack_streams_every_change() {
     // one change, heard by a stream on each read API
     let c = &stack.client;
     let (_, owner) = c.register("live-owner@example.com", "owner").await;
-    let guild = id_of(
-        &c.post("/v1/guilds", &owner, json!({"name": "Everywhere"}))
-            .await,
-        "guild_id",
-    );
+    let guild = c.new_guild(&owner, "Everywhere").await;
     c.get_until(&format!("/v1/guilds/{guild}"), &owner, "the guild", |_| {
         true
     })
@@ -426,15 +381,7 @@ async fn every_read_api_of_the_distributed_stack_streams_every_change() {
     let topic = format!("guild:{guild}");
     let mut streams = Vec::new();
     for reader in &stack.readers {
-        // each read API checks the membership from its read models
-        let deadline = tessera_testkit::Deadline::new(WAIT, "the owner may follow the guild");
-        let stream = loop {
-            match sse::open(&reader.addr, Some(&topic), &owner, None).await {
-                Ok(s) => break s,
-                Err(_) => deadline.tick().await,
-            }
-        };
-        streams.push(stream);
+        streams.push(follow_guild_once_allowed(&reader.addr, &topic, &owner).await);
     }
     let renamed = c
         .send(
@@ -457,6 +404,19 @@ async fn every_read_api_of_the_distributed_stack_streams_every_change() {
     }
 }
 
+/// A stream of the guild `topic` on the read API at `base`, once the owner
+/// `token` may follow it there: each read API checks the membership from
+/// its own read models.
+async fn follow_guild_once_allowed(base: &str, topic: &str, token: &str) -> sse::Stream {
+    let deadline = tessera_testkit::Deadline::new(WAIT, "the owner may follow the guild");
+    loop {
+        match sse::open(base, Some(topic), token, None).await {
+            Ok(s) => return s,
+            Err(_) => deadline.tick().await,
+        }
+    }
+}
+
 /// Resident memory of a process, in KiB (Linux `/proc`).
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the process runs");
@@ -474,11 +434,7 @@ async fn five_hundred_streams_on_one_read_api_each_receive_a_broadcast_change() 
     let stack = Stack::embedded(&[("TESSERA_STREAMS_PER_USER", "1000")]).await;
     let c = &stack.client;
     let (_, owner) = c.register("many@example.com", "many").await;
-    let guild = id_of(
-        &c.post("/v1/guilds", &owner, json!({"name": "Crowded"}))
-            .await,
-        "guild_id",
-    );
+    let guild = c.new_guild(&owner, "Crowded").await;
     c.get_until(&format!("/v1/guilds/{guild}"), &owner, "the guild", |_| {
         true
     })
@@ -488,13 +444,7 @@ async fn five_hundred_streams_on_one_read_api_each_receive_a_broadcast_change() 
     let pid = stack.read().pid();
     let before = rss_kib(pid);
     // the owner's membership is readable once one stream opens
-    let deadline = tessera_testkit::Deadline::new(WAIT, "the owner may follow the guild");
-    let first = loop {
-        match sse::open(&base, Some(&topic), &owner, None).await {
-            Ok(s) => break s,
-            Err(_) => deadline.tick().await,
-        }
-    };
+    let first = follow_guild_once_allowed(&base, &topic, &owner).await;
     let opened = futures::future::join_all(
         (1..STREAMS).map(|_| sse::open(&base, Some(&topic), &owner, None)),
     )
@@ -540,11 +490,10 @@ async fn a_client_reconnecting_to_a_killed_and_restarted_read_api_misses_no_noti
     let c = std::sync::Arc::clone(&stack.client);
     let (_, ann) = c.register("back-ann@example.com", "ann").await;
     let (bob_id, bob) = c.register("back-bob@example.com", "bob").await;
-    let room = id_of(
-        &c.post("/v1/dm/rooms", &ann, json!({"user_ids": [bob_id]}))
-            .await,
-        "room_id",
-    );
+    let room = c
+        .post("/v1/dm/rooms", &ann, json!({"user_ids": [bob_id]}))
+        .await
+        .id("room_id");
     let base = stack.read().addr.clone();
     let say = |text: &'static str| {
         let (c, ann, room) = (std::sync::Arc::clone(&c), ann.clone(), room.clone());

@@ -540,6 +540,28 @@ async fn charge(c: &Client, token: &str, key: &str) -> u64 {
     a.body["version"].as_u64().unwrap()
 }
 
+/// A charge the accounts read model shows: its version.
+async fn charge_projected(c: &Client, token: &str, key: &str, what: &str) -> u64 {
+    let v = charge(c, token, key).await;
+    c.get_until(
+        &format!("/v1/accounts/me?min_version={v}"),
+        token,
+        what,
+        |b| b["version"] == v,
+    )
+    .await;
+    v
+}
+
+/// Waits until the aggregate has `n` pending letters.
+async fn until_letters(env: &[(&str, String)], aggregate_id: &str, n: usize, what: &str) {
+    wait_until(Duration::from_secs(60), what, || {
+        let pending = letters_of(env, aggregate_id).len();
+        async move { pending == n }
+    })
+    .await;
+}
+
 /// Pending letters of one aggregate, as `admin dlq list --json` prints them.
 fn letters_of(env: &[(&str, String)], aggregate_id: &str) -> Vec<Value> {
     let all = cli_json(env, &["admin", "dlq", "list", "--json"]);
@@ -558,14 +580,7 @@ async fn dead_letters_are_listed_retried_in_order_and_discarded_and_replay_repai
     let docs = stack.documents().await;
     let docs = &*docs;
     let (id, token) = c.register("dlq@example.com", "dlq").await;
-    let v = charge(&c, &token, "a").await;
-    c.get_until(
-        &format!("/v1/accounts/me?min_version={v}"),
-        &token,
-        "the charge is projected",
-        |b| b["version"] == v,
-    )
-    .await;
+    charge_projected(&c, &token, "a", "the charge is projected").await;
     let good = live_body(docs, "accounts", &id).await.unwrap();
 
     // a document the fold cannot read: the next events become dead letters,
@@ -575,11 +590,7 @@ async fn dead_letters_are_listed_retried_in_order_and_discarded_and_replay_repai
     overwrite(docs, "accounts", &id, broken.clone()).await;
     charge(&c, &token, "b").await;
     let last = charge(&c, &token, "c").await;
-    wait_until(Duration::from_secs(60), "two dead letters", || {
-        let n = letters_of(&stack.env, &id).len();
-        async move { n == 2 }
-    })
-    .await;
+    until_letters(&stack.env, &id, 2, "two dead letters").await;
     let letters = letters_of(&stack.env, &id);
     assert_eq!(
         letters
@@ -642,11 +653,7 @@ async fn dead_letters_are_listed_retried_in_order_and_discarded_and_replay_repai
     // of the aggregate repairs the document from the log
     overwrite(docs, "accounts", &id, broken).await;
     let last = charge(&c, &token, "e").await;
-    wait_until(Duration::from_secs(60), "a dead letter", || {
-        let n = letters_of(&stack.env, &id).len();
-        async move { n == 1 }
-    })
-    .await;
+    until_letters(&stack.env, &id, 1, "a dead letter").await;
     let letter = letters_of(&stack.env, &id).remove(0);
     let out = cli_ok(
         &stack.env,
@@ -731,32 +738,14 @@ async fn a_gap_the_feed_skipped_is_repaired_from_the_log_when_its_letter_is_retr
     let docs = stack.documents().await;
     let docs = &*docs;
     let (id, token) = c.register("gap@example.com", "gap").await;
-    let v = charge(&c, &token, "a").await;
-    c.get_until(
-        &format!("/v1/accounts/me?min_version={v}"),
-        &token,
-        "the first charge is projected",
-        |b| b["version"] == v,
-    )
-    .await;
+    charge_projected(&c, &token, "a", "the first charge is projected").await;
     let before = live_body(docs, "accounts", &id).await.unwrap();
-    let missed = charge(&c, &token, "b").await;
-    c.get_until(
-        &format!("/v1/accounts/me?min_version={missed}"),
-        &token,
-        "the second charge is projected",
-        |b| b["version"] == missed,
-    )
-    .await;
+    let missed = charge_projected(&c, &token, "b", "the second charge is projected").await;
     // as if the feed had skipped the second charge: the document is back
     // before it, so the next event arrives after a gap the log does not have
     overwrite(docs, "accounts", &id, before).await;
     let last = charge(&c, &token, "c").await;
-    wait_until(Duration::from_secs(60), "a gap letter", || {
-        let n = letters_of(&stack.env, &id).len();
-        async move { n == 1 }
-    })
-    .await;
+    until_letters(&stack.env, &id, 1, "a gap letter").await;
     let letter = letters_of(&stack.env, &id).remove(0);
     assert!(
         letter["error"]

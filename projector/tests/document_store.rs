@@ -294,6 +294,16 @@ async fn indexes_and_pages(s: &dyn DocumentStore) {
         ["m19", "m18", "m17"]
     );
 
+    // a range of an indexed field, in order of the field, then of the id
+    let in_range = s.range("members", "guild", "g", "h", 5).await.unwrap();
+    assert_eq!(
+        in_range.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
+        ["m01", "m02", "m03", "m04", "m06"]
+    );
+    let both = s.range("members", "guild", "g1", "p", 30).await.unwrap();
+    assert_eq!(both.len(), 25, "g1 and other, but no further");
+    assert_eq!(both[20].id, "m00", "other comes after g1");
+
     // the index follows updates: a document that changes value moves
     let d = s.get("members", "m01").await.unwrap().unwrap();
     s.write(

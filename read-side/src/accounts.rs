@@ -13,7 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::cursor::Paging;
-use crate::query::{fetch, list_page, typed, MinVersion, Page, PageParams};
+use crate::query::{list_page, plain, read_one, typed, MinVersion, Page, PageParams};
 use crate::ReadState;
 
 pub fn router() -> OpenApiRouter<ReadState> {
@@ -42,22 +42,15 @@ pub async fn me(
     CurrentUser(user): CurrentUser,
     ApiQuery(q): ApiQuery<MinVersion>,
 ) -> Result<(HeaderMap, Json<AccountView>), (HeaderMap, ApiError)> {
-    let fetched = fetch(
+    let (headers, a): (_, AccountDoc) = read_one(
         &*rs.docs,
-        &rs.live(collections::ACCOUNTS)
-            .await
-            .map_err(|e| (HeaderMap::new(), e))?,
+        &rs.live(collections::ACCOUNTS).await.map_err(plain)?,
         &user.user_id,
         q.min_version,
         rs.min_version_wait,
+        "account",
     )
-    .await
-    .map_err(|e| (HeaderMap::new(), e))?;
-    let headers = fetched.headers();
-    let Some(doc) = fetched.doc else {
-        return Err((headers, ApiError::not_found("account")));
-    };
-    let a: AccountDoc = typed(doc).map_err(|e| (HeaderMap::new(), e))?;
+    .await?;
     Ok((
         headers,
         Json(AccountView {

@@ -12,6 +12,7 @@ use tessera_documents::chat::{DmRoomDoc, MessageDoc};
 use tessera_documents::documents::{collections, pair_id, AccountDoc};
 use tessera_documents::store::{ListQuery, Order};
 use tessera_events::ChannelKind;
+use tessera_http::auth::Principal;
 use tessera_http::error::{ApiError, ErrorBody};
 use tessera_http::extract::{ApiQuery, CurrentUser};
 use tessera_http::ApiPath;
@@ -21,7 +22,7 @@ use utoipa_axum::routes;
 
 use crate::access::Access;
 use crate::cursor::Paging;
-use crate::query::{page_of, store_failed, typed, Page, PageParams};
+use crate::query::{page_of, store_failed, typed, PageParams};
 use crate::{ReadSide, ReadState};
 
 pub fn router() -> OpenApiRouter<ReadState> {
@@ -78,12 +79,22 @@ pub(crate) fn message_view(m: MessageDoc) -> MessageView {
 }
 
 /// A page of the messages listed in `place`, newest first.
+impl MessageQuery {
+    /// The paging of the list at `uri` for `user`, checked before anything
+    /// else is.
+    fn paging(&self, rs: &ReadState, uri: &Uri, user: &Principal) -> Result<Paging, ApiError> {
+        let cursor = self.cursor.as_deref();
+        Paging::for_list(&rs.cursors, uri.path(), &user.user_id, self.limit, cursor)
+    }
+}
+
+/// A page of the messages listed in `place` (a channel or a room).
 async fn message_page(
     rs: &ReadState,
     place: &str,
     q: MessageQuery,
     page: Paging,
-) -> Result<Json<Page<MessageView>>, ApiError> {
+) -> Result<Json<MessagePage>, ApiError> {
     if q.before
         .as_ref()
         .is_some_and(|b| !(1..=64).contains(&b.chars().count()))
@@ -105,7 +116,11 @@ async fn message_page(
         )
         .await
         .map_err(|e| store_failed(&e))?;
-    page_of(found, &page, |d| typed(d).map(message_view))
+    let Json(p) = page_of(found, &page, |d| typed(d).map(message_view))?;
+    Ok(Json(MessagePage {
+        items: p.items,
+        next_cursor: p.next_cursor,
+    }))
 }
 
 fn not_a_text_channel() -> ApiError {
@@ -131,22 +146,12 @@ pub async fn channel_messages(
     ApiPath(channel_id): ApiPath<String>,
     ApiQuery(q): ApiQuery<MessageQuery>,
 ) -> Result<Json<MessagePage>, ApiError> {
-    let page = Paging::for_list(
-        &rs.cursors,
-        uri.path(),
-        &user.user_id,
-        q.limit,
-        q.cursor.as_deref(),
-    )?;
+    let page = q.paging(&rs, &uri, &user)?;
     let channel = Access::new(&rs, &user, None).channel(&channel_id).await?;
     if channel.kind != ChannelKind::Text {
         return Err(not_a_text_channel());
     }
-    let Json(p) = message_page(&rs, &channel_id, q, page).await?;
-    Ok(Json(MessagePage {
-        items: p.items,
-        next_cursor: p.next_cursor,
-    }))
+    message_page(&rs, &channel_id, q, page).await
 }
 
 /// The caller's view of a room, if they are one of its members.
@@ -180,19 +185,9 @@ pub async fn room_messages(
     ApiPath(room_id): ApiPath<String>,
     ApiQuery(q): ApiQuery<MessageQuery>,
 ) -> Result<Json<MessagePage>, ApiError> {
-    let page = Paging::for_list(
-        &rs.cursors,
-        uri.path(),
-        &user.user_id,
-        q.limit,
-        q.cursor.as_deref(),
-    )?;
+    let page = q.paging(&rs, &uri, &user)?;
     my_room(&rs, &user.user_id, &room_id).await?;
-    let Json(p) = message_page(&rs, &room_id, q, page).await?;
-    Ok(Json(MessagePage {
-        items: p.items,
-        next_cursor: p.next_cursor,
-    }))
+    message_page(&rs, &room_id, q, page).await
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

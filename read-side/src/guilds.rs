@@ -15,7 +15,7 @@ use utoipa_axum::routes;
 
 use crate::access::{guild_gone, Access};
 use crate::cursor::Paging;
-use crate::query::{fetch, list_page, store_failed, typed, MinVersion, Page, PageParams};
+use crate::query::{list_page, plain, read_one, store_failed, typed, MinVersion, Page, PageParams};
 use crate::ReadState;
 
 pub fn router() -> OpenApiRouter<ReadState> {
@@ -95,22 +95,15 @@ pub async fn guild(
     ApiPath(guild_id): ApiPath<String>,
     ApiQuery(q): ApiQuery<MinVersion>,
 ) -> Result<(HeaderMap, Json<GuildView>), (HeaderMap, ApiError)> {
-    let fetched = fetch(
+    let (headers, g): (_, GuildDoc) = read_one(
         &*rs.docs,
-        &rs.live(collections::GUILDS)
-            .await
-            .map_err(|e| (HeaderMap::new(), e))?,
+        &rs.live(collections::GUILDS).await.map_err(plain)?,
         &guild_id,
         q.min_version,
         rs.min_version_wait,
+        "guild",
     )
-    .await
-    .map_err(|e| (HeaderMap::new(), e))?;
-    let headers = fetched.headers();
-    let Some(doc) = fetched.doc else {
-        return Err((headers, ApiError::not_found("guild")));
-    };
-    let g: GuildDoc = typed(doc).map_err(|e| (HeaderMap::new(), e))?;
+    .await?;
     if g.deleted {
         return Err((headers, guild_gone()));
     }

@@ -205,6 +205,22 @@ pub struct Answer {
     pub body: Value,
 }
 
+impl Answer {
+    /// The id a successful creation answered under `field`.
+    pub fn id(&self, field: &str) -> String {
+        assert!(
+            self.status.is_success(),
+            "{field}: {} {}",
+            self.status,
+            self.body
+        );
+        self.body[field]
+            .as_str()
+            .unwrap_or_else(|| panic!("{field} in {}", self.body))
+            .to_owned()
+    }
+}
+
 impl Client {
     pub fn new(write: &str, read: &str) -> Self {
         Self {
@@ -221,6 +237,18 @@ impl Client {
         token: Option<&str>,
         body: Option<Value>,
     ) -> Answer {
+        self.request(method, path, token, None, body).await
+    }
+
+    /// Reads go to the read API, commands to the write API.
+    async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        queue: Option<&str>,
+        body: Option<Value>,
+    ) -> Answer {
         let base = if method == Method::GET {
             &self.read
         } else {
@@ -229,6 +257,9 @@ impl Client {
         let mut req = self.http.request(method, format!("{base}{path}"));
         if let Some(t) = token {
             req = req.bearer_auth(t);
+        }
+        if let Some(q) = queue {
+            req = req.header("x-queue-token", q);
         }
         if let Some(b) = body {
             req = req.json(&b);
@@ -332,6 +363,28 @@ impl Client {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// A guild of `owner`'s: its id.
+    pub async fn new_guild(&self, owner: &str, name: &str) -> String {
+        self.post("/v1/guilds", owner, json!({ "name": name }))
+            .await
+            .id("guild_id")
+    }
+
+    /// A channel of `kind` (`forum`, `text`) in the guild: its id.
+    pub async fn new_channel(&self, owner: &str, guild: &str, name: &str, kind: &str) -> String {
+        let path = format!("/v1/guilds/{guild}/channels");
+        self.post(&path, owner, json!({ "name": name, "kind": kind }))
+            .await
+            .id("channel_id")
+    }
+
+    /// The holder of `token` joins the guild.
+    pub async fn join(&self, token: &str, guild: &str) {
+        let path = format!("/v1/guilds/{guild}/members");
+        let joined = self.send(Method::POST, &path, token, None).await;
+        assert_eq!(joined.status, StatusCode::CREATED, "{}", joined.body);
     }
 
     pub async fn register(&self, email: &str, nickname: &str) -> (String, String) {
@@ -457,26 +510,7 @@ impl Client {
         queue: &str,
         body: Option<Value>,
     ) -> Answer {
-        let base = if method == Method::GET {
-            &self.read
-        } else {
-            &self.write
-        };
-        let mut req = self
-            .http
-            .request(method, format!("{base}{path}"))
-            .bearer_auth(user)
-            .header("x-queue-token", queue);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let res = req.send().await.expect("the server answers");
-        let status = res.status();
-        let stale = res.headers().get("x-stale").is_some_and(|v| v == "true");
-        Answer {
-            status,
-            stale,
-            body: res.json().await.unwrap_or(Value::Null),
-        }
+        self.request(method, path, Some(user), Some(queue), body)
+            .await
     }
 }

@@ -104,22 +104,19 @@ impl Api {
         (status, body)
     }
 
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut req = Request::builder().method(method).uri(path);
-        if let Some(t) = token {
-            req = req.header("authorization", format!("Bearer {t}"));
+    async fn send(&self, req: Req<'_>) -> (StatusCode, Value) {
+        let mut builder = Request::builder().method(req.method).uri(req.path);
+        if let Some(t) = req.token {
+            builder = builder.header("authorization", format!("Bearer {t}"));
         }
-        let req = match body {
-            Some(b) => req
+        if let Some(q) = req.queue {
+            builder = builder.header("x-queue-token", q);
+        }
+        let req = match req.body {
+            Some(b) => builder
                 .header("content-type", "application/json")
                 .body(Body::from(b.to_string())),
-            None => req.body(Body::empty()),
+            None => builder.body(Body::empty()),
         };
         self.raw(req.unwrap()).await
     }
@@ -133,27 +130,85 @@ impl Api {
 
     /// Registers and logs in; returns (account id, token).
     async fn user(&self, email: &str, nickname: &str) -> (String, String) {
-        let (s, b) = self
-            .call(
-                "POST",
-                "/v1/accounts",
-                None,
-                Some(json!({"email": email, "password": "password123", "nickname": nickname})),
-            )
-            .await;
+        let account = json!({"email": email, "password": "password123", "nickname": nickname});
+        let (s, b) = self.send(post("/v1/accounts", None, Some(account))).await;
         assert_eq!(s, StatusCode::CREATED, "{b}");
         let id = b["account_id"].as_str().unwrap().to_owned();
-        let (s, b) = self
-            .call(
-                "POST",
-                "/v1/auth/token",
-                None,
-                Some(json!({"email": email, "password": "password123"})),
-            )
-            .await;
+        let login = json!({"email": email, "password": "password123"});
+        let (s, b) = self.send(post("/v1/auth/token", None, Some(login))).await;
         assert_eq!(s, StatusCode::OK, "{b}");
         assert_eq!(b["token_type"], "Bearer");
         (id, b["access_token"].as_str().unwrap().to_owned())
+    }
+}
+
+/// A request: method, path, bearer token, JSON body, and the queue token
+/// that a seat hold and its payment carry.
+struct Req<'a> {
+    method: &'static str,
+    path: &'a str,
+    token: Option<&'a str>,
+    body: Option<Value>,
+    queue: Option<&'a str>,
+}
+
+fn get<'a>(path: &'a str, token: Option<&'a str>) -> Req<'a> {
+    Req {
+        method: "GET",
+        path,
+        token,
+        body: None,
+        queue: None,
+    }
+}
+
+fn delete<'a>(path: &'a str, token: Option<&'a str>) -> Req<'a> {
+    Req {
+        method: "DELETE",
+        ..get(path, token)
+    }
+}
+
+fn post<'a>(path: &'a str, token: Option<&'a str>, body: Option<Value>) -> Req<'a> {
+    Req {
+        method: "POST",
+        body,
+        ..get(path, token)
+    }
+}
+
+fn patch<'a>(path: &'a str, token: Option<&'a str>, body: Option<Value>) -> Req<'a> {
+    Req {
+        method: "PATCH",
+        ..post(path, token, body)
+    }
+}
+
+fn put<'a>(path: &'a str, token: Option<&'a str>, body: Option<Value>) -> Req<'a> {
+    Req {
+        method: "PUT",
+        ..post(path, token, body)
+    }
+}
+
+/// A hold on `seats` of the schedule `schedule`.
+fn hold<'a>(schedule: &str, token: &'a str, queue: Option<&'a str>, seats: &Value) -> Req<'a> {
+    let body = json!({"schedule_id": schedule, "seat_nos": seats});
+    post("/v1/reservations", Some(token), Some(body)).queued(queue)
+}
+
+impl<'a> Req<'a> {
+    fn queued(self, queue: Option<&'a str>) -> Self {
+        Self { queue, ..self }
+    }
+
+    /// This request in a rule table, with the answer it must get.
+    fn gets(self, status: StatusCode, want: Want) -> Case<'a> {
+        Case {
+            req: self,
+            status,
+            want,
+        }
     }
 }
 
@@ -169,27 +224,25 @@ enum Want {
 
 use Want::{Any, Code, Field};
 
-/// A request (method, path, token, body) and the answer it must get.
-type Case<'a> = (
-    &'a str,
-    &'a str,
-    Option<&'a str>,
-    Option<Value>,
-    StatusCode,
-    Want,
-);
+/// A request and the answer it must get.
+struct Case<'a> {
+    req: Req<'a>,
+    status: StatusCode,
+    want: Want,
+}
 
 impl Api {
     /// Sends each request in turn, checking its answer: a rule table.
-    async fn answers(&self, cases: &[Case<'_>]) {
-        for (method, path, token, body, status, want) in cases {
-            let (s, b) = self.call(method, path, *token, body.clone()).await;
+    async fn answers(&self, cases: Vec<Case<'_>>) {
+        for Case { req, status, want } in cases {
+            let (method, path) = (req.method, req.path);
+            let (s, b) = self.send(req).await;
             let (got, wanted) = match want {
-                Code(w) => (code(&b), *w),
-                Field(w) => (field(&b), *w),
+                Code(w) => (code(&b), w),
+                Field(w) => (field(&b), w),
                 Any => ("", ""),
             };
-            assert_eq!((s, got), (*status, wanted), "{method} {path}: {b}");
+            assert_eq!((s, got), (status, wanted), "{method} {path}: {b}");
         }
     }
 }
@@ -206,21 +259,19 @@ fn field(b: &Value) -> &str {
 async fn registration_validates_every_field_and_takes_each_email_once() {
     let api = api().await;
     let (s, b) = api
-        .call(
-            "POST",
+        .send(post(
             "/v1/accounts",
             None,
             Some(json!({"email": "Kim@Example.com", "password": "password123", "nickname": "kim"})),
-        )
+        ))
         .await;
     assert_eq!((s, b["version"].as_u64()), (StatusCode::CREATED, Some(1)));
     let (s, b) = api
-        .call(
-            "POST",
+        .send(post(
             "/v1/accounts",
             None,
             Some(json!({"email": "kim@example.COM", "password": "password123", "nickname": "k2"})),
-        )
+        ))
         .await;
     assert_eq!((s, code(&b)), (StatusCode::CONFLICT, "email_taken"));
     for (body, bad) in [
@@ -257,7 +308,7 @@ async fn registration_validates_every_field_and_takes_each_email_once() {
             "admin",
         ),
     ] {
-        let (s, b) = api.call("POST", "/v1/accounts", None, Some(body)).await;
+        let (s, b) = api.send(post("/v1/accounts", None, Some(body))).await;
         assert_eq!(
             (s, code(&b), field(&b)),
             (StatusCode::BAD_REQUEST, "invalid_input", bad),
@@ -316,23 +367,10 @@ async fn malformed_bodies_get_clear_4xx_answers() {
         .raw(post(Body::from_stream(stream), Some("application/json")))
         .await;
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
-    api.answers(&[
-        (
-            "GET",
-            "/v1/nowhere",
-            None,
-            None,
-            StatusCode::NOT_FOUND,
-            Code("not_found"),
-        ),
-        (
-            "DELETE",
-            "/v1/accounts",
-            None,
-            None,
-            StatusCode::METHOD_NOT_ALLOWED,
-            Code("method_not_allowed"),
-        ),
+    api.answers(vec![
+        get("/v1/nowhere", None).gets(StatusCode::NOT_FOUND, Code("not_found")),
+        delete("/v1/accounts", None)
+            .gets(StatusCode::METHOD_NOT_ALLOWED, Code("method_not_allowed")),
     ])
     .await;
     assert_eq!(api.event_count().await, 0);
@@ -342,20 +380,19 @@ async fn malformed_bodies_get_clear_4xx_answers() {
 async fn tokens_are_checked_for_signature_expiry_and_presence() {
     let api = api().await;
     let (_, token) = api.user("t@x.y", "t").await;
-    let patch = json!({"nickname": "new"});
+    let new_nickname = json!({"nickname": "new"});
     let (s, b) = api
-        .call("PATCH", "/v1/accounts/me", None, Some(patch.clone()))
+        .send(patch("/v1/accounts/me", None, Some(new_nickname.clone())))
         .await;
     assert_eq!((s, code(&b)), (StatusCode::UNAUTHORIZED, "unauthorized"));
     let forged =
         Authenticator::hs256(&[1; 32], "tessera", "tessera-api", Duration::from_secs(60)).unwrap();
     let (s, _) = api
-        .call(
-            "PATCH",
+        .send(patch(
             "/v1/accounts/me",
             Some(&forged.issue("x", Role::Admin).access_token),
-            Some(patch.clone()),
-        )
+            Some(new_nickname.clone()),
+        ))
         .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     let now = chrono::Utc::now().timestamp();
@@ -366,49 +403,43 @@ async fn tokens_are_checked_for_signature_expiry_and_presence() {
     )
     .unwrap();
     let (s, b) = api
-        .call(
-            "PATCH",
+        .send(patch(
             "/v1/accounts/me",
             Some(&expired),
-            Some(patch.clone()),
-        )
+            Some(new_nickname.clone()),
+        ))
         .await;
     assert_eq!(
         (s, b["error"]["message"].as_str()),
         (StatusCode::UNAUTHORIZED, Some("token expired"))
     );
-    api.answers(&[
-        (
-            "POST",
+    api.answers(vec![
+        post(
             "/v1/auth/token",
             None,
             Some(json!({"email": "t@x.y", "password": "wrong-password"})),
-            StatusCode::UNAUTHORIZED,
-            Code("unauthorized"),
-        ),
-        (
-            "POST",
+        )
+        .gets(StatusCode::UNAUTHORIZED, Code("unauthorized")),
+        post(
             "/v1/auth/token",
             None,
             Some(json!({"email": "nobody@x.y", "password": "password123"})),
-            StatusCode::UNAUTHORIZED,
-            Any,
-        ),
+        )
+        .gets(StatusCode::UNAUTHORIZED, Any),
     ])
     .await;
     let (s, b) = api
-        .call("PATCH", "/v1/accounts/me", Some(&token), Some(patch))
+        .send(patch("/v1/accounts/me", Some(&token), Some(new_nickname)))
         .await;
     assert_eq!((s, b["version"].as_u64()), (StatusCode::OK, Some(2)));
     // a valid token for an account that does not exist
     let ghost = api.auth.issue("ghost", Role::User).access_token;
     let (s, b) = api
-        .call(
-            "PATCH",
+        .send(patch(
             "/v1/accounts/me",
             Some(&ghost),
             Some(json!({"nickname": "g"})),
-        )
+        ))
         .await;
     assert_eq!((s, code(&b)), (StatusCode::NOT_FOUND, "not_found"));
 }
@@ -419,43 +450,39 @@ async fn charges_are_idempotent_per_key_and_bounded() {
     let (_, t) = api.user("c@x.y", "c").await;
     let charge = |amount: Value, key: &str| json!({"amount": amount, "idempotency_key": key});
     let (s, first) = api
-        .call(
-            "POST",
+        .send(post(
             "/v1/accounts/me/charge",
             Some(&t),
             Some(charge(json!(300), "k1")),
-        )
+        ))
         .await;
     assert_eq!(
         (s, first.clone()),
         (StatusCode::OK, json!({"balance": 300, "version": 2}))
     );
     let (_, b) = api
-        .call(
-            "POST",
+        .send(post(
             "/v1/accounts/me/charge",
             Some(&t),
             Some(charge(json!(200), "k2")),
-        )
+        ))
         .await;
     assert_eq!(b, json!({"balance": 500, "version": 3}));
     // the first key again: the first answer, no second charge
     let (s, again) = api
-        .call(
-            "POST",
+        .send(post(
             "/v1/accounts/me/charge",
             Some(&t),
             Some(charge(json!(300), "k1")),
-        )
+        ))
         .await;
     assert_eq!((s, again), (StatusCode::OK, first));
     let (s, b) = api
-        .call(
-            "POST",
+        .send(post(
             "/v1/accounts/me/charge",
             Some(&t),
             Some(charge(json!(301), "k1")),
-        )
+        ))
         .await;
     assert_eq!(
         (s, code(&b)),
@@ -470,12 +497,11 @@ async fn charges_are_idempotent_per_key_and_bounded() {
         json!(1e30),
     ] {
         let (s, b) = api
-            .call(
-                "POST",
+            .send(post(
                 "/v1/accounts/me/charge",
                 Some(&t),
                 Some(charge(amount.clone(), "kx")),
-            )
+            ))
             .await;
         assert_eq!(
             (s, field(&b)),
@@ -484,12 +510,11 @@ async fn charges_are_idempotent_per_key_and_bounded() {
         );
     }
     let (s, b) = api
-        .call(
-            "POST",
+        .send(post(
             "/v1/accounts/me/charge",
             Some(&t),
             Some(charge(json!(1), "")),
-        )
+        ))
         .await;
     assert_eq!((s, field(&b)), (StatusCode::BAD_REQUEST, "idempotency_key"));
     assert_eq!(api.event_count().await, 3);
@@ -501,160 +526,131 @@ async fn guild_rules_answer_403_404_409_410_and_422() {
     let (owner_id, owner) = api.user("o@x.y", "owner").await;
     let (_, ann) = api.user("a@x.y", "ann").await;
     let (s, g) = api
-        .call(
-            "POST",
+        .send(post(
             "/v1/guilds",
             Some(&owner),
             Some(json!({"name": "Crabs"})),
-        )
+        ))
         .await;
     assert_eq!((s, g["version"].as_u64()), (StatusCode::CREATED, Some(1)));
     let gid = g["guild_id"].as_str().unwrap();
     let path = |p: &str| format!("/v1/guilds/{gid}{p}");
 
     let (s, b) = api
-        .call(
-            "PATCH",
-            &path(""),
-            Some(&ann),
-            Some(json!({"name": "Mine"})),
-        )
+        .send(patch(&path(""), Some(&ann), Some(json!({"name": "Mine"}))))
         .await;
     assert_eq!((s, code(&b)), (StatusCode::FORBIDDEN, "forbidden"));
-    let (s, b) = api.call("POST", &path("/members"), Some(&ann), None).await;
+    let (s, b) = api.send(post(&path("/members"), Some(&ann), None)).await;
     assert_eq!((s, b["version"].as_u64()), (StatusCode::CREATED, Some(2)));
-    let (s, b) = api.call("POST", &path("/members"), Some(&ann), None).await;
-    assert_eq!((s, code(&b)), (StatusCode::CONFLICT, "already_member"));
+    api.answers(vec![
+        post(&path("/members"), Some(&ann), None)
+            .gets(StatusCode::CONFLICT, Code("already_member")),
+        delete(&path("/members/me"), Some(&owner))
+            .gets(StatusCode::CONFLICT, Code("owner_cannot_leave")),
+    ])
+    .await;
     let (s, b) = api
-        .call("DELETE", &path("/members/me"), Some(&owner), None)
-        .await;
-    assert_eq!((s, code(&b)), (StatusCode::CONFLICT, "owner_cannot_leave"));
-    let (s, b) = api
-        .call(
-            "PUT",
+        .send(put(
             &path("/members/me/nickname"),
             Some(&ann),
             Some(json!({"nickname": "Annie"})),
-        )
+        ))
         .await;
     assert_eq!((s, b["version"].as_u64()), (StatusCode::OK, Some(3)));
     let (s, b) = api
-        .call(
-            "PUT",
+        .send(put(
             &path("/members/me/nickname"),
             Some(&ann),
             Some(json!({"nickname": ""})),
-        )
+        ))
         .await;
     assert_eq!((s, field(&b)), (StatusCode::BAD_REQUEST, "nickname"));
 
     let (s, c) = api
-        .call(
-            "POST",
+        .send(post(
             &path("/categories"),
             Some(&owner),
             Some(json!({"name": "Talk"})),
-        )
+        ))
         .await;
     assert_eq!(s, StatusCode::CREATED);
     let (s, b) = api
-        .call(
-            "POST",
+        .send(post(
             &path("/categories"),
             Some(&owner),
             Some(json!({"name": "talk"})),
-        )
+        ))
         .await;
     assert_eq!((s, code(&b)), (StatusCode::CONFLICT, "name_taken"));
     let channel = |name: &str, kind: &str, cat: Value| json!({"name": name, "kind": kind, "category_id": cat});
     let (s, ch) = api
-        .call(
-            "POST",
+        .send(post(
             &path("/channels"),
             Some(&owner),
             Some(channel("general", "forum", c["category_id"].clone())),
-        )
+        ))
         .await;
     assert_eq!(s, StatusCode::CREATED, "{ch}");
-    api.answers(&[
-        (
-            "POST",
+    api.answers(vec![
+        post(
             &path("/channels"),
             Some(owner.as_str()),
             Some(channel("general", "text", Value::Null)),
-            StatusCode::CONFLICT,
-            Code("name_taken"),
-        ),
-        (
-            "POST",
+        )
+        .gets(StatusCode::CONFLICT, Code("name_taken")),
+        post(
             &path("/channels"),
             Some(owner.as_str()),
             Some(channel("voice", "voice", Value::Null)),
-            StatusCode::BAD_REQUEST,
-            Field("kind"),
-        ),
-        (
-            "POST",
+        )
+        .gets(StatusCode::BAD_REQUEST, Field("kind")),
+        post(
             &path("/channels"),
             Some(owner.as_str()),
             Some(channel("x", "text", json!("nope"))),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Code("unknown_category"),
-        ),
-        (
-            "POST",
+        )
+        .gets(StatusCode::UNPROCESSABLE_ENTITY, Code("unknown_category")),
+        post(
             &path("/channels"),
             Some(ann.as_str()),
             Some(channel("mine", "text", Value::Null)),
-            StatusCode::FORBIDDEN,
-            Code("forbidden"),
-        ),
+        )
+        .gets(StatusCode::FORBIDDEN, Code("forbidden")),
     ])
     .await;
     let (s, b) = api
-        .call("DELETE", &path("/channels/unknown"), Some(&owner), None)
+        .send(delete(&path("/channels/unknown"), Some(&owner)))
         .await;
     assert_eq!((s, code(&b)), (StatusCode::NOT_FOUND, "not_found"));
     let ch_id = ch["channel_id"].as_str().unwrap();
     let (s, _) = api
-        .call(
-            "DELETE",
-            &path(&format!("/channels/{ch_id}")),
-            Some(&owner),
-            None,
-        )
+        .send(delete(&path(&format!("/channels/{ch_id}")), Some(&owner)))
         .await;
     assert_eq!(s, StatusCode::OK);
 
     let (s, b) = api
-        .call(
-            "POST",
-            "/v1/guilds/does-not-exist/members",
-            Some(&ann),
-            None,
-        )
+        .send(post("/v1/guilds/does-not-exist/members", Some(&ann), None))
         .await;
     assert_eq!((s, code(&b)), (StatusCode::NOT_FOUND, "not_found"));
     let long = "x".repeat(600);
     let (s, _) = api
-        .call(
-            "POST",
+        .send(post(
             &format!("/v1/guilds/{long}/members"),
             Some(&ann),
             None,
-        )
+        ))
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 
     let before = api.event_count().await;
-    let (s, _) = api.call("DELETE", &path(""), Some(&ann), None).await;
+    let (s, _) = api.send(delete(&path(""), Some(&ann))).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     assert_eq!(
         api.event_count().await,
         before,
         "a refused delete wrote nothing"
     );
-    let (s, _) = api.call("DELETE", &path(""), Some(&owner), None).await;
+    let (s, _) = api.send(delete(&path(""), Some(&owner))).await;
     assert_eq!(s, StatusCode::OK);
     for (method, p, body) in [
         ("POST", "/members", None),
@@ -668,18 +664,21 @@ async fn guild_rules_answer_403_404_409_410_and_422() {
         ),
     ] {
         let token = if p.contains("members") { &ann } else { &owner };
-        let (s, b) = api.call(method, &path(p), Some(token), body).await;
+        let (s, b) = api
+            .send(Req {
+                method,
+                path: &path(p),
+                token: Some(token),
+                body,
+                queue: None,
+            })
+            .await;
         assert_eq!((s, code(&b)), (StatusCode::GONE, "gone"), "{method} {p}");
     }
     // an admin token for an id with no account cannot create a guild
     let admin = api.auth.issue("not-an-account", Role::Admin).access_token;
     let (s, b) = api
-        .call(
-            "POST",
-            "/v1/guilds",
-            Some(&admin),
-            Some(json!({"name": "x"})),
-        )
+        .send(post("/v1/guilds", Some(&admin), Some(json!({"name": "x"}))))
         .await;
     assert_eq!((s, code(&b)), (StatusCode::NOT_FOUND, "account_not_found"));
     assert!(!owner_id.is_empty());
@@ -688,14 +687,14 @@ async fn guild_rules_answer_403_404_409_410_and_422() {
 #[tokio::test]
 async fn health_readiness_and_the_openapi_document_are_served() {
     let api = api().await;
-    let (s, b) = api.call("GET", "/healthz", None, None).await;
+    let (s, b) = api.send(get("/healthz", None)).await;
     assert_eq!((s, b["status"].as_str()), (StatusCode::OK, Some("ok")));
-    let (s, b) = api.call("GET", "/readyz", None, None).await;
+    let (s, b) = api.send(get("/readyz", None)).await;
     assert_eq!(
         (s, b["checks"]["event_store"].as_str()),
         (StatusCode::OK, Some("ok"))
     );
-    let (s, doc) = api.call("GET", "/openapi.json", None, None).await;
+    let (s, doc) = api.send(get("/openapi.json", None)).await;
     assert_eq!(s, StatusCode::OK);
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     for (path, method) in [
@@ -733,28 +732,6 @@ async fn health_readiness_and_the_openapi_document_are_served() {
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
 }
 
-impl Api {
-    async fn raw_with(
-        &self,
-        method: &str,
-        path: &str,
-        token: &str,
-        queue: Option<&str>,
-        body: Value,
-    ) -> (StatusCode, Value) {
-        let mut req = Request::builder()
-            .method(method)
-            .uri(path)
-            .header("authorization", format!("Bearer {token}"))
-            .header("content-type", "application/json");
-        if let Some(q) = queue {
-            req = req.header("x-queue-token", q);
-        }
-        self.raw(req.body(Body::from(body.to_string())).unwrap())
-            .await
-    }
-}
-
 #[tokio::test]
 async fn concerts_queue_and_reservations_refuse_what_they_must() {
     use tessera_queue::QueueStore;
@@ -763,21 +740,15 @@ async fn concerts_queue_and_reservations_refuse_what_they_must() {
     let (_, fan) = api.user("f@x.y", "fan").await;
     let admin = api.auth.issue("root", Role::Admin).access_token;
     let (s, b) = api
-        .call(
-            "POST",
-            "/v1/concerts",
-            Some(&fan),
-            Some(json!({"name": "x"})),
-        )
+        .send(post("/v1/concerts", Some(&fan), Some(json!({"name": "x"}))))
         .await;
     assert_eq!((s, code(&b)), (StatusCode::FORBIDDEN, "forbidden"));
     let (s, c) = api
-        .call(
-            "POST",
+        .send(post(
             "/v1/concerts",
             Some(&admin),
             Some(json!({"name": "Live"})),
-        )
+        ))
         .await;
     assert_eq!(s, StatusCode::CREATED);
     let cid = c["concert_id"].as_str().unwrap().to_owned();
@@ -787,7 +758,7 @@ async fn concerts_queue_and_reservations_refuse_what_they_must() {
             .collect::<Vec<_>>()
     };
     let path = format!("/v1/concerts/{cid}/schedules");
-    for (body, field) in [
+    for (body, wanted) in [
         (
             json!({"starts_at": "2026-12-24T19:00:00Z", "seats": []}),
             "seats",
@@ -805,49 +776,40 @@ async fn concerts_queue_and_reservations_refuse_what_they_must() {
             "seats[0].seat_no",
         ),
     ] {
-        let (s, b) = api.call("POST", &path, Some(&admin), Some(body)).await;
-        assert_eq!(
-            (s, field_of_error(&b)),
-            (StatusCode::BAD_REQUEST, field),
-            "{b}"
-        );
+        let (s, b) = api.send(post(&path, Some(&admin), Some(body))).await;
+        assert_eq!((s, field(&b)), (StatusCode::BAD_REQUEST, wanted), "{b}");
     }
     let (s, b) = api
-        .call(
-            "POST",
+        .send(post(
             "/v1/concerts/nope/schedules",
             Some(&admin),
             Some(json!({"starts_at": "2026-12-24T19:00:00Z", "seats": seats(1)})),
-        )
+        ))
         .await;
     assert_eq!((s, code(&b)), (StatusCode::NOT_FOUND, "concert_not_found"));
     let (_, sched) = api
-        .call(
-            "POST",
+        .send(post(
             &path,
             Some(&admin),
             Some(json!({"starts_at": "2026-12-24T19:00:00Z", "seats": seats(4)})),
-        )
+        ))
         .await;
     let sid = sched["schedule_id"].as_str().unwrap().to_owned();
-    let hold = |seats: Value| json!({"schedule_id": sid, "seat_nos": seats});
 
     let (s, b) = api
-        .call(
-            "POST",
+        .send(post(
             "/v1/queue/tokens",
             Some(&fan),
             Some(json!({"concert_id": "nope"})),
-        )
+        ))
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{b}");
     let (s, t) = api
-        .call(
-            "POST",
+        .send(post(
             "/v1/queue/tokens",
             Some(&fan),
             Some(json!({"concert_id": cid})),
-        )
+        ))
         .await;
     assert_eq!(
         (s, t["status"].as_str(), t["position"].as_u64()),
@@ -856,59 +818,29 @@ async fn concerts_queue_and_reservations_refuse_what_they_must() {
     let queue = t["token"].as_str().unwrap().to_owned();
 
     let before = api.event_count().await;
-    let (s, b) = api
-        .raw_with("POST", "/v1/reservations", &fan, None, hold(json!([1])))
-        .await;
+    let (s, b) = api.send(hold(&sid, &fan, None, &json!([1]))).await;
     assert_eq!(
         (s, code(&b)),
         (StatusCode::UNAUTHORIZED, "queue_token_required")
     );
     let (s, b) = api
-        .raw_with(
-            "POST",
-            "/v1/reservations",
-            &fan,
-            Some("garbage"),
-            hold(json!([1])),
-        )
+        .send(hold(&sid, &fan, Some("garbage"), &json!([1])))
         .await;
     assert_eq!(
         (s, code(&b)),
         (StatusCode::UNAUTHORIZED, "queue_token_invalid")
     );
-    let (s, b) = api
-        .raw_with(
-            "POST",
-            "/v1/reservations",
-            &fan,
-            Some(&queue),
-            hold(json!([1])),
-        )
-        .await;
+    let (s, b) = api.send(hold(&sid, &fan, Some(&queue), &json!([1]))).await;
     assert_eq!((s, code(&b)), (StatusCode::LOCKED, "queue_not_active"));
     assert_eq!(b["error"]["details"]["position"], 1);
     // an access token is not a queue token
-    let (s, _) = api
-        .raw_with(
-            "POST",
-            "/v1/reservations",
-            &fan,
-            Some(&fan),
-            hold(json!([1])),
-        )
-        .await;
+    let (s, _) = api.send(hold(&sid, &fan, Some(&fan), &json!([1]))).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
 
     api.state.advance(100, chrono::Utc::now()).await.unwrap(); // one admission tick
     let (_, other) = api.user("o@x.y", "other").await;
     let (s, b) = api
-        .raw_with(
-            "POST",
-            "/v1/reservations",
-            &other,
-            Some(&queue),
-            hold(json!([1])),
-        )
+        .send(hold(&sid, &other, Some(&queue), &json!([1])))
         .await;
     assert_eq!(
         (s, code(&b)),
@@ -926,15 +858,7 @@ async fn concerts_queue_and_reservations_refuse_what_they_must() {
         (json!([9]), StatusCode::UNPROCESSABLE_ENTITY, "unknown_seat"),
         (json!(["1"]), StatusCode::BAD_REQUEST, "invalid_input"),
     ] {
-        let (s, b) = api
-            .raw_with(
-                "POST",
-                "/v1/reservations",
-                &fan,
-                Some(&queue),
-                hold(seats.clone()),
-            )
-            .await;
+        let (s, b) = api.send(hold(&sid, &fan, Some(&queue), &seats)).await;
         assert_eq!((s, code(&b)), (status, expected), "{seats}: {b}");
     }
     assert_eq!(
@@ -944,13 +868,7 @@ async fn concerts_queue_and_reservations_refuse_what_they_must() {
     );
 
     let (s, h) = api
-        .raw_with(
-            "POST",
-            "/v1/reservations",
-            &fan,
-            Some(&queue),
-            hold(json!([1, 2])),
-        )
+        .send(hold(&sid, &fan, Some(&queue), &json!([1, 2])))
         .await;
     assert_eq!(
         (s, h["amount"].as_i64()),
@@ -960,48 +878,26 @@ async fn concerts_queue_and_reservations_refuse_what_they_must() {
     let rid = h["reservation_id"].as_str().unwrap().to_owned();
     let pay = format!("/v1/reservations/{rid}/payment");
     let (s, b) = api
-        .raw_with("POST", &pay, &fan, Some(&queue), json!({}))
+        .send(post(&pay, Some(&fan), Some(json!({}))).queued(Some(&queue)))
         .await;
     assert_eq!(
         (s, code(&b)),
         (StatusCode::UNPROCESSABLE_ENTITY, "insufficient_points")
     );
     let (s, b) = api
-        .raw_with(
-            "POST",
-            &pay,
-            &fan,
-            Some(&queue),
-            json!({"coupon_id": "nope"}),
-        )
+        .send(post(&pay, Some(&fan), Some(json!({"coupon_id": "nope"}))).queued(Some(&queue)))
         .await;
     assert_eq!((s, code(&b)), (StatusCode::NOT_FOUND, "not_found"), "{b}");
+    api.answers(vec![
+        post("/v1/reservations/nope/payment", Some(&fan), Some(json!({})))
+            .queued(Some(&queue))
+            .gets(StatusCode::NOT_FOUND, Code("not_found")),
+        delete(&format!("/v1/reservations/{rid}"), Some(&other))
+            .gets(StatusCode::FORBIDDEN, Code("forbidden")),
+    ])
+    .await;
     let (s, b) = api
-        .raw_with(
-            "POST",
-            "/v1/reservations/nope/payment",
-            &fan,
-            Some(&queue),
-            json!({}),
-        )
-        .await;
-    assert_eq!((s, code(&b)), (StatusCode::NOT_FOUND, "not_found"));
-    let (s, b) = api
-        .call(
-            "DELETE",
-            &format!("/v1/reservations/{rid}"),
-            Some(&other),
-            None,
-        )
-        .await;
-    assert_eq!((s, code(&b)), (StatusCode::FORBIDDEN, "forbidden"));
-    let (s, b) = api
-        .call(
-            "DELETE",
-            &format!("/v1/reservations/{rid}"),
-            Some(&admin),
-            None,
-        )
+        .send(delete(&format!("/v1/reservations/{rid}"), Some(&admin)))
         .await;
     assert_eq!(
         (s, b["status"].as_str()),
@@ -1010,26 +906,17 @@ async fn concerts_queue_and_reservations_refuse_what_they_must() {
     );
 
     // coupons
-    let (s, b) = api
-        .call(
-            "POST",
+    api.answers(vec![
+        post(
             "/v1/coupons",
             Some(&admin),
             Some(json!({"name": "c", "total_quantity": 0, "discount_amount": 1})),
         )
-        .await;
-    assert_eq!(
-        (s, field_of_error(&b)),
-        (StatusCode::BAD_REQUEST, "total_quantity")
-    );
-    let (s, b) = api
-        .call("POST", "/v1/coupons/nope/issue", Some(&fan), None)
-        .await;
-    assert_eq!((s, code(&b)), (StatusCode::NOT_FOUND, "not_found"));
-}
-
-fn field_of_error(b: &Value) -> &str {
-    b["error"]["details"]["field"].as_str().unwrap_or_default()
+        .gets(StatusCode::BAD_REQUEST, Field("total_quantity")),
+        post("/v1/coupons/nope/issue", Some(&fan), None)
+            .gets(StatusCode::NOT_FOUND, Code("not_found")),
+    ])
+    .await;
 }
 
 #[tokio::test]
@@ -1038,24 +925,18 @@ async fn board_commands_refuse_what_they_must() {
     let (_, owner) = api.user("o@x.y", "owner").await;
     let (_, stranger) = api.user("s@x.y", "stranger").await;
     let (_, g) = api
-        .call(
-            "POST",
-            "/v1/guilds",
-            Some(&owner),
-            Some(json!({"name": "G"})),
-        )
+        .send(post("/v1/guilds", Some(&owner), Some(json!({"name": "G"}))))
         .await;
     let gid = g["guild_id"].as_str().unwrap();
     let (_, ch) = api
-        .call(
-            "POST",
+        .send(post(
             &format!("/v1/guilds/{gid}/channels"),
             Some(&owner),
             Some(json!({"name": "f", "kind": "forum"})),
-        )
+        ))
         .await;
     let posts = format!("/v1/channels/{}/posts", ch["channel_id"].as_str().unwrap());
-    for (body, field) in [
+    for (body, wanted) in [
         (json!({"title": "", "content": "c"}), "title"),
         (json!({"title": "t".repeat(201), "content": "c"}), "title"),
         (
@@ -1064,82 +945,62 @@ async fn board_commands_refuse_what_they_must() {
         ),
         (json!({"title": "t"}), "content"),
     ] {
-        let (s, b) = api.call("POST", &posts, Some(&owner), Some(body)).await;
-        assert_eq!(
-            (s, field_of_error(&b)),
-            (StatusCode::BAD_REQUEST, field),
-            "{b}"
-        );
+        let (s, b) = api.send(post(&posts, Some(&owner), Some(body))).await;
+        assert_eq!((s, field(&b)), (StatusCode::BAD_REQUEST, wanted), "{b}");
     }
     let (s, b) = api
-        .call(
-            "POST",
+        .send(post(
             &posts,
             Some(&stranger),
             Some(json!({"title": "t", "content": "c"})),
-        )
+        ))
         .await;
     assert_eq!((s, code(&b)), (StatusCode::FORBIDDEN, "not_member"));
     let (s, p) = api
-        .call(
-            "POST",
+        .send(post(
             &posts,
             Some(&owner),
             Some(json!({"title": "t", "content": "c"})),
-        )
+        ))
         .await;
     assert_eq!(s, StatusCode::CREATED);
     let pid = p["post_id"].as_str().unwrap();
-    api.answers(&[
-        (
-            "POST",
+    api.answers(vec![
+        post(
             &format!("/v1/posts/{pid}/comments"),
             Some(stranger.as_str()),
             Some(json!({"content": "hi"})),
-            StatusCode::FORBIDDEN,
-            Code("not_member"),
-        ),
-        (
-            "PATCH",
+        )
+        .gets(StatusCode::FORBIDDEN, Code("not_member")),
+        patch(
             &format!("/v1/posts/{pid}/comments/nope"),
             Some(owner.as_str()),
             Some(json!({"content": "x"})),
-            StatusCode::NOT_FOUND,
-            Code("not_found"),
-        ),
+        )
+        .gets(StatusCode::NOT_FOUND, Code("not_found")),
     ])
     .await;
     let long_emoji = "%F0%9F%91%8D".repeat(33);
     let (s, b) = api
-        .call(
-            "PUT",
+        .send(put(
             &format!("/v1/posts/{pid}/reactions/{long_emoji}"),
             Some(&owner),
             None,
-        )
+        ))
         .await;
-    assert_eq!(
-        (s, field_of_error(&b)),
-        (StatusCode::BAD_REQUEST, "emoji"),
-        "{b}"
-    );
-    let (s, b) = api
-        .call("PUT", "/v1/posts/nope/reactions/x", Some(&owner), None)
-        .await;
-    assert_eq!((s, code(&b)), (StatusCode::NOT_FOUND, "not_found"));
-    let (s, _) = api
-        .call("DELETE", &format!("/v1/posts/{pid}"), Some(&owner), None)
-        .await;
-    assert_eq!(s, StatusCode::OK);
-    let (s, b) = api
-        .call(
-            "POST",
+    assert_eq!((s, field(&b)), (StatusCode::BAD_REQUEST, "emoji"), "{b}");
+    api.answers(vec![
+        put("/v1/posts/nope/reactions/x", Some(&owner), None)
+            .gets(StatusCode::NOT_FOUND, Code("not_found")),
+        delete(&format!("/v1/posts/{pid}"), Some(&owner)).gets(StatusCode::OK, Any),
+        post(
             &format!("/v1/posts/{pid}/comments"),
             Some(&owner),
             Some(json!({"content": "late"})),
         )
-        .await;
-    assert_eq!((s, code(&b)), (StatusCode::GONE, "gone"));
+        .gets(StatusCode::GONE, Code("gone")),
+    ])
+    .await;
 }
 
 #[tokio::test]
@@ -1147,12 +1008,11 @@ async fn one_user_asking_for_a_queue_token_at_once_gets_one_place_on_sqlite() {
     let api = api().await;
     let admin = api.auth.issue("root", Role::Admin).access_token;
     let (s, c) = api
-        .call(
-            "POST",
+        .send(post(
             "/v1/concerts",
             Some(&admin),
             Some(json!({"name": "Q"})),
-        )
+        ))
         .await;
     assert_eq!(s, StatusCode::CREATED);
     let cid = c["concert_id"].as_str().unwrap().to_owned();
@@ -1161,7 +1021,7 @@ async fn one_user_asking_for_a_queue_token_at_once_gets_one_place_on_sqlite() {
     let body = json!({ "concert_id": cid });
     let answers = futures::future::join_all((0..40).map(|i| {
         let token = if i % 4 == 0 { &other } else { &fan };
-        api.call("POST", "/v1/queue/tokens", Some(token), Some(body.clone()))
+        api.send(post("/v1/queue/tokens", Some(token), Some(body.clone())))
     }))
     .await;
     let created = answers
@@ -1185,27 +1045,26 @@ async fn shop_commands_refuse_bad_input_and_write_nothing_when_they_do() {
     let (_, buyer) = api.user("b@x.y", "buyer").await;
     let (_, other) = api.user("o@x.y", "other").await;
     let (s, p) = api
-        .call(
-            "POST",
+        .send(post(
             "/v1/products",
             Some(&seller),
             Some(json!({"name": "Lamp", "price": 100, "stock": 3})),
-        )
+        ))
         .await;
     assert_eq!(s, StatusCode::CREATED, "{p}");
     let pid = p["product_id"].as_str().unwrap().to_owned();
     let (s, o) = api
-        .call(
-            "POST",
+        .send(post(
             "/v1/orders",
             Some(&buyer),
             Some(json!({"items": [{"product_id": pid, "quantity": 1}], "idempotency_key": "k"})),
-        )
+        ))
         .await;
     assert_eq!(s, StatusCode::CREATED, "{o}");
     let oid = o["order_id"].as_str().unwrap().to_owned();
     let before = api.event_count().await;
     let product = |body: Value| Some(body);
+    let new_product = |body: Value| post("/v1/products", Some(seller.as_str()), Some(body));
     let order = |items: Value, key: &str| Some(json!({"items": items, "idempotency_key": key}));
     let line = |q: u32| json!([{"product_id": pid, "quantity": q}]);
     let p_path = format!("/v1/products/{pid}");
@@ -1216,215 +1075,51 @@ async fn shop_commands_refuse_bad_input_and_write_nothing_when_they_do() {
     let s = Some(seller.as_str());
     let b = Some(buyer.as_str());
     let bad = StatusCode::BAD_REQUEST;
-    api.answers(&[
-        (
-            "POST",
-            "/v1/products",
-            s,
-            product(json!({"name": "", "price": 1, "stock": 1})),
-            bad,
-            Field("name"),
-        ),
-        (
-            "POST",
-            "/v1/products",
-            s,
-            product(json!({"name": long, "price": 1, "stock": 1})),
-            bad,
-            Field("name"),
-        ),
-        (
-            "POST",
-            "/v1/products",
-            s,
-            product(json!({"name": "a\tb", "price": 1, "stock": 1})),
-            bad,
-            Field("name"),
-        ),
-        (
-            "POST",
-            "/v1/products",
-            s,
-            product(json!({"name": "x", "price": 0, "stock": 1})),
-            bad,
-            Field("price"),
-        ),
-        (
-            "POST",
-            "/v1/products",
-            s,
-            product(json!({"name": "x", "price": 10_000_001, "stock": 1})),
-            bad,
-            Field("price"),
-        ),
-        (
-            "POST",
-            "/v1/products",
-            s,
-            product(json!({"name": "x", "price": 1, "stock": 1_000_001})),
-            bad,
-            Field("stock"),
-        ),
-        (
-            "POST",
-            "/v1/products",
-            s,
-            product(json!({"name": "x", "price": 1, "stock": -1})),
-            bad,
-            Code("invalid_input"),
-        ),
-        (
-            "POST",
-            "/v1/products",
-            s,
-            product(json!({"name": "x", "price": 1, "stock": 1, "description": " "})),
-            bad,
-            Field("description"),
-        ),
-        (
-            "POST",
-            "/v1/products",
-            s,
-            product(json!(["x", 1, 1])),
-            bad,
-            Code("invalid_input"),
-        ),
-        (
-            "PATCH",
-            &p_path,
-            s,
-            product(json!({"price": 0})),
-            bad,
-            Field("price"),
-        ),
-        (
-            "PATCH",
-            &p_path,
-            b,
-            product(json!({"price": 5})),
-            StatusCode::FORBIDDEN,
-            Code("forbidden"),
-        ),
-        (
-            "PATCH",
-            "/v1/products/nope",
-            s,
-            product(json!({"price": 5})),
-            StatusCode::NOT_FOUND,
-            Code("not_found"),
-        ),
-        (
-            "POST",
-            &r_path,
-            s,
-            product(json!({"quantity": 0})),
-            bad,
-            Field("quantity"),
-        ),
-        (
-            "POST",
-            &r_path,
-            s,
-            product(json!({"quantity": 999_998})),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Code("stock_full"),
-        ),
-        (
-            "POST",
-            &r_path,
-            b,
-            product(json!({"quantity": 1})),
-            StatusCode::FORBIDDEN,
-            Code("forbidden"),
-        ),
-        (
-            "POST",
-            "/v1/orders",
-            b,
-            order(json!([]), "k2"),
-            bad,
-            Field("items"),
-        ),
-        (
-            "POST",
-            "/v1/orders",
-            b,
-            order(line(0), "k2"),
-            bad,
-            Field("quantity"),
-        ),
-        (
-            "POST",
-            "/v1/orders",
-            b,
-            order(line(101), "k2"),
-            bad,
-            Field("quantity"),
-        ),
-        (
-            "POST",
-            "/v1/orders",
-            b,
-            order(line(1), ""),
-            bad,
-            Field("idempotency_key"),
-        ),
-        (
-            "POST",
+    api.answers(vec![
+        new_product(json!({"name": "", "price": 1, "stock": 1})).gets(bad, Field("name")),
+        new_product(json!({"name": long, "price": 1, "stock": 1})).gets(bad, Field("name")),
+        new_product(json!({"name": "a\tb", "price": 1, "stock": 1})).gets(bad, Field("name")),
+        new_product(json!({"name": "x", "price": 0, "stock": 1})).gets(bad, Field("price")),
+        new_product(json!({"name": "x", "price": 10_000_001, "stock": 1}))
+            .gets(bad, Field("price")),
+        new_product(json!({"name": "x", "price": 1, "stock": 1_000_001})).gets(bad, Field("stock")),
+        new_product(json!({"name": "x", "price": 1, "stock": -1})).gets(bad, Code("invalid_input")),
+        new_product(json!({"name": "x", "price": 1, "stock": 1, "description": " "}))
+            .gets(bad, Field("description")),
+        new_product(json!(["x", 1, 1])).gets(bad, Code("invalid_input")),
+        patch(&p_path, s, product(json!({"price": 0}))).gets(bad, Field("price")),
+        patch(&p_path, b, product(json!({"price": 5})))
+            .gets(StatusCode::FORBIDDEN, Code("forbidden")),
+        patch("/v1/products/nope", s, product(json!({"price": 5})))
+            .gets(StatusCode::NOT_FOUND, Code("not_found")),
+        post(&r_path, s, product(json!({"quantity": 0}))).gets(bad, Field("quantity")),
+        post(&r_path, s, product(json!({"quantity": 999_998})))
+            .gets(StatusCode::UNPROCESSABLE_ENTITY, Code("stock_full")),
+        post(&r_path, b, product(json!({"quantity": 1})))
+            .gets(StatusCode::FORBIDDEN, Code("forbidden")),
+        post("/v1/orders", b, order(json!([]), "k2")).gets(bad, Field("items")),
+        post("/v1/orders", b, order(line(0), "k2")).gets(bad, Field("quantity")),
+        post("/v1/orders", b, order(line(101), "k2")).gets(bad, Field("quantity")),
+        post("/v1/orders", b, order(line(1), "")).gets(bad, Field("idempotency_key")),
+        post(
             "/v1/orders",
             b,
             order(json!([{"product_id": "nope", "quantity": 1}]), "k3"),
-            StatusCode::NOT_FOUND,
-            Code("not_found"),
-        ),
-        (
-            "POST",
-            &pay_path,
-            Some(other.as_str()),
-            Some(json!({})),
-            StatusCode::FORBIDDEN,
-            Code("forbidden"),
-        ),
-        (
-            "POST",
-            &pay_path,
-            b,
-            Some(json!({"coupon_id": "none"})),
-            StatusCode::NOT_FOUND,
-            Code("not_found"),
-        ),
-        (
-            "POST",
-            &pay_path,
-            b,
-            Some(json!({})),
+        )
+        .gets(StatusCode::NOT_FOUND, Code("not_found")),
+        post(&pay_path, Some(other.as_str()), Some(json!({})))
+            .gets(StatusCode::FORBIDDEN, Code("forbidden")),
+        post(&pay_path, b, Some(json!({"coupon_id": "none"})))
+            .gets(StatusCode::NOT_FOUND, Code("not_found")),
+        post(&pay_path, b, Some(json!({}))).gets(
             StatusCode::UNPROCESSABLE_ENTITY,
             Code("insufficient_points"),
         ),
-        (
-            "POST",
-            &cancel_path,
-            Some(other.as_str()),
-            None,
-            StatusCode::FORBIDDEN,
-            Code("forbidden"),
-        ),
-        (
-            "POST",
-            "/v1/orders/nope/payment",
-            b,
-            Some(json!({})),
-            StatusCode::NOT_FOUND,
-            Code("not_found"),
-        ),
-        (
-            "POST",
-            "/v1/orders/nope/cancel",
-            b,
-            None,
-            StatusCode::NOT_FOUND,
-            Code("not_found"),
-        ),
+        post(&cancel_path, Some(other.as_str()), None)
+            .gets(StatusCode::FORBIDDEN, Code("forbidden")),
+        post("/v1/orders/nope/payment", b, Some(json!({})))
+            .gets(StatusCode::NOT_FOUND, Code("not_found")),
+        post("/v1/orders/nope/cancel", b, None).gets(StatusCode::NOT_FOUND, Code("not_found")),
     ])
     .await;
     // a refused payment leaves its trace (started, taken, given back,
@@ -1455,14 +1150,13 @@ async fn shop_commands_refuse_bad_input_and_write_nothing_when_they_do() {
     assert!(kinds.contains(&"PaymentAborted"), "{kinds:?}");
     // a repeated key answers the order it made, whatever it asks for now
     let (s, again) = api
-        .call(
-            "POST",
+        .send(post(
             "/v1/orders",
             Some(&buyer),
             Some(
                 json!({"items": [{"product_id": "nope", "quantity": 100}], "idempotency_key": "k"}),
             ),
-        )
+        ))
         .await;
     assert_eq!(s, StatusCode::CREATED, "{again}");
     assert_eq!(again["order_id"], oid.as_str());

@@ -339,6 +339,36 @@ impl EmbeddedStore {
     }
 }
 
+impl EmbeddedStore {
+    /// At most `limit` documents behind the index entries `i` of
+    /// `collection`'s `field`, which `clause` filters with the two `bounds`
+    /// (?3, ?4) and orders.
+    async fn through_index(
+        &self,
+        clause: &str,
+        collection: &str,
+        field: &str,
+        bounds: (&str, Option<&str>),
+        limit: usize,
+    ) -> Result<Vec<StoredDoc>, StoreError> {
+        let sql = format!(
+            "SELECT d.id, d.rev, d.body FROM doc_index i
+               JOIN documents d ON d.collection = i.collection AND d.id = i.id
+              WHERE i.collection = ?1 AND i.field = ?2 AND {clause} LIMIT ?5"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(collection)
+            .bind(field)
+            .bind(bounds.0)
+            .bind(bounds.1)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(err)?;
+        rows.iter().map(to_doc).collect()
+    }
+}
+
 fn to_doc(row: &sqlx::sqlite::SqliteRow) -> Result<StoredDoc, StoreError> {
     let body: String = row.try_get("body").map_err(err)?;
     let rev: i64 = row.try_get("rev").map_err(err)?;
@@ -410,41 +440,25 @@ impl DocumentStore for EmbeddedStore {
             Order::Asc => (">", "ASC"),
             Order::Desc => ("<", "DESC"),
         };
-        let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
-        let rows = match query.filter {
-            Some((field, value)) => {
-                let sql = format!(
-                    "SELECT d.id, d.rev, d.body FROM doc_index i
-                       JOIN documents d ON d.collection = i.collection AND d.id = i.id
-                      WHERE i.collection = ?1 AND i.field = ?2 AND i.value = ?3
-                        AND (?4 IS NULL OR i.id {cmp} ?4)
-                      ORDER BY i.id {dir} LIMIT ?5"
-                );
-                sqlx::query(&sql)
-                    .bind(collection)
-                    .bind(field)
-                    .bind(value)
-                    .bind(query.after)
-                    .bind(limit)
-                    .fetch_all(&self.pool)
-                    .await
-            }
-            None => {
-                let sql = format!(
-                    "SELECT id, rev, body FROM documents
-                      WHERE collection = ?1 AND (?2 IS NULL OR id {cmp} ?2)
-                      ORDER BY id {dir} LIMIT ?3"
-                );
-                sqlx::query(&sql)
-                    .bind(collection)
-                    .bind(query.after)
-                    .bind(limit)
-                    .fetch_all(&self.pool)
-                    .await
-            }
-        }
-        .map_err(err)?;
-        rows.iter().map(to_doc).collect()
+        let Some((field, value)) = query.filter else {
+            let sql = format!(
+                "SELECT id, rev, body FROM documents
+                  WHERE collection = ?1 AND (?2 IS NULL OR id {cmp} ?2)
+                  ORDER BY id {dir} LIMIT ?3"
+            );
+            let rows = sqlx::query(&sql)
+                .bind(collection)
+                .bind(query.after)
+                .bind(i64::try_from(query.limit).unwrap_or(i64::MAX))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(err)?;
+            return rows.iter().map(to_doc).collect();
+        };
+        let clause = format!("i.value = ?3 AND (?4 IS NULL OR i.id {cmp} ?4) ORDER BY i.id {dir}");
+        let bounds = (value, query.after);
+        self.through_index(&clause, collection, field, bounds, query.limit)
+            .await
     }
 
     async fn range(
@@ -455,21 +469,9 @@ impl DocumentStore for EmbeddedStore {
         to: &str,
         limit: usize,
     ) -> Result<Vec<StoredDoc>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT d.id, d.rev, d.body FROM doc_index i
-               JOIN documents d ON d.collection = i.collection AND d.id = i.id
-              WHERE i.collection = ?1 AND i.field = ?2 AND i.value >= ?3 AND i.value < ?4
-              ORDER BY i.value, i.id LIMIT ?5",
-        )
-        .bind(collection)
-        .bind(field)
-        .bind(from)
-        .bind(to)
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(err)?;
-        rows.iter().map(to_doc).collect()
+        let clause = "i.value >= ?3 AND i.value < ?4 ORDER BY i.value, i.id";
+        self.through_index(clause, collection, field, (from, Some(to)), limit)
+            .await
     }
 
     async fn write(

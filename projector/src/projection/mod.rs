@@ -356,45 +356,29 @@ pub(crate) mod testing {
         }
     }
 
-    pub fn guild(id: &str, sequence: u64, event: GuildEvent) -> (Envelope, DomainEvent) {
-        (envelope(id, sequence, &event), DomainEvent::Guild(event))
+    /// One builder per aggregate: the event in its envelope, and as the
+    /// folds see it (`guild("g1", 1, GuildEvent::GuildCreated { .. })`).
+    macro_rules! builders {
+        ($($name:ident: $event:ident => $variant:ident),* $(,)?) => {$(
+            // not every aggregate has a fold test that builds its events
+            #[allow(dead_code)]
+            pub fn $name(id: &str, sequence: u64, event: $event) -> (Envelope, DomainEvent) {
+                (envelope(id, sequence, &event), DomainEvent::$variant(event))
+            }
+        )*};
     }
 
-    pub fn account(id: &str, sequence: u64, event: AccountEvent) -> (Envelope, DomainEvent) {
-        (envelope(id, sequence, &event), DomainEvent::Account(event))
-    }
-
-    pub fn post(id: &str, sequence: u64, event: PostEvent) -> (Envelope, DomainEvent) {
-        (envelope(id, sequence, &event), DomainEvent::Post(event))
-    }
-
-    #[allow(dead_code)]
-    pub fn concert(id: &str, sequence: u64, event: ConcertEvent) -> (Envelope, DomainEvent) {
-        (envelope(id, sequence, &event), DomainEvent::Concert(event))
-    }
-
-    pub fn schedule(id: &str, sequence: u64, event: ScheduleEvent) -> (Envelope, DomainEvent) {
-        (envelope(id, sequence, &event), DomainEvent::Schedule(event))
-    }
-
-    pub fn product(id: &str, sequence: u64, event: ProductEvent) -> (Envelope, DomainEvent) {
-        (envelope(id, sequence, &event), DomainEvent::Product(event))
-    }
-
-    pub fn order(id: &str, sequence: u64, event: OrderEvent) -> (Envelope, DomainEvent) {
-        (envelope(id, sequence, &event), DomainEvent::Order(event))
-    }
-
-    pub fn coupon(id: &str, sequence: u64, event: CouponEvent) -> (Envelope, DomainEvent) {
-        (envelope(id, sequence, &event), DomainEvent::Coupon(event))
-    }
-
-    pub fn message(id: &str, sequence: u64, event: MessageEvent) -> (Envelope, DomainEvent) {
-        (envelope(id, sequence, &event), DomainEvent::Message(event))
-    }
-
-    pub fn room(id: &str, sequence: u64, event: RoomEvent) -> (Envelope, DomainEvent) {
-        (envelope(id, sequence, &event), DomainEvent::Room(event))
+    builders! {
+        guild: GuildEvent => Guild,
+        account: AccountEvent => Account,
+        post: PostEvent => Post,
+        concert: ConcertEvent => Concert,
+        schedule: ScheduleEvent => Schedule,
+        product: ProductEvent => Product,
+        order: OrderEvent => Order,
+        coupon: CouponEvent => Coupon,
+        message: MessageEvent => Message,
+        room: RoomEvent => Room,
     }
 }
 

@@ -11,33 +11,10 @@ pub async fn board(c: &Client, cast: &Cast) {
     let Cast {
         poster, fan, rival, ..
     } = cast.clone();
-    let g = c
-        .post("/v1/guilds", &poster, json!({"name": "Forum"}))
-        .await;
-    let gid = g.body["guild_id"].as_str().unwrap().to_owned();
-    let forum = c
-        .post(
-            &format!("/v1/guilds/{gid}/channels"),
-            &poster,
-            json!({"name": "forum", "kind": "forum"}),
-        )
-        .await;
-    let forum = forum.body["channel_id"].as_str().unwrap().to_owned();
-    let text = c
-        .post(
-            &format!("/v1/guilds/{gid}/channels"),
-            &poster,
-            json!({"name": "chat", "kind": "text"}),
-        )
-        .await;
-    let text = text.body["channel_id"].as_str().unwrap().to_owned();
-    c.call(
-        Method::POST,
-        &format!("/v1/guilds/{gid}/members"),
-        Some(&fan),
-        None,
-    )
-    .await;
+    let gid = c.new_guild(&poster, "Forum").await;
+    let forum = c.new_channel(&poster, &gid, "forum", "forum").await;
+    let text = c.new_channel(&poster, &gid, "chat", "text").await;
+    c.join(&fan, &gid).await;
     let post_body = json!({"title": "Setlist?", "content": "What did they play?"});
     let p = c
         .post(

@@ -44,34 +44,10 @@ pub async fn chat(c: &Client) {
 /// Text channels: members write, the author edits, the author or the owner
 /// deletes, strangers neither read nor write, a forum takes no messages.
 async fn channels(c: &Client, owner: &str, ann: &str, stranger: &str) {
-    let guild = str_of(
-        &c.post("/v1/guilds", owner, json!({"name": "Chatters"}))
-            .await
-            .body,
-        "guild_id",
-    );
-    let channel = |name: &'static str, kind: &'static str| {
-        let path = format!("/v1/guilds/{guild}/channels");
-        async move {
-            str_of(
-                &c.post(&path, owner, json!({"name": name, "kind": kind}))
-                    .await
-                    .body,
-                "channel_id",
-            )
-        }
-    };
-    let text = channel("general", "text").await;
-    let forum = channel("forum", "forum").await;
-    let joined = c
-        .send(
-            Method::POST,
-            &format!("/v1/guilds/{guild}/members"),
-            ann,
-            None,
-        )
-        .await;
-    assert_eq!(joined.status, StatusCode::CREATED, "{}", joined.body);
+    let guild = c.new_guild(owner, "Chatters").await;
+    let text = c.new_channel(owner, &guild, "general", "text").await;
+    let forum = c.new_channel(owner, &guild, "forum", "forum").await;
+    c.join(ann, &guild).await;
 
     let messages = format!("/v1/channels/{text}/messages");
     let first = say(c, &messages, ann, "first").await;

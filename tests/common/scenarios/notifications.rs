@@ -16,11 +16,6 @@ fn str_of(v: &Value, field: &str) -> String {
         .to_owned()
 }
 
-fn created(a: &super::super::Answer, field: &str) -> String {
-    assert!(a.status.is_success(), "{field}: {} {}", a.status, a.body);
-    str_of(&a.body, field)
-}
-
 /// `(kind, subject, actor_id)` of each of the caller's notifications,
 /// newest first, once there are `n`.
 async fn notified(c: &Client, token: &str, n: usize, what: &str) -> Vec<(String, String, String)> {
@@ -48,38 +43,17 @@ pub async fn notifications(c: &Client, admin: &str) {
     let (bob_id, bob) = c.register("notified-bob@example.com", "bob").await;
 
     // a comment and a reaction on ann's post; her own comment tells no one
-    let guild = created(
-        &c.post("/v1/guilds", &ann, json!({"name": "Notified"}))
-            .await,
-        "guild_id",
-    );
-    let forum = created(
-        &c.post(
-            &format!("/v1/guilds/{guild}/channels"),
-            &ann,
-            json!({"name": "forum", "kind": "forum"}),
-        )
-        .await,
-        "channel_id",
-    );
-    let joined = c
-        .send(
-            Method::POST,
-            &format!("/v1/guilds/{guild}/members"),
-            &bob,
-            None,
-        )
-        .await;
-    assert_eq!(joined.status, StatusCode::CREATED, "{}", joined.body);
-    let post = created(
-        &c.post(
+    let guild = c.new_guild(&ann, "Notified").await;
+    let forum = c.new_channel(&ann, &guild, "forum", "forum").await;
+    c.join(&bob, &guild).await;
+    let post = c
+        .post(
             &format!("/v1/channels/{forum}/posts"),
             &ann,
             json!({"title": "Mine", "content": "x"}),
         )
-        .await,
-        "post_id",
-    );
+        .await
+        .id("post_id");
     for (who, path, body) in [
         (
             &bob,
@@ -106,15 +80,14 @@ pub async fn notifications(c: &Client, admin: &str) {
     assert_eq!(reacted.status, StatusCode::OK, "{}", reacted.body);
 
     // a coupon issued to ann
-    let coupon = created(
-        &c.post(
+    let coupon = c
+        .post(
             "/v1/coupons",
             admin,
             json!({"name": "Hello", "total_quantity": 5, "discount_amount": 1}),
         )
-        .await,
-        "coupon_id",
-    );
+        .await
+        .id("coupon_id");
     let issued = c
         .send(
             Method::POST,
@@ -126,20 +99,18 @@ pub async fn notifications(c: &Client, admin: &str) {
     assert_eq!(issued.status, StatusCode::CREATED, "{}", issued.body);
 
     // ann's hold runs out
-    let concert = created(
-        &c.post("/v1/concerts", admin, json!({"name": "Notified"}))
-            .await,
-        "concert_id",
-    );
-    let schedule = created(
-        &c.post(
+    let concert = c
+        .post("/v1/concerts", admin, json!({"name": "Notified"}))
+        .await
+        .id("concert_id");
+    let schedule = c
+        .post(
             &format!("/v1/concerts/{concert}/schedules"),
             admin,
             json!({"starts_at": "2031-01-01T19:00:00Z", "seats": [{"seat_no": 1, "price": 10}]}),
         )
-        .await,
-        "schedule_id",
-    );
+        .await
+        .id("schedule_id");
     let queue = active_queue_token(c, &ann, &concert).await;
     let hold = c
         .queued(
@@ -150,18 +121,17 @@ pub async fn notifications(c: &Client, admin: &str) {
             Some(json!({"schedule_id": schedule, "seat_nos": [1]})),
         )
         .await;
-    let reservation = created(&hold, "reservation_id");
+    let reservation = hold.id("reservation_id");
 
     // bob buys ann's product
-    let product = created(
-        &c.post(
+    let product = c
+        .post(
             "/v1/products",
             &ann,
             json!({"name": "Notified lamp", "price": 5, "stock": 3}),
         )
-        .await,
-        "product_id",
-    );
+        .await
+        .id("product_id");
     let charged = c
         .post(
             "/v1/accounts/me/charge",
@@ -170,26 +140,24 @@ pub async fn notifications(c: &Client, admin: &str) {
         )
         .await;
     assert_eq!(charged.status, StatusCode::OK, "{}", charged.body);
-    let order = created(
-        &c.post(
+    let order = c
+        .post(
             "/v1/orders",
             &bob,
             json!({"items": [{"product_id": product, "quantity": 1}], "idempotency_key": "n"}),
         )
-        .await,
-        "order_id",
-    );
+        .await
+        .id("order_id");
     let paid = c
         .post(&format!("/v1/orders/{order}/payment"), &bob, json!({}))
         .await;
     assert_eq!(paid.status, StatusCode::OK, "{}", paid.body);
 
     // bob writes to ann
-    let room = created(
-        &c.post("/v1/dm/rooms", &bob, json!({"user_ids": [ann_id]}))
-            .await,
-        "room_id",
-    );
+    let room = c
+        .post("/v1/dm/rooms", &bob, json!({"user_ids": [ann_id]}))
+        .await
+        .id("room_id");
     let said = c
         .post(
             &format!("/v1/dm/rooms/{room}/messages"),

@@ -81,6 +81,21 @@ pub fn free_port() -> u16 {
         .expect("no free port on loopback")
 }
 
+/// Runs a clean-up to its end from a `Drop`: that runs outside any runtime
+/// it could block on, so the clean-up gets a thread and a runtime of its own.
+/// A clean-up that cannot run is skipped: the test has its answer already.
+fn clean_up(work: impl Future<Output = ()> + Send + 'static) {
+    let _ = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build();
+        if let Ok(rt) = rt {
+            rt.block_on(work);
+        }
+    })
+    .join();
+}
+
 /// A PostgreSQL database of its own, dropped at the end of the test.
 pub struct PgDatabase {
     admin_url: String,
@@ -127,23 +142,13 @@ impl Drop for PgDatabase {
     fn drop(&mut self) {
         let admin_url = self.admin_url.clone();
         let name = self.name.clone();
-        // Drop runs outside any runtime we can block on: use a thread.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build();
-            if let Ok(rt) = rt {
-                rt.block_on(async {
-                    if let Ok(mut c) = PgConnection::connect(&admin_url).await {
-                        let _ =
-                            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                                .execute(&mut c)
-                                .await;
-                    }
-                });
+        clean_up(async move {
+            if let Ok(mut c) = PgConnection::connect(&admin_url).await {
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut c)
+                    .await;
             }
-        })
-        .join();
+        });
     }
 }
 
@@ -166,19 +171,11 @@ impl Drop for MongoDatabase {
     fn drop(&mut self) {
         let uri = self.uri.clone();
         let name = self.name.clone();
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build();
-            if let Ok(rt) = rt {
-                rt.block_on(async {
-                    if let Ok(client) = mongodb::Client::with_uri_str(&uri).await {
-                        let _ = client.database(&name).drop().await;
-                    }
-                });
+        clean_up(async move {
+            if let Ok(client) = mongodb::Client::with_uri_str(&uri).await {
+                let _ = client.database(&name).drop().await;
             }
-        })
-        .join();
+        });
     }
 }
 
@@ -205,7 +202,7 @@ impl KafkaTopic {
 /// A broker of the test's own (to stop and start it), on `port`.
 pub struct Broker {
     pub port: u16,
-    child: Option<Child>,
+    process: Process,
 }
 
 impl Broker {
@@ -213,7 +210,7 @@ impl Broker {
     pub fn reserve() -> Self {
         Self {
             port: free_port(),
-            child: None,
+            process: Process(None),
         }
     }
 
@@ -224,7 +221,8 @@ impl Broker {
     pub async fn start(&mut self) {
         let bin = required("TESSERA_TEST_TANSU_BIN");
         let url = format!("tcp://127.0.0.1:{}", self.port);
-        let child = Command::new(bin)
+        let mut command = Command::new(bin);
+        command
             .args([
                 "broker",
                 "--listener-url",
@@ -232,51 +230,73 @@ impl Broker {
                 "--advertised-listener-url",
                 &url,
             ])
-            .args(["--storage-engine", "memory://tansu/"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("cannot start tansu");
-        self.child = Some(child);
-        let port = self.port;
-        wait_until(
-            Duration::from_secs(20),
-            "the broker listens",
-            || async move {
-                tokio::net::TcpStream::connect(("127.0.0.1", port))
-                    .await
-                    .is_ok()
-            },
-        )
-        .await;
+            .args(["--storage-engine", "memory://tansu/"]);
+        let within = Duration::from_secs(20);
+        (self.process)
+            .start(command, "tansu", self.port, within, "the broker listens")
+            .await;
     }
 
     /// SIGSTOP: the broker keeps its sockets open and answers nothing.
     pub fn pause(&self) {
-        self.signal("-STOP");
+        self.process.signal("-STOP");
     }
 
     /// SIGCONT after [`pause`](Self::pause).
     pub fn resume(&self) {
-        self.signal("-CONT");
-    }
-
-    fn signal(&self, signal: &str) {
-        let pids: Vec<u32> = self.child.iter().map(Child::id).collect();
-        signal_all(signal, &pids);
+        self.process.signal("-CONT");
     }
 
     pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.process.stop();
     }
 }
 
 impl Drop for Broker {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// A server process of a test's own, once started.
+struct Process(Option<Child>);
+
+impl Process {
+    /// Starts `command` with its output dropped and waits up to `within`
+    /// until it listens on `port`. The child is kept before the wait, so
+    /// that a server which never listens is still stopped with its owner.
+    async fn start(
+        &mut self,
+        mut command: Command,
+        name: &str,
+        port: u16,
+        within: Duration,
+        what: &str,
+    ) {
+        let child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        self.0 = Some(child);
+        wait_until(within, what, || async move {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+        })
+        .await;
+    }
+
+    fn signal(&self, signal: &str) {
+        let pids: Vec<u32> = self.0.iter().map(Child::id).collect();
+        signal_all(signal, &pids);
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 }
 
@@ -498,7 +518,7 @@ fn is_root() -> bool {
 pub struct DocServer {
     pub port: u16,
     dir: std::path::PathBuf,
-    child: Option<Child>,
+    process: Process,
     _tmp: tempfile_dir::TempDir,
 }
 
@@ -510,7 +530,7 @@ impl DocServer {
         let mut server = Self {
             port,
             dir: dir.clone(),
-            child: None,
+            process: Process(None),
             _tmp: tempfile_dir::TempDir(dir),
         };
         server.spawn().await;
@@ -519,55 +539,43 @@ impl DocServer {
 
     async fn spawn(&mut self) {
         let python = required("TESSERA_TEST_SECANTUS_PYTHON");
-        let child = Command::new(python)
+        let mut command = Command::new(python);
+        command
             .args(["-m", "secantus", "--host", "127.0.0.1", "--port"])
             .arg(self.port.to_string())
             .arg("--storage-path")
             .arg(&self.dir)
             // see scripts/services: a long oplog slows every write
             .args(["--standalone", "--oplog-max-entries", "1000"])
-            .args(["--log-level", "WARNING"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("cannot start secantusdb");
-        self.child = Some(child);
-        let port = self.port;
-        wait_until(
-            Duration::from_secs(60),
-            "secantusdb listens",
-            || async move {
-                tokio::net::TcpStream::connect(("127.0.0.1", port))
-                    .await
-                    .is_ok()
-            },
-        )
-        .await;
+            .args(["--log-level", "WARNING"]);
+        let within = Duration::from_secs(60);
+        (self.process)
+            .start(
+                command,
+                "secantusdb",
+                self.port,
+                within,
+                "secantusdb listens",
+            )
+            .await;
     }
 
     pub fn uri(&self) -> String {
         format!("mongodb://127.0.0.1:{}", self.port)
     }
 
-    fn pid(&self) -> Vec<u32> {
-        self.child.iter().map(Child::id).collect()
-    }
-
     pub fn pause(&self) {
-        signal_all("-STOP", &self.pid());
+        self.process.signal("-STOP");
     }
 
     pub fn resume(&self) {
-        signal_all("-CONT", &self.pid());
+        self.process.signal("-CONT");
     }
 }
 
 impl Drop for DocServer {
     fn drop(&mut self) {
         self.resume();
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.process.stop();
     }
 }

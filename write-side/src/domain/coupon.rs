@@ -224,13 +224,13 @@ impl Coupon {
 
 #[cfg(test)]
 mod tests {
-    use cqrs_es::test::TestFramework;
 
     use super::*;
+    use crate::domain::testkit;
     use crate::domain::Recorded;
 
     fn given(events: Vec<CouponEvent>) -> cqrs_es::test::AggregateTestExecutor<Coupon> {
-        TestFramework::<Coupon>::with(()).given(events.into_iter().map(Recorded).collect())
+        testkit::given((), events)
     }
 
     fn created(total: u32) -> CouponEvent {

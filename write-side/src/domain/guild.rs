@@ -439,10 +439,9 @@ impl Guild {
 
 #[cfg(test)]
 mod tests {
-    use cqrs_es::test::TestFramework;
 
     use super::*;
-    use crate::domain::Recorded;
+    use crate::domain::testkit::{self, recorded as expect};
 
     /// A directory of accounts that answers from memory, or fails on demand.
     struct Directory {
@@ -472,11 +471,7 @@ mod tests {
     }
 
     fn given(events: Vec<GuildEvent>) -> cqrs_es::test::AggregateTestExecutor<Guild> {
-        TestFramework::<Guild>::with(directory()).given(events.into_iter().map(Recorded).collect())
-    }
-
-    fn expect(events: Vec<GuildEvent>) -> Vec<Recorded<GuildEvent>> {
-        events.into_iter().map(Recorded).collect()
+        testkit::given(directory(), events)
     }
 
     fn created() -> GuildEvent {
@@ -554,8 +549,7 @@ mod tests {
             nicknames: HashMap::new(),
             down: true,
         });
-        let err = TestFramework::<Guild>::with(down)
-            .given(vec![Recorded(created())])
+        let err = testkit::given::<Guild, _>(down, vec![created()])
             .when(GuildCommand::Join {
                 user_id: "ann".into(),
             })

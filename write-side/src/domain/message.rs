@@ -262,26 +262,22 @@ impl Message {
         services: &ChatServicesRef,
     ) -> Result<Option<MessageEvent>, MessageError> {
         let event = match command {
+            // a message is posted once, wherever it was asked to go
+            MessageCommand::PostInChannel { .. } | MessageCommand::PostInRoom { .. }
+                if self.place.is_some() =>
+            {
+                return Err(MessageError::AlreadyExists);
+            }
             MessageCommand::PostInChannel {
                 channel_id,
                 author_id,
                 content,
-            } => {
-                if self.place.is_some() {
-                    return Err(MessageError::AlreadyExists);
-                }
-                Self::post_in_channel(channel_id, author_id, content, services).await?
-            }
+            } => Self::post_in_channel(channel_id, author_id, content, services).await?,
             MessageCommand::PostInRoom {
                 room_id,
                 author_id,
                 content,
-            } => {
-                if self.place.is_some() {
-                    return Err(MessageError::AlreadyExists);
-                }
-                Self::post_in_room(room_id, author_id, content, services).await?
-            }
+            } => Self::post_in_room(room_id, author_id, content, services).await?,
             MessageCommand::Edit {
                 actor,
                 channel_id,
@@ -337,51 +333,13 @@ impl_aggregate!(Message: aggregate::MESSAGE, MessageCommand => MessageEvent, Mes
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
-    use cqrs_es::test::TestFramework;
-
     use super::*;
-    use crate::domain::post::{ChannelFacts, Membership};
-    use crate::domain::Recorded;
+    use crate::domain::testkit::{self, recorded as expect, OneGuild};
 
-    /// Guild "g" owned by "owner" with a text channel "chat", a forum
-    /// "forum" and a deleted channel; room "r" of ann and bob.
-    struct World {
-        members: HashMap<&'static str, &'static str>,
-    }
-
+    /// Room "r" of ann and bob beside the guild; every account's nickname
+    /// is its id and "(account)".
     #[async_trait]
-    impl BoardServices for World {
-        async fn channel(&self, channel_id: &str) -> Result<ChannelLookup, FactUnavailable> {
-            let kind = match channel_id {
-                "chat" => ChannelKind::Text,
-                "forum" => ChannelKind::Forum,
-                "deleted" => return Ok(ChannelLookup::Gone),
-                _ => return Ok(ChannelLookup::Unknown),
-            };
-            Ok(ChannelLookup::Live(ChannelFacts {
-                guild_id: "g".into(),
-                kind,
-            }))
-        }
-
-        async fn membership(
-            &self,
-            _guild_id: &str,
-            user_id: &str,
-        ) -> Result<Membership, FactUnavailable> {
-            Ok(Membership {
-                guild_alive: true,
-                owner_id: "owner".into(),
-                nickname: self.members.get(user_id).map(|n| (*n).to_owned()),
-                guild_version: 3,
-            })
-        }
-    }
-
-    #[async_trait]
-    impl ChatServices for World {
+    impl ChatServices for OneGuild {
         async fn room_members(
             &self,
             room_id: &str,
@@ -394,20 +352,9 @@ mod tests {
         }
     }
 
-    fn services() -> ChatServicesRef {
-        Arc::new(World {
-            members: [("owner", "Olive"), ("ann", "Ann"), ("bob", "Bob")]
-                .into_iter()
-                .collect(),
-        })
-    }
-
     fn given(events: Vec<MessageEvent>) -> cqrs_es::test::AggregateTestExecutor<Message> {
-        TestFramework::<Message>::with(services()).given(events.into_iter().map(Recorded).collect())
-    }
-
-    fn expect(events: Vec<MessageEvent>) -> Vec<Recorded<MessageEvent>> {
-        events.into_iter().map(Recorded).collect()
+        let services: ChatServicesRef = Arc::new(OneGuild::at_version(3));
+        testkit::given(services, events)
     }
 
     fn in_channel(channel: &str, author: &str, content: &str) -> MessageCommand {
@@ -418,7 +365,8 @@ mod tests {
         }
     }
 
-    fn posted() -> MessageEvent {
+    /// Ann's message in "chat".
+    fn posted_in_chat(content: &str) -> MessageEvent {
         MessageEvent::MessagePosted {
             place: MessagePlace::Channel {
                 guild_id: "g".into(),
@@ -427,8 +375,12 @@ mod tests {
             },
             author_id: "ann".into(),
             author_nickname: "Ann".into(),
-            content: "hello".into(),
+            content: content.into(),
         }
+    }
+
+    fn posted() -> MessageEvent {
+        posted_in_chat("hello")
     }
 
     #[test]
@@ -467,16 +419,7 @@ mod tests {
         let longest = "é".repeat(4_000);
         given(vec![])
             .when(in_channel("chat", "ann", &longest))
-            .then_expect_events(expect(vec![MessageEvent::MessagePosted {
-                place: MessagePlace::Channel {
-                    guild_id: "g".into(),
-                    channel_id: "chat".into(),
-                    guild_version: 3,
-                },
-                author_id: "ann".into(),
-                author_nickname: "Ann".into(),
-                content: longest.clone(),
-            }]));
+            .then_expect_events(expect(vec![posted_in_chat(&longest)]));
     }
 
     #[test]

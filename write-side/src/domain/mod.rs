@@ -13,6 +13,8 @@ pub mod post;
 pub mod product;
 pub mod room;
 pub mod schedule;
+#[cfg(test)]
+pub(crate) mod testkit;
 
 use std::fmt::Debug;
 use std::sync::Arc;

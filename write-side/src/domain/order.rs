@@ -440,21 +440,16 @@ impl_aggregate!(Order: aggregate::ORDER, OrderCommand => OrderEvent, OrderError)
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;
-    use cqrs_es::test::TestFramework;
 
     use super::*;
-    use crate::domain::Recorded;
+    use crate::domain::testkit::{self, recorded as expect};
 
     fn at(minute: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 1, 1, 12, minute, 0).unwrap()
     }
 
     fn given(events: Vec<OrderEvent>) -> cqrs_es::test::AggregateTestExecutor<Order> {
-        TestFramework::<Order>::with(()).given(events.into_iter().map(Recorded).collect())
-    }
-
-    fn expect(events: Vec<OrderEvent>) -> Vec<Recorded<OrderEvent>> {
-        events.into_iter().map(Recorded).collect()
+        testkit::given((), events)
     }
 
     fn line(product: &str, price: i64, quantity: u32) -> OrderLine {

@@ -472,61 +472,12 @@ impl Post {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
-    use cqrs_es::test::TestFramework;
-
     use super::*;
-    use crate::domain::Recorded;
-
-    /// One guild "g" owned by "owner", with members and a forum and a text channel.
-    struct Guilds {
-        members: HashMap<&'static str, &'static str>,
-    }
-
-    #[async_trait]
-    impl BoardServices for Guilds {
-        async fn channel(&self, channel_id: &str) -> Result<ChannelLookup, FactUnavailable> {
-            let kind = match channel_id {
-                "forum" => ChannelKind::Forum,
-                "chat" => ChannelKind::Text,
-                "deleted" => return Ok(ChannelLookup::Gone),
-                _ => return Ok(ChannelLookup::Unknown),
-            };
-            Ok(ChannelLookup::Live(ChannelFacts {
-                guild_id: "g".into(),
-                kind,
-            }))
-        }
-
-        async fn membership(
-            &self,
-            _guild_id: &str,
-            user_id: &str,
-        ) -> Result<Membership, FactUnavailable> {
-            Ok(Membership {
-                guild_alive: true,
-                owner_id: "owner".into(),
-                nickname: self.members.get(user_id).map(|n| (*n).to_owned()),
-                guild_version: 7,
-            })
-        }
-    }
-
-    fn services() -> BoardServicesRef {
-        Arc::new(Guilds {
-            members: [("owner", "Olive"), ("ann", "Ann"), ("bob", "Bob")]
-                .into_iter()
-                .collect(),
-        })
-    }
+    use crate::domain::testkit::{self, recorded as expect, OneGuild};
 
     fn given(events: Vec<PostEvent>) -> cqrs_es::test::AggregateTestExecutor<Post> {
-        TestFramework::<Post>::with(services()).given(events.into_iter().map(Recorded).collect())
-    }
-
-    fn expect(events: Vec<PostEvent>) -> Vec<Recorded<PostEvent>> {
-        events.into_iter().map(Recorded).collect()
+        let services: BoardServicesRef = Arc::new(OneGuild::at_version(7));
+        testkit::given(services, events)
     }
 
     fn created() -> PostEvent {

@@ -342,17 +342,12 @@ impl_aggregate!(Product: aggregate::PRODUCT, ProductCommand => ProductEvent, Pro
 
 #[cfg(test)]
 mod tests {
-    use cqrs_es::test::TestFramework;
 
     use super::*;
-    use crate::domain::Recorded;
+    use crate::domain::testkit::{self, recorded as expect};
 
     fn given(events: Vec<ProductEvent>) -> cqrs_es::test::AggregateTestExecutor<Product> {
-        TestFramework::<Product>::with(()).given(events.into_iter().map(Recorded).collect())
-    }
-
-    fn expect(events: Vec<ProductEvent>) -> Vec<Recorded<ProductEvent>> {
-        events.into_iter().map(Recorded).collect()
+        testkit::given((), events)
     }
 
     fn listed(stock: u32) -> ProductEvent {

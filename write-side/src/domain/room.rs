@@ -174,10 +174,10 @@ mod tests {
     use std::sync::Arc;
 
     use async_trait::async_trait;
-    use cqrs_es::test::TestFramework;
 
     use super::*;
     use crate::domain::guild::GuildServices;
+    use crate::domain::testkit;
     use crate::domain::Recorded;
 
     /// Accounts ann, bob and cy.
@@ -194,7 +194,7 @@ mod tests {
 
     fn given(events: Vec<RoomEvent>) -> cqrs_es::test::AggregateTestExecutor<Room> {
         let accounts: GuildServicesRef = Arc::new(Accounts);
-        TestFramework::<Room>::with(accounts).given(events.into_iter().map(Recorded).collect())
+        testkit::given(accounts, events)
     }
 
     fn create(creator: &str, others: &[&str]) -> RoomCommand {

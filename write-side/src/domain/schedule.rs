@@ -462,10 +462,9 @@ impl Schedule {
 #[cfg(test)]
 mod tests {
     use chrono::{Duration, TimeZone};
-    use cqrs_es::test::TestFramework;
 
     use super::*;
-    use crate::domain::Recorded;
+    use crate::domain::testkit::{self, recorded as expect};
 
     struct Concerts;
 
@@ -481,12 +480,8 @@ mod tests {
     }
 
     fn given(events: Vec<ScheduleEvent>) -> cqrs_es::test::AggregateTestExecutor<Schedule> {
-        TestFramework::<Schedule>::with(Arc::new(Concerts))
-            .given(events.into_iter().map(Recorded).collect())
-    }
-
-    fn expect(events: Vec<ScheduleEvent>) -> Vec<Recorded<ScheduleEvent>> {
-        events.into_iter().map(Recorded).collect()
+        let concerts: ScheduleServicesRef = Arc::new(Concerts);
+        testkit::given(concerts, events)
     }
 
     fn created() -> ScheduleEvent {

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{context, double_option, Version};
+use super::{context, double_option, run, Version};
 use crate::app::WriteState;
 use crate::auth;
 use crate::domain::account::AccountCommand;
@@ -262,14 +262,8 @@ pub async fn update_profile(
         nickname: req.nickname,
         profile_image: req.profile_image,
     };
-    let ctx = context(&user.user_id, request_id);
-    let done = ws
-        .accounts
-        .execute(&user.user_id, command, &ctx, |_| ())
-        .await?;
-    Ok(Json(Version {
-        version: done.version,
-    }))
+    let version = run(&ws.accounts, &user.user_id, command, &user, request_id).await?;
+    Ok(Json(Version { version }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

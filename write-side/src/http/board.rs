@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{context, Version};
+use super::{run, Version};
 use crate::app::WriteState;
 use crate::domain::post::PostCommand;
 use tessera_http::error::{ApiError, ErrorBody};
@@ -22,21 +22,6 @@ pub fn router() -> OpenApiRouter<WriteState> {
         .routes(routes!(add_comment))
         .routes(routes!(edit_comment, delete_comment))
         .routes(routes!(react, unreact))
-}
-
-async fn run(
-    ws: &WriteState,
-    post_id: &str,
-    command: PostCommand,
-    actor: &str,
-    request_id: Option<String>,
-) -> Result<u64, ApiError> {
-    let ctx = context(actor, request_id);
-    Ok(ws
-        .posts
-        .execute(post_id, command, &ctx, |_| ())
-        .await?
-        .version)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -86,7 +71,7 @@ pub async fn create_post(
         title: req.title,
         content: req.content,
     };
-    let version = run(&ws, &post_id, command, &user.user_id, request_id).await?;
+    let version = run(&ws.posts, &post_id, command, &user, request_id).await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatePostResponse { post_id, version }),
@@ -128,7 +113,7 @@ pub async fn edit_post(
         title: req.title,
         content: req.content,
     };
-    let version = run(&ws, &post_id, command, &user.user_id, request_id).await?;
+    let version = run(&ws.posts, &post_id, command, &user, request_id).await?;
     Ok(Json(Version { version }))
 }
 
@@ -146,7 +131,7 @@ pub async fn delete_post(
     let command = PostCommand::Delete {
         actor: user.user_id.clone(),
     };
-    let version = run(&ws, &post_id, command, &user.user_id, request_id).await?;
+    let version = run(&ws.posts, &post_id, command, &user, request_id).await?;
     Ok(Json(Version { version }))
 }
 
@@ -187,7 +172,7 @@ pub async fn add_comment(
         comment_id: comment_id.clone(),
         content: req.content,
     };
-    let version = run(&ws, &post_id, command, &user.user_id, request_id).await?;
+    let version = run(&ws.posts, &post_id, command, &user, request_id).await?;
     Ok((
         StatusCode::CREATED,
         Json(CommentResponse {
@@ -214,7 +199,7 @@ pub async fn edit_comment(
         comment_id,
         content: req.content,
     };
-    let version = run(&ws, &post_id, command, &user.user_id, request_id).await?;
+    let version = run(&ws.posts, &post_id, command, &user, request_id).await?;
     Ok(Json(Version { version }))
 }
 
@@ -233,7 +218,7 @@ pub async fn delete_comment(
         actor: user.user_id.clone(),
         comment_id,
     };
-    let version = run(&ws, &post_id, command, &user.user_id, request_id).await?;
+    let version = run(&ws.posts, &post_id, command, &user, request_id).await?;
     Ok(Json(Version { version }))
 }
 
@@ -252,7 +237,7 @@ pub async fn react(
         actor: user.user_id.clone(),
         emoji,
     };
-    let version = run(&ws, &post_id, command, &user.user_id, request_id).await?;
+    let version = run(&ws.posts, &post_id, command, &user, request_id).await?;
     Ok(Json(Version { version }))
 }
 
@@ -271,6 +256,6 @@ pub async fn unreact(
         actor: user.user_id.clone(),
         emoji,
     };
-    let version = run(&ws, &post_id, command, &user.user_id, request_id).await?;
+    let version = run(&ws.posts, &post_id, command, &user, request_id).await?;
     Ok(Json(Version { version }))
 }

@@ -8,10 +8,11 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{context, Version};
+use super::{context, run, Version};
 use crate::app::WriteState;
 use crate::domain::message::MessageCommand;
 use crate::domain::room::{one_to_one_id, RoomCommand};
+use tessera_http::auth::Principal;
 use tessera_http::error::{ApiError, ErrorBody};
 use tessera_http::extract::{ApiJson, CurrentUser, RequestId};
 use tessera_http::ApiPath;
@@ -24,19 +25,22 @@ pub fn router() -> OpenApiRouter<WriteState> {
         .routes(routes!(post_room_message))
 }
 
-async fn run(
+/// A new message, in a channel or a room alike: it gets its id here.
+async fn post(
     ws: &WriteState,
-    message_id: &str,
     command: MessageCommand,
-    actor: &str,
+    author: &Principal,
     request_id: Option<String>,
-) -> Result<u64, ApiError> {
-    let ctx = context(actor, request_id);
-    Ok(ws
-        .messages
-        .execute(message_id, command, &ctx, |_| ())
-        .await?
-        .version)
+) -> Result<(StatusCode, Json<MessageCreated>), ApiError> {
+    let message_id = uuid::Uuid::now_v7().to_string();
+    let version = run(&ws.messages, &message_id, command, author, request_id).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(MessageCreated {
+            message_id,
+            version,
+        }),
+    ))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -73,20 +77,12 @@ pub async fn post_channel_message(
     ApiPath(channel_id): ApiPath<String>,
     ApiJson(req): ApiJson<MessageRequest>,
 ) -> Result<(StatusCode, Json<MessageCreated>), ApiError> {
-    let message_id = uuid::Uuid::now_v7().to_string();
     let command = MessageCommand::PostInChannel {
         channel_id,
         author_id: user.user_id.clone(),
         content: req.content,
     };
-    let version = run(&ws, &message_id, command, &user.user_id, request_id).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(MessageCreated {
-            message_id,
-            version,
-        }),
-    ))
+    post(&ws, command, &user, request_id).await
 }
 
 /// Edit a channel message (its author only).
@@ -107,7 +103,7 @@ pub async fn edit_channel_message(
         channel_id,
         content: req.content,
     };
-    let version = run(&ws, &message_id, command, &user.user_id, request_id).await?;
+    let version = run(&ws.messages, &message_id, command, &user, request_id).await?;
     Ok(Json(Version { version }))
 }
 
@@ -128,7 +124,7 @@ pub async fn delete_channel_message(
         actor: user.user_id.clone(),
         channel_id,
     };
-    let version = run(&ws, &message_id, command, &user.user_id, request_id).await?;
+    let version = run(&ws.messages, &message_id, command, &user, request_id).await?;
     Ok(Json(Version { version }))
 }
 
@@ -199,18 +195,10 @@ pub async fn post_room_message(
     ApiPath(room_id): ApiPath<String>,
     ApiJson(req): ApiJson<MessageRequest>,
 ) -> Result<(StatusCode, Json<MessageCreated>), ApiError> {
-    let message_id = uuid::Uuid::now_v7().to_string();
     let command = MessageCommand::PostInRoom {
         room_id,
         author_id: user.user_id.clone(),
         content: req.content,
     };
-    let version = run(&ws, &message_id, command, &user.user_id, request_id).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(MessageCreated {
-            message_id,
-            version,
-        }),
-    ))
+    post(&ws, command, &user, request_id).await
 }

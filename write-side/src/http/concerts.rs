@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::context;
+use super::{context, run};
 use crate::app::WriteState;
 use crate::domain::concert::ConcertCommand;
 use crate::domain::schedule::{HoldStatus, ScheduleCommand};
@@ -62,21 +62,13 @@ pub async fn create_concert(
     ApiJson(req): ApiJson<ConcertRequest>,
 ) -> Result<(StatusCode, Json<ConcertResponse>), ApiError> {
     let concert_id = uuid::Uuid::now_v7().to_string();
-    let ctx = context(&admin.user_id, request_id);
-    let done = ws
-        .concerts
-        .execute(
-            &concert_id,
-            ConcertCommand::Create { name: req.name },
-            &ctx,
-            |_| (),
-        )
-        .await?;
+    let command = ConcertCommand::Create { name: req.name };
+    let version = run(&ws.concerts, &concert_id, command, &admin, request_id).await?;
     Ok((
         StatusCode::CREATED,
         Json(ConcertResponse {
             concert_id,
-            version: done.version,
+            version,
         }),
     ))
 }
@@ -134,16 +126,12 @@ pub async fn create_schedule(
         starts_at: req.starts_at,
         seats,
     };
-    let ctx = context(&admin.user_id, request_id);
-    let done = ws
-        .schedules
-        .execute(&schedule_id, command, &ctx, |_| ())
-        .await?;
+    let version = run(&ws.schedules, &schedule_id, command, &admin, request_id).await?;
     Ok((
         StatusCode::CREATED,
         Json(ScheduleResponse {
             schedule_id,
-            version: done.version,
+            version,
         }),
     ))
 }

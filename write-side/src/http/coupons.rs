@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::context;
+use super::run;
 use crate::app::WriteState;
 use crate::domain::coupon::CouponCommand;
 use tessera_http::error::{ApiError, ErrorBody};
@@ -62,17 +62,10 @@ pub async fn create_coupon(
         total_quantity: req.total_quantity,
         discount_amount: req.discount_amount,
     };
-    let ctx = context(&admin.user_id, request_id);
-    let done = ws
-        .coupons
-        .execute(&coupon_id, command, &ctx, |_| ())
-        .await?;
+    let version = run(&ws.coupons, &coupon_id, command, &admin, request_id).await?;
     Ok((
         StatusCode::CREATED,
-        Json(CouponResponse {
-            coupon_id,
-            version: done.version,
-        }),
+        Json(CouponResponse { coupon_id, version }),
     ))
 }
 
@@ -91,16 +84,9 @@ pub async fn issue_coupon(
     let command = CouponCommand::Issue {
         user_id: user.user_id.clone(),
     };
-    let ctx = context(&user.user_id, request_id);
-    let done = ws
-        .coupons
-        .execute(&coupon_id, command, &ctx, |_| ())
-        .await?;
+    let version = run(&ws.coupons, &coupon_id, command, &user, request_id).await?;
     Ok((
         StatusCode::CREATED,
-        Json(CouponResponse {
-            coupon_id,
-            version: done.version,
-        }),
+        Json(CouponResponse { coupon_id, version }),
     ))
 }

@@ -9,9 +9,8 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{context, double_option, Version};
+use super::{double_option, run, Version};
 use crate::app::WriteState;
-use crate::bus::CommandContext;
 use crate::domain::guild::GuildCommand;
 use tessera_http::error::{ApiError, ErrorBody};
 use tessera_http::extract::{ApiJson, CurrentUser, RequestId};
@@ -27,19 +26,6 @@ pub fn router() -> OpenApiRouter<WriteState> {
         .routes(routes!(create_category))
         .routes(routes!(create_channel))
         .routes(routes!(delete_channel))
-}
-
-async fn run(
-    ws: &WriteState,
-    guild_id: &str,
-    command: GuildCommand,
-    ctx: &CommandContext,
-) -> Result<u64, ApiError> {
-    Ok(ws
-        .guilds
-        .execute(guild_id, command, ctx, |_| ())
-        .await?
-        .version)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -84,7 +70,7 @@ pub async fn create_guild(
         profile_image: req.profile_image,
         owner_id: user.user_id.clone(),
     };
-    let version = run(&ws, &guild_id, command, &context(&user.user_id, request_id)).await?;
+    let version = run(&ws.guilds, &guild_id, command, &user, request_id).await?;
     Ok((
         StatusCode::CREATED,
         Json(CreateGuildResponse { guild_id, version }),
@@ -124,7 +110,7 @@ pub async fn update_guild(
         name: req.name,
         profile_image: req.profile_image,
     };
-    let version = run(&ws, &guild_id, command, &context(&user.user_id, request_id)).await?;
+    let version = run(&ws.guilds, &guild_id, command, &user, request_id).await?;
     Ok(Json(Version { version }))
 }
 
@@ -142,7 +128,7 @@ pub async fn delete_guild(
     let command = GuildCommand::Delete {
         actor: user.user_id.clone(),
     };
-    let version = run(&ws, &guild_id, command, &context(&user.user_id, request_id)).await?;
+    let version = run(&ws.guilds, &guild_id, command, &user, request_id).await?;
     Ok(Json(Version { version }))
 }
 
@@ -160,7 +146,7 @@ pub async fn join_guild(
     let command = GuildCommand::Join {
         user_id: user.user_id.clone(),
     };
-    let version = run(&ws, &guild_id, command, &context(&user.user_id, request_id)).await?;
+    let version = run(&ws.guilds, &guild_id, command, &user, request_id).await?;
     Ok((StatusCode::CREATED, Json(Version { version })))
 }
 
@@ -179,7 +165,7 @@ pub async fn leave_guild(
     let command = GuildCommand::Leave {
         user_id: user.user_id.clone(),
     };
-    let version = run(&ws, &guild_id, command, &context(&user.user_id, request_id)).await?;
+    let version = run(&ws.guilds, &guild_id, command, &user, request_id).await?;
     Ok(Json(Version { version }))
 }
 
@@ -212,7 +198,7 @@ pub async fn set_nickname(
         user_id: user.user_id.clone(),
         nickname: req.nickname,
     };
-    let version = run(&ws, &guild_id, command, &context(&user.user_id, request_id)).await?;
+    let version = run(&ws.guilds, &guild_id, command, &user, request_id).await?;
     Ok(Json(Version { version }))
 }
 
@@ -254,7 +240,7 @@ pub async fn create_category(
         category_id: category_id.clone(),
         name: req.name,
     };
-    let version = run(&ws, &guild_id, command, &context(&user.user_id, request_id)).await?;
+    let version = run(&ws.guilds, &guild_id, command, &user, request_id).await?;
     Ok((
         StatusCode::CREATED,
         Json(CategoryResponse {
@@ -314,7 +300,7 @@ pub async fn create_channel(
         kind: req.kind,
         category_id: req.category_id,
     };
-    let version = run(&ws, &guild_id, command, &context(&user.user_id, request_id)).await?;
+    let version = run(&ws.guilds, &guild_id, command, &user, request_id).await?;
     Ok((
         StatusCode::CREATED,
         Json(ChannelResponse {
@@ -339,6 +325,6 @@ pub async fn delete_channel(
         actor: user.user_id.clone(),
         channel_id,
     };
-    let version = run(&ws, &guild_id, command, &context(&user.user_id, request_id)).await?;
+    let version = run(&ws.guilds, &guild_id, command, &user, request_id).await?;
     Ok(Json(Version { version }))
 }

@@ -19,7 +19,10 @@ use utoipa::{OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::app::WriteState;
-use crate::bus::CommandContext;
+use crate::bus::{CommandBus, CommandContext};
+use crate::domain::{DomainError, Named};
+use tessera_http::auth::Principal;
+use tessera_http::error::ApiError;
 
 /// Every command route with its OpenAPI entry, from one list: a route
 /// cannot be served undocumented, nor documented unserved.
@@ -49,6 +52,24 @@ pub struct Version {
 
 pub(crate) fn context(actor: &str, request_id: Option<String>) -> CommandContext {
     CommandContext::new(actor, request_id)
+}
+
+/// Runs `command` on the aggregate `id` for `actor`; answers the
+/// aggregate's version after it.
+pub(crate) async fn run<A>(
+    bus: &CommandBus<A>,
+    id: &str,
+    command: A::Command,
+    actor: &Principal,
+    request_id: Option<String>,
+) -> Result<u64, ApiError>
+where
+    A: cqrs_es::Aggregate,
+    A::Command: Clone + Named,
+    A::Error: DomainError,
+{
+    let ctx = context(&actor.user_id, request_id);
+    Ok(bus.execute(id, command, &ctx, |_| ()).await?.version)
 }
 
 /// Tells "field absent" (`None`) from "field is null" (`Some(None)`).

@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{context, double_option, Version};
+use super::{context, double_option, run, Version};
 use crate::app::WriteState;
 use crate::domain::product::ProductCommand;
 use tessera_http::error::{ApiError, ErrorBody};
@@ -72,16 +72,12 @@ pub async fn list_product(
         price: req.price,
         stock: req.stock,
     };
-    let ctx = context(&user.user_id, request_id);
-    let done = ws
-        .products
-        .execute(&product_id, command, &ctx, |_| ())
-        .await?;
+    let version = run(&ws.products, &product_id, command, &user, request_id).await?;
     Ok((
         StatusCode::CREATED,
         Json(ProductResponse {
             product_id,
-            version: done.version,
+            version,
         }),
     ))
 }
@@ -125,14 +121,8 @@ pub async fn edit_product(
         description: req.description,
         price: req.price,
     };
-    let ctx = context(&user.user_id, request_id);
-    let done = ws
-        .products
-        .execute(&product_id, command, &ctx, |_| ())
-        .await?;
-    Ok(Json(Version {
-        version: done.version,
-    }))
+    let version = run(&ws.products, &product_id, command, &user, request_id).await?;
+    Ok(Json(Version { version }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
