@@ -64,9 +64,10 @@ pub(crate) async fn run<A>(
     request_id: Option<String>,
 ) -> Result<u64, ApiError>
 where
-    A: cqrs_es::Aggregate,
-    A::Command: Clone + Named,
+    A: cqrs_es::Aggregate + 'static,
+    A::Command: Clone + Named + Send + 'static,
     A::Error: DomainError,
+    A::Services: 'static,
 {
     let ctx = context(&actor.user_id, request_id);
     Ok(bus.execute(id, command, &ctx, |_| ()).await?.version)
