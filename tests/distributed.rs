@@ -101,15 +101,9 @@ async fn the_four_roles_run_the_whole_contract_and_a_killed_projector_loses_noth
 async fn migrate_prepares_an_empty_database_and_is_idempotent() {
     let pg = PgDatabase::create().await;
     for _ in 0..2 {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
-            .arg("migrate")
-            .env("TESSERA_DATABASE_URL", pg.url())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        common::tessera_ok(
+            &[("TESSERA_DATABASE_URL", pg.url().to_owned())],
+            &["migrate"],
         );
     }
     let pool = pg.pool(1).await;

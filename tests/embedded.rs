@@ -61,17 +61,8 @@ async fn serve_runs_the_whole_contract_and_survives_a_restart() {
     assert_eq!((me.stale, me.body["balance"].as_i64()), (false, Some(501)));
 
     // an operator token minted by the CLI is accepted by the server
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .args(["admin", "token", "--user", "operator-1", "--role", "admin"])
-        .env("TESSERA_DATA_DIR", dir.as_path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let token = String::from_utf8(out.stdout).unwrap();
+    let data_dir = ("TESSERA_DATA_DIR", dir.display().to_string());
+    let token = common::mint_token(&[data_dir], "operator-1", "admin");
     let me = c.get("/v1/accounts/me", token.trim()).await;
     assert_eq!(
         me.status,

@@ -6,7 +6,6 @@
 mod common;
 
 use std::collections::{BTreeMap, HashSet};
-use std::process::Command;
 use std::time::Duration;
 
 use common::receiver::{Received, Receiver};
@@ -116,12 +115,8 @@ fn assert_delivered_exactly_the_log(accepted: &[Received], log: &[LogRecord], af
 }
 
 fn admin_cli(stack: &Stack, args: &[&str]) -> (bool, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
-    cmd.arg("admin").arg("webhooks").args(args);
-    for (k, v) in &stack.env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().expect("the tessera binary runs");
+    let args: Vec<&str> = ["admin", "webhooks"].iter().chain(args).copied().collect();
+    let out = common::tessera(&stack.env, &args);
     (
         out.status.success(),
         format!(

@@ -150,6 +150,11 @@ where
     }
 }
 
+/// A header's value, when it is text.
+fn header<'p>(parts: &'p Parts, name: &str) -> Option<&'p str> {
+    parts.headers.get(name).and_then(|v| v.to_str().ok())
+}
+
 /// The authenticated caller (`Authorization: Bearer <jwt>`), or 401.
 #[derive(Debug, Clone)]
 pub struct CurrentUser(pub Principal);
@@ -163,10 +168,7 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let auth = Arc::<Authenticator>::from_ref(state);
-        let token = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
+        let token = header(parts, AUTHORIZATION.as_str())
             .and_then(|v| {
                 let (scheme, token) = v.split_once(' ')?;
                 scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
@@ -213,10 +215,7 @@ impl<S: Send + Sync> FromRequestParts<S> for QueueToken {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         Ok(Self(
-            parts
-                .headers
-                .get("x-queue-token")
-                .and_then(|v| v.to_str().ok())
+            header(parts, "x-queue-token")
                 .map(|v| v.trim().to_owned())
                 .filter(|v| !v.is_empty()),
         ))
@@ -231,13 +230,7 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(
-            parts
-                .headers
-                .get("x-request-id")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned),
-        ))
+        Ok(Self(header(parts, "x-request-id").map(str::to_owned)))
     }
 }
 

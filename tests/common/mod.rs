@@ -452,18 +452,29 @@ pub fn admin_token(env: &[(&str, String)]) -> String {
 
 /// Mints a token for `user` with `role` with `tessera admin token`.
 pub fn mint_token(env: &[(&str, String)], user: &str, role: &str) -> String {
+    let token = tessera_ok(env, &["admin", "token", "--user", user, "--role", role]);
+    token.trim().to_owned()
+}
+
+/// `tessera <args>`, with `env` set over the test's own environment.
+pub fn tessera(env: &[(&str, String)], args: &[&str]) -> std::process::Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
-    cmd.args(["admin", "token", "--user", user, "--role", role]);
+    cmd.args(args);
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let out = cmd.output().expect("the tessera binary runs");
+    cmd.output().expect("the tessera binary runs")
+}
+
+/// [`tessera`] that must succeed: its standard output.
+pub fn tessera_ok(env: &[(&str, String)], args: &[&str]) -> String {
+    let out = tessera(env, args);
     assert!(
         out.status.success(),
-        "{}",
+        "tessera {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    String::from_utf8(out.stdout).unwrap()
 }
 
 pub fn code_of(a: &Answer) -> &str {

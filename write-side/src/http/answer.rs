@@ -10,10 +10,6 @@ use crate::domain::{DomainError, ErrorKind};
 use crate::store::credentials::CredentialError;
 
 /// A domain rejection, with its code, message and details.
-pub fn domain<E: DomainError>(e: &E) -> ApiError {
-    rejection(Rejection::of(e))
-}
-
 pub fn rejection(r: Rejection) -> ApiError {
     let status = match r.kind {
         ErrorKind::Invalid => StatusCode::BAD_REQUEST,
@@ -36,14 +32,10 @@ fn conflict(attempts: u32) -> ApiError {
     .with_details(serde_json::json!({ "attempts": attempts }))
 }
 
+/// A command's error answers as the application error it becomes.
 impl<E: DomainError> From<CommandError<E>> for ApiError {
     fn from(e: CommandError<E>) -> Self {
-        match e {
-            CommandError::Rejected(e) => domain(&e),
-            CommandError::Conflict { attempts } => conflict(attempts),
-            CommandError::Failed(cause) => Self::internal(cause),
-            CommandError::Unavailable(cause) => Self::unavailable(cause),
-        }
+        AppError::from(e).into()
     }
 }
 
