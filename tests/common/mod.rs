@@ -457,7 +457,7 @@ pub fn mint_token(env: &[(&str, String)], user: &str, role: &str) -> String {
 }
 
 /// `tessera <args>`, with `env` set over the test's own environment.
-pub fn tessera(env: &[(&str, String)], args: &[&str]) -> std::process::Output {
+pub fn tessera(env: &[(&str, String)], args: &[&str]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
     cmd.args(args);
     for (k, v) in env {
