@@ -419,12 +419,16 @@ async fn serve(s: &Settings) -> Result<()> {
         Leadership::Single,
         shutdown.clone(),
     )?;
-    let openapi = openapi_json(vec![
+    let mut openapi = openapi_json(vec![
         tessera_write_side::http::openapi(),
         tessera_webhooks::http::openapi(Half::Commands),
         tessera_read_side::openapi(),
         tessera_webhooks::http::openapi(Half::Reads),
     ]);
+    // the merged document would keep the write API's title; this process
+    // answers both
+    openapi["info"]["title"] = "Tessera API (commands and queries)".into();
+    openapi["info"]["description"] = "Commands and queries in one process (`tessera serve`). Every 2xx answer of a command carries the aggregate's new `version`; pass it as `min_version` to a read to see your own write.".into();
     let app = with_common_layers(
         Router::new()
             .merge(with_abuse_limits(

@@ -374,6 +374,11 @@ async fn the_root_page_links_the_docs_and_the_swagger_ui_is_served_offline() {
             "{asset} is the real file"
         );
     }
+    let openapi: serde_json::Value = get("/openapi.json").await.unwrap().json().await.unwrap();
+    assert_eq!(
+        openapi["info"]["title"], "Tessera API (commands and queries)",
+        "the UI's heading names what serve answers"
+    );
     let asyncapi: serde_json::Value = get("/asyncapi.json").await.unwrap().json().await.unwrap();
     assert_eq!(asyncapi["asyncapi"], "2.6.0");
     assert!(

@@ -206,6 +206,25 @@ pub fn asyncapi(topic: &str) -> Value {
     })
 }
 
+/// `v` with every object's keys in order. serde_json keeps insertion order
+/// when another crate of the build turns on its `preserve_order`, and the
+/// files must read the same whichever crates are built together.
+fn sorted(v: &Value) -> Value {
+    match v {
+        Value::Object(o) => {
+            let mut keys: Vec<_> = o.keys().collect();
+            keys.sort_unstable();
+            Value::Object(
+                keys.into_iter()
+                    .map(|k| (k.clone(), sorted(&o[k])))
+                    .collect(),
+            )
+        }
+        Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
+        other => other.clone(),
+    }
+}
+
 /// An embedded schema names no meta-schema of its own.
 fn strip_meta(mut schema: Value) -> Value {
     if let Some(o) = schema.as_object_mut() {
@@ -218,7 +237,7 @@ fn strip_meta(mut schema: Value) -> Value {
 /// envelope and every event schema, each as pretty JSON with a final newline.
 pub fn files(topic: &str) -> Vec<(String, String)> {
     let pretty = |v: &Value| {
-        let mut s = serde_json::to_string_pretty(v).unwrap_or_default();
+        let mut s = serde_json::to_string_pretty(&sorted(v)).unwrap_or_default();
         s.push('\n');
         s
     };
