@@ -10,41 +10,21 @@ use futures::future::join_all;
 use serde_json::json;
 use sqlx::PgPool;
 use tessera_testkit::PgDatabase;
-use tessera_write_side::bus::{BusConfig, CommandBus, CommandContext, CommandError};
+use tessera_write_side::bus::{BusConfig, CommandBus, CommandError};
 use tessera_write_side::domain::account::{Account, AccountCommand, AccountError};
 use tessera_write_side::store::group::{AppendError, GroupCommit, GroupConfig, Target};
 use tessera_write_side::store::{postgres, sqlite, Store};
 use tokio::sync::watch;
 
-async fn pg_store(db: &PgDatabase) -> (Store, PgPool) {
-    let pool = db.pool(8).await;
-    postgres::migrate(&pool).await.expect("migrations apply");
-    (Store::new(postgres::repo(pool.clone())), pool)
-}
+mod support;
 
-fn ctx(actor: &str) -> CommandContext {
-    CommandContext::new(actor, None)
-}
+use support::{ctx, pg_store, register};
 
 fn charge(key: String) -> AccountCommand {
     AccountCommand::Charge {
         amount: 1,
         idempotency_key: key,
     }
-}
-
-async fn register(bus: &CommandBus<Account>, id: &str) {
-    bus.execute(
-        id,
-        AccountCommand::Register {
-            email: format!("{id}@example.com"),
-            nickname: "n".into(),
-        },
-        &ctx(id),
-        |_| (),
-    )
-    .await
-    .expect("registration is accepted");
 }
 
 /// Per aggregate: its sequences from the log, in position order, and the

@@ -6,38 +6,17 @@ use std::time::Duration;
 
 use cqrs_es::EventStore;
 use futures::future::join_all;
-use sqlx::PgPool;
 use tessera_events::{EventLog, LogPosition};
 use tessera_testkit::PgDatabase;
-use tessera_write_side::bus::{BusConfig, CommandBus, CommandContext, CommandError};
+use tessera_write_side::bus::{BusConfig, CommandBus, CommandError};
 use tessera_write_side::domain::account::{Account, AccountCommand, AccountError};
 use tessera_write_side::store::credentials::{CredentialError, CredentialStore, PgCredentials};
 use tessera_write_side::store::postgres::{self, PgEventLog};
 use tessera_write_side::store::Store;
 
-async fn store(db: &PgDatabase) -> (Store, PgPool) {
-    let pool = db.pool(8).await;
-    postgres::migrate(&pool).await.expect("migrations apply");
-    (Store::new(postgres::repo(pool.clone())), pool)
-}
+mod support;
 
-fn ctx(actor: &str) -> CommandContext {
-    CommandContext::new(actor, Some(format!("req-{actor}")))
-}
-
-async fn register(bus: &CommandBus<Account>, id: &str) {
-    bus.execute(
-        id,
-        AccountCommand::Register {
-            email: format!("{id}@example.com"),
-            nickname: "n".into(),
-        },
-        &ctx(id),
-        |_| (),
-    )
-    .await
-    .expect("registration is accepted");
-}
+use support::{ctx, pg_store as store, register};
 
 #[tokio::test]
 async fn committed_events_carry_metadata_and_the_columns_postgres_fills() {
