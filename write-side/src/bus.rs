@@ -649,18 +649,20 @@ where
     }
 }
 
-/// A batch-wide failure, copied to every command of the batch.
-enum SharedError<E> {
-    Rejected(Arc<Mutex<Option<E>>>),
+/// A batch-wide failure (a load or an append), copied to every command of
+/// the batch.
+enum SharedError {
     Conflict(u32),
     Failed(Arc<dyn std::error::Error + Send + Sync>),
     Unavailable(Arc<dyn std::error::Error + Send + Sync>),
 }
 
-impl<E: DomainError> From<CommandError<E>> for SharedError<E> {
+impl<E: DomainError> From<CommandError<E>> for SharedError {
     fn from(e: CommandError<E>) -> Self {
         match e {
-            CommandError::Rejected(e) => Self::Rejected(Arc::new(Mutex::new(Some(e)))),
+            // a load or an append is not a decision: a rejection here is a
+            // stored event the domain refuses, a failure of the store
+            CommandError::Rejected(e) => Self::Failed(Arc::new(e)),
             CommandError::Conflict { attempts } => Self::Conflict(attempts),
             CommandError::Failed(c) => Self::Failed(Arc::from(c)),
             CommandError::Unavailable(c) => Self::Unavailable(Arc::from(c)),
@@ -668,15 +670,9 @@ impl<E: DomainError> From<CommandError<E>> for SharedError<E> {
     }
 }
 
-impl<E: DomainError> SharedError<E> {
-    fn copy(&self) -> CommandError<E> {
+impl SharedError {
+    fn copy<E: DomainError>(&self) -> CommandError<E> {
         match self {
-            // a rejection while loading (the domain refused a stored event):
-            // the first caller gets it, the others the same as a failure
-            Self::Rejected(e) => match e.lock().unwrap_or_else(|p| p.into_inner()).take() {
-                Some(e) => CommandError::Rejected(e),
-                None => CommandError::Failed("the aggregate could not be loaded".into()),
-            },
             Self::Conflict(attempts) => CommandError::Conflict {
                 attempts: *attempts,
             },

@@ -14,9 +14,8 @@
 //! the same data folder) are not seen: each remembered document is read
 //! again after `ttl` at the latest, which bounds that staleness.
 
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -31,8 +30,6 @@ pub struct CachedStore {
     docs: moka::sync::Cache<(String, String), StoredDoc>,
     /// Writes per stripe of document ids, for reads racing a write.
     stripes: Box<[AtomicU64]>,
-    /// Collections something was remembered from (to forget an id in all).
-    collections: Mutex<HashSet<String>>,
     changed: watch::Sender<u64>,
 }
 
@@ -46,7 +43,6 @@ impl CachedStore {
                 .time_to_live(ttl)
                 .build(),
             stripes: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
-            collections: Mutex::new(HashSet::new()),
             changed: watch::Sender::new(0),
         }
     }
@@ -90,12 +86,6 @@ impl DocumentStore for CachedStore {
         let doc = self.inner.get(collection, id).await?;
         if let Some(found) = &doc {
             if stripe.load(Ordering::Acquire) == before {
-                {
-                    let mut seen = self.collections.lock().unwrap_or_else(|p| p.into_inner());
-                    if !seen.contains(collection) {
-                        seen.insert(collection.to_owned());
-                    }
-                }
                 self.docs.insert(key.clone(), found.clone());
                 // a write that bumped the stripe between the check and the
                 // insert forgot nothing yet: forget what was just kept

@@ -15,7 +15,7 @@
 //! sequences first) fails alone: its rows are taken out of the transaction
 //! and its caller retries, the others commit.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -272,16 +272,7 @@ impl BatchError {
     /// A pool that timed out or a broken socket: the store is unavailable
     /// (503), not broken (500).
     fn is_unavailable(&self) -> bool {
-        matches!(
-            self,
-            Self::Sql(
-                sqlx::Error::PoolTimedOut
-                    | sqlx::Error::PoolClosed
-                    | sqlx::Error::Io(_)
-                    | sqlx::Error::Tls(_)
-                    | sqlx::Error::WorkerCrashed
-            )
-        )
+        matches!(self, Self::Sql(e) if super::is_unavailable(e))
     }
 
     fn cause(self) -> Cause {
@@ -372,9 +363,9 @@ async fn write_postgres(
     let conflicted = if inserted.len() == rows {
         vec![false; appends.len()]
     } else {
-        let written: HashMap<(&str, &str, i64), ()> = inserted
+        let written: HashSet<(&str, &str, i64)> = inserted
             .iter()
-            .map(|(t, i, s)| ((t.as_str(), i.as_str(), *s), ()))
+            .map(|(t, i, s)| (t.as_str(), i.as_str(), *s))
             .collect();
         let mut conflicted = vec![false; appends.len()];
         for (i, r) in &order {
@@ -383,7 +374,7 @@ async fn write_postgres(
                 r.aggregate_id.as_str(),
                 i64::try_from(r.sequence).unwrap_or(i64::MAX),
             );
-            if !written.contains_key(&key) {
+            if !written.contains(&key) {
                 conflicted[*i] = true;
             }
         }

@@ -123,21 +123,27 @@ pub struct TimedOut(pub std::time::Duration);
 fn unavailable_as_connection(e: PersistenceError) -> PersistenceError {
     match e {
         PersistenceError::UnknownError(inner)
-            if inner.downcast_ref::<sqlx::Error>().is_some_and(|e| {
-                matches!(
-                    e,
-                    sqlx::Error::PoolTimedOut
-                        | sqlx::Error::PoolClosed
-                        | sqlx::Error::Io(_)
-                        | sqlx::Error::Tls(_)
-                        | sqlx::Error::WorkerCrashed
-                )
-            }) =>
+            if inner
+                .downcast_ref::<sqlx::Error>()
+                .is_some_and(is_unavailable) =>
         {
             PersistenceError::ConnectionError(inner)
         }
         other => other,
     }
+}
+
+/// A pool that timed out or a broken socket: the store is unavailable
+/// (503), not broken (500).
+pub(crate) fn is_unavailable(e: &sqlx::Error) -> bool {
+    matches!(
+        e,
+        sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed
+    )
 }
 
 /// Tessera's event store: cqrs-es's `EventStore` over a [`Repo`], loads
