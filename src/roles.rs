@@ -20,6 +20,7 @@ use tessera_http::layers::with_common_layers;
 use tessera_http::limits::with_abuse_limits;
 use tessera_http::ops::ApiDocs;
 use tessera_projector::feed::kafka::{KafkaFeed, KafkaFeedConfig};
+use tessera_projector::feed::shared::SharedTail;
 use tessera_projector::feed::tail::TailFeed;
 use tessera_projector::projection::{self, Projection};
 use tessera_projector::runner::{new_instance_id, Health, Projector, RetryPolicy};
@@ -113,6 +114,10 @@ fn metrics_render() -> tessera_http::ops::MetricsRender {
 /// Changes a slow stream may fall behind before it catches up on its
 /// notifications from the read model.
 const CHANGE_FEED_CAPACITY: usize = 4096;
+
+/// Newest events serve's projections share in memory: several batches of
+/// every projection, so one slower than the rest still reads from memory.
+const SHARED_TAIL_RECORDS: usize = 8192;
 
 /// The change feed of a read API, where it announces presence, with its
 /// streams ended at shutdown.
@@ -390,9 +395,12 @@ async fn serve(s: &Settings) -> Result<()> {
         presence_grace: s.presence_grace(),
     };
     let mut tasks = Vec::new();
+    // the projections tail the log together: each event is read and
+    // decoded once, not once per projection
+    let tail: Arc<dyn EventLog> = Arc::new(SharedTail::new(Arc::clone(&log), SHARED_TAIL_RECORDS));
     for p in projection::all() {
         let feed = TailFeed::resume(
-            Arc::clone(&log),
+            Arc::clone(&tail),
             &*docs,
             p.name(),
             Some(store.commit_signal()),

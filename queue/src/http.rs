@@ -34,7 +34,25 @@ impl From<QueueDenied> for ApiError {
                     "estimated_wait_seconds": estimated_wait_seconds,
                 }),
             ),
-            QueueDenied::Store(cause) => Self::internal(cause),
+            // the state store (Redis, PostgreSQL, SQLite) did not answer in
+            // time: the client may try again, as with the event store
+            QueueDenied::Store(cause) => Self::unavailable(cause),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::response::IntoResponse;
+
+    use super::*;
+    use crate::store::StateError;
+
+    #[test]
+    fn a_state_store_that_does_not_answer_is_a_503_to_retry_not_a_500() {
+        let timeout = std::io::Error::new(std::io::ErrorKind::TimedOut, "pool timed out");
+        let answer = ApiError::from(QueueDenied::Store(StateError::new(timeout))).into_response();
+        assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(answer.headers().contains_key("retry-after"));
     }
 }

@@ -2,6 +2,7 @@
 //! event log in the embedded mode (and for rebuilds).
 
 pub mod kafka;
+pub mod shared;
 pub mod tail;
 
 use async_trait::async_trait;

@@ -189,6 +189,15 @@ impl Schedule {
         &self.concert_id
     }
 
+    /// Why holding `seat_nos` at `now` would be refused, if it would: the
+    /// same decision as the hold command's, so a caller can answer a crowd
+    /// racing for taken seats from the state it read, with no index entry
+    /// written and undone for each of them.
+    pub fn refuses_hold(&self, seat_nos: &[u32], now: DateTime<Utc>) -> Option<ScheduleError> {
+        self.decide_hold(String::new(), String::new(), seat_nos, now, now)
+            .err()
+    }
+
     pub fn hold(&self, reservation_id: &str) -> Option<&Hold> {
         self.holds.get(reservation_id)
     }
@@ -590,6 +599,25 @@ mod tests {
                 .when(hold("r2", "bob", seats, 1))
                 .then_expect_error(ScheduleError::Invalid { field: "seat_nos" });
         }
+    }
+
+    #[test]
+    fn the_refusal_read_from_the_state_is_the_hold_commands_own() {
+        let mut schedule = Schedule::default();
+        for e in expect(vec![created(), held("r1", "ann", &[2], 5)]) {
+            cqrs_es::Aggregate::apply(&mut schedule, e);
+        }
+        assert_eq!(
+            schedule.refuses_hold(&[1, 2, 3], t(1)),
+            Some(ScheduleError::SeatUnavailable(vec![2]))
+        );
+        assert_eq!(
+            schedule.refuses_hold(&[1, 9], t(1)),
+            Some(ScheduleError::UnknownSeat(9))
+        );
+        assert_eq!(schedule.refuses_hold(&[1, 3], t(1)), None);
+        // an expired hold does not refuse: the command takes its seats
+        assert_eq!(schedule.refuses_hold(&[2], t(5)), None);
     }
 
     #[test]

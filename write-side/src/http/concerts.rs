@@ -13,6 +13,7 @@ use utoipa_axum::routes;
 
 use super::{context, run};
 use crate::app::WriteState;
+use crate::bus::{AppError, CommandError};
 use crate::domain::concert::ConcertCommand;
 use crate::domain::schedule::{HoldStatus, ScheduleCommand};
 use crate::reservations;
@@ -258,14 +259,22 @@ pub async fn hold_seats(
 ) -> Result<(StatusCode, Json<HoldResponse>), ApiError> {
     // the token is checked before anything is looked up
     let pass = ws.queue.verify(token.as_deref(), &user.user_id)?;
-    let concert_id = ws
+    let seats = req.seat_nos.clone();
+    let now = Utc::now();
+    let (concert_id, refused) = ws
         .schedules
-        .read(&req.schedule_id, |s| {
-            s.exists().then(|| s.concert_id().to_owned())
+        .read(&req.schedule_id, move |s| {
+            s.exists()
+                .then(|| (s.concert_id().to_owned(), s.refuses_hold(&seats, now)))
         })
         .await?
         .ok_or_else(|| ApiError::not_found("schedule"))?;
     ws.queue.admit(pass, &concert_id).await?;
+    if let Some(refusal) = refused {
+        // the state read is current (the bus checks the store for newer
+        // events before answering a read), so the seats are taken now
+        return Err(AppError::from(CommandError::Rejected(refusal)).into());
+    }
     let ctx = context(&user.user_id, request_id);
     let held = reservations::hold(&ws, &user.user_id, &req.schedule_id, req.seat_nos, &ctx).await?;
     Ok((
