@@ -491,13 +491,8 @@ impl DocumentStore for EmbeddedStore {
         query: RangeQuery<'_>,
     ) -> Result<Vec<StoredDoc>, StoreError> {
         let clause = "i.value >= ?3 AND i.value < ?4 ORDER BY i.value, i.id";
-        let RangeQuery {
-            field,
-            from,
-            to,
-            limit,
-        } = query;
-        self.through_index(clause, collection, field, (from, Some(to)), limit)
+        let bounds = (query.from, Some(query.to));
+        self.through_index(clause, collection, query.field, bounds, query.limit)
             .await
     }
 
