@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde_json::json;
 use tessera_documents::store::embedded::EmbeddedStore;
 use tessera_documents::store::mongo::MongoStore;
-use tessera_documents::store::{DocumentStore, ListQuery, Order, Write, Written};
+use tessera_documents::store::{DocumentStore, ListQuery, Order, RangeQuery, Write, Written};
 use tessera_testkit::MongoDatabase;
 
 /// A store under test, and what keeps its backing storage alive.
@@ -35,6 +35,15 @@ async fn embedded() -> Subject {
         store: Arc::new(store),
         _mongo: None,
         _dir: Some(dir),
+    }
+}
+
+fn range<'a>(field: &'a str, from: &'a str, to: &'a str, limit: usize) -> RangeQuery<'a> {
+    RangeQuery {
+        field,
+        from,
+        to,
+        limit,
     }
 }
 
@@ -295,12 +304,18 @@ async fn indexes_and_pages(s: &dyn DocumentStore) {
     );
 
     // a range of an indexed field, in order of the field, then of the id
-    let in_range = s.range("members", "guild", "g", "h", 5).await.unwrap();
+    let in_range = s
+        .range("members", range("guild", "g", "h", 5))
+        .await
+        .unwrap();
     assert_eq!(
         in_range.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
         ["m01", "m02", "m03", "m04", "m06"]
     );
-    let both = s.range("members", "guild", "g1", "p", 30).await.unwrap();
+    let both = s
+        .range("members", range("guild", "g1", "p", 30))
+        .await
+        .unwrap();
     assert_eq!(both.len(), 25, "g1 and other, but no further");
     assert_eq!(both[20].id, "m00", "other comes after g1");
 

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tessera_documents::chat::{DmRoomDoc, MessageDoc};
 use tessera_documents::documents::{collections, pair_id, AccountDoc};
-use tessera_documents::store::{ListQuery, Order};
+use tessera_documents::store::{ListQuery, Order, RangeQuery};
 use tessera_events::ChannelKind;
 use tessera_http::auth::Principal;
 use tessera_http::error::{ApiError, ErrorBody};
@@ -244,10 +244,12 @@ pub async fn my_rooms(
         .docs
         .range(
             &rs.live(collections::DM_ROOMS).await?,
-            "listed",
-            &from,
-            &to,
-            page.limit + 1,
+            RangeQuery {
+                field: "listed",
+                from: &from,
+                to: &to,
+                limit: page.limit + 1,
+            },
         )
         .await
         .map_err(|e| store_failed(&e))?;

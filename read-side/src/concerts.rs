@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use tessera_documents::documents::{
     collections, ConcertDoc, ReservationDoc, ScheduleDoc, SeatMapDoc, SeatState,
 };
-use tessera_documents::store::Order;
+use tessera_documents::store::{Order, RangeQuery};
 use tessera_http::error::{ApiError, ErrorBody};
 use tessera_http::extract::{ApiQuery, CurrentUser, QueueToken};
 use tessera_http::ApiPath;
@@ -153,10 +153,12 @@ pub async fn schedules(
         .docs
         .range(
             &rs.live(collections::SCHEDULES).await?,
-            "concert_start",
-            &key(range.from, ""),
-            &key(range.to, "~"),
-            MAX_SCHEDULES,
+            RangeQuery {
+                field: "concert_start",
+                from: &key(range.from, ""),
+                to: &key(range.to, "~"),
+                limit: MAX_SCHEDULES,
+            },
         )
         .await
         .map_err(|e| store_failed(&e))?;

@@ -21,7 +21,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::watch;
 
-use super::{DocumentStore, ListQuery, StoreError, StoredDoc, Write, Written};
+use super::{DocumentStore, ListQuery, RangeQuery, StoreError, StoredDoc, Write, Written};
 
 const STRIPES: usize = 1024;
 
@@ -125,12 +125,9 @@ impl DocumentStore for CachedStore {
     async fn range(
         &self,
         collection: &str,
-        field: &str,
-        from: &str,
-        to: &str,
-        limit: usize,
+        query: RangeQuery<'_>,
     ) -> Result<Vec<StoredDoc>, StoreError> {
-        self.inner.range(collection, field, from, to, limit).await
+        self.inner.range(collection, query).await
     }
 
     async fn write(

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::RwLock;
+use std::sync::{RwLock, RwLockWriteGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -14,7 +14,10 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, Sqlite, SqlitePool, Transaction};
 use tokio::sync::{watch, Mutex};
 
-use super::{index_values, DocumentStore, ListQuery, Order, StoreError, StoredDoc, Write, Written};
+use super::{
+    index_values, DocumentStore, ListQuery, Order, RangeQuery, StoreError, StoredDoc, Write,
+    Written,
+};
 
 static MIGRATOR: Migrator = sqlx::migrate!("../migrations/sqlite-documents");
 
@@ -54,6 +57,13 @@ impl EmbeddedStore {
         })
     }
 
+    /// The remembered index declarations, to change. A panic while the lock
+    /// was held leaves the map as it was between two whole updates, so a
+    /// poisoned lock is used as is.
+    fn remembered_fields(&self) -> RwLockWriteGuard<'_, HashMap<String, Vec<String>>> {
+        self.indexes.write().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// The collection's indexed fields: declared by any process on this
     /// file (`doc_index_fields`), remembered once read.
     async fn fields_of(&self, collection: &str) -> Result<Vec<String>, StoreError> {
@@ -72,9 +82,7 @@ impl EmbeddedStore {
         .fetch_all(&self.pool)
         .await
         .map_err(err)?;
-        self.indexes
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
+        self.remembered_fields()
             .insert(collection.to_owned(), fields.clone());
         Ok(fields)
     }
@@ -150,16 +158,15 @@ impl EmbeddedStore {
                 expected_rev: None,
                 body,
             } => {
-                let n = sqlx::query(
+                let n = Self::insert(
+                    tx,
                     "INSERT INTO documents (collection, id, rev, body) VALUES (?1, ?2, 1, ?3)
                      ON CONFLICT DO NOTHING",
+                    collection,
+                    id,
+                    body,
                 )
-                .bind(collection)
-                .bind(id)
-                .bind(body.to_string())
-                .execute(&mut **tx)
-                .await?
-                .rows_affected();
+                .await?;
                 (n, Some(body), 1)
             }
             Write::Delete { id, expected_rev } => {
@@ -175,16 +182,15 @@ impl EmbeddedStore {
                 (n, None, 0)
             }
             Write::Upsert { id, body } => {
-                let n = sqlx::query(
+                let n = Self::insert(
+                    tx,
                     "INSERT INTO documents (collection, id, rev, body) VALUES (?1, ?2, 0, ?3)
                      ON CONFLICT (collection, id) DO UPDATE SET body = excluded.body",
+                    collection,
+                    id,
+                    body,
                 )
-                .bind(collection)
-                .bind(id)
-                .bind(body.to_string())
-                .execute(&mut **tx)
-                .await?
-                .rows_affected();
+                .await?;
                 (n, Some(body), 0)
             }
         };
@@ -195,6 +201,24 @@ impl EmbeddedStore {
             Self::reindex(tx, collection, write.id(), body, fields).await?;
         }
         Ok(Written::Ok(rev))
+    }
+
+    /// Runs one of [`Self::apply`]'s inserts (its parameters `?1` to `?3`:
+    /// the collection, the id and the body) and counts the rows it wrote.
+    async fn insert(
+        tx: &mut Transaction<'_, Sqlite>,
+        sql: &str,
+        collection: &str,
+        id: &str,
+        body: &Value,
+    ) -> Result<u64, sqlx::Error> {
+        Ok(sqlx::query(sql)
+            .bind(collection)
+            .bind(id)
+            .bind(body.to_string())
+            .execute(&mut **tx)
+            .await?
+            .rows_affected())
     }
 }
 
@@ -464,13 +488,11 @@ impl DocumentStore for EmbeddedStore {
     async fn range(
         &self,
         collection: &str,
-        field: &str,
-        from: &str,
-        to: &str,
-        limit: usize,
+        query: RangeQuery<'_>,
     ) -> Result<Vec<StoredDoc>, StoreError> {
         let clause = "i.value >= ?3 AND i.value < ?4 ORDER BY i.value, i.id";
-        self.through_index(clause, collection, field, (from, Some(to)), limit)
+        let bounds = (query.from, Some(query.to));
+        self.through_index(clause, collection, query.field, bounds, query.limit)
             .await
     }
 
@@ -540,9 +562,7 @@ impl DocumentStore for EmbeddedStore {
             .map_err(err)?;
         }
         tx.commit().await.map_err(err)?;
-        self.indexes
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
+        self.remembered_fields()
             .entry(collection.to_owned())
             .or_default()
             .extend(new);
@@ -564,10 +584,7 @@ impl DocumentStore for EmbeddedStore {
                 .map_err(err)?;
         }
         tx.commit().await.map_err(err)?;
-        self.indexes
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(collection);
+        self.remembered_fields().remove(collection);
         Ok(())
     }
 

@@ -74,6 +74,16 @@ pub struct ListQuery<'a> {
     pub limit: usize,
 }
 
+/// The documents whose indexed `field` lies in `[from, to)`, at most `limit`.
+#[derive(Debug, Clone, Copy)]
+pub struct RangeQuery<'a> {
+    pub field: &'a str,
+    pub from: &'a str,
+    /// Exclusive.
+    pub to: &'a str,
+    pub limit: usize,
+}
+
 tessera_events::port_error!(
     /// The document store failed; the adapter's error is the source.
     StoreError, "document store failed"
@@ -111,15 +121,12 @@ pub trait DocumentStore: Send + Sync {
         query: ListQuery<'_>,
     ) -> Result<Vec<StoredDoc>, StoreError>;
 
-    /// The documents whose indexed `field` lies in `[from, to)`, in order of
-    /// that field (then id), at most `limit`.
+    /// The documents the query's range holds, in order of its field (then
+    /// id).
     async fn range(
         &self,
         collection: &str,
-        field: &str,
-        from: &str,
-        to: &str,
-        limit: usize,
+        query: RangeQuery<'_>,
     ) -> Result<Vec<StoredDoc>, StoreError>;
 
     /// Applies the writes, each one atomically; a conflict on one does not

@@ -13,7 +13,7 @@ use mongodb::options::IndexOptions;
 use mongodb::{Client, Collection, Database, IndexModel};
 use serde_json::Value;
 
-use super::{DocumentStore, ListQuery, Order, StoreError, StoredDoc, Write, Written};
+use super::{DocumentStore, ListQuery, Order, RangeQuery, StoreError, StoredDoc, Write, Written};
 
 /// Writes of one batch in flight at once.
 const WRITE_CONCURRENCY: usize = 16;
@@ -256,11 +256,14 @@ impl DocumentStore for MongoStore {
     async fn range(
         &self,
         collection: &str,
-        field: &str,
-        from: &str,
-        to: &str,
-        limit: usize,
+        query: RangeQuery<'_>,
     ) -> Result<Vec<StoredDoc>, StoreError> {
+        let RangeQuery {
+            field,
+            from,
+            to,
+            limit,
+        } = query;
         self.bounded(1, "a range query", async {
             let cursor = self
                 .coll(collection)

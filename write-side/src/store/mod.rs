@@ -367,6 +367,14 @@ impl LogRow {
     pub(crate) const COLUMNS: &'static str = "global_position, aggregate_type, aggregate_id, \
          sequence, event_type, event_version, payload, metadata, recorded_at";
 
+    /// The records of the rows a read fetched, in their order, each upcast.
+    pub(crate) fn into_records(
+        rows: Vec<LogRow>,
+        upcasters: &[Upcaster],
+    ) -> Vec<tessera_events::LogRecord> {
+        rows.into_iter().map(|r| r.into_record(upcasters)).collect()
+    }
+
     /// Builds the envelope with its payload upcast to the current shape.
     pub(crate) fn into_record(self, upcasters: &[Upcaster]) -> tessera_events::LogRecord {
         let metadata = tessera_events::Metadata::from_stored(&self.metadata);

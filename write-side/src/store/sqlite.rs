@@ -90,10 +90,7 @@ impl EventLog for SqliteEventLog {
             .fetch_all(&self.pool)
             .await
             .map_err(LogError::new)?;
-        Ok(rows
-            .into_iter()
-            .map(|r| r.into_record(self.upcasters))
-            .collect())
+        Ok(LogRow::into_records(rows, self.upcasters))
     }
 
     async fn read_filtered(
@@ -126,10 +123,7 @@ impl EventLog for SqliteEventLog {
             .fetch_all(&self.pool)
             .await
             .map_err(LogError::new)?;
-        Ok(rows
-            .into_iter()
-            .map(|r| r.into_record(self.upcasters))
-            .collect())
+        Ok(LogRow::into_records(rows, self.upcasters))
     }
 
     async fn head(&self) -> Result<LogPosition, LogError> {
