@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
 
-use common::documents::{live_body, overwrite};
+use common::documents::{letters_of_aggregate, live_body, overwrite};
 use common::receiver::Receiver;
 use common::stack::{Stack, Topology};
 use common::Client;
@@ -55,13 +55,7 @@ async fn charge(c: &Client, token: &str, amount: i64, key: &str) -> Value {
 async fn letters_of(c: &Client, admin: &str, aggregate_id: &str) -> Vec<Value> {
     let a = c.get("/v1/admin/dead-letters", admin).await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
-    a.body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|l| l["aggregate_id"] == aggregate_id)
-        .cloned()
-        .collect()
+    letters_of_aggregate(&a.body["items"], aggregate_id)
 }
 
 #[tokio::test]
@@ -283,6 +277,16 @@ async fn the_read_api_serves_the_console_and_its_admin_routes() {
         Some(1),
         "{}",
         charged.body
+    );
+
+    let unknown = c.get("/v1/admin/events?event_type=Nope", admin).await;
+    assert_eq!(unknown.status, StatusCode::BAD_REQUEST, "{}", unknown.body);
+    assert!(
+        unknown.body["error"]["details"]["known"]
+            .as_array()
+            .is_some_and(|k| k.iter().any(|t| t == "PointsCharged")),
+        "{}",
+        unknown.body
     );
 
     let letters = c.get("/v1/admin/dead-letters", admin).await;

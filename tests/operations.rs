@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::documents::{live_body, overwrite};
+use common::documents::{letters_of_aggregate, live_body, overwrite};
 use common::fold::{all_documents, assert_same_documents, fold_from_scratch};
 use common::stack::{Stack, Topology};
 use common::{accounts_and_guilds, board_and_commerce, cli, cli_json, cli_ok, Client};
@@ -535,13 +535,10 @@ async fn until_letters(env: &[(&str, String)], aggregate_id: &str, n: usize, wha
 
 /// Pending letters of one aggregate, as `admin dlq list --json` prints them.
 fn letters_of(env: &[(&str, String)], aggregate_id: &str) -> Vec<Value> {
-    let all = cli_json(env, &["admin", "dlq", "list", "--json"]);
-    all.as_array()
-        .unwrap()
-        .iter()
-        .filter(|l| l["aggregate_id"] == aggregate_id)
-        .cloned()
-        .collect()
+    letters_of_aggregate(
+        &cli_json(env, &["admin", "dlq", "list", "--json"]),
+        aggregate_id,
+    )
 }
 
 #[tokio::test]

@@ -143,15 +143,11 @@ pub async fn events(
     let (limit, after) = (paging.limit, q.after(&paging)?);
     if let Some(t) = &q.event_type {
         if !tessera_events::event_types().any(|known| known == t) {
-            return Err(
-                ApiError::invalid("event_type", format!("unknown event type {t:?}")).with_details(
-                    serde_json::json!({
-                        "field": "event_type",
-                        "reason": format!("unknown event type {t:?}"),
-                        "known": tessera_events::event_types().collect::<Vec<_>>(),
-                    }),
-                ),
-            );
+            return Err(ApiError::not_one_of(
+                "event_type",
+                format!("unknown event type {t:?}"),
+                tessera_events::event_types(),
+            ));
         }
     }
     let filter = LogFilter {

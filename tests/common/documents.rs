@@ -32,3 +32,14 @@ pub async fn live_body(docs: &dyn DocumentStore, projection: &str, id: &str) -> 
     let collection = live::live(docs, projection).await.unwrap();
     docs.get(&collection, id).await.unwrap().map(|d| d.body)
 }
+
+/// The dead letters of one aggregate in a listing (the CLI's or the route's).
+pub fn letters_of_aggregate(letters: &Value, aggregate_id: &str) -> Vec<Value> {
+    letters
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["aggregate_id"] == aggregate_id)
+        .cloned()
+        .collect()
+}

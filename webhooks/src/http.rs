@@ -148,15 +148,11 @@ fn validate(req: &WebhookRequest) -> Result<Vec<String>, ApiError> {
     let mut types: Vec<String> = Vec::with_capacity(req.event_types.len());
     for t in &req.event_types {
         if !tessera_events::event_types().any(|known| known == t) {
-            return Err(
-                ApiError::invalid("event_types", format!("unknown event type {t:?}")).with_details(
-                    serde_json::json!({
-                        "field": "event_types",
-                        "reason": format!("unknown event type {t:?}"),
-                        "known": tessera_events::event_types().collect::<Vec<_>>(),
-                    }),
-                ),
-            );
+            return Err(ApiError::not_one_of(
+                "event_types",
+                format!("unknown event type {t:?}"),
+                tessera_events::event_types(),
+            ));
         }
         if !types.contains(t) {
             types.push(t.clone());
