@@ -104,3 +104,23 @@ install_contract_python() {
     # shellcheck disable=SC2086
     venv_install contract-venv "confluent_kafka, jsonschema" $CONTRACT_PYTHON_DEPS
 }
+
+# Debian's Chromium: the console's browser test drives it headless.
+install_chromium() {
+    apt_install chromium
+}
+
+PLAYWRIGHT_VERSION=1.64.1
+playwright_dir() { echo "$TESSERA_CACHE_DIR/playwright-$PLAYWRIGHT_VERSION"; }
+
+# playwright-core (npm, no browser download of its own: it drives Debian's
+# Chromium) into the cache; tests/console/console.mjs imports it from there.
+install_playwright() {
+    local dir; dir=$(playwright_dir)
+    [ -f "$dir/node_modules/playwright-core/package.json" ] && return 0
+    command -v npm >/dev/null || apt_install nodejs npm
+    log "installing playwright-core $PLAYWRIGHT_VERSION into $dir"
+    mkdir -p "$dir"
+    npm install --prefix "$dir" --no-save --no-audit --no-fund --silent \
+        "playwright-core@$PLAYWRIGHT_VERSION" >/dev/null
+}

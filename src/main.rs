@@ -3,6 +3,7 @@
 mod admin;
 mod changes;
 mod cli;
+mod console;
 mod doctor;
 mod logging;
 mod presence;

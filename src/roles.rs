@@ -427,11 +427,18 @@ async fn serve(s: &Settings) -> Result<()> {
         Leadership::Single,
         shutdown.clone(),
     )?;
+    let (console, console_doc) = crate::console::start(
+        Arc::clone(&docs),
+        Arc::clone(&log),
+        Arc::clone(&auth),
+        &shutdown,
+    );
     let mut openapi = openapi_json(vec![
         tessera_write_side::http::openapi(),
         tessera_webhooks::http::openapi(Half::Commands),
         tessera_read_side::openapi(),
         tessera_webhooks::http::openapi(Half::Reads),
+        console_doc,
     ]);
     // the merged document would keep the write API's title; this process
     // answers both
@@ -451,9 +458,10 @@ async fn serve(s: &Settings) -> Result<()> {
             ))
             .merge(tessera_read_side::router(ReadState(Arc::new(read))))
             .merge(admin_router(s, hooks, Arc::clone(&log), auth, Half::Reads))
+            .merge(console)
             .merge(tessera_http::ops::router(
                 readiness,
-                ApiDocs::new(openapi, asyncapi(s)),
+                ApiDocs::new(openapi, asyncapi(s)).with_console(),
                 Some(metrics_render()),
             )),
     );
@@ -602,10 +610,17 @@ async fn read_api(s: &Settings) -> Result<()> {
         Arc::clone(&auth),
         Half::Reads,
     );
+    let log: Arc<dyn EventLog> = Arc::new(PgEventLog::new(pool.clone()));
+    let (console, console_doc) = crate::console::start(
+        Arc::clone(&docs),
+        Arc::clone(&log),
+        Arc::clone(&auth),
+        &shutdown,
+    );
     let read = ReadSide {
         live: LiveCollections::new(Arc::clone(&docs)),
         docs,
-        log: Arc::new(PgEventLog::new(pool.clone())),
+        log,
         auth,
         queue: Arc::new(QueueGate::new(
             Arc::new(PgState::new(pool)),
@@ -621,14 +636,16 @@ async fn read_api(s: &Settings) -> Result<()> {
     let openapi = openapi_json(vec![
         tessera_read_side::openapi(),
         tessera_webhooks::http::openapi(Half::Reads),
+        console_doc,
     ]);
     let app = with_common_layers(
         Router::new()
             .merge(tessera_read_side::router(ReadState(Arc::new(read))))
             .merge(webhooks)
+            .merge(console)
             .merge(tessera_http::ops::router(
                 readiness,
-                ApiDocs::new(openapi, asyncapi(s)),
+                ApiDocs::new(openapi, asyncapi(s)).with_console(),
                 Some(metrics_render()),
             )),
     );
@@ -667,6 +684,7 @@ async fn relay(s: &Settings) -> Result<()> {
         ApiDocs {
             openapi: None,
             asyncapi: Some(asyncapi(s)),
+            console: false,
         },
         Some(metrics_render()),
     ));
@@ -759,6 +777,7 @@ async fn projector(s: &Settings, only: &[String]) -> Result<()> {
         ApiDocs {
             openapi: None,
             asyncapi: Some(asyncapi(s)),
+            console: false,
         },
         Some(metrics_render()),
     ));

@@ -186,6 +186,42 @@ fn matrix() -> Vec<Row> {
         ),
         row("GET", "/v1/admin/webhooks", None, [401, 403, 403, 403, 200]),
         row(
+            "GET",
+            "/v1/admin/webhooks/{webhook_id}/deliveries",
+            None,
+            [401, 403, 403, 403, 200],
+        ),
+        row(
+            "GET",
+            "/v1/admin/dead-letters",
+            None,
+            [401, 403, 403, 403, 200],
+        ),
+        row(
+            "POST",
+            "/v1/admin/dead-letters/{letter_id}/retry",
+            None,
+            [401, 403, 403, 403, 404],
+        ),
+        row(
+            "DELETE",
+            "/v1/admin/dead-letters/{letter_id}",
+            None,
+            [401, 403, 403, 403, 404],
+        ),
+        row(
+            "GET",
+            "/v1/admin/aggregates/{aggregate_type}/{aggregate_id}/state",
+            None,
+            [401, 403, 403, 403, 200],
+        ),
+        row(
+            "GET",
+            "/v1/admin/projections/history",
+            None,
+            [401, 403, 403, 403, 200],
+        ),
+        row(
             "POST",
             "/v1/admin/webhooks",
             Some(
@@ -606,6 +642,10 @@ async fn fixture(
     assert_eq!(room.status, StatusCode::CREATED, "{}", room.body);
     ids.insert("room_id", id(&room, "room_id"));
     ids.insert("member_id", accounts["member"].clone());
+    ids.insert("aggregate_type", "account".to_owned());
+    ids.insert("aggregate_id", accounts["member"].clone());
+    // no letter is pending: an admin is told so
+    ids.insert("letter_id", "accounts:account:none:1".to_owned());
 
     let concert = id(
         &c.post("/v1/concerts", admin, json!({"name": "Matrix"}))

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::documents::{letters_of_aggregate, live_body, overwrite};
 use common::fold::{all_documents, assert_same_documents, fold_from_scratch};
 use common::stack::{Stack, Topology};
 use common::{accounts_and_guilds, board_and_commerce, cli, cli_json, cli_ok, Client};
@@ -498,36 +499,6 @@ async fn a_rebuild_switches_without_a_live_instance_that_never_pauses_and_names_
     assert_eq!(account["version"].as_u64(), Some(1));
 }
 
-/// Replaces a live document's body behind the projector's back.
-async fn overwrite(docs: &dyn DocumentStore, projection: &str, id: &str, body: Value) {
-    let collection = live::live(docs, projection).await.unwrap();
-    let current = docs
-        .get(&collection, id)
-        .await
-        .unwrap()
-        .expect("the document exists");
-    let written = docs
-        .write(
-            &collection,
-            vec![Write::Put {
-                id: id.to_owned(),
-                expected_rev: Some(current.rev),
-                body,
-            }],
-        )
-        .await
-        .unwrap();
-    assert!(
-        matches!(written[0], tessera_documents::store::Written::Ok(_)),
-        "{written:?}"
-    );
-}
-
-async fn live_body(docs: &dyn DocumentStore, projection: &str, id: &str) -> Option<Value> {
-    let collection = live::live(docs, projection).await.unwrap();
-    docs.get(&collection, id).await.unwrap().map(|d| d.body)
-}
-
 async fn charge(c: &Client, token: &str, key: &str) -> u64 {
     let a = c
         .post(
@@ -564,13 +535,10 @@ async fn until_letters(env: &[(&str, String)], aggregate_id: &str, n: usize, wha
 
 /// Pending letters of one aggregate, as `admin dlq list --json` prints them.
 fn letters_of(env: &[(&str, String)], aggregate_id: &str) -> Vec<Value> {
-    let all = cli_json(env, &["admin", "dlq", "list", "--json"]);
-    all.as_array()
-        .unwrap()
-        .iter()
-        .filter(|l| l["aggregate_id"] == aggregate_id)
-        .cloned()
-        .collect()
+    letters_of_aggregate(
+        &cli_json(env, &["admin", "dlq", "list", "--json"]),
+        aggregate_id,
+    )
 }
 
 #[tokio::test]

@@ -76,6 +76,20 @@ impl ApiError {
         .with_details(serde_json::json!({ "field": field, "reason": reason }))
     }
 
+    /// 400 for a value that is none of `known`, which `details.known` lists.
+    pub fn not_one_of<'a>(
+        field: &str,
+        reason: impl Into<String>,
+        known: impl IntoIterator<Item = &'a str>,
+    ) -> Self {
+        let reason = reason.into();
+        Self::invalid(field, reason.clone()).with_details(serde_json::json!({
+            "field": field,
+            "reason": reason,
+            "known": known.into_iter().collect::<Vec<_>>(),
+        }))
+    }
+
     pub fn unauthorized(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
     }

@@ -25,6 +25,8 @@ pub struct ApiDocs {
     pub openapi: Option<Value>,
     /// The AsyncAPI document of the events on the broker.
     pub asyncapi: Option<Value>,
+    /// It serves the web console at [`CONSOLE_PATH`] (linked from `/`).
+    pub console: bool,
 }
 
 impl ApiDocs {
@@ -33,6 +35,15 @@ impl ApiDocs {
         Self {
             openapi: Some(openapi),
             asyncapi: Some(asyncapi),
+            console: false,
+        }
+    }
+
+    /// The process also serves the web console.
+    pub fn with_console(self) -> Self {
+        Self {
+            console: true,
+            ..self
         }
     }
 }
@@ -48,6 +59,9 @@ struct OpsState {
 /// Where the Swagger UI is served.
 pub const DOCS_PATH: &str = "/docs";
 
+/// Where the web console is served (by the processes that have it).
+pub const CONSOLE_PATH: &str = "/console";
+
 /// `/`, `/healthz`, `/readyz`, `/metrics`, `/openapi.json`,
 /// `/asyncapi.json`, and `/docs` where the process serves an API.
 pub fn router(
@@ -56,7 +70,7 @@ pub fn router(
     metrics: Option<MetricsRender>,
 ) -> Router {
     let has_api = docs.openapi.is_some();
-    let page = landing_page(has_api);
+    let page = landing_page(has_api, docs.console);
     let router = Router::new()
         .route(
             "/",
@@ -88,8 +102,14 @@ pub fn router(
 }
 
 /// The page `/` answers: links to what the process serves.
-fn landing_page(has_api: bool) -> String {
+fn landing_page(has_api: bool, console: bool) -> String {
     let mut links = Vec::new();
+    if console {
+        links.push((
+            CONSOLE_PATH,
+            "web console: event log, aggregate history, projections, dead letters, webhooks, live tail (admin sign-in)",
+        ));
+    }
     if has_api {
         links.push((DOCS_PATH, "API documentation (Swagger UI)"));
     }

@@ -339,7 +339,7 @@ pub struct ReplayReport {
 }
 
 /// All events of one aggregate, in sequence order.
-pub(crate) async fn history(
+pub async fn history(
     log: &dyn EventLog,
     aggregate_type: &str,
     aggregate_id: &str,

@@ -6,7 +6,7 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tessera_events::{Envelope, LogFilter};
+use tessera_events::{Envelope, EventLog, LogFilter, LogRecord};
 use tessera_http::error::{ApiError, ErrorBody};
 use tessera_http::extract::{AdminUser, ApiQuery};
 use utoipa::ToSchema;
@@ -44,6 +44,11 @@ pub struct EventsQuery {
     pub since: Option<DateTime<Utc>>,
     /// Recorded before (RFC 3339).
     pub until: Option<DateTime<Utc>>,
+    /// Only events of this type (`PointsCharged`, ...). The log is not
+    /// indexed by type: a page scans at most 10,000 events, so a page may
+    /// hold fewer than `limit` events and still have a `next_cursor`.
+    #[param(min_length = 1, max_length = 100, example = "PointsCharged")]
+    pub event_type: Option<String>,
     /// 1..=1000, default 100.
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
@@ -136,32 +141,98 @@ pub async fn events(
 ) -> Result<Json<EventPage>, ApiError> {
     let paging = q.paging(&rs, &admin.user_id)?;
     let (limit, after) = (paging.limit, q.after(&paging)?);
+    if let Some(t) = &q.event_type {
+        if !tessera_events::event_types().any(|known| known == t) {
+            return Err(ApiError::not_one_of(
+                "event_type",
+                format!("unknown event type {t:?}"),
+                tessera_events::event_types(),
+            ));
+        }
+    }
     let filter = LogFilter {
         aggregate_type: q.aggregate_type,
         aggregate_id: q.aggregate_id,
         since: q.since,
         until: q.until,
     };
-    // one more than asked: it only tells whether there is a next page
-    let mut found = rs
-        .log
-        .read_filtered(after, limit + 1, &filter)
-        .await
-        .map_err(ApiError::unavailable)?;
-    let more = found.len() > limit;
-    found.truncate(limit);
-    let next_cursor = if more {
-        found
-            .last()
-            .map(|r| paging.next(&r.envelope.global_position.to_string()))
-    } else {
-        None
-    };
-    let items = found
+    let page = read_page(&*rs.log, after, limit, &filter, q.event_type.as_deref()).await?;
+    let next_cursor = page.resume.map(|p| paging.next(&p.to_string()));
+    let items = page
+        .found
         .into_iter()
         .map(|r| EventView::of(r.envelope))
         .collect::<Result<_, _>>()?;
     Ok(Json(EventPage { items, next_cursor }))
+}
+
+/// Events of the log the store reads per request while it looks for one
+/// event type, and how many it reads at most for one page.
+const TYPE_SCAN_CHUNK: usize = 1000;
+const TYPE_SCAN_MAX: usize = 10_000;
+
+/// One page of the audit view and the position the next one starts after
+/// (`None`: this was the last).
+struct Page {
+    found: Vec<LogRecord>,
+    resume: Option<i64>,
+}
+
+async fn read_page(
+    log: &dyn EventLog,
+    mut after: i64,
+    limit: usize,
+    filter: &LogFilter,
+    event_type: Option<&str>,
+) -> Result<Page, ApiError> {
+    let Some(event_type) = event_type else {
+        // one more than asked: it only tells whether there is a next page
+        let mut found = log
+            .read_filtered(after, limit + 1, filter)
+            .await
+            .map_err(ApiError::unavailable)?;
+        let more = found.len() > limit;
+        found.truncate(limit);
+        let resume = more
+            .then(|| found.last().map(|r| r.envelope.global_position))
+            .flatten();
+        return Ok(Page { found, resume });
+    };
+    let mut found = Vec::new();
+    let mut scanned = 0;
+    loop {
+        let chunk = log
+            .read_filtered(after, TYPE_SCAN_CHUNK, filter)
+            .await
+            .map_err(ApiError::unavailable)?;
+        let whole = chunk.len() == TYPE_SCAN_CHUNK;
+        scanned += chunk.len();
+        for r in chunk {
+            if r.envelope.event_type != event_type {
+                after = r.envelope.global_position;
+                continue;
+            }
+            if found.len() == limit {
+                // a match beyond the page: the next page starts after this one's last
+                let resume = found.last().map(|r: &LogRecord| r.envelope.global_position);
+                return Ok(Page { found, resume });
+            }
+            after = r.envelope.global_position;
+            found.push(r);
+        }
+        if !whole {
+            return Ok(Page {
+                found,
+                resume: None,
+            });
+        }
+        if scanned >= TYPE_SCAN_MAX {
+            return Ok(Page {
+                found,
+                resume: Some(after),
+            });
+        }
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

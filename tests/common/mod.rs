@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test binary uses a part of this module
 
 pub mod cluster;
+pub mod documents;
 pub mod fold;
 pub mod load;
 pub mod receiver;

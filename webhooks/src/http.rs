@@ -10,10 +10,10 @@ use axum::http::StatusCode;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tessera_events::EventLog;
+use tessera_events::{EventLog, LogFilter, LogRecord};
 use tessera_http::auth::Authenticator;
 use tessera_http::error::{ApiError, ErrorBody};
-use tessera_http::extract::{AdminUser, ApiJson};
+use tessera_http::extract::{AdminUser, ApiJson, ApiQuery};
 use tessera_http::ApiPath;
 use utoipa::{OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -58,7 +58,7 @@ fn routes(half: Half) -> OpenApiRouter<WebhookAdmin> {
     let r = OpenApiRouter::with_openapi(WebhooksDoc::openapi());
     match half {
         Half::Commands => r.routes(routes!(register)).routes(routes!(delete)),
-        Half::Reads => r.routes(routes!(list)),
+        Half::Reads => r.routes(routes!(list)).routes(routes!(deliveries)),
     }
 }
 
@@ -148,15 +148,11 @@ fn validate(req: &WebhookRequest) -> Result<Vec<String>, ApiError> {
     let mut types: Vec<String> = Vec::with_capacity(req.event_types.len());
     for t in &req.event_types {
         if !tessera_events::event_types().any(|known| known == t) {
-            return Err(
-                ApiError::invalid("event_types", format!("unknown event type {t:?}")).with_details(
-                    serde_json::json!({
-                        "field": "event_types",
-                        "reason": format!("unknown event type {t:?}"),
-                        "known": tessera_events::event_types().collect::<Vec<_>>(),
-                    }),
-                ),
-            );
+            return Err(ApiError::not_one_of(
+                "event_types",
+                format!("unknown event type {t:?}"),
+                tessera_events::event_types(),
+            ));
         }
         if !types.contains(t) {
             types.push(t.clone());
@@ -266,4 +262,137 @@ pub async fn delete(
         webhook_id,
         deleted: true,
     }))
+}
+
+/// Events at the head of the log a deliveries listing looks through.
+const DELIVERY_WINDOW: i64 = 5_000;
+const DEFAULT_DELIVERIES: usize = 20;
+const MAX_DELIVERIES: usize = 100;
+
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveriesQuery {
+    /// 1..=100, default 20.
+    #[param(minimum = 1, maximum = 100, example = 20)]
+    pub limit: Option<usize>,
+}
+
+/// Where one matching event stands with a webhook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// The receiver answered 2xx.
+    Delivered,
+    /// Out of attempts: a dead letter waiting for `tessera admin webhooks`.
+    Failed,
+    /// Committed, not delivered yet (being attempted or queued behind others).
+    Pending,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DeliveryView {
+    pub event_id: Uuid,
+    pub global_position: i64,
+    pub event_type: String,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub sequence: u64,
+    pub recorded_at: DateTime<Utc>,
+    pub status: DeliveryStatus,
+    /// Attempts of a failed delivery.
+    pub attempts: Option<u32>,
+    /// Why a failed delivery failed.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"items": [{"event_id": "01939d6e-7a1b-7c2d-9e3f-0a1b2c3d4e5f", "global_position": 42, "event_type": "OrderPaid", "aggregate_type": "order", "aggregate_id": "01939d6e-0000-7000-8000-000000000001", "sequence": 2, "recorded_at": "2026-01-01T12:00:00Z", "status": "delivered", "attempts": null, "error": null}]}))]
+pub struct DeliveryPage {
+    /// Newest first.
+    pub items: Vec<DeliveryView>,
+}
+
+/// A webhook's most recent deliveries (admin): the matching events among
+/// the last 5,000 of the log, newest first, each delivered, failed (a dead
+/// letter, with its attempts and error) or pending.
+#[utoipa::path(get, path = "/v1/admin/webhooks/{webhook_id}/deliveries", tag = "webhooks", security(("bearer" = [])),
+    params(("webhook_id" = Uuid, Path), DeliveriesQuery),
+    responses((status = 200, body = DeliveryPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn deliveries(
+    State(st): State<WebhookAdmin>,
+    AdminUser(_): AdminUser,
+    ApiPath(webhook_id): ApiPath<Uuid>,
+    ApiQuery(q): ApiQuery<DeliveriesQuery>,
+) -> Result<Json<DeliveryPage>, ApiError> {
+    let limit = match q.limit {
+        None => DEFAULT_DELIVERIES,
+        Some(n) if (1..=MAX_DELIVERIES).contains(&n) => n,
+        Some(_) => return Err(ApiError::invalid("limit", format!("1..={MAX_DELIVERIES}"))),
+    };
+    let webhook = st
+        .store
+        .list()
+        .await
+        .map_err(ApiError::unavailable)?
+        .into_iter()
+        .find(|w| w.webhook_id == webhook_id)
+        .ok_or_else(|| ApiError::not_found("webhook"))?;
+    let head = st.log.head().await.map_err(ApiError::unavailable)?;
+    let filter = LogFilter {
+        since: Some(webhook.created_at),
+        ..LogFilter::default()
+    };
+    let mut after = (head.position - DELIVERY_WINDOW).max(0);
+    let mut matching: Vec<LogRecord> = Vec::new();
+    loop {
+        let chunk = st
+            .log
+            .read_filtered(after, 1000, &filter)
+            .await
+            .map_err(ApiError::unavailable)?;
+        let Some(last) = chunk.last() else { break };
+        after = last.envelope.global_position;
+        matching.extend(
+            chunk
+                .into_iter()
+                .filter(|r| webhook.wants(&r.envelope.event_type)),
+        );
+        if after >= head.position {
+            break;
+        }
+    }
+    let letters = st
+        .store
+        .dead_letters(Some(webhook_id))
+        .await
+        .map_err(ApiError::unavailable)?;
+    let items = matching
+        .into_iter()
+        .rev()
+        .take(limit)
+        .map(|r| {
+            let letter = letters.iter().find(|l| l.event_id == r.envelope.event_id);
+            let status = match letter {
+                Some(_) => DeliveryStatus::Failed,
+                None if r.at <= webhook.checkpoint => DeliveryStatus::Delivered,
+                None => DeliveryStatus::Pending,
+            };
+            let e = r.envelope;
+            DeliveryView {
+                event_id: e.event_id,
+                global_position: e.global_position,
+                event_type: e.event_type,
+                aggregate_type: e.aggregate_type,
+                aggregate_id: e.aggregate_id,
+                sequence: e.sequence,
+                recorded_at: e.recorded_at,
+                status,
+                attempts: letter.map(|l| l.attempts),
+                error: letter.map(|l| l.last_error.clone()),
+            }
+        })
+        .collect();
+    Ok(Json(DeliveryPage { items }))
 }

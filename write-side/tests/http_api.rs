@@ -74,6 +74,7 @@ async fn api() -> Api {
                         serde_json::to_value(tessera_write_side::http::openapi()).unwrap(),
                     ),
                     asyncapi: None,
+                    console: false,
                 },
                 None,
             )),

@@ -7,6 +7,7 @@ pub mod account;
 pub mod concert;
 pub mod coupon;
 pub mod guild;
+pub mod history;
 pub mod message;
 pub mod order;
 pub mod post;
