@@ -98,6 +98,15 @@ impl Answer {
     }
 }
 
+/// How many answers have `status` (and, when `codes` names any, one of
+/// those error codes).
+fn counted(answers: &[Answer], status: StatusCode, codes: &[&str]) -> usize {
+    answers
+        .iter()
+        .filter(|a| a.status == status && (codes.is_empty() || codes.contains(&a.code())))
+        .count()
+}
+
 /// A request to fire: method, base URL, path, bearer token, queue token, body.
 struct Call {
     method: Method,
@@ -179,8 +188,14 @@ impl Api {
         self.all(calls).await.map(drop)
     }
 
-    /// Every event of one aggregate (the audit view, paged).
-    async fn events(&self, aggregate_type: &str, aggregate_id: &str) -> Result<Vec<Value>> {
+    /// Every event of one aggregate of type `event_type` (the audit view,
+    /// paged).
+    async fn events(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        event_type: &str,
+    ) -> Result<Vec<Value>> {
         let mut items = Vec::new();
         let mut cursor: Option<String> = None;
         loop {
@@ -199,7 +214,10 @@ impl Api {
             items.extend(page["items"].as_array().cloned().unwrap_or_default());
             match page["next_cursor"].as_str() {
                 Some(c) => cursor = Some(c.to_owned()),
-                None => return Ok(items),
+                None => {
+                    items.retain(|e| e["event_type"] == event_type);
+                    return Ok(items);
+                }
             }
         }
     }
@@ -343,20 +361,9 @@ async fn seats(api: &Api, users: usize, goal_ms: f64, run: &str) -> Result<Outco
     let start = Instant::now();
     let answers = api.all(holds).await?;
     let elapsed = start.elapsed();
-    let won = answers
-        .iter()
-        .filter(|a| a.status == StatusCode::CREATED)
-        .count();
-    let lost = answers
-        .iter()
-        .filter(|a| a.status == StatusCode::CONFLICT && a.code() == "seat_unavailable")
-        .count();
-    let held: Vec<Value> = api
-        .events("schedule", &schedule)
-        .await?
-        .into_iter()
-        .filter(|e| e["event_type"] == "SeatsHeld")
-        .collect();
+    let won = counted(&answers, StatusCode::CREATED, &[]);
+    let lost = counted(&answers, StatusCode::CONFLICT, &["seat_unavailable"]);
+    let held: Vec<Value> = api.events("schedule", &schedule, "SeatsHeld").await?;
     let mut checks = BTreeMap::new();
     checks.insert(
         "one_winner",
@@ -434,22 +441,13 @@ async fn coupons(
     let start = Instant::now();
     let answers = api.all(asks).await?;
     let elapsed = start.elapsed();
-    let issued = answers
-        .iter()
-        .filter(|a| a.status == StatusCode::CREATED)
-        .count();
-    let refused = answers
-        .iter()
-        .filter(|a| {
-            a.status == StatusCode::CONFLICT && matches!(a.code(), "sold_out" | "already_issued")
-        })
-        .count();
-    let events: Vec<Value> = api
-        .events("coupon", &coupon)
-        .await?
-        .into_iter()
-        .filter(|e| e["event_type"] == "CouponIssued")
-        .collect();
+    let issued = counted(&answers, StatusCode::CREATED, &[]);
+    let refused = counted(
+        &answers,
+        StatusCode::CONFLICT,
+        &["sold_out", "already_issued"],
+    );
+    let events: Vec<Value> = api.events("coupon", &coupon, "CouponIssued").await?;
     let winners: HashSet<&str> = events
         .iter()
         .filter_map(|e| e["payload"]["user_id"].as_str())
@@ -512,10 +510,7 @@ async fn queue(api: &Api, users: usize, goal: f64, run: &str) -> Result<Outcome>
     let start = Instant::now();
     let answers = api.all(asks(&people)).await?;
     let elapsed = start.elapsed();
-    let placed = answers
-        .iter()
-        .filter(|a| a.status == StatusCode::CREATED)
-        .count();
+    let placed = counted(&answers, StatusCode::CREATED, &[]);
     let mut positions: Vec<u64> = answers
         .iter()
         .filter_map(|a| a.body["position"].as_u64())

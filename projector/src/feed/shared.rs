@@ -67,9 +67,9 @@ impl EventLog for SharedTail {
             let fetches = self.fetches.load(Ordering::Acquire);
             let (held, end) = match self.lookup(after, limit) {
                 Lookup::Outside => return self.inner.read_after(after, limit).await,
-                Lookup::Found(records) if records.len() == limit => return Ok(records),
+                Lookup::Found(records, _) if records.len() == limit => return Ok(records),
                 // fewer than asked: the window ends here, so fetch more first
-                Lookup::Found(records) => (records, self.window_end()),
+                Lookup::Found(records, end) => (records, end),
             };
             let _fetching = self.fetching.lock().await;
             if self.window_end() != end {
@@ -120,8 +120,9 @@ impl SharedTail {
 enum Lookup {
     /// The cursor is not in the window: read the inner log.
     Outside,
-    /// The records after the cursor the window holds (maybe none).
-    Found(Vec<LogRecord>),
+    /// The records after the cursor the window holds (maybe none), and
+    /// the window's end as of that look.
+    Found(Vec<LogRecord>, Option<LogPosition>),
 }
 
 /// A gap-free run of the log: `records` are exactly the events after
@@ -156,7 +157,7 @@ impl Window {
     fn lookup(&self, after: LogPosition, limit: usize) -> Lookup {
         let from = if self.start.is_none() {
             // not open yet: the read fetches, and opens it at its cursor
-            return Lookup::Found(Vec::new());
+            return Lookup::Found(Vec::new(), None);
         } else if self.start == Some(after) {
             0
         } else {
@@ -165,7 +166,10 @@ impl Window {
                 None => return Lookup::Outside,
             }
         };
-        Lookup::Found(self.records.range(from..).take(limit).cloned().collect())
+        Lookup::Found(
+            self.records.range(from..).take(limit).cloned().collect(),
+            self.end(),
+        )
     }
 
     /// Appends what the inner log returned after `from`. A window not yet
