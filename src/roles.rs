@@ -68,7 +68,25 @@ pub async fn run(cli: Cli) -> Result<()> {
         command,
         Command::Admin { .. } | Command::Migrate | Command::Doctor { .. }
     );
-    logging::init(if quiet { "warn" } else { &s.log }, &s.log_format, quiet);
+    let role = match &command {
+        Command::Serve => "serve",
+        Command::WriteApi => "write-api",
+        Command::ReadApi => "read-api",
+        Command::Relay => "relay",
+        Command::Projector { .. } => "projector",
+        Command::Migrate => "migrate",
+        Command::Admin { .. } => "admin",
+        Command::Doctor { .. } => "doctor",
+        Command::Completions { .. } => "completions",
+    };
+    let logging = logging::Logging {
+        filter: if quiet { "warn" } else { &s.log },
+        format: &s.log_format,
+        to_stderr: quiet,
+        role,
+    };
+    // held to the end: dropping it sends the spans still queued
+    let _exporter = logging::init(&logging, &s);
     if !quiet {
         install_metrics();
     }

@@ -29,10 +29,12 @@ pub fn load_config_file() -> anyhow::Result<()> {
         .with_context(|| format!("the config file {path} is not TOML"))?;
     let known = setting_variables();
     for (key, value) in table {
-        let var = if key.starts_with("TESSERA_") {
-            key.clone()
+        // a setting's own variable (`OTEL_SERVICE_NAME`), else Tessera's
+        let upper = key.replace('-', "_").to_uppercase();
+        let var = if known.contains(&upper) || key.starts_with("TESSERA_") {
+            upper
         } else {
-            format!("TESSERA_{}", key.replace('-', "_").to_uppercase())
+            format!("TESSERA_{upper}")
         };
         if !known.contains(&var) || var == "TESSERA_CONFIG" {
             bail!("the config file {path} names {key:?}, which is no setting; `tessera --help` lists them");
@@ -553,7 +555,7 @@ pub struct Settings {
     )]
     pub sweep_interval_ms: u64,
 
-    /// Log filter (tracing `EnvFilter` syntax)
+    /// Log filter: a default level and `target=level` pairs, e.g. `warn,tessera=info`
     #[arg(long, env = "TESSERA_LOG", default_value = "info", global = true)]
     pub log: String,
 
@@ -565,6 +567,27 @@ pub struct Settings {
         global = true
     )]
     pub log_format: String,
+
+    /// OpenTelemetry collector to send spans to over OTLP/HTTP with JSON bodies, e.g. http://127.0.0.1:4318 (spans go to `{endpoint}/v1/traces`; unset: no export, the logs still carry trace ids)
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", global = true)]
+    pub otel_exporter_otlp_endpoint: Option<url::Url>,
+
+    /// Extra headers for the collector, `key=value,key=value` (an API key: hidden like every secret)
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_HEADERS", hide_env_values = true, value_parser = secret, global = true)]
+    pub otel_exporter_otlp_headers: Option<SecretString>,
+
+    /// `service.name` in logs and spans (unset: `tessera-<role>`, e.g. `tessera-write-api`)
+    #[arg(long, env = "OTEL_SERVICE_NAME", global = true)]
+    pub otel_service_name: Option<String>,
+
+    /// Longest wait before finished spans are sent, in milliseconds
+    #[arg(
+        long,
+        env = "OTEL_BSP_SCHEDULE_DELAY",
+        default_value_t = 5000,
+        global = true
+    )]
+    pub otel_bsp_schedule_delay: u64,
 }
 
 impl Settings {

@@ -381,7 +381,7 @@ async fn every_read_api_of_the_distributed_stack_streams_every_change() {
     let topic = format!("guild:{guild}");
     let mut streams = Vec::new();
     for reader in &stack.readers {
-        streams.push(follow_guild_once_allowed(&reader.addr, &topic, &owner).await);
+        streams.push(sse::open_once_allowed(&reader.addr, &topic, &owner, WAIT).await);
     }
     let renamed = c
         .send(
@@ -401,19 +401,6 @@ async fn every_read_api_of_the_distributed_stack_streams_every_change() {
             })
             .await;
         assert_eq!(e.data["version"], renamed.body["version"], "read API {i}");
-    }
-}
-
-/// A stream of the guild `topic` on the read API at `base`, once the owner
-/// `token` may follow it there: each read API checks the membership from
-/// its own read models.
-async fn follow_guild_once_allowed(base: &str, topic: &str, token: &str) -> sse::Stream {
-    let deadline = tessera_testkit::Deadline::new(WAIT, "the owner may follow the guild");
-    loop {
-        match sse::open(base, Some(topic), token, None).await {
-            Ok(s) => return s,
-            Err(_) => deadline.tick().await,
-        }
     }
 }
 
@@ -444,7 +431,7 @@ async fn five_hundred_streams_on_one_read_api_each_receive_a_broadcast_change() 
     let pid = stack.read().pid();
     let before = rss_kib(pid);
     // the owner's membership is readable once one stream opens
-    let first = follow_guild_once_allowed(&base, &topic, &owner).await;
+    let first = sse::open_once_allowed(&base, &topic, &owner, WAIT).await;
     let opened = futures::future::join_all(
         (1..STREAMS).map(|_| sse::open(&base, Some(&topic), &owner, None)),
     )

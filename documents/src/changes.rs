@@ -22,6 +22,11 @@ pub struct Change {
     /// What streams follow it by, when not its id: the place of a message,
     /// the user of a notification.
     pub key: Option<String>,
+    /// The trace of the command whose event changed it (its `traceparent`'s
+    /// trace id), pushed with the change so a client can follow one trace
+    /// from its command to its screen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
 }
 
 impl Change {
@@ -32,6 +37,7 @@ impl Change {
             projection: RESYNC.to_owned(),
             id: String::new(),
             key: None,
+            trace_id: None,
         }
     }
 
@@ -46,6 +52,7 @@ impl Change {
             projection: PRESENCE.to_owned(),
             id: user_id.to_owned(),
             key: Some(if online { "online" } else { "offline" }.to_owned()),
+            trace_id: None,
         }
     }
 
@@ -141,6 +148,7 @@ mod tests {
             projection: "posts".into(),
             id: id.into(),
             key: None,
+            trace_id: None,
         };
         feed.announce(vec![change("p1"), change("p2")]);
         assert_eq!(a.recv().await.unwrap().change.id, "p1");
@@ -161,6 +169,7 @@ mod tests {
             projection: "posts".into(),
             id: "p1".into(),
             key: None,
+            trace_id: None,
         });
         let reads = AtomicUsize::new(0);
         let read = || async {

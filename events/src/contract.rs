@@ -153,6 +153,10 @@ pub fn asyncapi(topic: &str) -> Value {
                         "tessera-epoch": {
                             "type": "string",
                             "description": "the topic's epoch: a new one means the whole log is published again (read the partition again from its start, skipping what you have)"
+                        },
+                        "traceparent": {
+                            "type": "string",
+                            "description": "the W3C trace context of the request that caused the event (the same as `metadata.traceparent`): continue its trace"
                         }
                     }
                 },

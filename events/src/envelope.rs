@@ -23,6 +23,11 @@ pub struct Metadata {
     pub causation_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// The W3C trace context of the request that caused the event
+    /// (`00-{trace id}-{span id}-{flags}`): the relay puts it on the Kafka
+    /// message's `traceparent` header and the projectors continue the trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 impl Metadata {
@@ -42,6 +47,9 @@ impl Metadata {
         }
         if let Some(r) = &self.request_id {
             map.insert("request_id".into(), r.clone());
+        }
+        if let Some(t) = &self.traceparent {
+            map.insert("traceparent".into(), t.clone());
         }
         map
     }
@@ -63,6 +71,7 @@ impl Metadata {
             correlation_id: get("correlation_id").unwrap_or_default(),
             causation_id: get("causation_id"),
             request_id: get("request_id"),
+            traceparent: get("traceparent"),
         }
     }
 }
@@ -98,12 +107,14 @@ mod tests {
             correlation_id: "c1".into(),
             causation_id: None,
             request_id: Some("r1".into()),
+            traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
         };
         let stored = serde_json::to_value(m.to_map()).unwrap();
         let back = Metadata::from_stored(&stored);
         assert_eq!(back.event_id, m.event_id);
         assert_eq!(back.actor, "u1");
         assert_eq!(back.request_id.as_deref(), Some("r1"));
+        assert_eq!(back.traceparent, m.traceparent);
         assert_eq!(back.causation_id, None);
         // microsecond precision survives the text form
         assert_eq!(

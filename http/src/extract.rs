@@ -177,7 +177,7 @@ where
         let principal = token
             .and_then(|t| auth.verify(t))
             .map_err(|e| ApiError::unauthorized(e.to_string()))?;
-        tracing::Span::current().record("user_id", principal.user_id.as_str());
+        tracing::Span::current().record("user.id", principal.user_id.as_str());
         // what runs after (the paging of a list) may bind to the caller
         parts.extensions.insert(principal.clone());
         Ok(Self(principal))

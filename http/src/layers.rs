@@ -3,18 +3,17 @@
 //! shape.
 
 use std::any::Any;
-use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::header::CONTENT_LENGTH;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
+use tessera_runtime::trace;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
-use tracing::{Level, Span};
+use tracing::Instrument;
 
 use crate::error::ApiError;
 
@@ -36,37 +35,53 @@ pub fn with_common_layers(router: Router) -> Router {
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn(reject_declared_oversize))
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(|req: &Request| {
-                    let request_id = req
-                        .headers()
-                        .get("x-request-id")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or_default();
-                    tracing::span!(
-                        Level::INFO,
-                        "request",
-                        method = %req.method(),
-                        path = %req.uri().path(),
-                        request_id,
-                        user_id = tracing::field::Empty,
-                    )
-                })
-                .on_request(())
-                .on_response(|res: &Response, latency: Duration, _span: &Span| {
-                    let status = res.status().as_u16();
-                    let latency_ms = latency.as_secs_f64() * 1000.0;
-                    if status >= 500 {
-                        tracing::error!(status, latency_ms, "request finished");
-                    } else {
-                        tracing::info!(status, latency_ms, "request finished");
-                    }
-                })
-                .on_failure(()),
-        )
+        .layer(middleware::from_fn(trace_request))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+/// The request span: ECS field names, so the logs of everything the request
+/// does carry them, and the W3C `traceparent` header as its remote parent
+/// (an absent or malformed header starts a new trace, as the specification
+/// asks). The answer names the request's own span in `traceresponse`, so a
+/// caller that sent no header can still find its trace.
+async fn trace_request(req: Request, next: Next) -> Response {
+    let span = {
+        let header = |name: &str| {
+            req.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+        };
+        tracing::info_span!(
+            "request",
+            "otel.kind" = "server",
+            traceparent = header(trace::REMOTE_PARENT),
+            "http.request.method" = %req.method(),
+            "url.path" = %req.uri().path(),
+            "http.request.id" = header("x-request-id"),
+            "user.id" = tracing::field::Empty,
+            "http.response.status_code" = tracing::field::Empty,
+        )
+    };
+    let started = std::time::Instant::now();
+    let mut res = next.run(req).instrument(span.clone()).await;
+    let status = res.status().as_u16();
+    let duration = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    span.record("http.response.status_code", status);
+    span.in_scope(|| {
+        if let Some(context) = trace::current() {
+            if let Ok(value) = HeaderValue::from_str(&context.to_string()) {
+                res.headers_mut().insert("traceresponse", value);
+            }
+        }
+        if status >= 500 {
+            tracing::error!("event.duration" = duration, "request finished");
+        } else {
+            tracing::info!("event.duration" = duration, "request finished");
+        }
+    });
+    res
 }
 
 /// `tessera_http_requests_total` and `tessera_http_request_duration_seconds`

@@ -120,7 +120,7 @@ pub fn router(state: ReadState) -> Router {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Tessera read API", description = "Queries over projected documents. Reads of one document accept `min_version`: the server waits up to 2 s for the document to reach it and marks an older answer with `X-Stale: true`. Lists take `limit` (1..=100, default 20) and the opaque `cursor` of the previous page. Every 200 JSON answer carries a strong `ETag` (a hash of its body); a GET sending it back in `If-None-Match` is answered `304 Not Modified` with no body."),
+    info(title = "Tessera read API", description = "Queries over projected documents. Reads of one document accept `min_version`: the server waits up to 2 s for the document to reach it and marks an older answer with `X-Stale: true`. Lists take `limit` (1..=100, default 20) and the opaque `cursor` of the previous page. Every 200 JSON answer carries a strong `ETag` (a hash of its body); a GET sending it back in `If-None-Match` is answered `304 Not Modified` with no body. Every request may send a W3C `traceparent` header (an absent or malformed one starts a new trace); every answer names its request's span in `traceresponse`."),
     tags((name = "accounts"), (name = "guilds"), (name = "board"), (name = "concerts"), (name = "queue"),
         (name = "reservations"), (name = "coupons"), (name = "shop"), (name = "chat"), (name = "notifications"), (name = "live"), (name = "admin")),
 )]

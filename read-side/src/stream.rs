@@ -427,7 +427,7 @@ impl Open {
                 if let Some(doc) = self.changed(heard).await? {
                     let m: MessageDoc = serde_json::from_value(doc).map_err(ApiError::internal)?;
                     let data = json!({"topic": topic, "message": message_view(m)});
-                    self.push("message", &data);
+                    self.push("message", &traced(data, change));
                 }
             }
             projection => {
@@ -438,7 +438,7 @@ impl Open {
                 if let Some(doc) = self.changed(heard).await? {
                     let version = doc.get("version").cloned().unwrap_or(Value::Null);
                     let data = json!({"topic": topic, "document": doc, "version": version});
-                    self.push("document", &data);
+                    self.push("document", &traced(data, change));
                 }
             }
         }
@@ -625,4 +625,13 @@ async fn notifications(
         .into_iter()
         .map(typed)
         .collect()
+}
+
+/// A pushed change names the trace of the command that made it, when the
+/// command had one (its `traceparent`, or the one its request was given).
+fn traced(mut data: Value, change: &Change) -> Value {
+    if let (Some(trace_id), Some(object)) = (&change.trace_id, data.as_object_mut()) {
+        object.insert("trace_id".to_owned(), Value::from(trace_id.as_str()));
+    }
+    data
 }

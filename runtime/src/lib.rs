@@ -7,6 +7,8 @@
 //!   backoff after failures. Every loop exposes its step function
 //!   (`relay_next`, `project_next`, ...) so that tests drain it instead of
 //!   sleeping; `drive` is the only place that turns a step into a loop;
+//! - [`trace`]: W3C trace contexts for spans, carried across processes as
+//!   `traceparent`;
 //! - [`leader`] (feature `postgres`): one process at a time leads a loop
 //!   (a PostgreSQL advisory lock).
 
@@ -14,6 +16,7 @@ mod backoff;
 mod driver;
 #[cfg(feature = "postgres")]
 pub mod leader;
+pub mod trace;
 
 pub use backoff::{Backoff, Jitter};
 pub use driver::{drive, sleep_or_shutdown, Step, Stepped};

@@ -54,6 +54,18 @@ pub async fn open(
     })
 }
 
+/// A stream of `topic` once `token` may follow it at `base`: each read API
+/// checks access from its own read models, which may not have caught up.
+pub async fn open_once_allowed(base: &str, topic: &str, token: &str, within: Duration) -> Stream {
+    let deadline = tessera_testkit::Deadline::new(within, format!("{topic} may be followed"));
+    loop {
+        match open(base, Some(topic), token, None).await {
+            Ok(s) => return s,
+            Err(_) => deadline.tick().await,
+        }
+    }
+}
+
 impl Stream {
     /// The next event, or `None` once the server ended the stream.
     pub async fn next(&mut self, within: Duration) -> Option<SseEvent> {

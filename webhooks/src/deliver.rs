@@ -358,10 +358,15 @@ pub async fn retry_letter(
     webhook: &Webhook,
     letter: &DeadLetter,
 ) -> Result<Result<(), Refused>, StoreError> {
+    // the letter keeps the envelope as its body: its trace is in there
+    let traceparent = serde_json::from_str::<serde_json::Value>(&letter.body)
+        .ok()
+        .and_then(|body| body["metadata"]["traceparent"].as_str().map(str::to_owned));
     let attempt = Attempt {
         event_id: letter.event_id,
         event_type: &letter.event_type,
         number: letter.attempts + 1,
+        traceparent: traceparent.as_deref(),
     };
     match sender
         .send(webhook, attempt, letter.body.clone().into_bytes())

@@ -35,6 +35,9 @@ pub struct Attempt<'a> {
     pub event_type: &'a str,
     /// From 1.
     pub number: u32,
+    /// The trace of the command that caused the event: a receiver that
+    /// traces continues it.
+    pub traceparent: Option<&'a str>,
 }
 
 impl<'a> Attempt<'a> {
@@ -43,6 +46,7 @@ impl<'a> Attempt<'a> {
             event_id: envelope.event_id,
             event_type: &envelope.event_type,
             number,
+            traceparent: envelope.metadata.traceparent.as_deref(),
         }
     }
 }
@@ -95,6 +99,12 @@ impl Sender {
             if let Ok(value) = HeaderValue::from_str(&value) {
                 headers.insert(name, value);
             }
+        }
+        if let Some(value) = attempt
+            .traceparent
+            .and_then(|t| HeaderValue::from_str(t).ok())
+        {
+            headers.insert("traceparent", value);
         }
         let answer = self
             .client

@@ -26,6 +26,10 @@ pub struct CommandContext {
     pub correlation_id: String,
     pub causation_id: Option<String>,
     pub request_id: Option<String>,
+    /// The W3C trace context of the work that issued the command (the
+    /// request's span), kept on its events so the relay and the projectors
+    /// continue the same trace.
+    pub traceparent: Option<String>,
 }
 
 impl CommandContext {
@@ -38,6 +42,7 @@ impl CommandContext {
             correlation_id,
             causation_id: None,
             request_id,
+            traceparent: tessera_runtime::trace::current().map(|t| t.to_string()),
         }
     }
 
@@ -50,6 +55,9 @@ impl CommandContext {
         }
         if let Some(r) = &self.request_id {
             m.insert("request_id".into(), r.clone());
+        }
+        if let Some(t) = &self.traceparent {
+            m.insert("traceparent".into(), t.clone());
         }
         m
     }

@@ -468,7 +468,7 @@ impl Relay {
         for record in &records {
             let e = &record.envelope;
             let payload = serde_json::to_vec(e).map_err(RelayError::Encode)?;
-            let headers = OwnedHeaders::new()
+            let mut headers = OwnedHeaders::new()
                 .insert(Header {
                     key: "event_type",
                     value: Some(e.event_type.as_bytes()),
@@ -481,6 +481,25 @@ impl Relay {
                     key: EPOCH_HEADER,
                     value: Some(self.checkpoint.epoch.as_bytes()),
                 });
+            if let Some(traceparent) = &e.metadata.traceparent {
+                // the command's trace goes on: a span of it for the
+                // exporter (when there is one), and the header for
+                // consumers that trace
+                let _publish = tessera_runtime::trace::exporting().then(|| {
+                    tracing::info_span!(
+                        "publish",
+                        "otel.kind" = "producer",
+                        traceparent = traceparent.as_str(),
+                        "messaging.destination.name" = self.config.topic.as_str(),
+                        "event.type" = e.event_type.as_str(),
+                        "messaging.message.id" = %e.event_id,
+                    )
+                });
+                headers = headers.insert(Header {
+                    key: "traceparent",
+                    value: Some(traceparent.as_bytes()),
+                });
+            }
             let mut message = FutureRecord::to(&self.config.topic)
                 .key(e.aggregate_id.as_bytes())
                 .payload(&payload)

@@ -15,6 +15,7 @@
 use std::collections::HashSet;
 
 use tessera_events::{upcast, DomainEvent, Envelope, UPCASTERS};
+use tessera_runtime::trace;
 
 use super::letters::{dead_letter, dead_letter_raw};
 use super::work::{Resolved, Work};
@@ -100,6 +101,20 @@ pub async fn fold_batch(
             dead += 1;
             continue;
         }
+        // the command's trace goes on through this projection (a span for
+        // the exporter, from here to the end of the event's fold)
+        let traceparent = envelope.metadata.traceparent.as_deref();
+        let _project = traceparent
+            .filter(|_| trace::exporting())
+            .map(|traceparent| {
+                tracing::info_span!(
+                    "project",
+                    "otel.kind" = "consumer",
+                    traceparent,
+                    projection = name,
+                    "event.type" = envelope.event_type.as_str(),
+                )
+            });
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -120,7 +135,7 @@ pub async fn fold_batch(
             };
             match result {
                 Ok(changes) => {
-                    work.keep(changes);
+                    work.keep(changes, &envelope);
                     break;
                 }
                 Err(error) if attempt < policy.attempts => {

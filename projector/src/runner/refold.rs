@@ -71,12 +71,13 @@ pub(crate) async fn refold(
                 doc: None,
                 rev: Some(existing.rev),
                 dirty: true,
+                trace_id: None,
             },
         );
     }
     for (envelope, event, targets) in &decoded {
         match work.fold(targets, envelope, event) {
-            Ok(changes) => work.keep(changes),
+            Ok(changes) => work.keep(changes, envelope),
             Err(error) => {
                 return Ok(Refolded::Refused {
                     sequence: envelope.sequence,
@@ -121,7 +122,7 @@ pub(crate) async fn apply_one(
         };
         work.load(&ids).await?;
         match work.fold(&ids, &envelope, &event) {
-            Ok(changes) => work.keep(changes),
+            Ok(changes) => work.keep(changes, &envelope),
             Err(e) => return Ok(Applied::Refused(e)),
         }
         if !work.flush().await?.raced() {

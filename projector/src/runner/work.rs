@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 use tessera_events::{DomainEvent, Envelope};
+use tessera_runtime::trace::TraceParent;
 
 use crate::projection::{FoldError, Live, Outcome, Projection, Targets};
 use tessera_documents::changes::Change;
@@ -14,6 +15,8 @@ pub(crate) struct Slot {
     pub(crate) doc: Option<Value>,
     pub(crate) rev: Option<u64>,
     pub(crate) dirty: bool,
+    /// The trace of the last event that changed it, for the change feed.
+    pub(crate) trace_id: Option<String>,
 }
 
 impl Slot {
@@ -22,6 +25,7 @@ impl Slot {
             doc: None,
             rev: None,
             dirty: false,
+            trace_id: None,
         }
     }
 }
@@ -95,6 +99,7 @@ impl<'a> Work<'a> {
                     doc: Some(d.body),
                     rev: Some(d.rev),
                     dirty: false,
+                    trace_id: None,
                 },
                 None => Slot::absent(),
             };
@@ -132,20 +137,23 @@ impl<'a> Work<'a> {
         Ok(out)
     }
 
-    pub(crate) fn keep(&mut self, changes: Vec<(String, Outcome<Value>)>) {
+    /// Keeps what `envelope`'s event made of its documents.
+    pub(crate) fn keep(&mut self, changes: Vec<(String, Outcome<Value>)>, envelope: &Envelope) {
+        let trace_id = envelope
+            .metadata
+            .traceparent
+            .as_deref()
+            .and_then(TraceParent::parse)
+            .map(|t| t.trace_id.to_string());
         for (id, outcome) in changes {
             let slot = self.cache.entry(id).or_insert(Slot::absent());
             match outcome {
-                Outcome::Unchanged => {}
-                Outcome::Put(doc) => {
-                    slot.doc = Some(doc);
-                    slot.dirty = true;
-                }
-                Outcome::Delete => {
-                    slot.doc = None;
-                    slot.dirty = true;
-                }
+                Outcome::Unchanged => continue,
+                Outcome::Put(doc) => slot.doc = Some(doc),
+                Outcome::Delete => slot.doc = None,
             }
+            slot.dirty = true;
+            slot.trace_id.clone_from(&trace_id);
         }
     }
 
@@ -204,6 +212,7 @@ impl<'a> Work<'a> {
                                 projection: self.projection.name().to_owned(),
                                 id,
                                 key,
+                                trace_id: slot.trace_id.take(),
                             });
                         }
                     }

@@ -84,7 +84,7 @@ where
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Tessera write API", description = "Commands. Every 2xx answer carries the aggregate's new `version`; pass it as `min_version` to a read to see your own write."),
+    info(title = "Tessera write API", description = "Commands. Every 2xx answer carries the aggregate's new `version`; pass it as `min_version` to a read to see your own write. Every request may send a W3C `traceparent` header (an absent or malformed one starts a new trace); every answer names its request's span in `traceresponse`."),
     components(schemas(error::ErrorBody, error::ErrorDetail, Version)),
     modifiers(&BearerAuth),
     tags((name = "accounts"), (name = "guilds"), (name = "board"), (name = "concerts"), (name = "queue"),
