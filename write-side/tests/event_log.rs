@@ -4,9 +4,10 @@
 //! Events are written through the command bus, as in production.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tessera_events::{EventLog, LogFilter, LogPosition};
-use tessera_testkit::PgDatabase;
+use tessera_testkit::{wait_until, PgDatabase};
 use tessera_write_side::bus::{BusConfig, CommandBus, CommandContext};
 use tessera_write_side::domain::account::{Account, AccountCommand};
 use tessera_write_side::store::postgres::{self, PgEventLog};
@@ -109,6 +110,17 @@ async fn contract(s: Subject) {
     charge(&s, "a", "1").await;
     charge(&s, "b", "1").await;
     charge(&s, "a", "2").await;
+
+    // PostgreSQL shows a commit once no older transaction is still open, and
+    // that horizon is the whole server's: a neighbouring test's open
+    // transaction holds it back for a moment (CI saw an empty read here)
+    let log = &*s.log;
+    wait_until(
+        Duration::from_secs(30),
+        "the five events are visible",
+        || async move { read_all(log, 100).await.len() == 5 },
+    )
+    .await;
 
     // commit order, whatever the page size; positions rise
     let all = read_all(&*s.log, 100).await;

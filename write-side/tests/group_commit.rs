@@ -336,6 +336,62 @@ async fn a_conflicting_append_fails_alone_on_sqlite() {
     a_conflicting_append_fails_alone(Target::Sqlite(pool.clone()), rows_of).await;
 }
 
+/// The store timeout counts from each append: an append queued behind a
+/// batch that hangs (the events table locked, as by a paused server) is
+/// answered "unavailable" within its own timeout, not after the hanging
+/// batch's timeout and then its own; nothing of either is written.
+#[tokio::test]
+async fn an_append_queued_behind_a_hanging_batch_is_answered_within_its_own_timeout() {
+    let db = PgDatabase::create().await;
+    let (_, pool) = pg_store(&db).await;
+    let timeout = Duration::from_millis(1500);
+    let group = GroupCommit::new(
+        Target::Postgres(pool.clone()),
+        GroupConfig {
+            max_batch: 16,
+            max_in_flight: 1,
+            wait: Duration::ZERO,
+        },
+        timeout,
+        watch::Sender::new(0),
+    );
+    let mut lock = pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    let first = tokio::spawn({
+        let group = group.clone();
+        async move { group.append(vec![row("first", 1)]).await }
+    });
+    // the first batch is in its write, waiting on the lock
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let queued = std::time::Instant::now();
+    let second = group.append(vec![row("second", 1)]).await;
+    let took = queued.elapsed();
+    assert!(
+        matches!(second, Err(AppendError::Unavailable(_))),
+        "{second:?}"
+    );
+    assert!(
+        took < timeout + Duration::from_millis(500),
+        "answered {took:?} after it was queued, for a {timeout:?} timeout (the hanging batch's \
+         timeout and its own would be {:?})",
+        timeout * 2 - Duration::from_millis(700)
+    );
+    let first = first.await.unwrap();
+    assert!(
+        matches!(first, Err(AppendError::Unavailable(_))),
+        "{first:?}"
+    );
+    lock.rollback().await.unwrap();
+    let written: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(written, 0, "a timed-out append is not written");
+}
+
 /// The embedded store: 32 accounts × 10 charges at once all land, gapless.
 #[tokio::test]
 async fn the_embedded_store_groups_too() {
