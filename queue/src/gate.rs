@@ -15,7 +15,10 @@ use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use crate::store::{Placed, QueueStore, StateError};
+use crate::admissions::{Admissions, Standing};
+use crate::batch::Batcher;
+use crate::placer::{placer, revocations};
+use crate::store::{PlaceRequest, Placed, QueueStore, StateError};
 
 const AUDIENCE: &str = "tessera-queue";
 
@@ -128,12 +131,25 @@ pub enum QueueDenied {
     Store(#[from] StateError),
 }
 
+/// Where a token's standing comes from.
+#[derive(Debug, Clone, Copy)]
+enum Lookup {
+    /// The remembered ticks, and the store's newer ones past them.
+    Store,
+    /// The remembered ticks alone: they were read after the position was
+    /// handed out.
+    Remembered,
+}
+
 pub struct QueueGate {
     store: Arc<dyn QueueStore>,
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
     config: QueueConfig,
+    admissions: Arc<Admissions>,
+    placer: Batcher<PlaceRequest, Placed>,
+    revocations: Batcher<String, bool>,
 }
 
 fn secs(d: Duration) -> i64 {
@@ -148,12 +164,16 @@ impl QueueGate {
         validation.set_audience(&[AUDIENCE]);
         validation.set_required_spec_claims(&["exp", "aud", "sub"]);
         validation.leeway = 0;
+        let admissions = Arc::new(Admissions::default());
         Self {
+            placer: placer(Arc::clone(&store), Arc::clone(&admissions)),
+            revocations: revocations(Arc::clone(&store)),
             store,
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             validation,
             config,
+            admissions,
         }
     }
 
@@ -172,21 +192,27 @@ impl QueueGate {
     pub async fn issue(&self, user_id: &str, concert_id: &str) -> Result<IssuedToken, QueueDenied> {
         let now = Utc::now();
         let mut stale = None;
-        if let Some(holder) = self.store.holder(concert_id, user_id).await? {
-            let held = self
-                .sign(user_id, concert_id, holder.position, now, None)
+        loop {
+            let request = PlaceRequest {
+                concert_id: concert_id.to_owned(),
+                user_id: user_id.to_owned(),
+                stale,
+            };
+            let (position, new_place) = match self.placer.ask(request).await? {
+                Placed::New(p) => (p, true),
+                Placed::Held(p) => (p, false),
+            };
+            // the placer learnt the queue's ticks after the place: they
+            // tell where it stands without asking the store again
+            let signed = self
+                .sign(user_id, concert_id, position, now, None, Lookup::Remembered)
                 .await?;
-            if held.1.state != QueueState::Expired {
-                return Ok(self.issued(held, false));
+            if new_place || stale.is_some() || signed.1.state != QueueState::Expired {
+                return Ok(self.issued(signed, new_place));
             }
-            stale = Some(holder.position);
+            // the place held has ended: the next one
+            stale = Some(position);
         }
-        let (position, new_place) = match self.store.place(concert_id, user_id, stale).await? {
-            Placed::New(p) => (p, true),
-            Placed::Held(p) => (p, false),
-        };
-        let signed = self.sign(user_id, concert_id, position, now, None).await?;
-        Ok(self.issued(signed, new_place))
     }
 
     fn issued(&self, (token, status): (String, QueueStatus), new_place: bool) -> IssuedToken {
@@ -206,6 +232,7 @@ impl QueueGate {
         position: u64,
         now: DateTime<Utc>,
         until: Option<DateTime<Utc>>,
+        lookup: Lookup,
     ) -> Result<(String, QueueStatus), QueueDenied> {
         let default_end =
             now.timestamp() + secs(self.config.max_wait) + secs(self.config.active_ttl);
@@ -221,7 +248,7 @@ impl QueueGate {
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|_| QueueDenied::Invalid)?;
-        let status = self.standing(claims, now).await?;
+        let status = self.standing(claims, now, lookup).await?;
         Ok((token, status))
     }
 
@@ -239,7 +266,7 @@ impl QueueGate {
         }
         let (concert_id, position) = (claims.concert_id.clone(), claims.position);
         let now = Utc::now();
-        let status = self.standing(claims, now).await?;
+        let status = self.standing(claims, now, Lookup::Store).await?;
         match status.state {
             QueueState::Active => {}
             QueueState::Expired => return Err(QueueDenied::Expired),
@@ -262,7 +289,14 @@ impl QueueGate {
             return Err(QueueDenied::ExtensionLimit(max));
         }
         let signed = self
-            .sign(user_id, &concert_id, position, now, Some(until))
+            .sign(
+                user_id,
+                &concert_id,
+                position,
+                now,
+                Some(until),
+                Lookup::Store,
+            )
             .await?;
         Ok(self.issued(signed, false))
     }
@@ -280,10 +314,16 @@ impl QueueGate {
         &self,
         claims: QueueClaims,
         now: DateTime<Utc>,
+        lookup: Lookup,
     ) -> Result<QueueStatus, QueueDenied> {
-        let cursor = self.store.cursor(&claims.concert_id).await?;
         let token_end = DateTime::from_timestamp(claims.exp, 0).unwrap_or(now);
         let extended_until = claims.until.and_then(|u| DateTime::from_timestamp(u, 0));
+        let standing = match lookup {
+            Lookup::Store => self.admission(&claims.concert_id, claims.position).await?,
+            Lookup::Remembered => self
+                .admissions
+                .standing(&claims.concert_id, claims.position),
+        };
         let mut status = QueueStatus {
             user_id: claims.sub,
             concert_id: claims.concert_id,
@@ -294,36 +334,35 @@ impl QueueGate {
             expires_at: token_end,
             jti: claims.jti,
         };
-        if claims.position > cursor.admitted_up_to {
-            let behind = claims.position - cursor.admitted_up_to;
-            let ticks = behind.div_ceil(self.config.admit_batch.max(1));
-            status.ahead = behind - 1;
-            status.estimated_wait_seconds = (ticks
-                * u64::try_from(self.config.admit_interval.as_millis()).unwrap_or(0))
-            .div_ceil(1000);
-            return Ok(status);
-        }
-        let admitted = self
-            .store
-            .admitted_at(&status.concert_id, claims.position)
-            .await?
-            .unwrap_or(now);
+        let admitted = match standing {
+            Standing::Admitted(at) => at.unwrap_or(now),
+            Standing::Beyond(admitted_up_to) => {
+                let behind = claims.position - admitted_up_to;
+                let ticks = behind.div_ceil(self.config.admit_batch.max(1));
+                status.ahead = behind - 1;
+                status.estimated_wait_seconds = (ticks
+                    * u64::try_from(self.config.admit_interval.as_millis()).unwrap_or(0))
+                .div_ceil(1000);
+                return Ok(status);
+            }
+        };
         status.expires_at = admitted + chrono::Duration::seconds(secs(self.config.active_ttl));
         if let Some(until) = extended_until {
             status.expires_at = status.expires_at.max(until);
         }
-        status.state = if now >= status.expires_at || self.store.is_revoked(&status.jti).await? {
-            QueueState::Expired
-        } else {
-            QueueState::Active
-        };
+        status.state =
+            if now >= status.expires_at || self.revocations.ask(status.jti.clone()).await? {
+                QueueState::Expired
+            } else {
+                QueueState::Active
+            };
         Ok(status)
     }
 
     /// Where a token stands (an expired JWT reads as `expired`).
     pub async fn status(&self, token: &str) -> Result<QueueStatus, QueueDenied> {
         let claims = self.decode(token)?;
-        self.standing(claims, Utc::now()).await
+        self.standing(claims, Utc::now(), Lookup::Store).await
     }
 
     /// Checks a token before anything is looked up: present, signed by
@@ -337,6 +376,19 @@ impl QueueGate {
         Ok(QueuePass(claims))
     }
 
+    /// Where `position` stands: from the remembered ticks when they admit
+    /// it, else from the store's newer ones.
+    async fn admission(&self, concert_id: &str, position: u64) -> Result<Standing, StateError> {
+        match self.admissions.standing(concert_id, position) {
+            Standing::Beyond(reach) => {
+                let newer = self.store.ticks_after(concert_id, reach).await?;
+                self.admissions.learn(concert_id, newer);
+                Ok(self.admissions.standing(concert_id, position))
+            }
+            admitted => Ok(admitted),
+        }
+    }
+
     /// Lets a verified token through only while it is active for this
     /// concert.
     pub async fn admit(
@@ -347,7 +399,7 @@ impl QueueGate {
         if claims.concert_id != concert_id {
             return Err(QueueDenied::OtherConcert);
         }
-        let status = self.standing(claims, Utc::now()).await?;
+        let status = self.standing(claims, Utc::now(), Lookup::Store).await?;
         match status.state {
             QueueState::Active => Ok(ActiveTicket {
                 jti: status.jti,

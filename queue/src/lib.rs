@@ -4,9 +4,12 @@
 //! holding seats, paying) and the read API (seat maps), so it depends on
 //! neither.
 
+mod admissions;
+mod batch;
 pub mod gate;
 mod http;
+mod placer;
 pub mod store;
 
 pub use gate::*;
-pub use store::{Holder, Placed, QueueCursor, QueueStore, StateError};
+pub use store::{Holder, PlaceRequest, Placed, QueueStore, StateError, Tick};

@@ -9,13 +9,12 @@ tessera_events::port_error!(
     StateError, "state store failed"
 );
 
-/// Where a concert's queue stands.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct QueueCursor {
-    /// Positions up to this one are admitted.
+/// One admission tick of a concert's queue: positions up to
+/// `admitted_up_to` were admitted `at`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tick {
     pub admitted_up_to: u64,
-    /// The last position handed out.
-    pub last_issued: u64,
+    pub at: DateTime<Utc>,
 }
 
 /// The place a user holds in a concert's queue.
@@ -35,6 +34,15 @@ pub enum Placed {
     Held(u64),
 }
 
+/// One user asking for a place, as [`QueueStore::place`] takes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlaceRequest {
+    pub concert_id: String,
+    pub user_id: String,
+    /// A position the caller found ended (see [`QueueStore::place`]).
+    pub stale: Option<u64>,
+}
+
 #[async_trait]
 pub trait QueueStore: Send + Sync {
     /// The place `user_id` holds in `concert_id`'s queue, if any.
@@ -49,6 +57,18 @@ pub trait QueueStore: Send + Sync {
         user_id: &str,
         stale: Option<u64>,
     ) -> Result<Placed, StateError>;
+    /// Places several users at once: the answers are what [`Self::place`]
+    /// called for each request, in order, one after another would give
+    /// (a user asking twice in one batch takes one position). An adapter
+    /// that can writes the whole batch in one transaction; this default
+    /// places one request at a time.
+    async fn place_many(&self, requests: &[PlaceRequest]) -> Result<Vec<Placed>, StateError> {
+        let mut placed = Vec::with_capacity(requests.len());
+        for r in requests {
+            placed.push(self.place(&r.concert_id, &r.user_id, r.stale).await?);
+        }
+        Ok(placed)
+    }
     /// Extends the active window of `position` to `until`, unless it was
     /// extended `max` times already (`None` then).
     async fn extend(
@@ -66,16 +86,14 @@ pub trait QueueStore: Send + Sync {
         user_id: &str,
         position: u64,
     ) -> Result<(), StateError>;
-    async fn cursor(&self, concert_id: &str) -> Result<QueueCursor, StateError>;
-    /// When `position` was admitted, if it was.
-    async fn admitted_at(
-        &self,
-        concert_id: &str,
-        position: u64,
-    ) -> Result<Option<DateTime<Utc>>, StateError>;
+    /// The admission ticks of `concert_id`'s queue that reach past
+    /// position `after`, oldest first. The last one's `admitted_up_to` is
+    /// the queue's cursor: the cursor and its tick move together.
+    async fn ticks_after(&self, concert_id: &str, after: u64) -> Result<Vec<Tick>, StateError>;
     /// One admission tick for every queue: up to `batch` more positions of
     /// each (never past the last one handed out). Returns how many queues moved.
     async fn advance(&self, batch: u64, now: DateTime<Utc>) -> Result<usize, StateError>;
     async fn revoke(&self, jti: &str, until: DateTime<Utc>) -> Result<(), StateError>;
-    async fn is_revoked(&self, jti: &str) -> Result<bool, StateError>;
+    /// Whether each of `jtis` was ended, in order, in one query.
+    async fn revoked_among(&self, jtis: &[String]) -> Result<Vec<bool>, StateError>;
 }

@@ -9,6 +9,7 @@
 
 pub mod credentials;
 pub mod group;
+pub mod places;
 pub mod postgres;
 pub mod sqlite;
 pub mod state;

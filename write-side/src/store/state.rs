@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::{PgPool, SqlitePool};
 pub use tessera_queue::StateError;
-use tessera_queue::{Holder, Placed, QueueCursor, QueueStore};
+use tessera_queue::{Holder, PlaceRequest, Placed, QueueStore, Tick};
 
 fn err(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StateError {
     StateError::new(e)
@@ -110,9 +110,10 @@ fn hold_ref((reservation_id, schedule_id, user_id, ms, coupon_id): HoldRow) -> H
 }
 
 /// Both adapters are the same SQL over a different database; only the
-/// admission step differs (`LEAST` against SQLite's two-argument `MIN`).
+/// admission step differs (`LEAST` against SQLite's two-argument `MIN`), and
+/// how a batch of places locks what it reads ([`super::places`]).
 macro_rules! sql_state {
-    ($(#[$doc:meta])* $name:ident, $pool:ty, $advance:expr) => {
+    ($(#[$doc:meta])* $name:ident, $pool:ty, $advance:expr, $place_many:path) => {
         $(#[$doc])*
         #[derive(Clone)]
         pub struct $name {
@@ -255,6 +256,10 @@ macro_rules! sql_state {
 
         #[async_trait]
         impl QueueStore for $name {
+            async fn place_many(&self, requests: &[PlaceRequest]) -> Result<Vec<Placed>, StateError> {
+                $place_many(&self.pool, requests).await
+            }
+
             async fn holder(&self, concert_id: &str, user_id: &str) -> Result<Option<Holder>, StateError> {
                 let row: Option<(i64, Option<i64>)> = sqlx::query_as(
                     "SELECT position, extended_until_ms FROM queue_holders
@@ -357,31 +362,20 @@ macro_rules! sql_state {
                     .map_err(err)
             }
 
-            async fn cursor(&self, concert_id: &str) -> Result<QueueCursor, StateError> {
-                let row: Option<(i64, i64)> = sqlx::query_as(
-                    "SELECT admitted_up_to, last_issued FROM queue_positions WHERE concert_id = $1",
+            async fn ticks_after(&self, concert_id: &str, after: u64) -> Result<Vec<Tick>, StateError> {
+                let rows: Vec<(i64, i64)> = sqlx::query_as(
+                    "SELECT admitted_up_to, at_ms FROM queue_ticks WHERE concert_id = $1 AND admitted_up_to > $2
+                      ORDER BY admitted_up_to",
                 )
                 .bind(concert_id)
-                .fetch_optional(&self.pool)
+                .bind(to_i64(after))
+                .fetch_all(&self.pool)
                 .await
                 .map_err(err)?;
-                Ok(row.map_or(QueueCursor::default(), |(a, l)| QueueCursor {
-                    admitted_up_to: to_u64(a),
-                    last_issued: to_u64(l),
-                }))
-            }
-
-            async fn admitted_at(&self, concert_id: &str, position: u64) -> Result<Option<DateTime<Utc>>, StateError> {
-                let ms: Option<i64> = sqlx::query_scalar(
-                    "SELECT at_ms FROM queue_ticks WHERE concert_id = $1 AND admitted_up_to >= $2
-                      ORDER BY admitted_up_to LIMIT 1",
-                )
-                .bind(concert_id)
-                .bind(to_i64(position))
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(err)?;
-                Ok(ms.map(from_ms))
+                Ok(rows
+                    .into_iter()
+                    .map(|(up_to, at)| Tick { admitted_up_to: to_u64(up_to), at: from_ms(at) })
+                    .collect())
             }
 
             async fn advance(&self, batch: u64, now: DateTime<Utc>) -> Result<usize, StateError> {
@@ -416,13 +410,24 @@ macro_rules! sql_state {
                     .map_err(err)
             }
 
-            async fn is_revoked(&self, jti: &str) -> Result<bool, StateError> {
-                let hit: Option<i64> = sqlx::query_scalar("SELECT expires_at_ms FROM queue_revoked WHERE jti = $1")
-                    .bind(jti)
-                    .fetch_optional(&self.pool)
+            async fn revoked_among(&self, jtis: &[String]) -> Result<Vec<bool>, StateError> {
+                if jtis.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut query = sqlx::QueryBuilder::new("SELECT jti FROM queue_revoked WHERE jti IN (");
+                let mut list = query.separated(", ");
+                for jti in jtis {
+                    list.push_bind(jti);
+                }
+                query.push(")");
+                let hits: std::collections::HashSet<String> = query
+                    .build_query_scalar()
+                    .fetch_all(&self.pool)
                     .await
-                    .map_err(err)?;
-                Ok(hit.is_some())
+                    .map_err(err)?
+                    .into_iter()
+                    .collect();
+                Ok(jtis.iter().map(|j| hits.contains(j)).collect())
             }
         }
     };
@@ -433,7 +438,8 @@ sql_state!(
     PgState,
     PgPool,
     "UPDATE queue_positions SET admitted_up_to = LEAST(admitted_up_to + $1, last_issued)
-      WHERE admitted_up_to < last_issued RETURNING concert_id, admitted_up_to"
+      WHERE admitted_up_to < last_issued RETURNING concert_id, admitted_up_to",
+    super::places::on_postgres
 );
 
 sql_state!(
@@ -441,7 +447,8 @@ sql_state!(
     SqliteState,
     SqlitePool,
     "UPDATE queue_positions SET admitted_up_to = MIN(admitted_up_to + $1, last_issued)
-      WHERE admitted_up_to < last_issued RETURNING concert_id, admitted_up_to"
+      WHERE admitted_up_to < last_issued RETURNING concert_id, admitted_up_to",
+    super::places::on_sqlite
 );
 
 impl PgState {
