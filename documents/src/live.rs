@@ -108,6 +108,12 @@ pub struct Instance {
     pub heartbeat_at: DateTime<Utc>,
     /// The epoch of the last freeze this instance paused for.
     pub acked_epoch: u64,
+    /// Events the instance last saw waiting in what it reads (its Kafka
+    /// partitions' ends past its offsets; `None`: not measured). With
+    /// several instances the status document keeps the leading one's
+    /// position, so this is how one behind on its own partitions shows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag: Option<u64>,
 }
 
 pub async fn beat(docs: &dyn DocumentStore, instance: &Instance) -> Result<(), StoreError> {
@@ -159,6 +165,40 @@ pub async fn alive(
         .filter_map(|d| serde_json::from_value::<Instance>(d.body).ok())
         .filter(|i| now - i.heartbeat_at <= within)
         .collect())
+}
+
+/// Instances of every projection that beat within `within`, read in
+/// pages of the whole (small) registry: one query where asking per
+/// projection would be two for each.
+pub async fn alive_everywhere(
+    docs: &dyn DocumentStore,
+    within: chrono::Duration,
+) -> Result<Vec<Instance>, StoreError> {
+    let now = Utc::now();
+    let mut out = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = docs
+            .list(
+                INSTANCES,
+                crate::store::ListQuery {
+                    filter: None,
+                    order: crate::store::Order::Asc,
+                    after: after.as_deref(),
+                    limit: 500,
+                },
+            )
+            .await?;
+        let Some(last) = page.last() else {
+            return Ok(out);
+        };
+        after = Some(last.id.clone());
+        out.extend(
+            page.into_iter()
+                .filter_map(|d| serde_json::from_value::<Instance>(d.body).ok())
+                .filter(|i| now - i.heartbeat_at <= within),
+        );
+    }
 }
 
 /// Readers' view of the routes: each projection's live collection, cached

@@ -242,7 +242,9 @@ pub struct ProjectionView {
     pub collection: String,
     /// Global position of the last event the projection applied.
     pub last_position: i64,
-    /// Events in the log the projection has not applied yet.
+    /// Events in the log the projection has not applied yet: past its
+    /// position, or, with several instances, the most any live one last
+    /// measured waiting in its own partitions (measured every 2 s).
     pub lag: i64,
     /// Pending dead letters.
     pub dead_letters: usize,

@@ -217,6 +217,12 @@ pub fn consumer_config(brokers: &str) -> ClientConfig {
         // an offset Kafka no longer has (or a topic made again): read it all
         .set("auto.offset.reset", "earliest")
         .set("fetch.wait.max.ms", "20")
+        // a fetch the broker never answers is given up after 10 s and
+        // sent again, not after the default 60 s: tansu sometimes leaves
+        // one unanswered ("held back by preceeding FetchRequest with
+        // timeout in 57745ms"), and the fault suite saw reads stay behind
+        // for over a minute while it waited
+        .set("socket.timeout.ms", "10000")
         .set("fetch.error.backoff.ms", "100")
         .set("reconnect.backoff.max.ms", "1000");
     config

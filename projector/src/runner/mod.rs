@@ -108,6 +108,9 @@ pub struct Projector {
     /// heartbeat task of [`run`](Self::run), which keeps the instance
     /// visibly alive while a slow batch is being written.
     acked_epoch: Arc<AtomicU64>,
+    /// The feed's lag as last measured ([`NOT_MEASURED`]: unknown), told
+    /// in the heartbeat.
+    lag: Arc<AtomicU64>,
     last_beat: Option<Instant>,
     health: Option<Arc<Health>>,
     /// Where the documents each batch wrote are announced to live streams.
@@ -136,6 +139,7 @@ impl Projector {
             unsaved_events: 0,
             instance: new_instance_id(),
             acked_epoch: Arc::new(AtomicU64::new(0)),
+            lag: Arc::new(AtomicU64::new(NOT_MEASURED)),
             last_beat: None,
             health: None,
             announce: None,
@@ -192,6 +196,7 @@ impl Projector {
             self.projection.name(),
             &self.instance,
             &self.acked_epoch,
+            &self.lag,
         )
         .await?;
         self.last_beat = Some(Instant::now());
@@ -293,6 +298,8 @@ impl Projector {
     }
 
     fn report(&self, handled: usize) {
+        self.lag
+            .store(self.feed.lag().unwrap_or(NOT_MEASURED), Ordering::SeqCst);
         if let Some(health) = &self.health {
             health.stepped(self.projection.name(), handled, self.feed.lag());
         }
@@ -371,10 +378,11 @@ impl Projector {
         // alive is about the process, not the batch: a rebuild waits for
         // every instance that beats, and one in a long batch must count
         let heart = tokio::spawn({
-            let (docs, instance, acked) = (
+            let (docs, instance, acked, lag) = (
                 Arc::clone(&self.docs),
                 self.instance.clone(),
                 Arc::clone(&self.acked_epoch),
+                Arc::clone(&self.lag),
             );
             let shutdown = shutdown.clone();
             async move {
@@ -383,7 +391,7 @@ impl Projector {
                     tokio::select! {
                         () = shutdown.cancelled() => {}
                         _ = every.tick() => {
-                            if let Err(error) = beat(&*docs, name, &instance, &acked).await {
+                            if let Err(error) = beat(&*docs, name, &instance, &acked, &lag).await {
                                 tracing::warn!(projection = name, %error, "heartbeat failed");
                             }
                         }
@@ -429,6 +437,9 @@ impl tessera_runtime::Step for Projector {
     }
 }
 
+/// The feed's lag is not known (yet).
+const NOT_MEASURED: u64 = u64::MAX;
+
 /// A fresh instance id: sorts by start time, unique across processes.
 pub fn new_instance_id() -> String {
     uuid::Uuid::now_v7().to_string()
@@ -439,12 +450,15 @@ async fn beat(
     projection: &str,
     instance: &str,
     acked_epoch: &AtomicU64,
+    lag: &AtomicU64,
 ) -> Result<(), StoreError> {
+    let lag = lag.load(Ordering::SeqCst);
     let me = live::Instance {
         projection: projection.to_owned(),
         instance: instance.to_owned(),
         heartbeat_at: chrono::Utc::now(),
         acked_epoch: acked_epoch.load(Ordering::SeqCst),
+        lag: (lag != NOT_MEASURED).then_some(lag),
     };
     live::beat(docs, &me).await
 }

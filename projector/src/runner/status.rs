@@ -9,8 +9,10 @@ use tessera_documents::store::{DocumentStore, StoreError, Write, Written};
 /// Records `at` and `events` more handled. With several instances (each on
 /// its own partitions) the document keeps the highest position any of them
 /// reached, so a quiet instance behind an idle partition does not show a
-/// lag that is not there. Returns whether it was written (another instance
-/// may keep winning: its position is at least as fresh).
+/// lag that is not there; one behind on its own partitions tells its lag
+/// in its heartbeat, which the operators' view adds. Returns whether it was
+/// written (another instance may keep winning: its position is at least as
+/// fresh).
 pub(crate) async fn save_status(
     docs: &dyn DocumentStore,
     name: &str,
