@@ -261,6 +261,11 @@ async fn a_flood_is_answered_429_with_retry_after_and_others_go_on() {
     ])
     .await;
     let c = &stack.client;
+    // the buckets refill while the test runs (a debug build's password
+    // hashing on a busy machine can take most of a second): what may pass
+    // is the burst plus one a second since the first request
+    let started = std::time::Instant::now();
+    let refills = || started.elapsed().as_secs() as usize + 1;
     let (_, ann) = c.register("ann@example.com", "ann").await;
     let (_, bob) = c.register("bob@example.com", "bob").await;
     let http = reqwest::Client::new();
@@ -269,14 +274,24 @@ async fn a_flood_is_answered_429_with_retry_after_and_others_go_on() {
             .json(&json!({"email": "ann@example.com", "password": "password123"}))
             .send()
     };
-    // two registrations with their sign-ins, and two more sign-ins, use
-    // the burst of 6
-    let ok = sign_in().await.unwrap();
-    assert_eq!(ok.status(), StatusCode::OK);
-    let ok = sign_in().await.unwrap();
-    assert_eq!(ok.status(), StatusCode::OK);
-    let refused = sign_in().await.unwrap();
-    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    // two registrations with their sign-ins use 4 of the burst of 6
+    let mut passed = 0;
+    let refused = loop {
+        let answer = sign_in().await.unwrap();
+        if answer.status() == StatusCode::TOO_MANY_REQUESTS {
+            break answer;
+        }
+        assert_eq!(answer.status(), StatusCode::OK);
+        passed += 1;
+        assert!(
+            passed <= 2 + refills(),
+            "{passed} sign-ins passed the limit"
+        );
+    };
+    assert!(
+        passed >= 2,
+        "the burst of 6 let {passed} more sign-ins through"
+    );
     let wait: u64 = refused.headers()["retry-after"]
         .to_str()
         .unwrap()
@@ -286,16 +301,19 @@ async fn a_flood_is_answered_429_with_retry_after_and_others_go_on() {
     let body: serde_json::Value = refused.json().await.unwrap();
     assert_eq!(body["error"]["code"], "rate_limited");
     // commands: per caller, so bob is not held back by ann's flood
-    let mut statuses = Vec::new();
-    for i in 0..5 {
-        statuses.push(charge(c, &ann, &format!("a{i}")).await);
+    let started = std::time::Instant::now();
+    let mut charged = 0;
+    while charge(c, &ann, &format!("a{charged}")).await == StatusCode::OK {
+        charged += 1;
+        assert!(
+            charged <= 3 + refills(),
+            "{charged} charges passed the limit"
+        );
     }
-    assert_eq!(
-        statuses.iter().filter(|s| **s == StatusCode::OK).count(),
-        3,
-        "{statuses:?}"
+    assert!(
+        (3..=3 + started.elapsed().as_secs() as usize).contains(&charged),
+        "a burst of 3 let {charged} charges through"
     );
-    assert_eq!(statuses[4], StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(charge(c, &bob, "b0").await, StatusCode::OK);
     // reads are not limited
     for _ in 0..5 {
@@ -304,9 +322,10 @@ async fn a_flood_is_answered_429_with_retry_after_and_others_go_on() {
     // the bucket refills at one a second: the wait Retry-After named
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     assert_eq!(charge(c, &ann, "a-later").await, StatusCode::OK);
-    // what was refused wrote nothing: three charges of ann's and one later
-    c.get_until("/v1/accounts/me", &ann, "four charges", |b| {
-        b["balance"] == 4
+    // what was refused wrote nothing: ann's charges that passed, and one later
+    let balance = charged + 1;
+    c.get_until("/v1/accounts/me", &ann, "the charges that passed", |b| {
+        b["balance"] == balance
     })
     .await;
 }

@@ -20,14 +20,13 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::fold::{all_documents, assert_same_documents, fold_from_scratch};
+use common::fold::{all_documents, until_live_equals_a_fold};
 use common::load::{Answered, Load, Sent};
 use common::stack::Topology;
 use common::Tessera;
 use futures::StreamExt as _;
 use reqwest::StatusCode;
 use serde_json::Value;
-use tessera_documents::live;
 use tessera_documents::store::mongo::MongoStore;
 use tessera_projector::projection;
 use tessera_testkit::{Broker, DocServer, PgCluster};
@@ -628,14 +627,7 @@ async fn compare_with_a_fold(stack: &Stack) {
         .await
         .unwrap()
         .with_timeout(Duration::from_secs(30));
-    let reference = fold_from_scratch(&log).await;
-    let mut compared = 0;
-    for p in projection::all() {
-        let name = p.name();
-        let live = live::live(&docs, name).await.unwrap();
-        let documents = all_documents(&docs, &live).await;
-        compared += assert_same_documents(name, &documents, &reference[name]);
-    }
+    let compared = until_live_equals_a_fold(&log, &docs, Duration::from_secs(60)).await;
     let letters = all_documents(
         &docs,
         tessera_documents::documents::collections::DEAD_LETTERS,

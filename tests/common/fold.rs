@@ -2,8 +2,10 @@
 //! from nothing over the whole log, in log order, one event at a time.
 
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use tessera_documents::live;
 use tessera_documents::store::{index_values, DocumentStore, ListQuery, Order};
 use tessera_events::{DomainEvent, EventLog, LogPosition};
 use tessera_projector::projection::{self, Outcome, Targets};
@@ -117,4 +119,39 @@ pub fn assert_same_documents(
         assert_eq!(&documents[id], doc, "{name}/{id} differs from the fold");
     }
     expected.len()
+}
+
+/// Waits, up to `within`, until every projection's live documents equal a
+/// fold of the whole log from scratch, then asserts it; answers how many
+/// documents were compared. Both sides are read again on each try: the
+/// projectors may still be applying the last events (with several
+/// instances the reported lag is the leading one's), and PostgreSQL shows
+/// the fold a commit only once every older transaction on the server has
+/// ended, so a neighbour test's open transaction can hide the newest rows.
+pub async fn until_live_equals_a_fold(
+    log: &dyn EventLog,
+    docs: &dyn DocumentStore,
+    within: Duration,
+) -> usize {
+    let deadline = Instant::now() + within;
+    loop {
+        let reference = fold_from_scratch(log).await;
+        let mut live_documents = BTreeMap::new();
+        for p in projection::all() {
+            let collection = live::live(docs, p.name()).await.unwrap();
+            live_documents.insert(p.name(), all_documents(docs, &collection).await);
+        }
+        let same = reference
+            .iter()
+            .all(|(name, expected)| live_documents.get(name) == Some(expected));
+        if same || Instant::now() >= deadline {
+            return reference
+                .iter()
+                .map(|(name, expected)| {
+                    assert_same_documents(name, &live_documents[name], expected)
+                })
+                .sum();
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
