@@ -14,6 +14,13 @@ mod unread;
 mod webhooks;
 mod wiring;
 
+/// mimalloc instead of glibc's allocator: under the charge load glibc's
+/// malloc and free (with `malloc_consolidate`) were 19 % of the write API's
+/// CPU (perf, BENCHMARKS.md "The allocator"); a request allocates many
+/// small short-lived objects on one thread and frees them on another.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     if let Err(e) = settings::load_config_file() {
         eprintln!("tessera: {e:#}");
