@@ -134,6 +134,22 @@ pub async fn run(config: &SuiteConfig) -> Result<Report> {
             latency(&bus),
         );
         sections.push(s);
+        let fifty = write::raw_batches(&w, 50).await?;
+        let mut s = Section::new(
+            "Grouped appends against PostgreSQL's 50-row limit".to_owned(),
+            "events",
+            (
+                "50-row `INSERT` transactions of ready rows",
+                fifty.events_per_second,
+                latency(&fifty),
+            ),
+        );
+        s.add(
+            "Tessera `CommandBus::execute`, distinct aggregates (group commit)",
+            bus.events_per_second,
+            latency(&bus),
+        );
+        sections.push(s);
     }
     if config.parts.contains(&Part::Rebuild) {
         progress("rebuild");
