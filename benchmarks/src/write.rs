@@ -20,7 +20,6 @@ use tessera_testkit::PgDatabase;
 use tessera_write_side::bus::{BusConfig, CommandBus, CommandContext, CONFLICT_BACKOFF};
 use tessera_write_side::domain::account::{Account, AccountCommand};
 use tessera_write_side::domain::Recorded;
-use tessera_write_side::store::group::GroupConfig;
 use tessera_write_side::store::{postgres, Store};
 
 use crate::measure::{closed_loop, Done, Run};
@@ -155,14 +154,14 @@ fn pool_size(config: &WriteConfig) -> u32 {
 }
 
 /// `Charge` commands through Tessera's [`CommandBus`] (cache, in-process
-/// serialization per aggregate, metadata, bounded retries), its appends
-/// grouped as the write API groups them.
+/// serialization per aggregate, metadata, bounded retries); the store
+/// groups concurrent appends by default, as in the write API.
 pub async fn tessera_commands(config: &WriteConfig, target: Target) -> Result<Run> {
     let (_db, pool) = database(pool_size(config)).await?;
     let ids = accounts("bus", config, target);
     register(&pool, &ids).await?;
     let bus = Arc::new(CommandBus::<Account>::new(
-        Store::new(postgres::repo(pool.clone())).with_group_commit(GroupConfig::POSTGRES),
+        Store::new(postgres::repo(pool.clone())),
         (),
         BusConfig::default(),
     ));

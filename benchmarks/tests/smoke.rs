@@ -25,7 +25,7 @@ async fn every_benchmark_runs_and_reports_a_ratio_against_its_baseline() {
     };
     let report = run(&config).await.expect("the suite runs");
     let titles: Vec<&str> = report.sections.iter().map(|s| s.title.as_str()).collect();
-    assert_eq!(report.sections.len(), 6, "{titles:?}");
+    assert_eq!(report.sections.len(), 7, "{titles:?}");
     for section in &report.sections {
         assert!(section.rows.len() >= 2, "{section:?}");
         assert!((section.rows[0].ratio - 1.0).abs() < f64::EPSILON);
@@ -35,9 +35,15 @@ async fn every_benchmark_runs_and_reports_a_ratio_against_its_baseline() {
             assert!((row.ratio - expected).abs() < 1e-9, "{row:?}");
         }
     }
-    let rebuild = &report.sections[3];
+    let grouped = &report.sections[3];
+    assert!(grouped.title.contains("50-row"), "{}", grouped.title);
+    assert!(
+        grouped.rows.iter().any(|r| r.what.contains("group commit")),
+        "the command bus beside the 50-row limit: {grouped:?}"
+    );
+    let rebuild = &report.sections[4];
     assert!(rebuild.title.contains("1,000 events"), "{}", rebuild.title);
-    let catchup = &report.sections[5];
+    let catchup = &report.sections[6];
     assert!(catchup.title.contains("120 events"), "{}", catchup.title);
     assert_eq!(
         catchup.rows.len(),
