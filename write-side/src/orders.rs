@@ -84,7 +84,7 @@ pub async fn create(
     let refused = |e: OrderError| AppError::Rejected(Rejection::of(&e));
     Order::check_shape(
         wanted.len(),
-        wanted.iter().map(|w| w.quantity),
+        wanted.iter().map(|w| (w.product_id.as_str(), w.quantity)),
         &idempotency_key,
     )
     .map_err(refused)?;

@@ -214,10 +214,12 @@ impl Order {
     }
 
     /// The bounds of a request, as its schema gives them: 1..=20 items of
-    /// 1..=100 units each, an idempotency key of 1..=128 characters.
-    pub fn check_shape(
+    /// 1..=100 units each, product ids of 1..=64 characters with no control
+    /// character (a NUL is no id, and PostgreSQL cannot even look it up), an
+    /// idempotency key of 1..=128 characters.
+    pub fn check_shape<'a>(
         count: usize,
-        quantities: impl Iterator<Item = u32>,
+        items: impl Iterator<Item = (&'a str, u32)>,
         idempotency_key: &str,
     ) -> Result<(), OrderError> {
         let (min, max) = common::IDEMPOTENCY_KEY;
@@ -229,7 +231,12 @@ impl Order {
         if !(LINES.0..=LINES.1).contains(&count) {
             return Err(OrderError::Invalid { field: "items" });
         }
-        for quantity in quantities {
+        for (product_id, quantity) in items {
+            if !name_ok(product_id, 1, 64) {
+                return Err(OrderError::Invalid {
+                    field: "product_id",
+                });
+            }
             if !(QUANTITY.0..=QUANTITY.1).contains(&quantity) {
                 return Err(OrderError::Invalid { field: "quantity" });
             }
@@ -243,7 +250,7 @@ impl Order {
         items: impl ExactSizeIterator<Item = (&'a str, u32)> + Clone,
         idempotency_key: &str,
     ) -> Result<(), OrderError> {
-        Self::check_shape(items.len(), items.clone().map(|(_, q)| q), idempotency_key)?;
+        Self::check_shape(items.len(), items.clone(), idempotency_key)?;
         let mut products: Vec<&str> = items.map(|(p, _)| p).collect();
         let count = products.len();
         products.sort_unstable();
@@ -530,6 +537,9 @@ mod tests {
             (vec![line("p1", 1, 1), line("p1", 1, 2)], "items"),
             (vec![line("p1", 1, 0)], "quantity"),
             (vec![line("p1", 1, 101)], "quantity"),
+            (vec![line("a\u{0}b", 1, 1)], "product_id"),
+            (vec![line("", 1, 1)], "product_id"),
+            (vec![line(&"p".repeat(65), 1, 1)], "product_id"),
         ] {
             given(vec![])
                 .when(create(lines))

@@ -27,7 +27,12 @@ pub fn router() -> OpenApiRouter<WriteState> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderItem {
-    #[schema(min_length = 1, max_length = 64)]
+    /// A product's id: no control characters, not blank.
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub product_id: String,
     /// 1..=100 units.
     #[schema(minimum = 1, maximum = 100)]
