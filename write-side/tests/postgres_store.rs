@@ -322,3 +322,28 @@ async fn reading_after_a_checkpoint_resumes_exactly_there() {
         .iter()
         .all(|r| r.envelope.event_type == "AccountRegistered"));
 }
+
+#[tokio::test]
+async fn an_id_with_a_nul_is_an_aggregate_without_events_not_a_failure() {
+    let db = PgDatabase::create().await;
+    let (store, _pool) = store(&db).await;
+    let events = EventStore::<Account>::load_events(&store, "a\0b")
+        .await
+        .unwrap();
+    assert!(events.is_empty());
+    // a command on it meets an unknown account, as for any other unknown id
+    let bus = CommandBus::<Account>::new(store, (), BusConfig::default());
+    let refused = bus
+        .execute(
+            "a\0b",
+            AccountCommand::Charge {
+                amount: 1,
+                idempotency_key: "k".into(),
+            },
+            &ctx("a\0b"),
+            Account::balance,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, CommandError::Rejected(_)), "{refused:?}");
+}

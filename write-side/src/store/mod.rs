@@ -65,11 +65,22 @@ macro_rules! delegate {
     };
 }
 
+/// An id no event can be stored under: PostgreSQL's text holds no NUL, so
+/// looking one up fails instead of finding nothing (schemathesis sent
+/// `a\0b` as a concert's id and got a 500). Both stores answer such an id
+/// as an aggregate without events, which the commands refuse as unknown.
+fn never_stored(aggregate_id: &str) -> bool {
+    aggregate_id.contains('\0')
+}
+
 impl PersistedEventRepository for Repo {
     async fn get_events<A: Aggregate>(
         &self,
         aggregate_id: &str,
     ) -> Result<Vec<SerializedEvent>, PersistenceError> {
+        if never_stored(aggregate_id) {
+            return Ok(Vec::new());
+        }
         delegate!(self, r => r.get_events::<A>(aggregate_id).await)
     }
 
@@ -78,6 +89,9 @@ impl PersistedEventRepository for Repo {
         aggregate_id: &str,
         last_sequence: usize,
     ) -> Result<Vec<SerializedEvent>, PersistenceError> {
+        if never_stored(aggregate_id) {
+            return Ok(Vec::new());
+        }
         delegate!(self, r => r.get_last_events::<A>(aggregate_id, last_sequence).await)
     }
 
@@ -85,6 +99,9 @@ impl PersistedEventRepository for Repo {
         &self,
         aggregate_id: &str,
     ) -> Result<Option<SerializedSnapshot>, PersistenceError> {
+        if never_stored(aggregate_id) {
+            return Ok(None);
+        }
         delegate!(self, r => r.get_snapshot::<A>(aggregate_id).await)
     }
 
