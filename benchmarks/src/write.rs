@@ -223,17 +223,22 @@ pub async fn cqrs_es_commands(config: &WriteConfig, target: Target) -> Result<Ru
     .await
 }
 
-/// The physical limit of appending one event per transaction: a plain
-/// single-row `INSERT` of a ready-made row, autocommit, each worker on an
-/// aggregate of its own.
-pub async fn raw_inserts(config: &WriteConfig) -> Result<Run> {
-    let (_db, pool) = database(pool_size(config)).await?;
+/// The payload and metadata of the baselines' ready-made rows.
+fn ready_row() -> Result<(Value, Value)> {
     let payload = serde_json::to_value(Recorded(AccountEvent::PointsCharged {
         amount: 1,
         balance: 1,
         idempotency_key: "k".into(),
     }))?;
-    let metadata = metadata("raw");
+    Ok((payload, metadata("raw")))
+}
+
+/// The physical limit of appending one event per transaction: a plain
+/// single-row `INSERT` of a ready-made row, autocommit, each worker on an
+/// aggregate of its own.
+pub async fn raw_inserts(config: &WriteConfig) -> Result<Run> {
+    let (_db, pool) = database(pool_size(config)).await?;
+    let (payload, metadata) = ready_row()?;
     let pool_for_run = pool.clone();
     measured(&pool, config, move |worker, n| {
         let pool = pool_for_run.clone();
@@ -266,12 +271,7 @@ pub async fn raw_inserts(config: &WriteConfig) -> Result<Run> {
 /// 0.6 of it with 50.
 pub async fn raw_batches(config: &WriteConfig, rows: u64) -> Result<Run> {
     let (_db, pool) = database(pool_size(config)).await?;
-    let payload = serde_json::to_value(Recorded(AccountEvent::PointsCharged {
-        amount: 1,
-        balance: 1,
-        idempotency_key: "k".into(),
-    }))?;
-    let metadata = metadata("raw");
+    let (payload, metadata) = ready_row()?;
     let pool_for_run = pool.clone();
     measured(&pool, config, move |worker, n| {
         let pool = pool_for_run.clone();
