@@ -5,14 +5,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cqrs_es::persist::SerializedEvent;
 use futures::future::join_all;
 use serde_json::json;
 use sqlx::PgPool;
 use tessera_testkit::PgDatabase;
 use tessera_write_side::bus::{BusConfig, CommandBus, CommandError};
 use tessera_write_side::domain::account::{Account, AccountCommand, AccountError};
-use tessera_write_side::store::group::{AppendError, GroupCommit, GroupConfig, Target};
+use tessera_write_side::store::group::{AppendError, GroupCommit, GroupConfig, Row, Target};
 use tessera_write_side::store::{postgres, sqlite, Store};
 use tokio::sync::watch;
 
@@ -262,16 +261,16 @@ async fn another_instances_appends_are_seen_before_answering() {
     );
 }
 
-fn row(id: &str, sequence: usize) -> SerializedEvent {
-    SerializedEvent::new(
-        id.to_owned(),
+fn row(id: &str, sequence: usize) -> Row {
+    Row {
+        aggregate_type: "test",
+        aggregate_id: id.to_owned(),
         sequence,
-        "test".to_owned(),
-        "Happened".to_owned(),
-        "1.0".to_owned(),
-        json!({"n": sequence}),
-        json!({}),
-    )
+        event_type: "Happened".to_owned(),
+        event_version: "1.0".to_owned(),
+        payload: json!({"n": sequence}).to_string(),
+        metadata: "{}".to_owned(),
+    }
 }
 
 /// Two appends in one group, one of which conflicts on its first row but
@@ -305,6 +304,35 @@ async fn a_conflicting_append_fails_alone(target: Target, rows_of: impl AsyncFn(
     assert_eq!(rows_of("y").await, vec![1, 2]);
 }
 
+/// Two appends at the same key in one group (two writers of one process
+/// that loaded the same version): the first commits, the second conflicts;
+/// neither is told "written" for the other's row.
+async fn two_appends_at_one_key_in_one_group(
+    target: Target,
+    rows_of: impl AsyncFn(&str) -> Vec<i64>,
+) {
+    let group = GroupCommit::new(
+        target,
+        GroupConfig {
+            max_batch: 16,
+            max_in_flight: 1,
+            wait: Duration::ZERO,
+        },
+        Duration::from_secs(5),
+        watch::Sender::new(0),
+    );
+    let (first, second, other) = tokio::join!(
+        group.append(vec![row("z", 1), row("z", 2)]),
+        group.append(vec![row("z", 1)]),
+        group.append(vec![row("w", 1)]),
+    );
+    assert!(first.is_ok(), "{first:?}");
+    assert!(matches!(second, Err(AppendError::Conflict)), "{second:?}");
+    assert!(other.is_ok(), "{other:?}");
+    assert_eq!(rows_of("z").await, vec![1, 2]);
+    assert_eq!(rows_of("w").await, vec![1]);
+}
+
 #[tokio::test]
 async fn a_conflicting_append_fails_alone_on_postgres() {
     let db = PgDatabase::create().await;
@@ -316,7 +344,8 @@ async fn a_conflicting_append_fails_alone_on_postgres() {
             .await
             .unwrap()
     };
-    a_conflicting_append_fails_alone(Target::Postgres(pool.clone()), rows_of).await;
+    a_conflicting_append_fails_alone(Target::Postgres(pool.clone()), &rows_of).await;
+    two_appends_at_one_key_in_one_group(Target::Postgres(pool.clone()), &rows_of).await;
 }
 
 #[tokio::test]
@@ -333,7 +362,8 @@ async fn a_conflicting_append_fails_alone_on_sqlite() {
             .await
             .unwrap()
     };
-    a_conflicting_append_fails_alone(Target::Sqlite(pool.clone()), rows_of).await;
+    a_conflicting_append_fails_alone(Target::Sqlite(pool.clone()), &rows_of).await;
+    two_appends_at_one_key_in_one_group(Target::Sqlite(pool.clone()), &rows_of).await;
 }
 
 /// The store timeout counts from each append: an append queued behind a

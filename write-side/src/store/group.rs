@@ -19,7 +19,6 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cqrs_es::persist::SerializedEvent;
 use sqlx::postgres::PgPool;
 use sqlx::sqlite::SqlitePool;
 use tokio::sync::{oneshot, watch};
@@ -72,6 +71,27 @@ pub enum AppendError {
     Failed(#[source] Cause),
 }
 
+/// One event as the group committer writes it: its payload and metadata
+/// already JSON text. Serialized once, straight from the event: going
+/// through `serde_json::Value` (cqrs-es's `SerializedEvent`) built a tree
+/// of allocations per event that the driver then serialized again.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub aggregate_type: &'static str,
+    pub aggregate_id: String,
+    pub sequence: usize,
+    pub event_type: String,
+    pub event_version: String,
+    pub payload: String,
+    pub metadata: String,
+}
+
+impl Row {
+    fn sequence(&self) -> i64 {
+        i64::try_from(self.sequence).unwrap_or(i64::MAX)
+    }
+}
+
 /// Where the group committer writes.
 #[derive(Clone)]
 pub enum Target {
@@ -80,7 +100,7 @@ pub enum Target {
 }
 
 struct Pending {
-    rows: Vec<SerializedEvent>,
+    rows: Vec<Row>,
     done: oneshot::Sender<Result<(), AppendError>>,
     /// The store timeout counts from the append, not from its batch: an
     /// append queued behind a batch that hangs (a paused server) would
@@ -153,7 +173,7 @@ impl GroupCommit {
     /// The flush runs in a task of its own: a caller that goes away (a
     /// client hanging up) neither cancels its neighbours' commit nor leaves
     /// the queue without a flusher.
-    pub async fn append(&self, rows: Vec<SerializedEvent>) -> Result<(), AppendError> {
+    pub async fn append(&self, rows: Vec<Row>) -> Result<(), AppendError> {
         let (done, answer) = oneshot::channel();
         let deadline = Instant::now() + self.inner.timeout;
         let start_flusher = {
@@ -236,7 +256,7 @@ async fn flush_while_pending(inner: Arc<Inner>) {
         let Some(batch) = inner.next_batch() else {
             break;
         };
-        let appends: Vec<&[SerializedEvent]> = batch.iter().map(|p| p.rows.as_slice()).collect();
+        let appends: Vec<&[Row]> = batch.iter().map(|p| p.rows.as_slice()).collect();
         // bounded by the latest caller's deadline: the earlier ones have
         // answered themselves by then
         let deadline = batch
@@ -288,35 +308,29 @@ async fn flush_while_pending(inner: Arc<Inner>) {
 
 /// A batch that failed as a whole.
 #[derive(Debug)]
-enum BatchError {
-    Sql(sqlx::Error),
-    Encode(serde_json::Error),
-}
+struct BatchError(sqlx::Error);
 
 impl BatchError {
     /// A pool that timed out or a broken socket: the store is unavailable
     /// (503), not broken (500).
     fn is_unavailable(&self) -> bool {
-        matches!(self, Self::Sql(e) if super::is_unavailable(e))
+        super::is_unavailable(&self.0)
     }
 
     fn cause(self) -> Cause {
-        match self {
-            Self::Sql(e) => Box::new(e),
-            Self::Encode(e) => Box::new(e),
-        }
+        Box::new(self.0)
     }
 }
 
 impl From<sqlx::Error> for BatchError {
     fn from(e: sqlx::Error) -> Self {
-        Self::Sql(e)
+        Self(e)
     }
 }
 
 /// Writes a batch in one transaction; answers, per append, whether it
 /// conflicted (and so was left out).
-async fn write(target: &Target, appends: &[&[SerializedEvent]]) -> Result<Vec<bool>, BatchError> {
+async fn write(target: &Target, appends: &[&[Row]]) -> Result<Vec<bool>, BatchError> {
     match target {
         Target::Postgres(pool) => write_postgres(pool, appends).await,
         Target::Sqlite(pool) => write_sqlite(pool, appends).await,
@@ -324,8 +338,9 @@ async fn write(target: &Target, appends: &[&[SerializedEvent]]) -> Result<Vec<bo
 }
 
 /// PostgreSQL: one `INSERT … SELECT FROM unnest(…) ON CONFLICT DO NOTHING`
-/// for the whole batch, in key order. What it did not insert tells which
-/// appends conflicted; their other rows are deleted again before the commit,
+/// for the whole batch, in key order. When it inserted fewer rows than it
+/// was given, the rows this transaction holds tell which appends
+/// conflicted; their other rows are deleted again before the commit,
 /// so an append is all in or all out.
 ///
 /// Key order matters twice: an aggregate's rows get ascending positions
@@ -333,23 +348,25 @@ async fn write(target: &Target, appends: &[&[SerializedEvent]]) -> Result<Vec<bo
 /// the same aggregates take their row locks in the same order, so they
 /// cannot deadlock. The insert is the transaction's first write, so the
 /// transaction id is taken only after every decision was made (DESIGN.md §3).
-async fn write_postgres(
-    pool: &PgPool,
-    appends: &[&[SerializedEvent]],
-) -> Result<Vec<bool>, BatchError> {
-    let rows: usize = appends.iter().map(|a| a.len()).sum();
-    let mut order: Vec<(usize, &SerializedEvent)> = appends
+async fn write_postgres(pool: &PgPool, appends: &[&[Row]]) -> Result<Vec<bool>, BatchError> {
+    let mut order: Vec<(usize, &Row)> = appends
         .iter()
         .enumerate()
         .flat_map(|(i, a)| a.iter().map(move |r| (i, r)))
         .collect();
-    order.sort_by(|(_, a), (_, b)| {
-        (&a.aggregate_type, &a.aggregate_id, a.sequence).cmp(&(
-            &b.aggregate_type,
-            &b.aggregate_id,
-            b.sequence,
-        ))
-    });
+    // stable: of two appends at one key, the earlier one stays first
+    order.sort_by(|(_, a), (_, b)| key(a).cmp(&key(b)));
+    // two appends of one batch at the same key (two writers of one
+    // process that loaded the same version): the later one conflicts
+    // before anything is written, or both would look written below
+    let mut conflicted = vec![false; appends.len()];
+    for pair in order.windows(2) {
+        if key(pair[0].1) == key(pair[1].1) {
+            conflicted[pair[1].0] = true;
+        }
+    }
+    order.retain(|(i, _)| !conflicted[*i]);
+    let rows = order.len();
     let mut types = Vec::with_capacity(rows);
     let mut ids = Vec::with_capacity(rows);
     let mut sequences = Vec::with_capacity(rows);
@@ -358,23 +375,22 @@ async fn write_postgres(
     let mut payloads = Vec::with_capacity(rows);
     let mut metadata = Vec::with_capacity(rows);
     for (_, r) in &order {
-        types.push(r.aggregate_type.as_str());
+        types.push(r.aggregate_type);
         ids.push(r.aggregate_id.as_str());
-        sequences.push(i64::try_from(r.sequence).unwrap_or(i64::MAX));
+        sequences.push(r.sequence());
         event_types.push(r.event_type.as_str());
         versions.push(r.event_version.as_str());
-        payloads.push(&r.payload);
-        metadata.push(&r.metadata);
+        payloads.push(r.payload.as_str());
+        metadata.push(r.metadata.as_str());
     }
     let mut tx = pool.begin().await?;
-    let inserted: Vec<(String, String, i64)> = sqlx::query_as(
+    let inserted = sqlx::query(
         "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
-         SELECT t, i, s, e, v, p, m
-           FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::jsonb[], $7::jsonb[])
+         SELECT t, i, s, e, v, p::jsonb, m::jsonb
+           FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[])
                 WITH ORDINALITY AS r(t, i, s, e, v, p, m, n)
           ORDER BY n
-         ON CONFLICT DO NOTHING
-         RETURNING aggregate_type, aggregate_id, sequence",
+         ON CONFLICT DO NOTHING",
     )
     .bind(&types)
     .bind(&ids)
@@ -383,23 +399,25 @@ async fn write_postgres(
     .bind(&versions)
     .bind(&payloads)
     .bind(&metadata)
-    .fetch_all(&mut *tx)
-    .await?;
-    let conflicted = if inserted.len() == rows {
-        vec![false; appends.len()]
-    } else {
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    // the count tells whether anything conflicted; only then is it worth
+    // asking which rows went in (a `RETURNING` of every row cost both sides
+    // a decode per row, for the rare batch with a conflict)
+    if usize::try_from(inserted).is_ok_and(|n| n != rows) {
+        let inserted: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT aggregate_type, aggregate_id, sequence FROM events
+              WHERE tx_id = pg_current_xact_id()",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
         let written: HashSet<(&str, &str, i64)> = inserted
             .iter()
             .map(|(t, i, s)| (t.as_str(), i.as_str(), *s))
             .collect();
-        let mut conflicted = vec![false; appends.len()];
         for (i, r) in &order {
-            let key = (
-                r.aggregate_type.as_str(),
-                r.aggregate_id.as_str(),
-                i64::try_from(r.sequence).unwrap_or(i64::MAX),
-            );
-            if !written.contains(&key) {
+            if !written.contains(&key(r)) {
                 conflicted[*i] = true;
             }
         }
@@ -407,9 +425,9 @@ async fn write_postgres(
         let (mut t, mut a, mut s) = (Vec::new(), Vec::new(), Vec::new());
         for (i, r) in &order {
             if conflicted[*i] {
-                t.push(r.aggregate_type.as_str());
+                t.push(r.aggregate_type);
                 a.push(r.aggregate_id.as_str());
-                s.push(i64::try_from(r.sequence).unwrap_or(i64::MAX));
+                s.push(r.sequence());
             }
         }
         sqlx::query(
@@ -423,45 +441,36 @@ async fn write_postgres(
         .bind(&s)
         .execute(&mut *tx)
         .await?;
-        conflicted
-    };
+    }
     tx.commit().await?;
     Ok(conflicted)
+}
+
+/// A row's primary key in the events table.
+fn key(r: &Row) -> (&'static str, &str, i64) {
+    (r.aggregate_type, r.aggregate_id.as_str(), r.sequence())
 }
 
 /// SQLite: one transaction, one multi-row `INSERT` per append. A statement
 /// that breaks the primary key is undone alone (SQLite's default `ABORT`
 /// keeps the transaction and the statements before it), so a conflicting
 /// append is left out and the others commit.
-async fn write_sqlite(
-    pool: &SqlitePool,
-    appends: &[&[SerializedEvent]],
-) -> Result<Vec<bool>, BatchError> {
+async fn write_sqlite(pool: &SqlitePool, appends: &[&[Row]]) -> Result<Vec<bool>, BatchError> {
     let mut tx = pool.begin().await?;
     let mut conflicted = Vec::with_capacity(appends.len());
     for rows in appends {
         let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
             "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) ",
         );
-        let mut encoded = Vec::with_capacity(rows.len());
-        for r in *rows {
-            encoded.push((
-                serde_json::to_string(&r.payload).map_err(BatchError::Encode)?,
-                serde_json::to_string(&r.metadata).map_err(BatchError::Encode)?,
-            ));
-        }
-        insert.push_values(
-            rows.iter().zip(&encoded),
-            |mut b, (r, (payload, metadata))| {
-                b.push_bind(r.aggregate_type.as_str())
-                    .push_bind(r.aggregate_id.as_str())
-                    .push_bind(i64::try_from(r.sequence).unwrap_or(i64::MAX))
-                    .push_bind(r.event_type.as_str())
-                    .push_bind(r.event_version.as_str())
-                    .push_bind(payload.as_str())
-                    .push_bind(metadata.as_str());
-            },
-        );
+        insert.push_values(rows.iter(), |mut b, r| {
+            b.push_bind(r.aggregate_type)
+                .push_bind(r.aggregate_id.as_str())
+                .push_bind(r.sequence())
+                .push_bind(r.event_type.as_str())
+                .push_bind(r.event_version.as_str())
+                .push_bind(r.payload.as_str())
+                .push_bind(r.metadata.as_str());
+        });
         match insert.build().execute(&mut *tx).await {
             Ok(_) => conflicted.push(false),
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => conflicted.push(true),
