@@ -451,7 +451,10 @@ where
 {
     fn entry(&self, id: &str) -> Arc<Entry<A>> {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if entries.len() >= self.config.cache_capacity && !entries.contains_key(id) {
+        if let Some(entry) = entries.get(id) {
+            return Arc::clone(entry);
+        }
+        if entries.len() >= self.config.cache_capacity {
             // drop idle aggregates (no worker holds them)
             entries.retain(|_, e| Arc::strong_count(e) > 1);
         }
@@ -538,7 +541,13 @@ where
                 continue;
             }
             let appended = events.len();
-            match self.store.append::<A>(id, base, events).await {
+            let borrowed: Vec<(&A::Event, &HashMap<String, String>)> = events
+                .iter()
+                .map(|(e, i)| (e, &items[*i].metadata))
+                .collect();
+            let written = self.store.append_borrowed::<A>(id, base, &borrowed).await;
+            drop(borrowed);
+            match written {
                 Ok(_) => {
                     state.sequence = base + appended;
                     slot = (!tainted).then_some(state);
@@ -570,23 +579,20 @@ where
     }
 
     /// Decides each queued command in order on `state`, applying what it
-    /// accepts. Returns the accepted events with their commands' metadata,
+    /// accepts. Returns the accepted events with their commands' places in
+    /// `items` (whose metadata they are stored with),
     /// a decision per command, and whether a refusing rule left the state
     /// changed (then the commands after it are deferred).
     async fn decide(
         &self,
         state: &mut Slot<A>,
         items: &mut [Queued<A>],
-    ) -> (
-        Vec<(A::Event, HashMap<String, String>)>,
-        Vec<Decision<A::Error>>,
-        bool,
-    ) {
+    ) -> (Vec<(A::Event, usize)>, Vec<Decision<A::Error>>, bool) {
         let base = state.sequence;
         let mut events = Vec::new();
         let mut decisions = Vec::with_capacity(items.len());
         let mut tainted = false;
-        for item in items.iter_mut() {
+        for (place, item) in items.iter_mut().enumerate() {
             if tainted {
                 decisions.push(Decision::Deferred);
                 continue;
@@ -608,7 +614,7 @@ where
             match decided {
                 Ok(()) => {
                     let appended = new.len();
-                    events.extend(new.into_iter().map(|e| (e, item.metadata.clone())));
+                    events.extend(new.into_iter().map(|e| (e, place)));
                     item.waiter.view(&state.aggregate);
                     decisions.push(Decision::Done(Done {
                         version: (base + events.len()) as u64,

@@ -28,7 +28,7 @@ use sqlite_es::SqliteEventRepository;
 use tessera_events::{upcast_parts, Upcaster, UPCASTERS};
 use tokio::sync::watch;
 
-use group::{AppendError, GroupCommit, GroupConfig, Target};
+use group::{AppendError, GroupCommit, GroupConfig, Row, Target};
 use uuid::Uuid;
 
 /// The two repositories Tessera runs on. An enum, not a trait object:
@@ -325,15 +325,19 @@ impl Store {
         after_sequence: usize,
         events: Vec<(A::Event, HashMap<String, String>)>,
     ) -> Result<Vec<EventEnvelope<A>>, AggregateError<A::Error>> {
-        let occurred_at = Utc::now()
-            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
-            .to_string();
-        let envelopes: Vec<EventEnvelope<A>> = events
+        let borrowed: Vec<(&A::Event, &HashMap<String, String>)> =
+            events.iter().map(|(e, m)| (e, m)).collect();
+        let rows = rows::<A>(aggregate_id, after_sequence, &borrowed)?;
+        let stamps: Vec<Stamp> = rows.iter().map(|r| r.stamp.clone()).collect();
+        self.append_rows::<A>(rows.into_iter().map(|r| r.row).collect())
+            .await?;
+        Ok(events
             .into_iter()
+            .zip(stamps)
             .zip(after_sequence + 1..)
-            .map(|((payload, mut metadata), sequence)| {
-                metadata.insert("event_id".into(), Uuid::now_v7().to_string());
-                metadata.insert("occurred_at".into(), occurred_at.clone());
+            .map(|(((payload, mut metadata), stamp), sequence)| {
+                metadata.insert("event_id".into(), stamp.event_id);
+                metadata.insert("occurred_at".into(), stamp.occurred_at);
                 EventEnvelope {
                     aggregate_id: aggregate_id.to_owned(),
                     sequence,
@@ -341,27 +345,102 @@ impl Store {
                     metadata,
                 }
             })
-            .collect();
-        let mut rows = Vec::with_capacity(envelopes.len());
-        for e in &envelopes {
-            rows.push(SerializedEvent::new(
-                e.aggregate_id.clone(),
-                e.sequence,
-                A::TYPE.to_owned(),
-                e.payload.event_type(),
-                e.payload.event_version(),
-                serde_json::to_value(&e.payload)?,
-                serde_json::to_value(&e.metadata)?,
-            ));
-        }
+            .collect())
+    }
+
+    /// [`Store::append`] for the command bus: the events' metadata borrowed
+    /// from their commands and nothing handed back, so an append costs no
+    /// copy of either (the bus appends tens of thousands a second).
+    pub(crate) async fn append_borrowed<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+        after_sequence: usize,
+        events: &[(&A::Event, &HashMap<String, String>)],
+    ) -> Result<(), AggregateError<A::Error>> {
+        let rows = rows::<A>(aggregate_id, after_sequence, events)?;
+        self.append_rows::<A>(rows.into_iter().map(|r| r.row).collect())
+            .await
+    }
+
+    async fn append_rows<A: Aggregate>(
+        &self,
+        rows: Vec<Row>,
+    ) -> Result<(), AggregateError<A::Error>> {
         match self.group.append(rows).await {
-            Ok(()) => Ok(envelopes),
+            Ok(()) => Ok(()),
             Err(AppendError::Conflict) => Err(AggregateError::AggregateConflict),
             Err(AppendError::Unavailable(cause)) => {
                 Err(AggregateError::DatabaseConnectionError(cause))
             }
             Err(AppendError::Failed(cause)) => Err(AggregateError::UnexpectedError(cause)),
         }
+    }
+}
+
+/// What the store adds to an event's metadata.
+#[derive(Debug, Clone)]
+struct Stamp {
+    event_id: String,
+    occurred_at: String,
+}
+
+struct Stamped {
+    row: Row,
+    stamp: Stamp,
+}
+
+/// The rows of `events`, serialized once each: the payload straight from
+/// the event, the metadata from the command's with the event's own id and
+/// time beside it.
+fn rows<A: Aggregate>(
+    aggregate_id: &str,
+    after_sequence: usize,
+    events: &[(&A::Event, &HashMap<String, String>)],
+) -> Result<Vec<Stamped>, serde_json::Error> {
+    let occurred_at = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    events
+        .iter()
+        .zip(after_sequence + 1..)
+        .map(|((payload, metadata), sequence)| {
+            let stamp = Stamp {
+                event_id: Uuid::now_v7().to_string(),
+                occurred_at: occurred_at.clone(),
+            };
+            let row = Row {
+                aggregate_type: A::TYPE,
+                aggregate_id: aggregate_id.to_owned(),
+                sequence,
+                event_type: payload.event_type(),
+                event_version: payload.event_version(),
+                payload: serde_json::to_string(payload)?,
+                metadata: serde_json::to_string(&StoredMetadata {
+                    command: metadata,
+                    stamp: &stamp,
+                })?,
+            };
+            Ok(Stamped { row, stamp })
+        })
+        .collect()
+}
+
+/// An event's stored metadata: its command's, then its own id and time
+/// (which replace any the command's metadata named the same).
+struct StoredMetadata<'a> {
+    command: &'a HashMap<String, String>,
+    stamp: &'a Stamp,
+}
+
+impl serde::Serialize for StoredMetadata<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let own = |k: &str| k == "event_id" || k == "occurred_at";
+        let mut map = serializer.serialize_map(None)?;
+        for (k, v) in self.command.iter().filter(|(k, _)| !own(k)) {
+            map.serialize_entry(k, v)?;
+        }
+        map.serialize_entry("event_id", &self.stamp.event_id)?;
+        map.serialize_entry("occurred_at", &self.stamp.occurred_at)?;
+        map.end()
     }
 }
 
