@@ -153,11 +153,28 @@ fn pool_size(config: &WriteConfig) -> u32 {
     u32::try_from(config.workers + 2).unwrap_or(u32::MAX)
 }
 
+/// The bus needs no connection per sender (its appends share the group
+/// committer's few), so its pool stays this size however many commands are
+/// in flight.
+const BUS_POOL: u32 = 34;
+
+/// `config` with `per_sender` commands in flight for each of its senders
+/// (as many concurrent workers), over the same number of accounts.
+#[must_use]
+pub fn in_flight(config: &WriteConfig, per_sender: usize) -> WriteConfig {
+    let workers = config.workers * per_sender.max(1);
+    WriteConfig {
+        workers,
+        accounts_per_worker: (config.workers * config.accounts_per_worker / workers).max(1),
+        duration: config.duration,
+    }
+}
+
 /// `Charge` commands through Tessera's [`CommandBus`] (cache, in-process
 /// serialization per aggregate, metadata, bounded retries); the store
 /// groups concurrent appends by default, as in the write API.
 pub async fn tessera_commands(config: &WriteConfig, target: Target) -> Result<Run> {
-    let (_db, pool) = database(pool_size(config)).await?;
+    let (_db, pool) = database(pool_size(config).min(BUS_POOL)).await?;
     let ids = accounts("bus", config, target);
     register(&pool, &ids).await?;
     let bus = Arc::new(CommandBus::<Account>::new(

@@ -41,6 +41,13 @@ async fn every_benchmark_runs_and_reports_a_ratio_against_its_baseline() {
         grouped.rows.iter().any(|r| r.what.contains("group commit")),
         "the command bus beside the 50-row limit: {grouped:?}"
     );
+    assert!(
+        grouped
+            .rows
+            .iter()
+            .any(|r| r.what.contains("200 commands in flight")),
+        "and with the baseline's 4 × 50 rows in flight: {grouped:?}"
+    );
     let rebuild = &report.sections[4];
     assert!(rebuild.title.contains("1,000 events"), "{}", rebuild.title);
     let catchup = &report.sections[6];
