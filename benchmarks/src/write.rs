@@ -51,7 +51,7 @@ pub async fn database(connections: u32) -> Result<(PgDatabase, PgPool)> {
     Ok((db, pool))
 }
 
-fn metadata(actor: &str) -> Value {
+fn metadata_of(actor: &str) -> Value {
     json!({
         "event_id": uuid::Uuid::now_v7().to_string(),
         "occurred_at": chrono::Utc::now().to_rfc3339(),
@@ -73,7 +73,7 @@ pub async fn register(pool: &PgPool, ids: &[String]) -> Result<()> {
                 }))
             })
             .collect::<Result<_, _>>()?;
-        let metadata: Vec<Value> = chunk.iter().map(|id| metadata(id)).collect();
+        let metadata: Vec<Value> = chunk.iter().map(|id| metadata_of(id)).collect();
         sqlx::query(
             "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
              SELECT 'account', id, 1, 'AccountRegistered', '1.0', payload, metadata
@@ -247,7 +247,7 @@ fn ready_row() -> Result<(Value, Value)> {
         balance: 1,
         idempotency_key: "k".into(),
     }))?;
-    Ok((payload, metadata("raw")))
+    Ok((payload, metadata_of("raw")))
 }
 
 /// The physical limit of appending one event per transaction: a plain
@@ -304,6 +304,65 @@ pub async fn raw_batches(config: &WriteConfig, rows: u64) -> Result<Run> {
             .bind(payload)
             .bind(metadata)
             .bind(sequences)
+            .execute(&pool)
+            .await
+            .map_err(|e| e.to_string())?;
+            Ok(Done {
+                events: rows,
+                retries: 0,
+            })
+        }
+    })
+    .await
+}
+
+/// The same limit with rows like the ones the bus writes: in each
+/// transaction, `rows` events of as many aggregates (the sender's own),
+/// each with its own payload and metadata, bound as JSON text (as the group
+/// commit binds them) rather than one value bound once for all rows.
+/// PostgreSQL parses and indexes every row here, as it does for real
+/// events and for pgbench's literal rows.
+pub async fn raw_distinct_batches(config: &WriteConfig, rows: u64) -> Result<Run> {
+    let (_db, pool) = database(pool_size(config)).await?;
+    let per_worker: Vec<Arc<(Vec<String>, Vec<String>, Vec<String>)>> = (0..config.workers)
+        .map(|worker| {
+            let mut ids = Vec::new();
+            let mut payloads = Vec::new();
+            let mut metadata = Vec::new();
+            for i in 0..rows {
+                ids.push(format!("raw-{worker}-{i}"));
+                payloads.push(
+                    serde_json::to_string(&Recorded(AccountEvent::PointsCharged {
+                        amount: 1,
+                        balance: 1,
+                        idempotency_key: format!("w{worker}-{i}"),
+                    }))
+                    .expect("a charge serializes"),
+                );
+                metadata.push(
+                    serde_json::to_string(&metadata_of(&format!("raw-{worker}")))
+                        .expect("metadata serializes"),
+                );
+            }
+            Arc::new((ids, payloads, metadata))
+        })
+        .collect();
+    let pool_for_run = pool.clone();
+    measured(&pool, config, move |worker, n| {
+        let pool = pool_for_run.clone();
+        let ready = Arc::clone(&per_worker[worker]);
+        let sequence = i64::try_from(n).unwrap_or(i64::MAX) + 1;
+        async move {
+            let (ids, payloads, metadata) = &*ready;
+            sqlx::query(
+                "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+                 SELECT 'account', i, $1, 'PointsCharged', '1.0', p::jsonb, m::jsonb
+                   FROM UNNEST($2::text[], $3::text[], $4::text[]) AS r(i, p, m)",
+            )
+            .bind(sequence)
+            .bind(ids)
+            .bind(payloads)
+            .bind(metadata)
             .execute(&pool)
             .await
             .map_err(|e| e.to_string())?;

@@ -25,7 +25,7 @@ async fn every_benchmark_runs_and_reports_a_ratio_against_its_baseline() {
     };
     let report = run(&config).await.expect("the suite runs");
     let titles: Vec<&str> = report.sections.iter().map(|s| s.title.as_str()).collect();
-    assert_eq!(report.sections.len(), 7, "{titles:?}");
+    assert_eq!(report.sections.len(), 8, "{titles:?}");
     for section in &report.sections {
         assert!(section.rows.len() >= 2, "{section:?}");
         assert!((section.rows[0].ratio - 1.0).abs() < f64::EPSILON);
@@ -48,9 +48,16 @@ async fn every_benchmark_runs_and_reports_a_ratio_against_its_baseline() {
             .any(|r| r.what.contains("200 commands in flight")),
         "and with the baseline's 4 × 50 rows in flight: {grouped:?}"
     );
-    let rebuild = &report.sections[4];
+    let distinct = &report.sections[4];
+    assert!(
+        distinct.title.contains("distinct rows"),
+        "{}",
+        distinct.title
+    );
+    assert_eq!(distinct.rows.len(), 3, "{distinct:?}");
+    let rebuild = &report.sections[5];
     assert!(rebuild.title.contains("1,000 events"), "{}", rebuild.title);
-    let catchup = &report.sections[6];
+    let catchup = &report.sections[7];
     assert!(catchup.title.contains("120 events"), "{}", catchup.title);
     assert_eq!(
         catchup.rows.len(),
