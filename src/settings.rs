@@ -456,7 +456,7 @@ pub struct Settings {
     #[arg(
         long,
         env = "TESSERA_GROUP_COMMIT_IN_FLIGHT",
-        default_value_t = 4,
+        default_value_t = 2,
         global = true
     )]
     pub group_commit_in_flight: usize,

@@ -44,9 +44,13 @@ pub struct GroupConfig {
 }
 
 impl GroupConfig {
+    /// Two transactions in flight: under wrk's 64 connections on two cores
+    /// the write API took 13,229–13,820 charges/s with two and
+    /// 12,083–12,249 with four (`scripts/bench http`, alternating runs,
+    /// BENCHMARKS.md): fewer, larger groups cost fewer commits.
     pub const POSTGRES: Self = Self {
         max_batch: 512,
-        max_in_flight: 4,
+        max_in_flight: 2,
         wait: Duration::ZERO,
     };
     pub const SQLITE: Self = Self {
