@@ -240,6 +240,14 @@ pub async fn cqrs_es_commands(config: &WriteConfig, target: Target) -> Result<Ru
     .await
 }
 
+/// What a baseline's insert of `rows` ready rows did.
+fn inserted(rows: u64) -> Done {
+    Done {
+        events: rows,
+        retries: 0,
+    }
+}
+
 /// The payload and metadata of the baselines' ready-made rows.
 fn ready_row() -> Result<(Value, Value)> {
     let payload = serde_json::to_value(Recorded(AccountEvent::PointsCharged {
@@ -272,11 +280,8 @@ pub async fn raw_inserts(config: &WriteConfig) -> Result<Run> {
             .bind(metadata)
             .execute(&pool)
             .await
-            .map_err(|e| e.to_string())?;
-            Ok(Done {
-                events: 1,
-                retries: 0,
-            })
+            .map_err(|e| e.to_string())
+            .map(|_| inserted(1))
         }
     })
     .await
@@ -306,14 +311,18 @@ pub async fn raw_batches(config: &WriteConfig, rows: u64) -> Result<Run> {
             .bind(sequences)
             .execute(&pool)
             .await
-            .map_err(|e| e.to_string())?;
-            Ok(Done {
-                events: rows,
-                retries: 0,
-            })
+            .map_err(|e| e.to_string())
+            .map(|_| inserted(rows))
         }
     })
     .await
+}
+
+/// One sender's rows, ready to bind: aggregate ids, payloads, metadata.
+struct ReadyRows {
+    ids: Vec<String>,
+    payloads: Vec<String>,
+    metadata: Vec<String>,
 }
 
 /// The same limit with rows like the ones the bus writes: in each
@@ -324,7 +333,7 @@ pub async fn raw_batches(config: &WriteConfig, rows: u64) -> Result<Run> {
 /// events and for pgbench's literal rows.
 pub async fn raw_distinct_batches(config: &WriteConfig, rows: u64) -> Result<Run> {
     let (_db, pool) = database(pool_size(config)).await?;
-    let per_worker: Vec<Arc<(Vec<String>, Vec<String>, Vec<String>)>> = (0..config.workers)
+    let per_worker: Vec<Arc<ReadyRows>> = (0..config.workers)
         .map(|worker| {
             let mut ids = Vec::new();
             let mut payloads = Vec::new();
@@ -344,7 +353,11 @@ pub async fn raw_distinct_batches(config: &WriteConfig, rows: u64) -> Result<Run
                         .expect("metadata serializes"),
                 );
             }
-            Arc::new((ids, payloads, metadata))
+            Arc::new(ReadyRows {
+                ids,
+                payloads,
+                metadata,
+            })
         })
         .collect();
     let pool_for_run = pool.clone();
@@ -353,7 +366,11 @@ pub async fn raw_distinct_batches(config: &WriteConfig, rows: u64) -> Result<Run
         let ready = Arc::clone(&per_worker[worker]);
         let sequence = i64::try_from(n).unwrap_or(i64::MAX) + 1;
         async move {
-            let (ids, payloads, metadata) = &*ready;
+            let ReadyRows {
+                ids,
+                payloads,
+                metadata,
+            } = &*ready;
             sqlx::query(
                 "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
                  SELECT 'account', i, $1, 'PointsCharged', '1.0', p::jsonb, m::jsonb
@@ -365,11 +382,8 @@ pub async fn raw_distinct_batches(config: &WriteConfig, rows: u64) -> Result<Run
             .bind(metadata)
             .execute(&pool)
             .await
-            .map_err(|e| e.to_string())?;
-            Ok(Done {
-                events: rows,
-                retries: 0,
-            })
+            .map_err(|e| e.to_string())
+            .map(|_| inserted(rows))
         }
     })
     .await

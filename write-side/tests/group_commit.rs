@@ -273,11 +273,10 @@ fn row(id: &str, sequence: usize) -> Row {
     }
 }
 
-/// Two appends in one group, one of which conflicts on its first row but
-/// not its second: the conflicting one is left out whole (its second row
-/// is not half there), the other commits.
-async fn a_conflicting_append_fails_alone(target: Target, rows_of: impl AsyncFn(&str) -> Vec<i64>) {
-    let group = GroupCommit::new(
+/// A group committer with one flusher: what is queued while it is busy
+/// (or before its task first runs) forms one group.
+fn one_flusher(target: Target) -> GroupCommit {
+    GroupCommit::new(
         target,
         GroupConfig {
             max_batch: 16,
@@ -286,7 +285,14 @@ async fn a_conflicting_append_fails_alone(target: Target, rows_of: impl AsyncFn(
         },
         Duration::from_secs(5),
         watch::Sender::new(0),
-    );
+    )
+}
+
+/// Two appends in one group, one of which conflicts on its first row but
+/// not its second: the conflicting one is left out whole (its second row
+/// is not half there), the other commits.
+async fn a_conflicting_append_fails_alone(target: Target, rows_of: impl AsyncFn(&str) -> Vec<i64>) {
+    let group = one_flusher(target);
     // another writer got "x" 1 first
     group.append(vec![row("x", 1)]).await.unwrap();
     // both appends are queued before the flusher task runs (one thread)
@@ -311,16 +317,7 @@ async fn two_appends_at_one_key_in_one_group(
     target: Target,
     rows_of: impl AsyncFn(&str) -> Vec<i64>,
 ) {
-    let group = GroupCommit::new(
-        target,
-        GroupConfig {
-            max_batch: 16,
-            max_in_flight: 1,
-            wait: Duration::ZERO,
-        },
-        Duration::from_secs(5),
-        watch::Sender::new(0),
-    );
+    let group = one_flusher(target);
     let (first, second, other) = tokio::join!(
         group.append(vec![row("z", 1), row("z", 2)]),
         group.append(vec![row("z", 1)]),
