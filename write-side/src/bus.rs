@@ -545,9 +545,7 @@ where
                 .iter()
                 .map(|(e, i)| (e, &items[*i].metadata))
                 .collect();
-            let written = self.store.append_borrowed::<A>(id, base, &borrowed).await;
-            drop(borrowed);
-            match written {
+            match self.store.append_borrowed::<A>(id, base, &borrowed).await {
                 Ok(_) => {
                     state.sequence = base + appended;
                     slot = (!tainted).then_some(state);

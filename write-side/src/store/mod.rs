@@ -327,10 +327,9 @@ impl Store {
     ) -> Result<Vec<EventEnvelope<A>>, AggregateError<A::Error>> {
         let borrowed: Vec<(&A::Event, &HashMap<String, String>)> =
             events.iter().map(|(e, m)| (e, m)).collect();
-        let rows = rows::<A>(aggregate_id, after_sequence, &borrowed)?;
-        let stamps: Vec<Stamp> = rows.iter().map(|r| r.stamp.clone()).collect();
-        self.append_rows::<A>(rows.into_iter().map(|r| r.row).collect())
-            .await?;
+        let stamps = stamps(events.len());
+        let rows = rows::<A>(aggregate_id, after_sequence, &borrowed, &stamps)?;
+        self.append_rows::<A>(rows).await?;
         Ok(events
             .into_iter()
             .zip(stamps)
@@ -357,9 +356,8 @@ impl Store {
         after_sequence: usize,
         events: &[(&A::Event, &HashMap<String, String>)],
     ) -> Result<(), AggregateError<A::Error>> {
-        let rows = rows::<A>(aggregate_id, after_sequence, events)?;
-        self.append_rows::<A>(rows.into_iter().map(|r| r.row).collect())
-            .await
+        let rows = rows::<A>(aggregate_id, after_sequence, events, &stamps(events.len()))?;
+        self.append_rows::<A>(rows).await
     }
 
     async fn append_rows<A: Aggregate>(
@@ -378,35 +376,37 @@ impl Store {
 }
 
 /// What the store adds to an event's metadata.
-#[derive(Debug, Clone)]
 struct Stamp {
     event_id: String,
     occurred_at: String,
 }
 
-struct Stamped {
-    row: Row,
-    stamp: Stamp,
+/// One stamp per event of an append: its own id, the append's time.
+fn stamps(events: usize) -> Vec<Stamp> {
+    let occurred_at = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    (0..events)
+        .map(|_| Stamp {
+            event_id: Uuid::now_v7().to_string(),
+            occurred_at: occurred_at.clone(),
+        })
+        .collect()
 }
 
 /// The rows of `events`, serialized once each: the payload straight from
-/// the event, the metadata from the command's with the event's own id and
-/// time beside it.
+/// the event, the metadata from the command's with the event's stamp
+/// beside it.
 fn rows<A: Aggregate>(
     aggregate_id: &str,
     after_sequence: usize,
     events: &[(&A::Event, &HashMap<String, String>)],
-) -> Result<Vec<Stamped>, serde_json::Error> {
-    let occurred_at = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    stamps: &[Stamp],
+) -> Result<Vec<Row>, serde_json::Error> {
     events
         .iter()
+        .zip(stamps)
         .zip(after_sequence + 1..)
-        .map(|((payload, metadata), sequence)| {
-            let stamp = Stamp {
-                event_id: Uuid::now_v7().to_string(),
-                occurred_at: occurred_at.clone(),
-            };
-            let row = Row {
+        .map(|(((payload, metadata), stamp), sequence)| {
+            Ok(Row {
                 aggregate_type: A::TYPE,
                 aggregate_id: aggregate_id.to_owned(),
                 sequence,
@@ -415,10 +415,9 @@ fn rows<A: Aggregate>(
                 payload: serde_json::to_string(payload)?,
                 metadata: serde_json::to_string(&StoredMetadata {
                     command: metadata,
-                    stamp: &stamp,
+                    stamp,
                 })?,
-            };
-            Ok(Stamped { row, stamp })
+            })
         })
         .collect()
 }
