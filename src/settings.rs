@@ -461,6 +461,15 @@ pub struct Settings {
     )]
     pub group_commit_in_flight: usize,
 
+    /// Group-commit transactions in flight at once on PostgreSQL while a full group (`TESSERA_GROUP_COMMIT_MAX` appends) waits for one
+    #[arg(
+        long,
+        env = "TESSERA_GROUP_COMMIT_BUSY_IN_FLIGHT",
+        default_value_t = 4,
+        global = true
+    )]
+    pub group_commit_busy_in_flight: usize,
+
     /// How long a group commit waits for more appends before it writes, in microseconds (0: it never waits, so nothing is added at low load)
     #[arg(
         long,
@@ -686,6 +695,11 @@ impl Settings {
                 1
             } else {
                 self.group_commit_in_flight.max(1)
+            },
+            busy_in_flight: if embedded {
+                1
+            } else {
+                self.group_commit_busy_in_flight.max(1)
             },
             wait: Duration::from_micros(self.group_commit_wait_us),
         }

@@ -281,6 +281,7 @@ fn one_flusher(target: Target) -> GroupCommit {
         GroupConfig {
             max_batch: 16,
             max_in_flight: 1,
+            busy_in_flight: 1,
             wait: Duration::ZERO,
         },
         Duration::from_secs(5),
@@ -345,6 +346,44 @@ async fn a_conflicting_append_fails_alone_on_postgres() {
     two_appends_at_one_key_in_one_group(Target::Postgres(pool.clone()), &rows_of).await;
 }
 
+/// After a conflict the committer writes carefully (skipping conflicts)
+/// for a while, then plainly again: in every round, through both ways of
+/// writing, the conflicting append is refused whole and its neighbour
+/// commits.
+#[tokio::test]
+async fn conflicts_are_told_apart_in_both_ways_of_writing_on_postgres() {
+    let db = PgDatabase::create().await;
+    let (_, pool) = pg_store(&db).await;
+    let group = one_flusher(Target::Postgres(pool.clone()));
+    group.append(vec![row("taken", 1)]).await.unwrap();
+    for round in 1..=3 {
+        let fresh = format!("fresh-{round}");
+        let (taken, free) = tokio::join!(
+            group.append(vec![row("taken", 1), row("taken", 2)]),
+            group.append(vec![row(&fresh, 1), row(&fresh, 2)]),
+        );
+        assert!(
+            matches!(taken, Err(AppendError::Conflict)),
+            "round {round}: {taken:?}"
+        );
+        assert!(free.is_ok(), "round {round}: {free:?}");
+        // more plain groups than the careful ones after a conflict, so the
+        // next round's conflict meets a plain insert again
+        for sequence in 3..40 {
+            group.append(vec![row(&fresh, sequence)]).await.unwrap();
+        }
+    }
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT aggregate_id, count(*) FROM events GROUP BY aggregate_id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(rows.len(), 4);
+    for (id, n) in rows {
+        assert_eq!(n, if id == "taken" { 1 } else { 39 }, "{id}");
+    }
+}
+
 #[tokio::test]
 async fn a_conflicting_append_fails_alone_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
@@ -377,6 +416,7 @@ async fn an_append_queued_behind_a_hanging_batch_is_answered_within_its_own_time
         GroupConfig {
             max_batch: 16,
             max_in_flight: 1,
+            busy_in_flight: 1,
             wait: Duration::ZERO,
         },
         timeout,

@@ -13,7 +13,9 @@
 //!
 //! An aggregate whose rows conflict (another writer appended at one of its
 //! sequences first) fails alone: its rows are taken out of the transaction
-//! and its caller retries, the others commit.
+//! and its caller retries, the others commit. On PostgreSQL a group is
+//! first inserted as if nothing conflicts, and written again skipping
+//! conflicts only when that breaks a key (`write_postgres`).
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -36,6 +38,11 @@ pub struct GroupConfig {
     /// concurrent commits together, so a few overlap well; SQLite has one
     /// writer, so more than one only waits on its lock.
     pub max_in_flight: usize,
+    /// Transactions in flight at once while a full batch (`max_batch`
+    /// appends) waits for a flusher: a backlog that one more transaction
+    /// takes whole, where starting it earlier would only split the
+    /// arrivals into smaller groups.
+    pub busy_in_flight: usize,
     /// How long a flusher waits for more appends before it writes a batch
     /// smaller than `max_batch`. Zero by default: nothing is added at low
     /// load, and under load the appends that arrive during a flush make the
@@ -44,18 +51,33 @@ pub struct GroupConfig {
 }
 
 impl GroupConfig {
-    /// Two transactions in flight: under wrk's 64 connections on two cores
-    /// the write API took 13,229–13,820 charges/s with two and
-    /// 12,083–12,249 with four (`scripts/bench http`, alternating runs,
-    /// BENCHMARKS.md): fewer, larger groups cost fewer commits.
+    /// Whether an append that just joined `queue` starts another flusher.
+    fn starts_another(&self, queue: &Queue) -> bool {
+        let max = self.max_in_flight.max(1);
+        queue.in_flight < max
+            || (queue.in_flight < self.busy_in_flight.max(max)
+                && queue.pending.len() >= self.max_batch.max(1))
+    }
+
+    /// Two transactions in flight, four while a full group waits: under
+    /// wrk's 64 connections on two cores the write API took 13,229–13,820
+    /// charges/s with two and 12,083–12,249 with four (fewer, larger groups
+    /// cost fewer commits), while 1,600 commands in flight in process went
+    /// faster with four (BENCHMARKS.md).
+    ///
+    /// The plain insert and the extra transactions for a backlog together
+    /// took the in-process path from 0.50 to 0.62–0.65 of PostgreSQL's
+    /// 50-row limit (`tessera-bench --only appends`, same session).
     pub const POSTGRES: Self = Self {
         max_batch: 512,
         max_in_flight: 2,
+        busy_in_flight: 4,
         wait: Duration::ZERO,
     };
     pub const SQLITE: Self = Self {
         max_batch: 512,
         max_in_flight: 1,
+        busy_in_flight: 1,
         wait: Duration::ZERO,
     };
 }
@@ -125,6 +147,7 @@ struct Inner {
     timeout: Duration,
     queue: Mutex<Queue>,
     commits: watch::Sender<u64>,
+    careful: Careful,
 }
 
 /// The group committer of one event store.
@@ -147,6 +170,7 @@ impl GroupCommit {
                 timeout,
                 queue: Mutex::new(Queue::default()),
                 commits,
+                careful: Careful::default(),
             }),
         }
     }
@@ -187,7 +211,7 @@ impl GroupCommit {
                 done,
                 deadline,
             });
-            let start = queue.in_flight < self.inner.config.max_in_flight.max(1);
+            let start = self.inner.config.starts_another(&queue);
             if start {
                 queue.in_flight += 1;
             }
@@ -268,7 +292,8 @@ async fn flush_while_pending(inner: Arc<Inner>) {
             .map(|p| p.deadline)
             .max()
             .unwrap_or_else(Instant::now);
-        let outcome = tokio::time::timeout_at(deadline, write(&inner.target, &appends)).await;
+        let outcome =
+            tokio::time::timeout_at(deadline, write(&inner.target, &appends, &inner.careful)).await;
         let results = match outcome {
             Ok(Ok(conflicted)) => {
                 let committed = conflicted.iter().filter(|c| !**c).count();
@@ -334,25 +359,38 @@ impl From<sqlx::Error> for BatchError {
 
 /// Writes a batch in one transaction; answers, per append, whether it
 /// conflicted (and so was left out).
-async fn write(target: &Target, appends: &[&[Row]]) -> Result<Vec<bool>, BatchError> {
+async fn write(
+    target: &Target,
+    appends: &[&[Row]],
+    careful: &Careful,
+) -> Result<Vec<bool>, BatchError> {
     match target {
-        Target::Postgres(pool) => write_postgres(pool, appends).await,
+        Target::Postgres(pool) => write_postgres(pool, appends, careful).await,
         Target::Sqlite(pool) => write_sqlite(pool, appends).await,
     }
 }
 
-/// PostgreSQL: one `INSERT … SELECT FROM unnest(…) ON CONFLICT DO NOTHING`
-/// for the whole batch, in key order. When it inserted fewer rows than it
-/// was given, the rows this transaction holds tell which appends
-/// conflicted; their other rows are deleted again before the commit,
-/// so an append is all in or all out.
+/// PostgreSQL: one `INSERT … SELECT FROM unnest(…)` for the whole batch,
+/// in key order, in one transaction.
 ///
 /// Key order matters twice: an aggregate's rows get ascending positions
 /// (per-aggregate order in the log), and two write APIs whose batches hold
 /// the same aggregates take their row locks in the same order, so they
 /// cannot deadlock. The insert is the transaction's first write, so the
 /// transaction id is taken only after every decision was made (DESIGN.md §3).
-async fn write_postgres(pool: &PgPool, appends: &[&[Row]]) -> Result<Vec<bool>, BatchError> {
+///
+/// A batch is first written as if nothing conflicts, with a plain insert: a
+/// conflict is rare (another process wrote the aggregate first) and
+/// `ON CONFLICT` costs every row a speculative insertion (pgbench, 500-row
+/// transactions of the group commit's own rows: 10–20 % more rows/s
+/// without it). When the plain insert breaks the primary key, nothing was
+/// written; the batch is written again skipping conflicts, and so are the
+/// next few batches of this store (`careful`), while the race lasts.
+async fn write_postgres(
+    pool: &PgPool,
+    appends: &[&[Row]],
+    careful: &Careful,
+) -> Result<Vec<bool>, BatchError> {
     let mut order: Vec<(usize, &Row)> = appends
         .iter()
         .enumerate()
@@ -370,46 +408,118 @@ async fn write_postgres(pool: &PgPool, appends: &[&[Row]]) -> Result<Vec<bool>, 
         }
     }
     order.retain(|(i, _)| !conflicted[*i]);
-    let rows = order.len();
-    let mut types = Vec::with_capacity(rows);
-    let mut ids = Vec::with_capacity(rows);
-    let mut sequences = Vec::with_capacity(rows);
-    let mut event_types = Vec::with_capacity(rows);
-    let mut versions = Vec::with_capacity(rows);
-    let mut payloads = Vec::with_capacity(rows);
-    let mut metadata = Vec::with_capacity(rows);
-    for (_, r) in &order {
-        types.push(r.aggregate_type);
-        ids.push(r.aggregate_id.as_str());
-        sequences.push(r.sequence());
-        event_types.push(r.event_type.as_str());
-        versions.push(r.event_version.as_str());
-        payloads.push(r.payload.as_str());
-        metadata.push(r.metadata.as_str());
+    let columns = Columns::of(&order);
+    if !careful.now() {
+        match insert_all(pool, &columns).await {
+            Ok(()) => return Ok(conflicted),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => careful.start(),
+            Err(e) => return Err(e.into()),
+        }
     }
-    let mut tx = pool.begin().await?;
-    let inserted = sqlx::query(
+    insert_skipping_conflicts(pool, &columns, &order, &mut conflicted).await?;
+    Ok(conflicted)
+}
+
+/// Rows come out of `unnest` in the order given (`WITH ORDINALITY` … `ORDER
+/// BY n` says so rather than trusting the plan).
+macro_rules! insert_sql {
+    () => {
         "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
          SELECT t, i, s, e, v, p::jsonb, m::jsonb
            FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[])
                 WITH ORDINALITY AS r(t, i, s, e, v, p, m, n)
-          ORDER BY n
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(&types)
-    .bind(&ids)
-    .bind(&sequences)
-    .bind(&event_types)
-    .bind(&versions)
-    .bind(&payloads)
-    .bind(&metadata)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
+          ORDER BY n"
+    };
+}
+
+/// The batch's rows as the arrays the insert binds, in key order.
+struct Columns<'a> {
+    types: Vec<&'static str>,
+    ids: Vec<&'a str>,
+    sequences: Vec<i64>,
+    event_types: Vec<&'a str>,
+    versions: Vec<&'a str>,
+    payloads: Vec<&'a str>,
+    metadata: Vec<&'a str>,
+}
+
+impl<'a> Columns<'a> {
+    fn of(order: &[(usize, &'a Row)]) -> Self {
+        let mut c = Self {
+            types: Vec::with_capacity(order.len()),
+            ids: Vec::with_capacity(order.len()),
+            sequences: Vec::with_capacity(order.len()),
+            event_types: Vec::with_capacity(order.len()),
+            versions: Vec::with_capacity(order.len()),
+            payloads: Vec::with_capacity(order.len()),
+            metadata: Vec::with_capacity(order.len()),
+        };
+        for (_, r) in order {
+            c.types.push(r.aggregate_type);
+            c.ids.push(r.aggregate_id.as_str());
+            c.sequences.push(r.sequence());
+            c.event_types.push(r.event_type.as_str());
+            c.versions.push(r.event_version.as_str());
+            c.payloads.push(r.payload.as_str());
+            c.metadata.push(r.metadata.as_str());
+        }
+        c
+    }
+
+    fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// The insert, with `ON CONFLICT DO NOTHING` or without.
+    fn insert(
+        &self,
+        skip_conflicts: bool,
+    ) -> sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments> {
+        let sql = if skip_conflicts {
+            concat!(insert_sql!(), " ON CONFLICT DO NOTHING")
+        } else {
+            insert_sql!()
+        };
+        sqlx::query(sql)
+            .bind(&self.types)
+            .bind(&self.ids)
+            .bind(&self.sequences)
+            .bind(&self.event_types)
+            .bind(&self.versions)
+            .bind(&self.payloads)
+            .bind(&self.metadata)
+    }
+}
+
+/// Every row in one transaction, or (on any error, a broken key among them)
+/// none.
+async fn insert_all(pool: &PgPool, columns: &Columns<'_>) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    columns.insert(false).execute(&mut *tx).await?;
+    tx.commit().await
+}
+
+/// The rows that do not conflict, in one transaction; marks the appends
+/// that conflicted. When the insert took fewer rows than it was given, the
+/// rows this transaction holds tell which appends conflicted; their other
+/// rows are deleted again before the commit, so an append is all in or all
+/// out.
+async fn insert_skipping_conflicts(
+    pool: &PgPool,
+    columns: &Columns<'_>,
+    order: &[(usize, &Row)],
+    conflicted: &mut [bool],
+) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let inserted = columns
+        .insert(true)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
     // the count tells whether anything conflicted; only then is it worth
     // asking which rows went in (a `RETURNING` of every row cost both sides
     // a decode per row, for the rare batch with a conflict)
-    if usize::try_from(inserted).is_ok_and(|n| n != rows) {
+    if usize::try_from(inserted).is_ok_and(|n| n != columns.len()) {
         let inserted: Vec<(String, String, i64)> = sqlx::query_as(
             "SELECT aggregate_type, aggregate_id, sequence FROM events
               WHERE tx_id = pg_current_xact_id()",
@@ -420,14 +530,14 @@ async fn write_postgres(pool: &PgPool, appends: &[&[Row]]) -> Result<Vec<bool>, 
             .iter()
             .map(|(t, i, s)| (t.as_str(), i.as_str(), *s))
             .collect();
-        for (i, r) in &order {
+        for (i, r) in order {
             if !written.contains(&key(r)) {
                 conflicted[*i] = true;
             }
         }
         // take the conflicted appends' other rows out again
         let (mut t, mut a, mut s) = (Vec::new(), Vec::new(), Vec::new());
-        for (i, r) in &order {
+        for (i, r) in order {
             if conflicted[*i] {
                 t.push(r.aggregate_type);
                 a.push(r.aggregate_id.as_str());
@@ -446,8 +556,30 @@ async fn write_postgres(pool: &PgPool, appends: &[&[Row]]) -> Result<Vec<bool>, 
         .execute(&mut *tx)
         .await?;
     }
-    tx.commit().await?;
-    Ok(conflicted)
+    tx.commit().await
+}
+
+/// How many of a store's next batches skip conflicts from the start: after
+/// one conflicted, others likely will (a race on one aggregate between
+/// processes), and a plain insert that breaks a key is a wasted write.
+#[derive(Default)]
+struct Careful(std::sync::atomic::AtomicU32);
+
+impl Careful {
+    /// Batches written carefully after a conflict.
+    const BATCHES: u32 = 16;
+
+    fn now(&self) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.0
+            .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1))
+            .is_ok()
+    }
+
+    fn start(&self) {
+        self.0
+            .store(Self::BATCHES, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// A row's primary key in the events table.
@@ -483,4 +615,52 @@ async fn write_sqlite(pool: &SqlitePool, appends: &[&[Row]]) -> Result<Vec<bool>
     }
     tx.commit().await?;
     Ok(conflicted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queue(in_flight: usize, pending: usize) -> Queue {
+        Queue {
+            pending: (0..pending)
+                .map(|_| Pending {
+                    rows: Vec::new(),
+                    done: oneshot::channel().0,
+                    deadline: Instant::now(),
+                })
+                .collect(),
+            in_flight,
+        }
+    }
+
+    #[tokio::test]
+    async fn more_transactions_start_only_while_a_full_group_waits() {
+        let config = GroupConfig {
+            max_batch: 4,
+            max_in_flight: 2,
+            busy_in_flight: 3,
+            wait: Duration::ZERO,
+        };
+        assert!(
+            config.starts_another(&queue(1, 1)),
+            "below the ordinary count"
+        );
+        assert!(
+            !config.starts_another(&queue(2, 3)),
+            "a partial group waits"
+        );
+        assert!(config.starts_another(&queue(2, 4)), "a full group waits");
+        assert!(!config.starts_another(&queue(3, 9)), "at the busy count");
+    }
+
+    #[test]
+    fn careful_counts_down_after_a_conflict() {
+        let careful = Careful::default();
+        assert!(!careful.now());
+        careful.start();
+        let careful_batches = (0..Careful::BATCHES + 5).filter(|_| careful.now()).count();
+        assert_eq!(careful_batches, Careful::BATCHES as usize);
+        assert!(!careful.now());
+    }
 }
