@@ -9,6 +9,7 @@
 
 pub mod credentials;
 pub mod group;
+pub mod log;
 pub mod places;
 pub mod postgres;
 pub mod sqlite;

@@ -8,8 +8,9 @@ use async_trait::async_trait;
 use postgres_es::PostgresEventRepository;
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::postgres::{PgPool, PgPoolOptions};
-use tessera_events::{EventLog, LogError, LogFilter, LogPosition, LogRecord, Upcaster, UPCASTERS};
+use tessera_events::{EventLog, LogError, LogFilter, LogPosition, LogRecord};
 
+use super::log::SqlEventLog;
 use super::{LogRow, Repo};
 
 /// The channel the events table notifies on commit.
@@ -53,28 +54,9 @@ pub fn repo(pool: PgPool) -> Repo {
 /// `tx_id::text::bigint` output column, which no index serves, and every
 /// read would sort the whole rest of the log (found by profiling a rebuild:
 /// 320 ms per batch of 5,000 at 500,000 events, 3 ms with the index).
-#[derive(Clone)]
-pub struct PgEventLog {
-    pool: PgPool,
-    upcasters: &'static [Upcaster],
-}
+pub type PgEventLog = SqlEventLog<PgPool>;
 
 impl PgEventLog {
-    pub fn new(pool: PgPool) -> Self {
-        Self {
-            pool,
-            upcasters: UPCASTERS,
-        }
-    }
-
-    /// Reads with `upcasters` instead of [`UPCASTERS`] (tests bring steps
-    /// for versions the code no longer writes).
-    #[must_use]
-    pub fn with_upcasters(mut self, upcasters: &'static [Upcaster]) -> Self {
-        self.upcasters = upcasters;
-        self
-    }
-
     /// The statement behind [`EventLog::read_after`] (`$1` the transaction
     /// id as text, `$2` the position, `$3` the limit); tests check its plan.
     pub fn read_after_sql() -> String {
@@ -91,7 +73,7 @@ impl PgEventLog {
 }
 
 #[async_trait]
-impl EventLog for PgEventLog {
+impl EventLog for SqlEventLog<PgPool> {
     async fn read_after(
         &self,
         after: LogPosition,

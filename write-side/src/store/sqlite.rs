@@ -12,8 +12,9 @@ use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use tessera_events::{EventLog, LogError, LogFilter, LogPosition, LogRecord, Upcaster, UPCASTERS};
+use tessera_events::{EventLog, LogError, LogFilter, LogPosition, LogRecord};
 
+use super::log::SqlEventLog;
 use super::{LogRow, Repo};
 
 static MIGRATOR: Migrator = sqlx::migrate!("../migrations/sqlite");
@@ -49,31 +50,10 @@ pub fn repo(pool: SqlitePool) -> Repo {
 
 /// The embedded event log. SQLite has one writer at a time, so the order of
 /// `global_position` is the commit order and `tx_id` is always 0.
-#[derive(Clone)]
-pub struct SqliteEventLog {
-    pool: SqlitePool,
-    upcasters: &'static [Upcaster],
-}
-
-impl SqliteEventLog {
-    pub fn new(pool: SqlitePool) -> Self {
-        Self {
-            pool,
-            upcasters: UPCASTERS,
-        }
-    }
-
-    /// Reads with `upcasters` instead of [`UPCASTERS`] (tests bring steps
-    /// for versions the code no longer writes).
-    #[must_use]
-    pub fn with_upcasters(mut self, upcasters: &'static [Upcaster]) -> Self {
-        self.upcasters = upcasters;
-        self
-    }
-}
+pub type SqliteEventLog = SqlEventLog<SqlitePool>;
 
 #[async_trait]
-impl EventLog for SqliteEventLog {
+impl EventLog for SqlEventLog<SqlitePool> {
     async fn read_after(
         &self,
         after: LogPosition,
