@@ -20,7 +20,7 @@ use serde_json::json;
 use tessera_documents::documents::collections;
 use tessera_documents::store::mongo::MongoStore;
 use tessera_documents::store::{DocumentStore, Write};
-use tessera_events::{AccountEvent, Envelope, EventKind, Metadata};
+use tessera_events::{AccountEvent, Envelope};
 use tessera_projector::feed::kafka::{KafkaFeed, KafkaFeedConfig, EPOCH_HEADER};
 use tessera_projector::projection::{Accounts, PointHistory, Projection};
 use tessera_projector::runner::{new_instance_id, Projector, RetryPolicy, Step};
@@ -69,19 +69,8 @@ fn envelope(account: &str, sequence: u64, position: i64) -> Envelope {
             idempotency_key: format!("k{sequence}"),
         }
     };
-    let metadata = Metadata::from_stored(&json!({}));
-    Envelope {
-        event_id: uuid::Uuid::now_v7(),
-        aggregate_type: AccountEvent::AGGREGATE_TYPE.into(),
-        aggregate_id: account.to_owned(),
-        sequence,
-        global_position: position,
-        event_type: event.event_type().into(),
-        event_version: event.event_version().into(),
-        payload: serde_json::to_value(&event).unwrap_or_default(),
-        metadata,
-        recorded_at: chrono::Utc::now(),
-    }
+    Envelope::fresh(account, sequence, position, &event, chrono::Utc::now())
+        .expect("an account event serializes")
 }
 
 /// Publishes the backlog to a topic of its own with the relay's producer

@@ -10,11 +10,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use serde_json::json;
 use tessera_documents::documents::{collections, AccountDoc};
 use tessera_documents::store::mongo::MongoStore;
 use tessera_documents::store::DocumentStore;
-use tessera_events::{AccountEvent, Envelope, EventKind, LogPosition, Metadata};
+use tessera_events::{AccountEvent, Envelope, LogPosition};
 use tessera_projector::feed::kafka::{KafkaFeed, KafkaFeedConfig, EPOCH_HEADER, LEASE_TTL};
 use tessera_projector::feed::{Delivery, EventFeed, FeedError};
 use tessera_projector::projection::Accounts;
@@ -34,19 +33,7 @@ fn charge(id: &str, sequence: u64) -> Envelope {
             idempotency_key: format!("k{sequence}"),
         }
     };
-    let metadata = Metadata::from_stored(&json!({}));
-    Envelope {
-        event_id: uuid::Uuid::now_v7(),
-        aggregate_type: AccountEvent::AGGREGATE_TYPE.into(),
-        aggregate_id: id.into(),
-        sequence,
-        global_position: 0,
-        event_type: event.event_type().into(),
-        event_version: event.event_version().into(),
-        payload: serde_json::to_value(&event).unwrap(),
-        metadata,
-        recorded_at: chrono::Utc::now(),
-    }
+    Envelope::fresh(id, sequence, 0, &event, chrono::Utc::now()).unwrap()
 }
 
 /// A feed that "crashes" on its n-th commit: documents are written, offsets

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use tessera_documents::documents::{collections, AccountDoc, DeadLetterDoc, UserGuildsDoc};
 use tessera_documents::store::mongo::MongoStore;
 use tessera_documents::store::DocumentStore;
-use tessera_events::{AccountEvent, Envelope, EventKind, GuildEvent, LogPosition, Metadata};
+use tessera_events::{AccountEvent, Envelope, EventKind, GuildEvent, LogPosition};
 use tessera_projector::feed::{Delivery, EventFeed, FeedError};
 use tessera_projector::projection::{Accounts, Projection, UserGuilds};
 use tessera_projector::runner::{Projector, ProjectorError, RetryPolicy, Step};
@@ -40,20 +40,8 @@ impl EventFeed for Scripted {
 }
 
 fn envelope<E: EventKind + serde::Serialize>(id: &str, sequence: u64, event: &E) -> Envelope {
-    let mut metadata = Metadata::from_stored(&json!({}));
-    metadata.occurred_at = chrono::Utc::now();
-    Envelope {
-        event_id: uuid::Uuid::now_v7(),
-        aggregate_type: E::AGGREGATE_TYPE.into(),
-        aggregate_id: id.into(),
-        sequence,
-        global_position: i64::try_from(sequence).unwrap(),
-        event_type: event.event_type().into(),
-        event_version: event.event_version().into(),
-        payload: serde_json::to_value(event).unwrap(),
-        metadata: metadata.clone(),
-        recorded_at: metadata.occurred_at,
-    }
+    let position = i64::try_from(sequence).unwrap();
+    Envelope::fresh(id, sequence, position, event, chrono::Utc::now()).unwrap()
 }
 
 fn account(id: &str, sequence: u64) -> Delivery {

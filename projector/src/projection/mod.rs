@@ -329,10 +329,9 @@ pub(crate) mod testing {
     //! Builders for fold tests.
 
     use chrono::{TimeZone, Utc};
-    use serde_json::json;
     use tessera_events::{
         AccountEvent, ConcertEvent, CouponEvent, DomainEvent, Envelope, EventKind, GuildEvent,
-        MessageEvent, Metadata, OrderEvent, PostEvent, ProductEvent, RoomEvent, ScheduleEvent,
+        MessageEvent, OrderEvent, PostEvent, ProductEvent, RoomEvent, ScheduleEvent,
     };
 
     pub fn at(minute: u32) -> chrono::DateTime<Utc> {
@@ -340,20 +339,9 @@ pub(crate) mod testing {
     }
 
     fn envelope<E: EventKind + serde::Serialize>(id: &str, sequence: u64, event: &E) -> Envelope {
-        let mut metadata = Metadata::from_stored(&json!({}));
-        metadata.occurred_at = at(u32::try_from(sequence).unwrap_or(0) % 60);
-        Envelope {
-            event_id: uuid::Uuid::now_v7(),
-            aggregate_type: E::AGGREGATE_TYPE.into(),
-            aggregate_id: id.into(),
-            sequence,
-            global_position: i64::try_from(sequence).unwrap(),
-            event_type: event.event_type().into(),
-            event_version: event.event_version().into(),
-            payload: serde_json::to_value(event).unwrap(),
-            metadata: metadata.clone(),
-            recorded_at: metadata.occurred_at,
-        }
+        let position = i64::try_from(sequence).unwrap();
+        let minute = u32::try_from(sequence).unwrap_or(0) % 60;
+        Envelope::fresh(id, sequence, position, event, at(minute)).unwrap()
     }
 
     /// One builder per aggregate: the event in its envelope, and as the
