@@ -205,6 +205,20 @@ async fn serve_http(addr: SocketAddr, app: Router, shutdown: CancellationToken) 
     .context("http server failed")
 }
 
+/// The ops routes of a role that serves no API of its own (relay,
+/// projector): health, readiness, metrics and the event contract.
+fn ops_only(s: &Settings, readiness: Arc<dyn Readiness>) -> Router {
+    with_common_layers(tessera_http::ops::router(
+        readiness,
+        ApiDocs {
+            openapi: None,
+            asyncapi: Some(asyncapi(s)),
+            console: false,
+        },
+        Some(metrics_render()),
+    ))
+}
+
 fn openapi_json(docs: Vec<utoipa::openapi::OpenApi>) -> serde_json::Value {
     let mut merged: Option<utoipa::openapi::OpenApi> = None;
     for d in docs {
@@ -697,15 +711,7 @@ async fn relay(s: &Settings) -> Result<()> {
         Leadership::Postgres(pool),
         shutdown.clone(),
     )?;
-    let ops = with_common_layers(tessera_http::ops::router(
-        readiness,
-        ApiDocs {
-            openapi: None,
-            asyncapi: Some(asyncapi(s)),
-            console: false,
-        },
-        Some(metrics_render()),
-    ));
+    let ops = ops_only(s, readiness);
     let http = tokio::spawn(serve_http(s.http_addr, ops, shutdown.clone()));
     let result = relay.run(shutdown.clone()).await;
     shutdown.cancel();
@@ -790,15 +796,7 @@ async fn projector(s: &Settings, only: &[String]) -> Result<()> {
         kafka_ready(brokers)?,
         Arc::new(ProjectionsReady(health)),
     ]));
-    let ops = with_common_layers(tessera_http::ops::router(
-        readiness,
-        ApiDocs {
-            openapi: None,
-            asyncapi: Some(asyncapi(s)),
-            console: false,
-        },
-        Some(metrics_render()),
-    ));
+    let ops = ops_only(s, readiness);
     let served = serve_http(s.http_addr, ops, shutdown.clone()).await;
     shutdown.cancel();
     for t in tasks {
