@@ -67,3 +67,41 @@ event_kind!(GuildEvent: aggregate::GUILD, version "1.0" {
     ChannelCreated,
     ChannelDeleted,
 });
+
+impl GuildEvent {
+    /// The member whose membership this event makes, changes or ends (a
+    /// created guild's owner is its first member); `None` for events about
+    /// the guild as a whole or its channels.
+    pub fn member(&self) -> Option<&str> {
+        match self {
+            Self::GuildCreated {
+                owner_id: user_id, ..
+            }
+            | Self::MemberJoined { user_id, .. }
+            | Self::MemberLeft { user_id }
+            | Self::MemberNicknameChanged { user_id, .. } => Some(user_id),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn membership_events_name_their_member_and_others_none() {
+        let created = GuildEvent::GuildCreated {
+            name: "g".into(),
+            profile_image: None,
+            owner_id: "owner".into(),
+            owner_nickname: "o".into(),
+        };
+        let left = GuildEvent::MemberLeft {
+            user_id: "u1".into(),
+        };
+        assert_eq!(created.member(), Some("owner"));
+        assert_eq!(left.member(), Some("u1"));
+        assert_eq!(GuildEvent::GuildDeleted.member(), None);
+    }
+}

@@ -14,16 +14,14 @@ impl Fold for GuildMembers {
 
     fn targets(&self, envelope: &Envelope, event: &DomainEvent) -> Targets {
         let guild = &envelope.aggregate_id;
+        let DomainEvent::Guild(event) = event else {
+            return Targets::None;
+        };
+        if let Some(user_id) = event.member() {
+            return Targets::Ids(vec![member_id(guild, user_id)]);
+        }
         match event {
-            DomainEvent::Guild(GuildEvent::GuildCreated {
-                owner_id: user_id, ..
-            })
-            | DomainEvent::Guild(
-                GuildEvent::MemberJoined { user_id, .. }
-                | GuildEvent::MemberLeft { user_id }
-                | GuildEvent::MemberNicknameChanged { user_id, .. },
-            ) => Targets::Ids(vec![member_id(guild, user_id)]),
-            DomainEvent::Guild(GuildEvent::GuildDeleted) => Targets::Where {
+            GuildEvent::GuildDeleted => Targets::Where {
                 field: "member_of",
                 value: guild.clone(),
             },

@@ -16,21 +16,17 @@ impl Fold for UserGuilds {
     const SINGLE_SOURCE: bool = false;
 
     fn targets(&self, envelope: &Envelope, event: &DomainEvent) -> Targets {
+        let DomainEvent::Guild(event) = event else {
+            return Targets::None;
+        };
+        if let Some(user_id) = event.member() {
+            return Targets::Ids(vec![user_id.to_owned()]);
+        }
         match event {
-            DomainEvent::Guild(GuildEvent::GuildCreated {
-                owner_id: user_id, ..
-            })
-            | DomainEvent::Guild(
-                GuildEvent::MemberJoined { user_id, .. }
-                | GuildEvent::MemberLeft { user_id }
-                | GuildEvent::MemberNicknameChanged { user_id, .. },
-            ) => Targets::Ids(vec![user_id.clone()]),
-            DomainEvent::Guild(GuildEvent::GuildUpdated { .. } | GuildEvent::GuildDeleted) => {
-                Targets::Where {
-                    field: "guild_ids",
-                    value: envelope.aggregate_id.clone(),
-                }
-            }
+            GuildEvent::GuildUpdated { .. } | GuildEvent::GuildDeleted => Targets::Where {
+                field: "guild_ids",
+                value: envelope.aggregate_id.clone(),
+            },
             _ => Targets::None,
         }
     }
