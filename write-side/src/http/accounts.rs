@@ -17,9 +17,10 @@ use crate::app::WriteState;
 use crate::auth;
 use crate::domain::account::AccountCommand;
 use crate::domain::{char_len_within, limits, name_ok};
+use crate::http::caller::Caller;
 use tessera_http::auth::Role;
 use tessera_http::error::{ApiError, ErrorBody};
-use tessera_http::extract::{ApiJson, CurrentUser, RequestId};
+use tessera_http::extract::{ApiJson, RequestId};
 
 pub fn router() -> OpenApiRouter<WriteState> {
     OpenApiRouter::new()
@@ -253,9 +254,7 @@ pub struct UpdateProfileRequest {
         (status = 404, body = ErrorBody, description = "the token's account does not exist"),
     ))]
 pub async fn update_profile(
-    State(ws): State<WriteState>,
-    CurrentUser(user): CurrentUser,
-    RequestId(request_id): RequestId,
+    Caller(ws, user, request_id): Caller,
     ApiJson(req): ApiJson<UpdateProfileRequest>,
 ) -> Result<Json<Version>, ApiError> {
     let command = AccountCommand::UpdateProfile {
@@ -298,9 +297,7 @@ pub struct ChargeResponse {
         (status = 422, body = ErrorBody, description = "`idempotency_key_reused` (other amount) or `balance_limit_exceeded`"),
     ))]
 pub async fn charge(
-    State(ws): State<WriteState>,
-    CurrentUser(user): CurrentUser,
-    RequestId(request_id): RequestId,
+    Caller(ws, user, request_id): Caller,
     ApiJson(req): ApiJson<ChargeRequest>,
 ) -> Result<Json<ChargeResponse>, ApiError> {
     let (min, max) = limits::CHARGE_AMOUNT;

@@ -1,6 +1,5 @@
 //! Board commands: posts in forum channels, comments, reactions.
 
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -11,8 +10,9 @@ use utoipa_axum::routes;
 use super::{run, Version};
 use crate::app::WriteState;
 use crate::domain::post::PostCommand;
+use crate::http::caller::Caller;
 use tessera_http::error::{ApiError, ErrorBody};
-use tessera_http::extract::{ApiJson, CurrentUser, RequestId};
+use tessera_http::extract::ApiJson;
 use tessera_http::ApiPath;
 
 pub fn router() -> OpenApiRouter<WriteState> {
@@ -58,9 +58,7 @@ pub struct CreatePostResponse {
         (status = 410, body = ErrorBody, description = "the channel or its guild is deleted"),
         (status = 422, body = ErrorBody, description = "`not_a_forum_channel`")))]
 pub async fn create_post(
-    State(ws): State<WriteState>,
-    CurrentUser(user): CurrentUser,
-    RequestId(request_id): RequestId,
+    Caller(ws, user, request_id): Caller,
     ApiPath(channel_id): ApiPath<String>,
     ApiJson(req): ApiJson<CreatePostRequest>,
 ) -> Result<(StatusCode, Json<CreatePostResponse>), ApiError> {
@@ -102,9 +100,7 @@ pub struct EditPostRequest {
     responses((status = 200, body = Version), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 410, body = ErrorBody)))]
 pub async fn edit_post(
-    State(ws): State<WriteState>,
-    CurrentUser(user): CurrentUser,
-    RequestId(request_id): RequestId,
+    Caller(ws, user, request_id): Caller,
     ApiPath(post_id): ApiPath<String>,
     ApiJson(req): ApiJson<EditPostRequest>,
 ) -> Result<Json<Version>, ApiError> {
@@ -123,9 +119,7 @@ pub async fn edit_post(
     responses((status = 200, body = Version), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 410, body = ErrorBody)))]
 pub async fn delete_post(
-    State(ws): State<WriteState>,
-    CurrentUser(user): CurrentUser,
-    RequestId(request_id): RequestId,
+    Caller(ws, user, request_id): Caller,
     ApiPath(post_id): ApiPath<String>,
 ) -> Result<Json<Version>, ApiError> {
     let command = PostCommand::Delete {
@@ -160,9 +154,7 @@ pub struct CommentResponse {
     responses((status = 201, body = CommentResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 410, body = ErrorBody)))]
 pub async fn add_comment(
-    State(ws): State<WriteState>,
-    CurrentUser(user): CurrentUser,
-    RequestId(request_id): RequestId,
+    Caller(ws, user, request_id): Caller,
     ApiPath(post_id): ApiPath<String>,
     ApiJson(req): ApiJson<CommentRequest>,
 ) -> Result<(StatusCode, Json<CommentResponse>), ApiError> {
@@ -188,9 +180,7 @@ pub async fn add_comment(
     responses((status = 200, body = Version), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 410, body = ErrorBody)))]
 pub async fn edit_comment(
-    State(ws): State<WriteState>,
-    CurrentUser(user): CurrentUser,
-    RequestId(request_id): RequestId,
+    Caller(ws, user, request_id): Caller,
     ApiPath((post_id, comment_id)): ApiPath<(String, String)>,
     ApiJson(req): ApiJson<CommentRequest>,
 ) -> Result<Json<Version>, ApiError> {
@@ -209,9 +199,7 @@ pub async fn edit_comment(
     responses((status = 200, body = Version), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 410, body = ErrorBody)))]
 pub async fn delete_comment(
-    State(ws): State<WriteState>,
-    CurrentUser(user): CurrentUser,
-    RequestId(request_id): RequestId,
+    Caller(ws, user, request_id): Caller,
     ApiPath((post_id, comment_id)): ApiPath<(String, String)>,
 ) -> Result<Json<Version>, ApiError> {
     let command = PostCommand::DeleteComment {
@@ -228,9 +216,7 @@ pub async fn delete_comment(
     responses((status = 200, body = Version), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 410, body = ErrorBody)))]
 pub async fn react(
-    State(ws): State<WriteState>,
-    CurrentUser(user): CurrentUser,
-    RequestId(request_id): RequestId,
+    Caller(ws, user, request_id): Caller,
     ApiPath((post_id, emoji)): ApiPath<(String, String)>,
 ) -> Result<Json<Version>, ApiError> {
     let command = PostCommand::React {
@@ -247,9 +233,7 @@ pub async fn react(
     responses((status = 200, body = Version), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 410, body = ErrorBody)))]
 pub async fn unreact(
-    State(ws): State<WriteState>,
-    CurrentUser(user): CurrentUser,
-    RequestId(request_id): RequestId,
+    Caller(ws, user, request_id): Caller,
     ApiPath((post_id, emoji)): ApiPath<(String, String)>,
 ) -> Result<Json<Version>, ApiError> {
     let command = PostCommand::Unreact {

@@ -1,6 +1,5 @@
 //! Chat commands: messages in text channels, DM rooms and their messages.
 
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -12,9 +11,10 @@ use super::{context, run, Version};
 use crate::app::WriteState;
 use crate::domain::message::MessageCommand;
 use crate::domain::room::{one_to_one_id, RoomCommand};
+use crate::http::caller::Caller;
 use tessera_http::auth::Principal;
 use tessera_http::error::{ApiError, ErrorBody};
-use tessera_http::extract::{ApiJson, CurrentUser, RequestId};
+use tessera_http::extract::ApiJson;
 use tessera_http::ApiPath;
 
 pub fn router() -> OpenApiRouter<WriteState> {
@@ -71,9 +71,7 @@ pub struct MessageCreated {
         (status = 410, body = ErrorBody, description = "the channel or its guild is deleted"),
         (status = 422, body = ErrorBody, description = "`not_a_text_channel`")))]
 pub async fn post_channel_message(
-    State(ws): State<WriteState>,
-    CurrentUser(user): CurrentUser,
-    RequestId(request_id): RequestId,
+    Caller(ws, user, request_id): Caller,
     ApiPath(channel_id): ApiPath<String>,
     ApiJson(req): ApiJson<MessageRequest>,
 ) -> Result<(StatusCode, Json<MessageCreated>), ApiError> {
@@ -92,9 +90,7 @@ pub async fn post_channel_message(
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody, description = "no such message in this channel"),
         (status = 410, body = ErrorBody, description = "the message, its channel or its guild is deleted")))]
 pub async fn edit_channel_message(
-    State(ws): State<WriteState>,
-    CurrentUser(user): CurrentUser,
-    RequestId(request_id): RequestId,
+    Caller(ws, user, request_id): Caller,
     ApiPath((channel_id, message_id)): ApiPath<(String, String)>,
     ApiJson(req): ApiJson<MessageRequest>,
 ) -> Result<Json<Version>, ApiError> {
@@ -115,9 +111,7 @@ pub async fn edit_channel_message(
         (status = 404, body = ErrorBody, description = "no such message in this channel"),
         (status = 410, body = ErrorBody, description = "the message, its channel or its guild is deleted")))]
 pub async fn delete_channel_message(
-    State(ws): State<WriteState>,
-    CurrentUser(user): CurrentUser,
-    RequestId(request_id): RequestId,
+    Caller(ws, user, request_id): Caller,
     ApiPath((channel_id, message_id)): ApiPath<(String, String)>,
 ) -> Result<Json<Version>, ApiError> {
     let command = MessageCommand::Delete {
@@ -152,9 +146,7 @@ pub struct RoomCreated {
         (status = 400, body = ErrorBody, description = "`invalid_input`: 1..=9 distinct others, not the caller"),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody, description = "`user_not_found`")))]
 pub async fn create_room(
-    State(ws): State<WriteState>,
-    CurrentUser(user): CurrentUser,
-    RequestId(request_id): RequestId,
+    Caller(ws, user, request_id): Caller,
     ApiJson(req): ApiJson<CreateRoomRequest>,
 ) -> Result<(StatusCode, Json<RoomCreated>), ApiError> {
     let others = req.user_ids;
@@ -189,9 +181,7 @@ pub async fn create_room(
         (status = 403, body = ErrorBody, description = "`not_member` of the room"),
         (status = 404, body = ErrorBody, description = "`room_not_found`")))]
 pub async fn post_room_message(
-    State(ws): State<WriteState>,
-    CurrentUser(user): CurrentUser,
-    RequestId(request_id): RequestId,
+    Caller(ws, user, request_id): Caller,
     ApiPath(room_id): ApiPath<String>,
     ApiJson(req): ApiJson<MessageRequest>,
 ) -> Result<(StatusCode, Json<MessageCreated>), ApiError> {

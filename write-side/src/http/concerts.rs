@@ -16,6 +16,7 @@ use crate::app::WriteState;
 use crate::bus::{AppError, CommandError};
 use crate::domain::concert::ConcertCommand;
 use crate::domain::schedule::{HoldStatus, ScheduleCommand};
+use crate::http::caller::Caller;
 use crate::reservations;
 use tessera_http::error::{ApiError, ErrorBody};
 use tessera_http::extract::{AdminUser, ApiJson, CurrentUser, QueueToken, RequestId};
@@ -251,9 +252,7 @@ pub struct HoldResponse {
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "`seat_unavailable`: nothing was held"),
         (status = 422, body = ErrorBody, description = "`unknown_seat`"), (status = 423, body = ErrorBody, description = "`queue_not_active`")))]
 pub async fn hold_seats(
-    State(ws): State<WriteState>,
-    CurrentUser(user): CurrentUser,
-    RequestId(request_id): RequestId,
+    Caller(ws, user, request_id): Caller,
     QueueToken(token): QueueToken,
     ApiJson(req): ApiJson<HoldRequest>,
 ) -> Result<(StatusCode, Json<HoldResponse>), ApiError> {
@@ -315,9 +314,7 @@ pub struct PaymentResponse {
         (status = 422, body = ErrorBody, description = "`insufficient_points`, `hold_expired`, `coupon_not_issued`, `coupon_already_used`"),
         (status = 423, body = ErrorBody)))]
 pub async fn pay(
-    State(ws): State<WriteState>,
-    CurrentUser(user): CurrentUser,
-    RequestId(request_id): RequestId,
+    Caller(ws, user, request_id): Caller,
     QueueToken(token): QueueToken,
     ApiPath(reservation_id): ApiPath<String>,
     ApiJson(req): ApiJson<PaymentRequest>,
@@ -386,9 +383,7 @@ pub struct CancelResponse {
     responses((status = 200, body = CancelResponse), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 422, body = ErrorBody, description = "`hold_expired`")))]
 pub async fn cancel(
-    State(ws): State<WriteState>,
-    CurrentUser(user): CurrentUser,
-    RequestId(request_id): RequestId,
+    Caller(ws, user, request_id): Caller,
     ApiPath(reservation_id): ApiPath<String>,
 ) -> Result<Json<CancelResponse>, ApiError> {
     let ctx = context(&user.user_id, request_id);

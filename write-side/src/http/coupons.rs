@@ -11,8 +11,9 @@ use utoipa_axum::routes;
 use super::run;
 use crate::app::WriteState;
 use crate::domain::coupon::CouponCommand;
+use crate::http::caller::Caller;
 use tessera_http::error::{ApiError, ErrorBody};
-use tessera_http::extract::{AdminUser, ApiJson, CurrentUser, RequestId};
+use tessera_http::extract::{AdminUser, ApiJson, RequestId};
 use tessera_http::ApiPath;
 
 pub fn router() -> OpenApiRouter<WriteState> {
@@ -76,9 +77,7 @@ pub async fn create_coupon(
     responses((status = 201, body = CouponResponse), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "`sold_out` or `already_issued`")))]
 pub async fn issue_coupon(
-    State(ws): State<WriteState>,
-    CurrentUser(user): CurrentUser,
-    RequestId(request_id): RequestId,
+    Caller(ws, user, request_id): Caller,
     ApiPath(coupon_id): ApiPath<String>,
 ) -> Result<(StatusCode, Json<CouponResponse>), ApiError> {
     let command = CouponCommand::Issue {

@@ -1,6 +1,5 @@
 //! Guild commands: guilds, membership, nicknames, categories, channels.
 
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -12,8 +11,9 @@ use utoipa_axum::routes;
 use super::{double_option, run, Version};
 use crate::app::WriteState;
 use crate::domain::guild::GuildCommand;
+use crate::http::caller::Caller;
 use tessera_http::error::{ApiError, ErrorBody};
-use tessera_http::extract::{ApiJson, CurrentUser, RequestId};
+use tessera_http::extract::ApiJson;
 use tessera_http::ApiPath;
 
 pub fn router() -> OpenApiRouter<WriteState> {
@@ -59,9 +59,7 @@ pub struct CreateGuildResponse {
     responses((status = 201, body = CreateGuildResponse), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody, description = "`account_not_found`")))]
 pub async fn create_guild(
-    State(ws): State<WriteState>,
-    CurrentUser(user): CurrentUser,
-    RequestId(request_id): RequestId,
+    Caller(ws, user, request_id): Caller,
     ApiJson(req): ApiJson<CreateGuildRequest>,
 ) -> Result<(StatusCode, Json<CreateGuildResponse>), ApiError> {
     let guild_id = uuid::Uuid::now_v7().to_string();
@@ -99,9 +97,7 @@ pub struct UpdateGuildRequest {
     responses((status = 200, body = Version), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 410, body = ErrorBody)))]
 pub async fn update_guild(
-    State(ws): State<WriteState>,
-    CurrentUser(user): CurrentUser,
-    RequestId(request_id): RequestId,
+    Caller(ws, user, request_id): Caller,
     ApiPath(guild_id): ApiPath<String>,
     ApiJson(req): ApiJson<UpdateGuildRequest>,
 ) -> Result<Json<Version>, ApiError> {
@@ -120,9 +116,7 @@ pub async fn update_guild(
     responses((status = 200, body = Version), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 410, body = ErrorBody)))]
 pub async fn delete_guild(
-    State(ws): State<WriteState>,
-    CurrentUser(user): CurrentUser,
-    RequestId(request_id): RequestId,
+    Caller(ws, user, request_id): Caller,
     ApiPath(guild_id): ApiPath<String>,
 ) -> Result<Json<Version>, ApiError> {
     let command = GuildCommand::Delete {
@@ -138,9 +132,7 @@ pub async fn delete_guild(
     responses((status = 201, body = Version), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "`already_member`"), (status = 410, body = ErrorBody)))]
 pub async fn join_guild(
-    State(ws): State<WriteState>,
-    CurrentUser(user): CurrentUser,
-    RequestId(request_id): RequestId,
+    Caller(ws, user, request_id): Caller,
     ApiPath(guild_id): ApiPath<String>,
 ) -> Result<(StatusCode, Json<Version>), ApiError> {
     let command = GuildCommand::Join {
@@ -157,9 +149,7 @@ pub async fn join_guild(
         (status = 403, body = ErrorBody, description = "`not_member`"), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "`owner_cannot_leave`"), (status = 410, body = ErrorBody)))]
 pub async fn leave_guild(
-    State(ws): State<WriteState>,
-    CurrentUser(user): CurrentUser,
-    RequestId(request_id): RequestId,
+    Caller(ws, user, request_id): Caller,
     ApiPath(guild_id): ApiPath<String>,
 ) -> Result<Json<Version>, ApiError> {
     let command = GuildCommand::Leave {
@@ -188,9 +178,7 @@ pub struct NicknameRequest {
     responses((status = 200, body = Version), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody, description = "`not_member`"), (status = 404, body = ErrorBody), (status = 410, body = ErrorBody)))]
 pub async fn set_nickname(
-    State(ws): State<WriteState>,
-    CurrentUser(user): CurrentUser,
-    RequestId(request_id): RequestId,
+    Caller(ws, user, request_id): Caller,
     ApiPath(guild_id): ApiPath<String>,
     ApiJson(req): ApiJson<NicknameRequest>,
 ) -> Result<Json<Version>, ApiError> {
@@ -228,9 +216,7 @@ pub struct CategoryResponse {
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "`name_taken`"), (status = 410, body = ErrorBody)))]
 pub async fn create_category(
-    State(ws): State<WriteState>,
-    CurrentUser(user): CurrentUser,
-    RequestId(request_id): RequestId,
+    Caller(ws, user, request_id): Caller,
     ApiPath(guild_id): ApiPath<String>,
     ApiJson(req): ApiJson<CategoryRequest>,
 ) -> Result<(StatusCode, Json<CategoryResponse>), ApiError> {
@@ -281,9 +267,7 @@ pub struct ChannelResponse {
         (status = 409, body = ErrorBody, description = "`name_taken`"), (status = 410, body = ErrorBody),
         (status = 422, body = ErrorBody, description = "`unknown_category`")))]
 pub async fn create_channel(
-    State(ws): State<WriteState>,
-    CurrentUser(user): CurrentUser,
-    RequestId(request_id): RequestId,
+    Caller(ws, user, request_id): Caller,
     ApiPath(guild_id): ApiPath<String>,
     ApiJson(req): ApiJson<ChannelRequest>,
 ) -> Result<(StatusCode, Json<ChannelResponse>), ApiError> {
@@ -316,9 +300,7 @@ pub async fn create_channel(
     responses((status = 200, body = Version), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 410, body = ErrorBody)))]
 pub async fn delete_channel(
-    State(ws): State<WriteState>,
-    CurrentUser(user): CurrentUser,
-    RequestId(request_id): RequestId,
+    Caller(ws, user, request_id): Caller,
     ApiPath((guild_id, channel_id)): ApiPath<(String, String)>,
 ) -> Result<Json<Version>, ApiError> {
     let command = GuildCommand::DeleteChannel {

@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod answer;
 pub mod board;
+pub mod caller;
 pub mod chat;
 pub mod concerts;
 pub mod coupons;

@@ -1,6 +1,5 @@
 //! Marking notifications read.
 
-use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -10,8 +9,9 @@ use utoipa_axum::routes;
 use super::context;
 use crate::app::WriteState;
 use crate::domain::account::AccountCommand;
+use crate::http::caller::Caller;
 use tessera_http::error::{ApiError, ErrorBody};
-use tessera_http::extract::{ApiJson, CurrentUser, RequestId};
+use tessera_http::extract::ApiJson;
 
 /// Most unread notifications an answer counts.
 pub const UNREAD_CAP: usize = 1000;
@@ -50,9 +50,7 @@ pub struct MarkReadResponse {
         (status = 404, body = ErrorBody, description = "no account for the token"),
         (status = 503, body = ErrorBody, description = "the notifications read model does not answer")))]
 pub async fn mark_read(
-    State(ws): State<WriteState>,
-    CurrentUser(user): CurrentUser,
-    RequestId(request_id): RequestId,
+    Caller(ws, user, request_id): Caller,
     ApiJson(req): ApiJson<MarkReadRequest>,
 ) -> Result<Json<MarkReadResponse>, ApiError> {
     let ctx = context(&user.user_id, request_id);

@@ -2,7 +2,6 @@
 //! products' stock, the coupon and the points, cancelled by the buyer (or
 //! an admin) with everything given back.
 
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -12,9 +11,10 @@ use utoipa_axum::routes;
 
 use super::context;
 use crate::app::WriteState;
+use crate::http::caller::Caller;
 use crate::orders::{self, Wanted};
 use tessera_http::error::{ApiError, ErrorBody};
-use tessera_http::extract::{ApiJson, CurrentUser, RequestId};
+use tessera_http::extract::ApiJson;
 use tessera_http::ApiPath;
 
 pub fn router() -> OpenApiRouter<WriteState> {
@@ -73,9 +73,7 @@ pub struct OrderResponse {
     responses((status = 201, body = OrderResponse, description = "the same answer for a repeated key"), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody, description = "an unknown product (`details.product_id`)")))]
 pub async fn create_order(
-    State(ws): State<WriteState>,
-    CurrentUser(user): CurrentUser,
-    RequestId(request_id): RequestId,
+    Caller(ws, user, request_id): Caller,
     ApiJson(req): ApiJson<OrderRequest>,
 ) -> Result<(StatusCode, Json<OrderResponse>), ApiError> {
     let wanted = req
@@ -128,9 +126,7 @@ pub struct OrderPaymentResponse {
         (status = 409, body = ErrorBody, description = "`out_of_stock` (nothing taken, no points spent; `details.available`), `order_cancelled`, `payment_in_progress`"),
         (status = 422, body = ErrorBody, description = "`insufficient_points` (stock given back), `order_expired`, `coupon_not_issued`, `coupon_already_used`")))]
 pub async fn pay_order(
-    State(ws): State<WriteState>,
-    CurrentUser(user): CurrentUser,
-    RequestId(request_id): RequestId,
+    Caller(ws, user, request_id): Caller,
     ApiPath(order_id): ApiPath<String>,
     ApiJson(req): ApiJson<OrderPaymentRequest>,
 ) -> Result<Json<OrderPaymentResponse>, ApiError> {
@@ -161,9 +157,7 @@ pub struct CancelOrderResponse {
         (status = 409, body = ErrorBody, description = "`payment_in_progress`"),
         (status = 422, body = ErrorBody, description = "`order_expired`")))]
 pub async fn cancel_order(
-    State(ws): State<WriteState>,
-    CurrentUser(user): CurrentUser,
-    RequestId(request_id): RequestId,
+    Caller(ws, user, request_id): Caller,
     ApiPath(order_id): ApiPath<String>,
 ) -> Result<Json<CancelOrderResponse>, ApiError> {
     let ctx = context(&user.user_id, request_id);

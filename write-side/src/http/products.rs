@@ -1,7 +1,6 @@
 //! Products (C2C): any signed-in user lists one and is its seller; only the
 //! seller edits and restocks it.
 
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -12,8 +11,9 @@ use utoipa_axum::routes;
 use super::{context, double_option, run, Version};
 use crate::app::WriteState;
 use crate::domain::product::ProductCommand;
+use crate::http::caller::Caller;
 use tessera_http::error::{ApiError, ErrorBody};
-use tessera_http::extract::{ApiJson, CurrentUser, RequestId};
+use tessera_http::extract::ApiJson;
 use tessera_http::ApiPath;
 
 pub fn router() -> OpenApiRouter<WriteState> {
@@ -59,9 +59,7 @@ pub struct ProductResponse {
 #[utoipa::path(post, path = "/v1/products", tag = "shop", request_body = ProductRequest, security(("bearer" = [])),
     responses((status = 201, body = ProductResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn list_product(
-    State(ws): State<WriteState>,
-    CurrentUser(user): CurrentUser,
-    RequestId(request_id): RequestId,
+    Caller(ws, user, request_id): Caller,
     ApiJson(req): ApiJson<ProductRequest>,
 ) -> Result<(StatusCode, Json<ProductResponse>), ApiError> {
     let product_id = uuid::Uuid::now_v7().to_string();
@@ -109,9 +107,7 @@ pub struct EditProductRequest {
     responses((status = 200, body = Version), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn edit_product(
-    State(ws): State<WriteState>,
-    CurrentUser(user): CurrentUser,
-    RequestId(request_id): RequestId,
+    Caller(ws, user, request_id): Caller,
     ApiPath(product_id): ApiPath<String>,
     ApiJson(req): ApiJson<EditProductRequest>,
 ) -> Result<Json<Version>, ApiError> {
@@ -148,9 +144,7 @@ pub struct RestockResponse {
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 422, body = ErrorBody, description = "`stock_full`: the stock would pass 1,000,000")))]
 pub async fn restock(
-    State(ws): State<WriteState>,
-    CurrentUser(user): CurrentUser,
-    RequestId(request_id): RequestId,
+    Caller(ws, user, request_id): Caller,
     ApiPath(product_id): ApiPath<String>,
     ApiJson(req): ApiJson<RestockRequest>,
 ) -> Result<Json<RestockResponse>, ApiError> {
