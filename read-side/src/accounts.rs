@@ -1,19 +1,19 @@
 //! The caller's account and point history.
 
-use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use tessera_documents::documents::{collections, AccountDoc, PointEntryDoc};
 use tessera_documents::store::Order;
 use tessera_http::error::{ApiError, ErrorBody};
-use tessera_http::extract::{ApiQuery, CurrentUser};
+use tessera_http::extract::ApiQuery;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::cursor::Paging;
 use crate::query::{list_page, plain, read_one, typed, MinVersion, Page, PageParams};
+use crate::reader::Reader;
 use crate::ReadState;
 
 pub fn router() -> OpenApiRouter<ReadState> {
@@ -38,8 +38,7 @@ pub struct AccountView {
     responses((status = 200, body = AccountView, headers(("X-Stale" = String, description = "`true` when older than `min_version`"))),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn me(
-    State(rs): State<ReadState>,
-    CurrentUser(user): CurrentUser,
+    Reader(rs, user): Reader,
     ApiQuery(q): ApiQuery<MinVersion>,
 ) -> Result<(HeaderMap, Json<AccountView>), (HeaderMap, ApiError)> {
     let (headers, a): (_, AccountDoc) = read_one(
@@ -89,8 +88,7 @@ pub struct PointHistoryPage {
     security(("bearer" = [])),
     responses((status = 200, body = PointHistoryPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn history(
-    State(rs): State<ReadState>,
-    CurrentUser(user): CurrentUser,
+    Reader(rs, user): Reader,
     page: Paging,
 ) -> Result<Json<Page<PointEntryView>>, ApiError> {
     list_page(

@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::Json;
 use chrono::{DateTime, Utc};
@@ -10,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use tessera_documents::documents::{collections, ChannelPostDoc, PostDoc};
 use tessera_documents::store::Order;
 use tessera_http::error::{ApiError, ErrorBody};
-use tessera_http::extract::{ApiQuery, CurrentUser};
+use tessera_http::extract::ApiQuery;
 use tessera_http::ApiPath;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -19,6 +18,7 @@ use utoipa_axum::routes;
 use crate::access::Access;
 use crate::cursor::Paging;
 use crate::query::{list_page, plain, read_one, typed, MinVersion, Page, PageParams};
+use crate::reader::Reader;
 use crate::ReadState;
 
 pub fn router() -> OpenApiRouter<ReadState> {
@@ -63,8 +63,7 @@ pub struct PostView {
         (status = 403, body = ErrorBody, description = "not a member of the post's guild"), (status = 404, body = ErrorBody),
         (status = 410, body = ErrorBody, description = "the post's channel or guild is deleted")))]
 pub async fn post(
-    State(rs): State<ReadState>,
-    CurrentUser(user): CurrentUser,
+    Reader(rs, user): Reader,
     ApiPath(post_id): ApiPath<String>,
     ApiQuery(q): ApiQuery<MinVersion>,
 ) -> Result<(HeaderMap, Json<PostView>), (HeaderMap, ApiError)> {
@@ -138,8 +137,7 @@ pub struct PostSummaryPage {
         (status = 403, body = ErrorBody, description = "not a member of the channel's guild"), (status = 404, body = ErrorBody),
         (status = 410, body = ErrorBody, description = "the channel or its guild is deleted")))]
 pub async fn channel_posts(
-    State(rs): State<ReadState>,
-    CurrentUser(user): CurrentUser,
+    Reader(rs, user): Reader,
     ApiPath(channel_id): ApiPath<String>,
     page: Paging,
 ) -> Result<Json<Page<PostSummaryView>>, ApiError> {

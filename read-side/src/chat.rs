@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use axum::Json;
 use chrono::{DateTime, Utc};
@@ -14,7 +13,7 @@ use tessera_documents::store::{ListQuery, Order, RangeQuery};
 use tessera_events::ChannelKind;
 use tessera_http::auth::Principal;
 use tessera_http::error::{ApiError, ErrorBody};
-use tessera_http::extract::{ApiQuery, CurrentUser};
+use tessera_http::extract::ApiQuery;
 use tessera_http::ApiPath;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -23,6 +22,7 @@ use utoipa_axum::routes;
 use crate::access::Access;
 use crate::cursor::Paging;
 use crate::query::{page_of, store_failed, typed, PageParams};
+use crate::reader::Reader;
 use crate::{ReadSide, ReadState};
 
 pub fn router() -> OpenApiRouter<ReadState> {
@@ -140,8 +140,7 @@ fn not_a_text_channel() -> ApiError {
         (status = 410, body = ErrorBody, description = "the channel or its guild is deleted"),
         (status = 422, body = ErrorBody, description = "`not_a_text_channel`")))]
 pub async fn channel_messages(
-    State(rs): State<ReadState>,
-    CurrentUser(user): CurrentUser,
+    Reader(rs, user): Reader,
     uri: Uri,
     ApiPath(channel_id): ApiPath<String>,
     ApiQuery(q): ApiQuery<MessageQuery>,
@@ -179,8 +178,7 @@ pub(crate) async fn my_room(
     responses((status = 200, body = MessagePage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody, description = "no such room of the caller's")))]
 pub async fn room_messages(
-    State(rs): State<ReadState>,
-    CurrentUser(user): CurrentUser,
+    Reader(rs, user): Reader,
     uri: Uri,
     ApiPath(room_id): ApiPath<String>,
     ApiQuery(q): ApiQuery<MessageQuery>,
@@ -228,11 +226,7 @@ pub struct RoomPage {
 #[utoipa::path(get, path = "/v1/me/dm/rooms", tag = "chat", params(PageParams),
     security(("bearer" = [])),
     responses((status = 200, body = RoomPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
-pub async fn my_rooms(
-    State(rs): State<ReadState>,
-    CurrentUser(user): CurrentUser,
-    page: Paging,
-) -> Result<Json<RoomPage>, ApiError> {
+pub async fn my_rooms(Reader(rs, user): Reader, page: Paging) -> Result<Json<RoomPage>, ApiError> {
     // the cursor holds the `listed` key the page ended at; keys are unique
     // per caller, so the next page starts just above it
     let from = match &page.after {

@@ -1,7 +1,6 @@
 //! Concerts, their calendars, the waiting queue's status, seat maps and
 //! reservations.
 
-use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::Json;
 use chrono::{DateTime, Utc};
@@ -11,7 +10,7 @@ use tessera_documents::documents::{
 };
 use tessera_documents::store::{Order, RangeQuery};
 use tessera_http::error::{ApiError, ErrorBody};
-use tessera_http::extract::{ApiQuery, CurrentUser, QueueToken};
+use tessera_http::extract::{ApiQuery, QueueToken};
 use tessera_http::ApiPath;
 use tessera_queue::{QueueDenied, QueueState};
 use utoipa::ToSchema;
@@ -22,6 +21,7 @@ use crate::cursor::Paging;
 use crate::query::{
     list_page, plain, read_one, store_failed, typed, DateRange, MinVersion, Page, PageParams,
 };
+use crate::reader::Reader;
 use crate::ReadState;
 
 pub fn router() -> OpenApiRouter<ReadState> {
@@ -52,8 +52,7 @@ pub struct ConcertPage {
 #[utoipa::path(get, path = "/v1/concerts", tag = "concerts", params(PageParams), security(("bearer" = [])),
     responses((status = 200, body = ConcertPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn concerts(
-    State(rs): State<ReadState>,
-    CurrentUser(_): CurrentUser,
+    Reader(rs, _): Reader,
     page: Paging,
 ) -> Result<Json<Page<ConcertView>>, ApiError> {
     list_page(
@@ -79,8 +78,7 @@ pub async fn concerts(
     security(("bearer" = [])),
     responses((status = 200, body = ConcertView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn concert(
-    State(rs): State<ReadState>,
-    CurrentUser(_): CurrentUser,
+    Reader(rs, _): Reader,
     ApiPath(concert_id): ApiPath<String>,
     ApiQuery(q): ApiQuery<MinVersion>,
 ) -> Result<(HeaderMap, Json<ConcertView>), (HeaderMap, ApiError)> {
@@ -124,8 +122,7 @@ const MAX_SCHEDULES: usize = 1000;
     responses((status = 200, body = ScheduleList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody)))]
 pub async fn schedules(
-    State(rs): State<ReadState>,
-    CurrentUser(_): CurrentUser,
+    Reader(rs, _): Reader,
     ApiPath(concert_id): ApiPath<String>,
     ApiQuery(range): ApiQuery<DateRange>,
 ) -> Result<Json<ScheduleList>, ApiError> {
@@ -194,8 +191,7 @@ pub struct QueueStatusView {
     responses((status = 200, body = QueueStatusView), (status = 401, body = ErrorBody, description = "`queue_token_required`, `queue_token_invalid`"),
         (status = 403, body = ErrorBody)))]
 pub async fn queue_status(
-    State(rs): State<ReadState>,
-    CurrentUser(user): CurrentUser,
+    Reader(rs, user): Reader,
     QueueToken(token): QueueToken,
 ) -> Result<Json<QueueStatusView>, ApiError> {
     let token = token.ok_or(QueueDenied::Missing)?;
@@ -250,8 +246,7 @@ pub struct SeatMapView {
     responses((status = 200, body = SeatMapView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 423, body = ErrorBody, description = "`queue_not_active`")))]
 pub async fn seats(
-    State(rs): State<ReadState>,
-    CurrentUser(user): CurrentUser,
+    Reader(rs, user): Reader,
     QueueToken(token): QueueToken,
     ApiPath(schedule_id): ApiPath<String>,
     ApiQuery(q): ApiQuery<MinVersion>,
@@ -332,8 +327,7 @@ impl From<ReservationDoc> for ReservationView {
     responses((status = 200, body = ReservationView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody)))]
 pub async fn reservation(
-    State(rs): State<ReadState>,
-    CurrentUser(user): CurrentUser,
+    Reader(rs, user): Reader,
     ApiPath(reservation_id): ApiPath<String>,
     ApiQuery(q): ApiQuery<MinVersion>,
 ) -> Result<(HeaderMap, Json<ReservationView>), (HeaderMap, ApiError)> {
@@ -364,8 +358,7 @@ pub struct ReservationPage {
 #[utoipa::path(get, path = "/v1/me/reservations", tag = "reservations", params(PageParams), security(("bearer" = [])),
     responses((status = 200, body = ReservationPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn my_reservations(
-    State(rs): State<ReadState>,
-    CurrentUser(user): CurrentUser,
+    Reader(rs, user): Reader,
     page: Paging,
 ) -> Result<Json<Page<ReservationView>>, ApiError> {
     list_page(

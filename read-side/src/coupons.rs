@@ -1,13 +1,12 @@
 //! Coupon campaigns and a user's coupons.
 
-use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use tessera_documents::documents::{collections, CouponDoc, UserCouponDoc};
 use tessera_documents::store::Order;
 use tessera_http::error::{ApiError, ErrorBody};
-use tessera_http::extract::{ApiQuery, CurrentUser};
+use tessera_http::extract::ApiQuery;
 use tessera_http::ApiPath;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -15,6 +14,7 @@ use utoipa_axum::routes;
 
 use crate::cursor::Paging;
 use crate::query::{list_page, plain, read_one, typed, MinVersion, Page, PageParams};
+use crate::reader::Reader;
 use crate::ReadState;
 
 pub fn router() -> OpenApiRouter<ReadState> {
@@ -39,8 +39,7 @@ pub struct CouponView {
     security(("bearer" = [])),
     responses((status = 200, body = CouponView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn coupon(
-    State(rs): State<ReadState>,
-    CurrentUser(_): CurrentUser,
+    Reader(rs, _): Reader,
     ApiPath(coupon_id): ApiPath<String>,
     ApiQuery(q): ApiQuery<MinVersion>,
 ) -> Result<(HeaderMap, Json<CouponView>), (HeaderMap, ApiError)> {
@@ -85,8 +84,7 @@ pub struct MyCouponPage {
 #[utoipa::path(get, path = "/v1/me/coupons", tag = "coupons", params(PageParams), security(("bearer" = [])),
     responses((status = 200, body = MyCouponPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn my_coupons(
-    State(rs): State<ReadState>,
-    CurrentUser(user): CurrentUser,
+    Reader(rs, user): Reader,
     page: Paging,
 ) -> Result<Json<Page<MyCouponView>>, ApiError> {
     list_page(

@@ -1,13 +1,12 @@
 //! Guilds, their members, and the caller's guild list.
 
-use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use tessera_documents::documents::{collections, GuildDoc, GuildMemberDoc, UserGuildsDoc};
 use tessera_documents::store::Order;
 use tessera_http::error::{ApiError, ErrorBody};
-use tessera_http::extract::{ApiQuery, CurrentUser};
+use tessera_http::extract::ApiQuery;
 use tessera_http::ApiPath;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -16,6 +15,7 @@ use utoipa_axum::routes;
 use crate::access::{guild_gone, Access};
 use crate::cursor::Paging;
 use crate::query::{list_page, plain, read_one, store_failed, typed, MinVersion, Page, PageParams};
+use crate::reader::Reader;
 use crate::ReadState;
 
 pub fn router() -> OpenApiRouter<ReadState> {
@@ -90,8 +90,7 @@ fn view(g: GuildDoc) -> GuildView {
     responses((status = 200, body = GuildView, headers(("X-Stale" = String, description = "`true` when older than `min_version`"))),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 410, body = ErrorBody)))]
 pub async fn guild(
-    State(rs): State<ReadState>,
-    CurrentUser(_): CurrentUser,
+    Reader(rs, _): Reader,
     ApiPath(guild_id): ApiPath<String>,
     ApiQuery(q): ApiQuery<MinVersion>,
 ) -> Result<(HeaderMap, Json<GuildView>), (HeaderMap, ApiError)> {
@@ -130,8 +129,7 @@ pub struct MemberPage {
         (status = 403, body = ErrorBody, description = "not a member"),
         (status = 404, body = ErrorBody), (status = 410, body = ErrorBody)))]
 pub async fn members(
-    State(rs): State<ReadState>,
-    CurrentUser(user): CurrentUser,
+    Reader(rs, user): Reader,
     ApiPath(guild_id): ApiPath<String>,
     page: Paging,
 ) -> Result<Json<Page<MemberView>>, ApiError> {
@@ -172,8 +170,7 @@ pub struct MyGuildPage {
 #[utoipa::path(get, path = "/v1/me/guilds", tag = "guilds", params(PageParams), security(("bearer" = [])),
     responses((status = 200, body = MyGuildPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn my_guilds(
-    State(rs): State<ReadState>,
-    CurrentUser(user): CurrentUser,
+    Reader(rs, user): Reader,
     page: Paging,
 ) -> Result<Json<Page<MyGuildView>>, ApiError> {
     let limit = page.limit;

@@ -18,6 +18,7 @@ mod guilds;
 mod notifications;
 pub mod presence;
 mod query;
+mod reader;
 mod shop;
 mod stream;
 pub mod stream_limit;

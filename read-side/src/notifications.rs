@@ -1,6 +1,5 @@
 //! The caller's notifications, newest first, each with whether it is read.
 
-use axum::extract::State;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -8,13 +7,13 @@ use tessera_documents::documents::{collections, AccountDoc};
 use tessera_documents::notifications::NotificationDoc;
 use tessera_documents::store::Order;
 use tessera_http::error::{ApiError, ErrorBody};
-use tessera_http::extract::CurrentUser;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::cursor::Paging;
 use crate::query::{list_page, store_failed, typed, PageParams};
+use crate::reader::Reader;
 use crate::ReadState;
 
 pub fn router() -> OpenApiRouter<ReadState> {
@@ -48,8 +47,7 @@ pub struct NotificationPage {
     security(("bearer" = [])),
     responses((status = 200, body = NotificationPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn my_notifications(
-    State(rs): State<ReadState>,
-    CurrentUser(user): CurrentUser,
+    Reader(rs, user): Reader,
     page: Paging,
 ) -> Result<Json<NotificationPage>, ApiError> {
     let read_up_to = rs

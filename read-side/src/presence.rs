@@ -10,14 +10,12 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use axum::extract::State;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tessera_documents::documents::{collections, GuildMemberDoc};
 use tessera_documents::store::{ListQuery, Order};
 use tessera_http::error::{ApiError, ErrorBody};
-use tessera_http::extract::CurrentUser;
 use tessera_http::ApiPath;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -25,6 +23,7 @@ use utoipa_axum::routes;
 
 use crate::access::Access;
 use crate::query::{store_failed, typed};
+use crate::reader::Reader;
 use crate::ReadState;
 
 tessera_events::port_error!(
@@ -139,8 +138,7 @@ pub struct GuildPresence {
         (status = 404, body = ErrorBody), (status = 410, body = ErrorBody),
         (status = 503, body = ErrorBody, description = "the presence store does not answer")))]
 pub async fn guild_presence(
-    State(rs): State<ReadState>,
-    CurrentUser(user): CurrentUser,
+    Reader(rs, user): Reader,
     ApiPath(guild_id): ApiPath<String>,
 ) -> Result<Json<GuildPresence>, ApiError> {
     Access::new(&rs, &user, None).guild(&guild_id).await?;

@@ -16,7 +16,7 @@ use tessera_documents::shop::{
 use tessera_documents::store::{ListQuery, Order, StoredDoc};
 use tessera_http::auth::Principal;
 use tessera_http::error::{ApiError, ErrorBody};
-use tessera_http::extract::{AdminUser, ApiQuery, CurrentUser};
+use tessera_http::extract::{AdminUser, ApiQuery};
 use tessera_http::ApiPath;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -24,6 +24,7 @@ use utoipa_axum::routes;
 
 use crate::cursor::Paging;
 use crate::query::{page_of, plain, read_one, store_failed, typed, MinVersion, Page, PageParams};
+use crate::reader::Reader;
 use crate::ReadState;
 
 pub fn router() -> OpenApiRouter<ReadState> {
@@ -98,8 +99,7 @@ pub struct ProductQuery {
 #[utoipa::path(get, path = "/v1/products", tag = "shop", params(ProductQuery), security(("bearer" = [])),
     responses((status = 200, body = ProductPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn products(
-    State(rs): State<ReadState>,
-    CurrentUser(user): CurrentUser,
+    Reader(rs, user): Reader,
     uri: Uri,
     ApiQuery(q): ApiQuery<ProductQuery>,
 ) -> Result<Json<Page<ProductItem>>, ApiError> {
@@ -233,8 +233,7 @@ pub struct ProductView {
     responses((status = 200, body = ProductView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody)))]
 pub async fn product(
-    State(rs): State<ReadState>,
-    CurrentUser(_): CurrentUser,
+    Reader(rs, _): Reader,
     ApiPath(product_id): ApiPath<String>,
     ApiQuery(q): ApiQuery<MinVersion>,
 ) -> Result<(HeaderMap, Json<ProductView>), (HeaderMap, ApiError)> {
@@ -298,8 +297,7 @@ pub struct PopularList {
 #[utoipa::path(get, path = "/v1/products/popular", tag = "shop", params(PopularQuery), security(("bearer" = [])),
     responses((status = 200, body = PopularList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn popular(
-    State(rs): State<ReadState>,
-    CurrentUser(_): CurrentUser,
+    Reader(rs, _): Reader,
     ApiQuery(q): ApiQuery<PopularQuery>,
 ) -> Result<Json<PopularList>, ApiError> {
     let days = q.days.unwrap_or(3);
@@ -427,8 +425,7 @@ fn may_read(user: &Principal, o: &OrderDoc) -> bool {
     responses((status = 200, body = OrderView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn order(
-    State(rs): State<ReadState>,
-    CurrentUser(user): CurrentUser,
+    Reader(rs, user): Reader,
     ApiPath(order_id): ApiPath<String>,
     ApiQuery(q): ApiQuery<MinVersion>,
 ) -> Result<(HeaderMap, Json<OrderView>), (HeaderMap, ApiError)> {
@@ -491,8 +488,7 @@ fn order_ids(ids: &str) -> Result<Vec<String>, ApiError> {
 #[utoipa::path(get, path = "/v1/orders", tag = "shop", params(OrderIds), security(("bearer" = [])),
     responses((status = 200, body = OrderList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn orders_by_ids(
-    State(rs): State<ReadState>,
-    CurrentUser(user): CurrentUser,
+    Reader(rs, user): Reader,
     ApiQuery(q): ApiQuery<OrderIds>,
 ) -> Result<Json<OrderList>, ApiError> {
     let ids = order_ids(&q.ids)?;
@@ -615,8 +611,7 @@ async fn order_page<T>(
 #[utoipa::path(get, path = "/v1/me/orders", tag = "shop", params(OrderQuery), security(("bearer" = [])),
     responses((status = 200, body = OrderPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn my_orders(
-    State(rs): State<ReadState>,
-    CurrentUser(user): CurrentUser,
+    Reader(rs, user): Reader,
     uri: Uri,
     ApiQuery(q): ApiQuery<OrderQuery>,
 ) -> Result<Json<Page<OrderView>>, ApiError> {
@@ -676,8 +671,7 @@ pub struct SalePage {
 #[utoipa::path(get, path = "/v1/me/sales", tag = "shop", params(PageParams), security(("bearer" = [])),
     responses((status = 200, body = SalePage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn my_sales(
-    State(rs): State<ReadState>,
-    CurrentUser(user): CurrentUser,
+    Reader(rs, user): Reader,
     page: Paging,
 ) -> Result<Json<Page<SaleView>>, ApiError> {
     let collection = rs.live(collections::SELLER_SALES).await?;

@@ -14,7 +14,6 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use chrono::Utc;
@@ -28,7 +27,7 @@ use tessera_documents::notifications::NotificationDoc;
 use tessera_documents::store::{ListQuery, Order};
 use tessera_http::auth::Principal;
 use tessera_http::error::{ApiError, ErrorBody};
-use tessera_http::extract::{ApiQuery, CurrentUser};
+use tessera_http::extract::ApiQuery;
 use tokio::sync::{broadcast, watch};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -38,6 +37,7 @@ use crate::chat::{message_view, my_room};
 use crate::notifications::NotificationView;
 use crate::presence::{lease, Presence};
 use crate::query::{store_failed, typed};
+use crate::reader::Reader;
 use crate::stream_limit::{StreamLimit, StreamSlot};
 use crate::{ReadSide, ReadState};
 
@@ -516,8 +516,7 @@ fn projection_name(name: &str) -> &'static str {
         (status = 429, body = ErrorBody, description = "`too_many_streams`: the caller holds `TESSERA_STREAMS_PER_USER` streams on this read API already"),
         (status = 503, body = ErrorBody, description = "this instance has no change feed")))]
 pub async fn stream(
-    State(rs): State<ReadState>,
-    CurrentUser(user): CurrentUser,
+    Reader(rs, user): Reader,
     headers: HeaderMap,
     ApiQuery(q): ApiQuery<StreamQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
