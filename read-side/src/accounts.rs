@@ -12,7 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::cursor::Paging;
-use crate::query::{list_page, plain, read_one, typed, MinVersion, Page, PageParams};
+use crate::query::{list_page, typed, MinVersion, Page, PageParams};
 use crate::reader::Reader;
 use crate::ReadState;
 
@@ -41,15 +41,14 @@ pub async fn me(
     Reader(rs, user): Reader,
     ApiQuery(q): ApiQuery<MinVersion>,
 ) -> Result<(HeaderMap, Json<AccountView>), (HeaderMap, ApiError)> {
-    let (headers, a): (_, AccountDoc) = read_one(
-        &*rs.docs,
-        &rs.live(collections::ACCOUNTS).await.map_err(plain)?,
-        &user.user_id,
-        q.min_version,
-        rs.min_version_wait,
-        "account",
-    )
-    .await?;
+    let (headers, a): (_, AccountDoc) = rs
+        .one(
+            collections::ACCOUNTS,
+            &user.user_id,
+            q.min_version,
+            "account",
+        )
+        .await?;
     Ok((
         headers,
         Json(AccountView {

@@ -17,7 +17,7 @@ use utoipa_axum::routes;
 
 use crate::access::Access;
 use crate::cursor::Paging;
-use crate::query::{list_page, plain, read_one, typed, MinVersion, Page, PageParams};
+use crate::query::{list_page, plain, typed, MinVersion, Page, PageParams};
 use crate::reader::Reader;
 use crate::ReadState;
 
@@ -67,15 +67,9 @@ pub async fn post(
     ApiPath(post_id): ApiPath<String>,
     ApiQuery(q): ApiQuery<MinVersion>,
 ) -> Result<(HeaderMap, Json<PostView>), (HeaderMap, ApiError)> {
-    let (headers, p): (_, PostDoc) = read_one(
-        &*rs.docs,
-        &rs.live(collections::POSTS).await.map_err(plain)?,
-        &post_id,
-        q.min_version,
-        rs.min_version_wait,
-        "post",
-    )
-    .await?;
+    let (headers, p): (_, PostDoc) = rs
+        .one(collections::POSTS, &post_id, q.min_version, "post")
+        .await?;
     if p.deleted {
         return Err((headers, ApiError::not_found("post")));
     }

@@ -19,7 +19,7 @@ use utoipa_axum::routes;
 
 use crate::cursor::Paging;
 use crate::query::{
-    list_page, plain, read_one, store_failed, typed, DateRange, MinVersion, Page, PageParams,
+    list_page, plain, store_failed, typed, DateRange, MinVersion, Page, PageParams,
 };
 use crate::reader::Reader;
 use crate::ReadState;
@@ -82,15 +82,9 @@ pub async fn concert(
     ApiPath(concert_id): ApiPath<String>,
     ApiQuery(q): ApiQuery<MinVersion>,
 ) -> Result<(HeaderMap, Json<ConcertView>), (HeaderMap, ApiError)> {
-    let (headers, c): (_, ConcertDoc) = read_one(
-        &*rs.docs,
-        &rs.live(collections::CONCERTS).await.map_err(plain)?,
-        &concert_id,
-        q.min_version,
-        rs.min_version_wait,
-        "concert",
-    )
-    .await?;
+    let (headers, c): (_, ConcertDoc) = rs
+        .one(collections::CONCERTS, &concert_id, q.min_version, "concert")
+        .await?;
     Ok((
         headers,
         Json(ConcertView {
@@ -256,15 +250,14 @@ pub async fn seats(
         .queue
         .verify(token.as_deref(), &user.user_id)
         .map_err(|e| plain(e.into()))?;
-    let (headers, map): (_, SeatMapDoc) = read_one(
-        &*rs.docs,
-        &rs.live(collections::SEAT_MAPS).await.map_err(plain)?,
-        &schedule_id,
-        q.min_version,
-        rs.min_version_wait,
-        "schedule",
-    )
-    .await?;
+    let (headers, map): (_, SeatMapDoc) = rs
+        .one(
+            collections::SEAT_MAPS,
+            &schedule_id,
+            q.min_version,
+            "schedule",
+        )
+        .await?;
     rs.queue
         .admit(pass, &map.concert_id)
         .await
@@ -331,15 +324,14 @@ pub async fn reservation(
     ApiPath(reservation_id): ApiPath<String>,
     ApiQuery(q): ApiQuery<MinVersion>,
 ) -> Result<(HeaderMap, Json<ReservationView>), (HeaderMap, ApiError)> {
-    let (headers, r): (_, ReservationDoc) = read_one(
-        &*rs.docs,
-        &rs.live(collections::RESERVATIONS).await.map_err(plain)?,
-        &reservation_id,
-        q.min_version,
-        rs.min_version_wait,
-        "reservation",
-    )
-    .await?;
+    let (headers, r): (_, ReservationDoc) = rs
+        .one(
+            collections::RESERVATIONS,
+            &reservation_id,
+            q.min_version,
+            "reservation",
+        )
+        .await?;
     if r.user_id != user.user_id && !user.is_admin() {
         return Err(plain(ApiError::forbidden(
             "this reservation belongs to someone else",

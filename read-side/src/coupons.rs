@@ -13,7 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::cursor::Paging;
-use crate::query::{list_page, plain, read_one, typed, MinVersion, Page, PageParams};
+use crate::query::{list_page, typed, MinVersion, Page, PageParams};
 use crate::reader::Reader;
 use crate::ReadState;
 
@@ -43,15 +43,9 @@ pub async fn coupon(
     ApiPath(coupon_id): ApiPath<String>,
     ApiQuery(q): ApiQuery<MinVersion>,
 ) -> Result<(HeaderMap, Json<CouponView>), (HeaderMap, ApiError)> {
-    let (headers, c): (_, CouponDoc) = read_one(
-        &*rs.docs,
-        &rs.live(collections::COUPONS).await.map_err(plain)?,
-        &coupon_id,
-        q.min_version,
-        rs.min_version_wait,
-        "coupon",
-    )
-    .await?;
+    let (headers, c): (_, CouponDoc) = rs
+        .one(collections::COUPONS, &coupon_id, q.min_version, "coupon")
+        .await?;
     Ok((
         headers,
         Json(CouponView {

@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 
 use crate::access::{guild_gone, Access};
 use crate::cursor::Paging;
-use crate::query::{list_page, plain, read_one, store_failed, typed, MinVersion, Page, PageParams};
+use crate::query::{list_page, store_failed, typed, MinVersion, Page, PageParams};
 use crate::reader::Reader;
 use crate::ReadState;
 
@@ -94,15 +94,9 @@ pub async fn guild(
     ApiPath(guild_id): ApiPath<String>,
     ApiQuery(q): ApiQuery<MinVersion>,
 ) -> Result<(HeaderMap, Json<GuildView>), (HeaderMap, ApiError)> {
-    let (headers, g): (_, GuildDoc) = read_one(
-        &*rs.docs,
-        &rs.live(collections::GUILDS).await.map_err(plain)?,
-        &guild_id,
-        q.min_version,
-        rs.min_version_wait,
-        "guild",
-    )
-    .await?;
+    let (headers, g): (_, GuildDoc) = rs
+        .one(collections::GUILDS, &guild_id, q.min_version, "guild")
+        .await?;
     if g.deleted {
         return Err((headers, guild_gone()));
     }

@@ -23,7 +23,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::cursor::Paging;
-use crate::query::{page_of, plain, read_one, store_failed, typed, MinVersion, Page, PageParams};
+use crate::query::{page_of, plain, store_failed, typed, MinVersion, Page, PageParams};
 use crate::reader::Reader;
 use crate::ReadState;
 
@@ -237,15 +237,9 @@ pub async fn product(
     ApiPath(product_id): ApiPath<String>,
     ApiQuery(q): ApiQuery<MinVersion>,
 ) -> Result<(HeaderMap, Json<ProductView>), (HeaderMap, ApiError)> {
-    let (headers, p): (_, ProductDoc) = read_one(
-        &*rs.docs,
-        &rs.live(collections::PRODUCTS).await.map_err(plain)?,
-        &product_id,
-        q.min_version,
-        rs.min_version_wait,
-        "product",
-    )
-    .await?;
+    let (headers, p): (_, ProductDoc) = rs
+        .one(collections::PRODUCTS, &product_id, q.min_version, "product")
+        .await?;
     Ok((
         headers,
         Json(ProductView {
@@ -429,15 +423,9 @@ pub async fn order(
     ApiPath(order_id): ApiPath<String>,
     ApiQuery(q): ApiQuery<MinVersion>,
 ) -> Result<(HeaderMap, Json<OrderView>), (HeaderMap, ApiError)> {
-    let (headers, o): (_, OrderDoc) = read_one(
-        &*rs.docs,
-        &rs.live(collections::ORDERS).await.map_err(plain)?,
-        &order_id,
-        q.min_version,
-        rs.min_version_wait,
-        "order",
-    )
-    .await?;
+    let (headers, o): (_, OrderDoc) = rs
+        .one(collections::ORDERS, &order_id, q.min_version, "order")
+        .await?;
     if !may_read(&user, &o) {
         return Err(plain(ApiError::forbidden(
             "this order is neither yours nor of your products",
