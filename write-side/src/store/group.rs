@@ -18,6 +18,7 @@
 //! conflicts only when that breaks a key (`write_postgres`).
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -563,22 +564,22 @@ async fn insert_skipping_conflicts(
 /// one conflicted, others likely will (a race on one aggregate between
 /// processes), and a plain insert that breaks a key is a wasted write.
 #[derive(Default)]
-struct Careful(std::sync::atomic::AtomicU32);
+struct Careful(AtomicU32);
 
 impl Careful {
     /// Batches written carefully after a conflict.
     const BATCHES: u32 = 16;
 
+    /// Whether the batch about to be written skips conflicts from the
+    /// start; uses up one of the careful batches.
     fn now(&self) -> bool {
-        use std::sync::atomic::Ordering::Relaxed;
         self.0
             .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1))
             .is_ok()
     }
 
     fn start(&self) {
-        self.0
-            .store(Self::BATCHES, std::sync::atomic::Ordering::Relaxed);
+        self.0.store(Self::BATCHES, Relaxed);
     }
 }
 
@@ -634,8 +635,8 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn more_transactions_start_only_while_a_full_group_waits() {
+    #[test]
+    fn more_transactions_start_only_while_a_full_group_waits() {
         let config = GroupConfig {
             max_batch: 4,
             max_in_flight: 2,
