@@ -83,29 +83,6 @@ impl ReadSide {
             .await
             .map_err(|e| query::store_failed(&e))
     }
-
-    /// The document `id` of `projection`'s live collection, read as
-    /// [`query::read_one`] reads it (waiting up to the configured time for
-    /// `min_version`), or 404 naming `what`.
-    pub(crate) async fn one<D: serde::de::DeserializeOwned>(
-        &self,
-        projection: &str,
-        id: &str,
-        min_version: Option<u64>,
-        what: &str,
-    ) -> Result<(axum::http::HeaderMap, D), (axum::http::HeaderMap, tessera_http::error::ApiError)>
-    {
-        let collection = self.live(projection).await.map_err(query::plain)?;
-        query::read_one(
-            &*self.docs,
-            &collection,
-            id,
-            min_version,
-            self.min_version_wait,
-            what,
-        )
-        .await
-    }
 }
 
 impl FromRef<ReadState> for Arc<Authenticator> {

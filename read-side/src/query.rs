@@ -12,6 +12,7 @@ use tessera_http::error::ApiError;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::cursor::Paging;
+use crate::ReadSide;
 
 pub const DEFAULT_LIMIT: usize = 20;
 pub const MAX_LIMIT: usize = 100;
@@ -190,25 +191,35 @@ pub fn page_of<T>(
     Ok(Json(Page { items, next_cursor }))
 }
 
-/// One document read with `min_version` (waiting if asked), typed: 404 in
-/// the error shape when missing, `X-Stale` when the wait ran out.
-pub async fn read_one<D: serde::de::DeserializeOwned>(
-    docs: &dyn DocumentStore,
-    collection: &str,
-    id: &str,
-    min_version: Option<u64>,
-    wait: Duration,
-    what: &str,
-) -> Result<(HeaderMap, D), (HeaderMap, ApiError)> {
-    let fetched = fetch(docs, collection, id, min_version, wait)
+impl ReadSide {
+    /// The document `id` of `projection`'s live collection, read with
+    /// `min_version` (waiting up to the configured time if asked), typed:
+    /// 404 naming `what` in the error shape when missing, `X-Stale` when
+    /// the wait ran out.
+    pub(crate) async fn one<D: serde::de::DeserializeOwned>(
+        &self,
+        projection: &str,
+        id: &str,
+        min_version: Option<u64>,
+        what: &str,
+    ) -> Result<(HeaderMap, D), (HeaderMap, ApiError)> {
+        let collection = self.live(projection).await.map_err(plain)?;
+        let fetched = fetch(
+            &*self.docs,
+            &collection,
+            id,
+            min_version,
+            self.min_version_wait,
+        )
         .await
-        .map_err(|e| (HeaderMap::new(), e))?;
-    let headers = fetched.headers();
-    let Some(doc) = fetched.doc else {
-        return Err((headers, ApiError::not_found(what)));
-    };
-    let typed = typed(doc).map_err(|e| (headers.clone(), e))?;
-    Ok((headers, typed))
+        .map_err(plain)?;
+        let headers = fetched.headers();
+        let Some(doc) = fetched.doc else {
+            return Err((headers, ApiError::not_found(what)));
+        };
+        let typed = typed(doc).map_err(|e| (headers.clone(), e))?;
+        Ok((headers, typed))
+    }
 }
 
 /// An error answer without extra headers.
