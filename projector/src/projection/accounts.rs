@@ -1,6 +1,6 @@
-use tessera_events::{aggregate, AccountEvent, DomainEvent, Envelope};
+use tessera_events::AccountEvent;
 
-use super::{open, Fold, FoldError, Folded, Outcome};
+use super::{open, At, Fold, FoldError, Folded, Outcome};
 use tessera_documents::documents::{collections, AccountDoc};
 
 /// `accounts`: one document per account, following every account event.
@@ -8,34 +8,25 @@ pub struct Accounts;
 
 impl Fold for Accounts {
     type Doc = AccountDoc;
+    type Event = AccountEvent;
     const NAME: &'static str = collections::ACCOUNTS;
-    const AGGREGATE_TYPES: &'static [&'static str] = &[aggregate::ACCOUNT];
 
-    fn fold(
-        &self,
-        doc: Option<AccountDoc>,
-        envelope: &Envelope,
-        event: &DomainEvent,
-    ) -> Folded<AccountDoc> {
-        let DomainEvent::Account(event) = event else {
-            return Ok(Outcome::Unchanged);
-        };
-        let sequence = envelope.sequence;
-        let created = || match event {
+    fn fold_in(&self, doc: Option<AccountDoc>, at: At<AccountEvent>) -> Folded<AccountDoc> {
+        let created = || match at.event {
             AccountEvent::AccountRegistered { email, nickname } => Some(AccountDoc {
-                account_id: envelope.aggregate_id.clone(),
+                account_id: at.aggregate_id.clone(),
                 email: email.clone(),
                 nickname: nickname.clone(),
                 profile_image: None,
                 balance: 0,
-                created_at: envelope.metadata.occurred_at,
+                created_at: at.metadata.occurred_at,
                 notifications_read_up_to: None,
                 version: 1,
             }),
             _ => None,
         };
-        open(doc, |d| d.version, sequence, created)?.then(|mut doc| {
-            match event {
+        open(doc, |d| d.version, at.sequence, created)?.then(|mut doc| {
+            match at.event {
                 AccountEvent::AccountRegistered { .. } => {
                     return Err(FoldError::Inapplicable("account registered twice".into()))
                 }
@@ -53,7 +44,7 @@ impl Fold for Accounts {
                     doc.notifications_read_up_to = Some(up_to.clone());
                 }
             }
-            doc.version = sequence;
+            doc.version = at.sequence;
             Ok(Outcome::Put(doc))
         })
     }

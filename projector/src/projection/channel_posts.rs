@@ -1,8 +1,7 @@
-use tessera_events::{aggregate, DomainEvent, Envelope, PostEvent};
+use tessera_events::{aggregate, DomainEvent, PostEvent};
 
-use super::posts::unreact;
-use super::posts::{nickname_change, post_targets};
-use super::{monotonic, open, Fold, FoldError, Folded, Outcome, Step, Targets};
+use super::posts::{fan_out_nickname, post_targets, unreact};
+use super::{open, At, Fold, FoldError, Folded, Outcome, Targets};
 use tessera_documents::documents::{collections, ChannelPostDoc};
 
 /// `channel_posts`: a summary per post (id = post id, which is
@@ -12,38 +11,26 @@ pub struct ChannelPosts;
 
 impl Fold for ChannelPosts {
     type Doc = ChannelPostDoc;
+    type Event = DomainEvent;
     const NAME: &'static str = collections::CHANNEL_POSTS;
     const AGGREGATE_TYPES: &'static [&'static str] = &[aggregate::POST, aggregate::GUILD];
     const INDEXES: &'static [&'static str] = &["listed_in", "nick_keys"];
     const SINGLE_SOURCE: bool = false;
 
-    fn targets(&self, envelope: &Envelope, event: &DomainEvent) -> Targets {
-        post_targets(envelope, event, || envelope.aggregate_id.clone())
+    fn touches(&self, at: At<DomainEvent>) -> Targets {
+        post_targets(at)
     }
 
-    fn fold(
-        &self,
-        doc: Option<ChannelPostDoc>,
-        envelope: &Envelope,
-        event: &DomainEvent,
-    ) -> Folded<ChannelPostDoc> {
-        let sequence = envelope.sequence;
-        let event = match event {
-            DomainEvent::Post(e) => e,
-            other => {
-                let (Some(mut doc), Some((user_id, nickname))) = (doc, nickname_change(other))
-                else {
-                    return Ok(Outcome::Unchanged);
-                };
-                if monotonic(Some(doc.guild_version), sequence) == Step::Duplicate
-                    || doc.author_id != user_id
-                {
-                    return Ok(Outcome::Unchanged);
+    fn fold_in(&self, doc: Option<ChannelPostDoc>, at: At<DomainEvent>) -> Folded<Self::Doc> {
+        let DomainEvent::Post(event) = at.event else {
+            let rename = |doc: &mut ChannelPostDoc, user_id: &str, nickname: &str| {
+                let theirs = doc.author_id == user_id;
+                if theirs {
+                    nickname.clone_into(&mut doc.author_nickname);
                 }
-                nickname.clone_into(&mut doc.author_nickname);
-                doc.guild_version = sequence;
-                return Ok(Outcome::Put(doc));
-            }
+                theirs
+            };
+            return fan_out_nickname(doc, at, |d| &mut d.guild_version, rename);
         };
         let created = || match event {
             PostEvent::PostCreated {
@@ -56,13 +43,13 @@ impl Fold for ChannelPosts {
                 ..
             } => Some(ChannelPostDoc {
                 channel_id: channel_id.clone(),
-                post_id: envelope.aggregate_id.clone(),
+                post_id: at.aggregate_id.clone(),
                 title: title.clone(),
                 author_id: author_id.clone(),
                 author_nickname: author_nickname.clone(),
                 comment_count: 0,
                 reactions: Default::default(),
-                created_at: envelope.metadata.occurred_at,
+                created_at: at.metadata.occurred_at,
                 listed_in: Some(channel_id.clone()),
                 version: 1,
                 guild_version: *guild_version,
@@ -70,7 +57,7 @@ impl Fold for ChannelPosts {
             }),
             _ => None,
         };
-        open(doc, |d| d.version, sequence, created)?.then(|mut doc| {
+        open(doc, |d| d.version, at.sequence, created)?.then(|mut doc| {
             match event {
                 PostEvent::PostCreated { .. } => {
                     return Err(FoldError::Inapplicable("post created twice".into()))
@@ -87,7 +74,7 @@ impl Fold for ChannelPosts {
                 }
                 PostEvent::ReactionRemoved { emoji, .. } => unreact(&mut doc.reactions, emoji),
             }
-            doc.version = sequence;
+            doc.version = at.sequence;
             Ok(Outcome::Put(doc))
         })
     }

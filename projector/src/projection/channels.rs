@@ -1,7 +1,7 @@
 use tessera_documents::documents::{collections, ChannelRefDoc};
-use tessera_events::{aggregate, DomainEvent, Envelope, GuildEvent};
+use tessera_events::GuildEvent;
 
-use super::{monotonic, Fold, Folded, Outcome, Step, Targets};
+use super::{monotonic, At, Fold, Folded, Outcome, Step, Targets};
 
 /// `channels`: where each channel lives, for the reads scoped to a channel
 /// (its post list, its posts, later its messages): they find the guild
@@ -11,38 +11,28 @@ pub struct Channels;
 
 impl Fold for Channels {
     type Doc = ChannelRefDoc;
+    type Event = GuildEvent;
     const NAME: &'static str = collections::CHANNELS;
-    const AGGREGATE_TYPES: &'static [&'static str] = &[aggregate::GUILD];
     const INDEXES: &'static [&'static str] = &["in_guild"];
 
-    fn targets(&self, envelope: &Envelope, event: &DomainEvent) -> Targets {
-        match event {
-            DomainEvent::Guild(
-                GuildEvent::ChannelCreated { channel_id, .. }
-                | GuildEvent::ChannelDeleted { channel_id },
-            ) => Targets::Ids(vec![channel_id.clone()]),
-            DomainEvent::Guild(GuildEvent::GuildDeleted) => Targets::Where {
+    fn touches(&self, at: At<GuildEvent>) -> Targets {
+        match at.event {
+            GuildEvent::ChannelCreated { channel_id, .. }
+            | GuildEvent::ChannelDeleted { channel_id } => Targets::Ids(vec![channel_id.clone()]),
+            GuildEvent::GuildDeleted => Targets::Where {
                 field: "in_guild",
-                value: envelope.aggregate_id.clone(),
+                value: at.aggregate_id.clone(),
             },
             _ => Targets::None,
         }
     }
 
-    fn fold(
-        &self,
-        doc: Option<ChannelRefDoc>,
-        envelope: &Envelope,
-        event: &DomainEvent,
-    ) -> Folded<ChannelRefDoc> {
-        let DomainEvent::Guild(event) = event else {
-            return Ok(Outcome::Unchanged);
-        };
-        let sequence = envelope.sequence;
+    fn fold_in(&self, doc: Option<ChannelRefDoc>, at: At<GuildEvent>) -> Folded<ChannelRefDoc> {
+        let sequence = at.sequence;
         if monotonic(doc.as_ref().map(|d| d.version), sequence) == Step::Duplicate {
             return Ok(Outcome::Unchanged);
         }
-        Ok(match (event, doc) {
+        Ok(match (at.event, doc) {
             (
                 GuildEvent::ChannelCreated {
                     channel_id, kind, ..
@@ -50,9 +40,9 @@ impl Fold for Channels {
                 _,
             ) => Outcome::Put(ChannelRefDoc {
                 channel_id: channel_id.clone(),
-                guild_id: envelope.aggregate_id.clone(),
+                guild_id: at.aggregate_id.clone(),
                 kind: *kind,
-                in_guild: Some(envelope.aggregate_id.clone()),
+                in_guild: Some(at.aggregate_id.clone()),
                 deleted: false,
                 version: sequence,
             }),

@@ -1,34 +1,27 @@
 use tessera_documents::documents::{collections, ConcertDoc};
-use tessera_events::{aggregate, ConcertEvent, DomainEvent, Envelope};
+use tessera_events::ConcertEvent;
 
-use super::{open, Fold, FoldError, Folded, Outcome};
+use super::{open, At, Fold, FoldError, Folded};
 
 /// `concerts`: one document per concert.
 pub struct Concerts;
 
 impl Fold for Concerts {
     type Doc = ConcertDoc;
+    type Event = ConcertEvent;
     const NAME: &'static str = collections::CONCERTS;
-    const AGGREGATE_TYPES: &'static [&'static str] = &[aggregate::CONCERT];
 
-    fn fold(
-        &self,
-        doc: Option<ConcertDoc>,
-        envelope: &Envelope,
-        event: &DomainEvent,
-    ) -> Folded<ConcertDoc> {
-        let DomainEvent::Concert(ConcertEvent::ConcertCreated { name }) = event else {
-            return Ok(Outcome::Unchanged);
-        };
+    fn fold_in(&self, doc: Option<ConcertDoc>, at: At<ConcertEvent>) -> Folded<ConcertDoc> {
+        let ConcertEvent::ConcertCreated { name } = at.event;
         let created = || {
             Some(ConcertDoc {
-                concert_id: envelope.aggregate_id.clone(),
+                concert_id: at.aggregate_id.clone(),
                 name: name.clone(),
-                created_at: envelope.metadata.occurred_at,
+                created_at: at.metadata.occurred_at,
                 version: 1,
             })
         };
-        open(doc, |d| d.version, envelope.sequence, created)?
+        open(doc, |d| d.version, at.sequence, created)?
             .then(|_| Err(FoldError::Inapplicable("concert created twice".into())))
     }
 }

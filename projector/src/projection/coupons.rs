@@ -1,6 +1,6 @@
-use tessera_events::{aggregate, CouponEvent, DomainEvent, Envelope};
+use tessera_events::CouponEvent;
 
-use super::{monotonic, open, Fold, FoldError, Folded, Outcome, Step, Targets};
+use super::{monotonic, open, At, Fold, FoldError, Folded, Outcome, Step, Targets};
 use tessera_documents::documents::{collections, pair_id, CouponDoc, UserCouponDoc};
 
 /// `coupons`: a campaign with how many are issued and remain.
@@ -8,26 +8,17 @@ pub struct Coupons;
 
 impl Fold for Coupons {
     type Doc = CouponDoc;
+    type Event = CouponEvent;
     const NAME: &'static str = collections::COUPONS;
-    const AGGREGATE_TYPES: &'static [&'static str] = &[aggregate::COUPON];
 
-    fn fold(
-        &self,
-        doc: Option<CouponDoc>,
-        envelope: &Envelope,
-        event: &DomainEvent,
-    ) -> Folded<CouponDoc> {
-        let DomainEvent::Coupon(event) = event else {
-            return Ok(Outcome::Unchanged);
-        };
-        let sequence = envelope.sequence;
-        let created = || match event {
+    fn fold_in(&self, doc: Option<CouponDoc>, at: At<CouponEvent>) -> Folded<CouponDoc> {
+        let created = || match at.event {
             CouponEvent::CouponCreated {
                 name,
                 total_quantity,
                 discount_amount,
             } => Some(CouponDoc {
-                coupon_id: envelope.aggregate_id.clone(),
+                coupon_id: at.aggregate_id.clone(),
                 name: name.clone(),
                 total_quantity: *total_quantity,
                 issued: 0,
@@ -37,8 +28,8 @@ impl Fold for Coupons {
             }),
             _ => None,
         };
-        open(doc, |d| d.version, sequence, created)?.then(|mut doc| {
-            match event {
+        open(doc, |d| d.version, at.sequence, created)?.then(|mut doc| {
+            match at.event {
                 CouponEvent::CouponCreated { .. } => {
                     return Err(FoldError::Inapplicable("coupon created twice".into()))
                 }
@@ -48,7 +39,7 @@ impl Fold for Coupons {
                 }
                 CouponEvent::CouponUsed { .. } | CouponEvent::CouponReleased { .. } => {}
             }
-            doc.version = sequence;
+            doc.version = at.sequence;
             Ok(Outcome::Put(doc))
         })
     }
@@ -57,42 +48,32 @@ impl Fold for Coupons {
 /// `user_coupons`: the coupons a user holds (id `{user_id}:{coupon_id}`).
 pub struct UserCoupons;
 
-fn holder(event: &DomainEvent) -> Option<&str> {
+fn holder(event: &CouponEvent) -> Option<&str> {
     match event {
-        DomainEvent::Coupon(
-            CouponEvent::CouponIssued { user_id, .. }
-            | CouponEvent::CouponUsed { user_id, .. }
-            | CouponEvent::CouponReleased { user_id, .. },
-        ) => Some(user_id),
-        _ => None,
+        CouponEvent::CouponIssued { user_id, .. }
+        | CouponEvent::CouponUsed { user_id, .. }
+        | CouponEvent::CouponReleased { user_id, .. } => Some(user_id),
+        CouponEvent::CouponCreated { .. } => None,
     }
 }
 
 impl Fold for UserCoupons {
     type Doc = UserCouponDoc;
+    type Event = CouponEvent;
     const NAME: &'static str = collections::USER_COUPONS;
-    const AGGREGATE_TYPES: &'static [&'static str] = &[aggregate::COUPON];
     const INDEXES: &'static [&'static str] = &["user_id"];
 
-    fn targets(&self, envelope: &Envelope, event: &DomainEvent) -> Targets {
-        holder(event).map_or(Targets::None, |user| {
-            Targets::Ids(vec![pair_id(user, &envelope.aggregate_id)])
+    fn touches(&self, at: At<CouponEvent>) -> Targets {
+        holder(at.event).map_or(Targets::None, |user| {
+            Targets::Ids(vec![pair_id(user, &at.aggregate_id)])
         })
     }
 
-    fn fold(
-        &self,
-        doc: Option<UserCouponDoc>,
-        envelope: &Envelope,
-        event: &DomainEvent,
-    ) -> Folded<UserCouponDoc> {
-        let DomainEvent::Coupon(event) = event else {
-            return Ok(Outcome::Unchanged);
-        };
-        if monotonic(doc.as_ref().map(|d| d.version), envelope.sequence) == Step::Duplicate {
+    fn fold_in(&self, doc: Option<UserCouponDoc>, at: At<CouponEvent>) -> Folded<UserCouponDoc> {
+        if monotonic(doc.as_ref().map(|d| d.version), at.sequence) == Step::Duplicate {
             return Ok(Outcome::Unchanged);
         }
-        let mut doc = match (doc, event) {
+        let mut doc = match (doc, at.event) {
             (
                 _,
                 CouponEvent::CouponIssued {
@@ -103,7 +84,7 @@ impl Fold for UserCoupons {
                 },
             ) => UserCouponDoc {
                 user_id: user_id.clone(),
-                coupon_id: envelope.aggregate_id.clone(),
+                coupon_id: at.aggregate_id.clone(),
                 name: name.clone(),
                 discount_amount: *discount_amount,
                 used: false,
@@ -127,7 +108,7 @@ impl Fold for UserCoupons {
             }
             (Some(_), CouponEvent::CouponCreated { .. }) => return Ok(Outcome::Unchanged),
         };
-        doc.version = envelope.sequence;
+        doc.version = at.sequence;
         Ok(Outcome::Put(doc))
     }
 }

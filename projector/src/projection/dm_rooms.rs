@@ -1,8 +1,8 @@
 use tessera_documents::chat::{room_listed, DmRoomDoc, LastMessageDoc, UNREAD_CAP};
 use tessera_documents::documents::{collections, pair_id};
-use tessera_events::{aggregate, DomainEvent, Envelope, MessageEvent, MessagePlace, RoomEvent};
+use tessera_events::{aggregate, DomainEvent, MessageEvent, MessagePlace, RoomEvent};
 
-use super::{Fold, FoldError, Folded, Outcome, Targets};
+use super::{At, Fold, FoldError, Folded, Outcome, Targets};
 
 /// `dm_rooms`: each member's view of a DM room (id = `user_id:room_id`):
 /// its members, last message, unread count and activity, listed by
@@ -12,10 +12,12 @@ use super::{Fold, FoldError, Folded, Outcome, Targets};
 /// positions only grow, unread is a set of positions.
 pub struct DmRooms;
 
-/// The members an event names, and the room.
-fn place(event: &DomainEvent) -> Option<(&str, &[String])> {
-    match event {
-        DomainEvent::Room(RoomEvent::RoomCreated { members, .. }) => Some(("", members)),
+/// The room an event is about, and its members.
+fn place(at: At<'_, DomainEvent>) -> Option<(&str, &[String])> {
+    match at.event {
+        DomainEvent::Room(RoomEvent::RoomCreated { members, .. }) => {
+            Some((at.envelope.aggregate_id.as_str(), members))
+        }
         DomainEvent::Message(MessageEvent::MessagePosted {
             place: MessagePlace::Room { room_id, members },
             ..
@@ -26,52 +28,39 @@ fn place(event: &DomainEvent) -> Option<(&str, &[String])> {
 
 impl Fold for DmRooms {
     type Doc = DmRoomDoc;
+    type Event = DomainEvent;
     const NAME: &'static str = collections::DM_ROOMS;
     const AGGREGATE_TYPES: &'static [&'static str] = &[aggregate::DM_ROOM, aggregate::MESSAGE];
     const INDEXES: &'static [&'static str] = &["listed"];
     const SINGLE_SOURCE: bool = false;
 
-    fn targets(&self, envelope: &Envelope, event: &DomainEvent) -> Targets {
-        match place(event) {
-            Some((room_id, members)) => {
-                let room_id = if room_id.is_empty() {
-                    envelope.aggregate_id.as_str()
-                } else {
-                    room_id
-                };
-                Targets::Ids(members.iter().map(|u| pair_id(u, room_id)).collect())
-            }
-            None => Targets::None,
-        }
+    fn touches(&self, at: At<DomainEvent>) -> Targets {
+        place(at).map_or(Targets::None, |(room_id, members)| {
+            Targets::Ids(members.iter().map(|u| pair_id(u, room_id)).collect())
+        })
     }
 
-    fn fold(&self, _: Option<DmRoomDoc>, _: &Envelope, _: &DomainEvent) -> Folded<DmRoomDoc> {
+    fn fold_in(&self, _: Option<DmRoomDoc>, _: At<DomainEvent>) -> Folded<DmRoomDoc> {
         Err(FoldError::Inapplicable(
             "a member's room is folded knowing its id".into(),
         ))
     }
 
-    fn fold_at(
+    fn fold_in_at(
         &self,
         id: &str,
         doc: Option<DmRoomDoc>,
-        envelope: &Envelope,
-        event: &DomainEvent,
+        at: At<DomainEvent>,
     ) -> Folded<DmRoomDoc> {
-        let Some((room_id, members)) = place(event) else {
+        let Some((room_id, members)) = place(at) else {
             return Ok(Outcome::Unchanged);
-        };
-        let room_id = if room_id.is_empty() {
-            envelope.aggregate_id.as_str()
-        } else {
-            room_id
         };
         let Some(user_id) = id.strip_suffix(room_id).and_then(|u| u.strip_suffix(':')) else {
             return Err(FoldError::Inapplicable(format!(
                 "{id} is not a member's view of room {room_id}"
             )));
         };
-        let position = envelope.global_position;
+        let position = at.global_position;
         let before = doc.clone();
         let mut doc = doc.unwrap_or_else(|| DmRoomDoc {
             room_id: room_id.to_owned(),
@@ -84,9 +73,9 @@ impl Fold for DmRooms {
             activity: 0,
             listed: String::new(),
         });
-        match event {
+        match at.event {
             DomainEvent::Room(RoomEvent::RoomCreated { .. }) => {
-                doc.created_at = Some(envelope.metadata.occurred_at);
+                doc.created_at = Some(at.metadata.occurred_at);
             }
             DomainEvent::Message(MessageEvent::MessagePosted {
                 author_id,
@@ -100,11 +89,11 @@ impl Fold for DmRooms {
                     .is_none_or(|m| m.position < position)
                 {
                     doc.last_message = Some(LastMessageDoc {
-                        message_id: envelope.aggregate_id.clone(),
+                        message_id: at.aggregate_id.clone(),
                         author_id: author_id.clone(),
                         author_nickname: author_nickname.clone(),
                         content: content.clone(),
-                        created_at: envelope.metadata.occurred_at,
+                        created_at: at.metadata.occurred_at,
                         position,
                     });
                 }
@@ -151,6 +140,7 @@ fn unread(doc: &mut DmRoomDoc, position: i64) {
 mod tests {
     use super::*;
     use crate::projection::testing::{message, room};
+    use tessera_events::Envelope;
 
     fn created() -> (Envelope, DomainEvent) {
         room(

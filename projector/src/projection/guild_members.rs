@@ -1,6 +1,6 @@
-use tessera_events::{aggregate, DomainEvent, Envelope, GuildEvent};
+use tessera_events::GuildEvent;
 
-use super::{monotonic, Fold, FoldError, Folded, Outcome, Step, Targets};
+use super::{monotonic, At, Fold, FoldError, Folded, Outcome, Step, Targets};
 use tessera_documents::documents::{collections, member_id, GuildMemberDoc};
 
 /// `guild_members`: one document per (guild, user), listed by `member_of`.
@@ -8,19 +8,16 @@ pub struct GuildMembers;
 
 impl Fold for GuildMembers {
     type Doc = GuildMemberDoc;
+    type Event = GuildEvent;
     const NAME: &'static str = collections::GUILD_MEMBERS;
-    const AGGREGATE_TYPES: &'static [&'static str] = &[aggregate::GUILD];
     const INDEXES: &'static [&'static str] = &["member_of"];
 
-    fn targets(&self, envelope: &Envelope, event: &DomainEvent) -> Targets {
-        let guild = &envelope.aggregate_id;
-        let DomainEvent::Guild(event) = event else {
-            return Targets::None;
-        };
-        if let Some(user_id) = event.member() {
+    fn touches(&self, at: At<GuildEvent>) -> Targets {
+        let guild = &at.aggregate_id;
+        if let Some(user_id) = at.event.member() {
             return Targets::Ids(vec![member_id(guild, user_id)]);
         }
-        match event {
+        match at.event {
             GuildEvent::GuildDeleted => Targets::Where {
                 field: "member_of",
                 value: guild.clone(),
@@ -29,29 +26,21 @@ impl Fold for GuildMembers {
         }
     }
 
-    fn fold(
-        &self,
-        doc: Option<GuildMemberDoc>,
-        envelope: &Envelope,
-        event: &DomainEvent,
-    ) -> Folded<GuildMemberDoc> {
-        let DomainEvent::Guild(event) = event else {
-            return Ok(Outcome::Unchanged);
-        };
-        let sequence = envelope.sequence;
+    fn fold_in(&self, doc: Option<GuildMemberDoc>, at: At<GuildEvent>) -> Folded<Self::Doc> {
+        let sequence = at.sequence;
         if monotonic(doc.as_ref().map(|d| d.version), sequence) == Step::Duplicate {
             return Ok(Outcome::Unchanged);
         }
-        let guild_id = envelope.aggregate_id.clone();
+        let guild_id = at.aggregate_id.clone();
         let member = |user_id: &str, nickname: &str| GuildMemberDoc {
             guild_id: guild_id.clone(),
             user_id: user_id.to_owned(),
             nickname: nickname.to_owned(),
             member_of: Some(guild_id.clone()),
-            joined_at: envelope.metadata.occurred_at,
+            joined_at: at.metadata.occurred_at,
             version: sequence,
         };
-        let next = match (event, doc) {
+        let next = match (at.event, doc) {
             (
                 GuildEvent::GuildCreated {
                     owner_id,

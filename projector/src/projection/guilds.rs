@@ -1,6 +1,6 @@
-use tessera_events::{aggregate, DomainEvent, Envelope, GuildEvent};
+use tessera_events::GuildEvent;
 
-use super::{open, Fold, FoldError, Folded, Live, Outcome};
+use super::{open, At, Fold, FoldError, Folded, Live, Outcome};
 use tessera_documents::documents::{collections, CategoryDoc, ChannelDoc, GuildDoc};
 
 /// `guilds`: one document per guild, following every guild event.
@@ -8,28 +8,19 @@ pub struct Guilds;
 
 impl Fold for Guilds {
     type Doc = GuildDoc;
+    type Event = GuildEvent;
     const NAME: &'static str = collections::GUILDS;
-    const AGGREGATE_TYPES: &'static [&'static str] = &[aggregate::GUILD];
     const LIVE: Live = Live::ById;
 
-    fn fold(
-        &self,
-        doc: Option<GuildDoc>,
-        envelope: &Envelope,
-        event: &DomainEvent,
-    ) -> Folded<GuildDoc> {
-        let DomainEvent::Guild(event) = event else {
-            return Ok(Outcome::Unchanged);
-        };
-        let sequence = envelope.sequence;
-        let created = || match event {
+    fn fold_in(&self, doc: Option<GuildDoc>, at: At<GuildEvent>) -> Folded<GuildDoc> {
+        let created = || match at.event {
             GuildEvent::GuildCreated {
                 name,
                 profile_image,
                 owner_id,
                 ..
             } => Some(GuildDoc {
-                guild_id: envelope.aggregate_id.clone(),
+                guild_id: at.aggregate_id.clone(),
                 name: name.clone(),
                 profile_image: profile_image.clone(),
                 owner_id: owner_id.clone(),
@@ -37,13 +28,13 @@ impl Fold for Guilds {
                 categories: Vec::new(),
                 channels: Vec::new(),
                 deleted: false,
-                created_at: envelope.metadata.occurred_at,
+                created_at: at.metadata.occurred_at,
                 version: 1,
             }),
             _ => None,
         };
-        open(doc, |d| d.version, sequence, created)?.then(|mut doc| {
-            match event {
+        open(doc, |d| d.version, at.sequence, created)?.then(|mut doc| {
+            match at.event {
                 GuildEvent::GuildCreated { .. } => {
                     return Err(FoldError::Inapplicable("guild created twice".into()))
                 }
@@ -81,7 +72,7 @@ impl Fold for Guilds {
                     doc.channels.retain(|c| &c.channel_id != channel_id);
                 }
             }
-            doc.version = sequence;
+            doc.version = at.sequence;
             Ok(Outcome::Put(doc))
         })
     }

@@ -1,9 +1,9 @@
 use tessera_documents::chat::MessageDoc;
 use tessera_documents::documents::collections;
-use tessera_events::{aggregate, DomainEvent, Envelope, MessageEvent, MessagePlace};
+use tessera_events::{aggregate, DomainEvent, MessageEvent, MessagePlace};
 
-use super::posts::{nick_key, nickname_change};
-use super::{monotonic, open, Fold, FoldError, Folded, Live, Outcome, Step, Targets};
+use super::posts::{fan_out_nickname, nick_key, post_targets};
+use super::{open, At, Fold, FoldError, Folded, Live, Outcome, Targets};
 
 /// `messages`: every message of channels and DM rooms (id = message id),
 /// listed by its place newest first; a channel author's nickname follows
@@ -12,52 +12,30 @@ pub struct Messages;
 
 impl Fold for Messages {
     type Doc = MessageDoc;
+    type Event = DomainEvent;
     const NAME: &'static str = collections::MESSAGES;
     const AGGREGATE_TYPES: &'static [&'static str] = &[aggregate::MESSAGE, aggregate::GUILD];
     const INDEXES: &'static [&'static str] = &["listed_in", "nick_keys"];
     const SINGLE_SOURCE: bool = false;
     const LIVE: Live = Live::ByField("listed_in");
 
-    fn targets(&self, envelope: &Envelope, event: &DomainEvent) -> Targets {
-        match event {
-            DomainEvent::Message(_) => Targets::Ids(vec![envelope.aggregate_id.clone()]),
-            _ => match nickname_change(event) {
-                Some((user_id, _)) => Targets::Where {
-                    field: "nick_keys",
-                    value: nick_key(&envelope.aggregate_id, user_id),
-                },
-                None => Targets::None,
-            },
-        }
+    fn touches(&self, at: At<DomainEvent>) -> Targets {
+        post_targets(at)
     }
 
-    fn fold(
-        &self,
-        doc: Option<MessageDoc>,
-        envelope: &Envelope,
-        event: &DomainEvent,
-    ) -> Folded<MessageDoc> {
-        let sequence = envelope.sequence;
-        let at = envelope.metadata.occurred_at;
-        let event = match event {
-            DomainEvent::Message(e) => e,
-            other => {
-                // a nickname change fanned out to this message
-                let (Some(mut doc), Some((user_id, nickname))) = (doc, nickname_change(other))
-                else {
-                    return Ok(Outcome::Unchanged);
-                };
-                if doc.guild_id.as_deref() != Some(envelope.aggregate_id.as_str())
-                    || doc.author_id != user_id
-                    || monotonic(Some(doc.guild_version), sequence) == Step::Duplicate
-                {
-                    return Ok(Outcome::Unchanged);
+    fn fold_in(&self, doc: Option<MessageDoc>, at: At<DomainEvent>) -> Folded<MessageDoc> {
+        let DomainEvent::Message(event) = at.event else {
+            let rename = |doc: &mut MessageDoc, user_id: &str, nickname: &str| {
+                let theirs = doc.guild_id.as_deref() == Some(at.aggregate_id.as_str())
+                    && doc.author_id == user_id;
+                if theirs {
+                    nickname.clone_into(&mut doc.author_nickname);
                 }
-                nickname.clone_into(&mut doc.author_nickname);
-                doc.guild_version = sequence;
-                return Ok(Outcome::Put(doc));
-            }
+                theirs
+            };
+            return fan_out_nickname(doc, at, |d| &mut d.guild_version, rename);
         };
+        let occurred = at.metadata.occurred_at;
         let created = || match event {
             MessageEvent::MessagePosted {
                 place,
@@ -79,7 +57,7 @@ impl Fold for Messages {
                     MessagePlace::Room { room_id, .. } => (None, None, Some(room_id.clone()), 0),
                 };
                 Some(MessageDoc {
-                    message_id: envelope.aggregate_id.clone(),
+                    message_id: at.aggregate_id.clone(),
                     nick_keys: guild_id.iter().map(|g| nick_key(g, author_id)).collect(),
                     listed_in: channel_id.clone().or_else(|| room_id.clone()),
                     guild_id,
@@ -88,7 +66,7 @@ impl Fold for Messages {
                     author_id: author_id.clone(),
                     author_nickname: author_nickname.clone(),
                     content: content.clone(),
-                    created_at: at,
+                    created_at: occurred,
                     edited_at: None,
                     guild_version,
                     version: 1,
@@ -96,19 +74,19 @@ impl Fold for Messages {
             }
             _ => None,
         };
-        open(doc, |d| d.version, sequence, created)?.then(|mut doc| {
+        open(doc, |d| d.version, at.sequence, created)?.then(|mut doc| {
             match event {
                 MessageEvent::MessagePosted { .. } => {
                     return Err(FoldError::Inapplicable("message posted twice".into()))
                 }
                 MessageEvent::MessageEdited { content } => {
                     doc.content.clone_from(content);
-                    doc.edited_at = Some(at);
+                    doc.edited_at = Some(occurred);
                 }
                 // kept, unlisted: a late duplicate of the post finds it
                 MessageEvent::MessageDeleted { .. } => doc.listed_in = None,
             }
-            doc.version = sequence;
+            doc.version = at.sequence;
             Ok(Outcome::Put(doc))
         })
     }
@@ -116,7 +94,7 @@ impl Fold for Messages {
 
 #[cfg(test)]
 mod tests {
-    use tessera_events::GuildEvent;
+    use tessera_events::{Envelope, GuildEvent};
 
     use super::*;
     use crate::projection::testing::{guild, message};

@@ -11,6 +11,7 @@
 //! leaves a gap ([`FoldError::Gap`]).
 
 mod accounts;
+mod at;
 mod channel_posts;
 mod channels;
 mod concerts;
@@ -41,6 +42,7 @@ use serde_json::Value;
 use tessera_events::{DomainEvent, Envelope};
 
 pub use accounts::Accounts;
+pub use at::{At, Reads};
 pub use channel_posts::ChannelPosts;
 pub use channels::Channels;
 pub use concerts::Concerts;
@@ -113,10 +115,14 @@ pub type Folded<D> = Result<Outcome<D>, FoldError>;
 /// A projection with typed documents.
 pub trait Fold: Send + Sync + 'static {
     type Doc: Serialize + DeserializeOwned + Send;
+    /// The events it reads: one aggregate's event type, or [`DomainEvent`]
+    /// for a projection that joins several streams.
+    type Event: Reads;
     /// The projection's name (`admin rebuild <name>`), also its collection.
     const NAME: &'static str;
-    /// Aggregate types whose events this projection reads.
-    const AGGREGATE_TYPES: &'static [&'static str];
+    /// Aggregate types whose events this projection reads; a projection over
+    /// [`DomainEvent`] names them.
+    const AGGREGATE_TYPES: &'static [&'static str] = <Self::Event as Reads>::AGGREGATE_TYPES;
     /// Document fields that [`Targets::Where`] and list queries filter on.
     const INDEXES: &'static [&'static str] = &[];
     /// Every document is made by the events of exactly one aggregate (so one
@@ -127,28 +133,56 @@ pub trait Fold: Send + Sync + 'static {
 
     /// The documents an event touches: by default the one its aggregate
     /// names, as for every projection that mirrors one stream.
-    fn targets(&self, envelope: &Envelope, _event: &DomainEvent) -> Targets {
-        Targets::Ids(vec![envelope.aggregate_id.clone()])
+    fn touches(&self, at: At<'_, Self::Event>) -> Targets {
+        Targets::Ids(vec![at.aggregate_id.clone()])
     }
 
+    /// The document after the event.
+    fn fold_in(&self, doc: Option<Self::Doc>, at: At<'_, Self::Event>) -> Folded<Self::Doc>;
+
+    /// [`fold_in`](Self::fold_in) for a document that must know its id to
+    /// be made (one of several an event creates, such as each seller's lines
+    /// of an order). By default the id is not needed.
+    fn fold_in_at(
+        &self,
+        _id: &str,
+        doc: Option<Self::Doc>,
+        at: At<'_, Self::Event>,
+    ) -> Folded<Self::Doc> {
+        self.fold_in(doc, at)
+    }
+
+    /// [`touches`](Self::touches) for any event: one it does not read
+    /// touches nothing.
+    fn targets(&self, envelope: &Envelope, event: &DomainEvent) -> Targets {
+        Self::Event::narrow(event)
+            .map_or(Targets::None, |event| self.touches(At { envelope, event }))
+    }
+
+    /// [`fold_in`](Self::fold_in) for any event: one it does not read
+    /// changes nothing.
     fn fold(
         &self,
         doc: Option<Self::Doc>,
         envelope: &Envelope,
         event: &DomainEvent,
-    ) -> Result<Outcome<Self::Doc>, FoldError>;
+    ) -> Folded<Self::Doc> {
+        Self::Event::narrow(event).map_or(Ok(Outcome::Unchanged), |event| {
+            self.fold_in(doc, At { envelope, event })
+        })
+    }
 
-    /// [`fold`](Self::fold) for a document that must know its id to be
-    /// made (one of several an event creates, such as each seller's lines
-    /// of an order). By default the id is not needed.
+    /// [`fold_in_at`](Self::fold_in_at) for any event.
     fn fold_at(
         &self,
-        _id: &str,
+        id: &str,
         doc: Option<Self::Doc>,
         envelope: &Envelope,
         event: &DomainEvent,
-    ) -> Result<Outcome<Self::Doc>, FoldError> {
-        self.fold(doc, envelope, event)
+    ) -> Folded<Self::Doc> {
+        Self::Event::narrow(event).map_or(Ok(Outcome::Unchanged), |event| {
+            self.fold_in_at(id, doc, At { envelope, event })
+        })
     }
 }
 
@@ -400,6 +434,13 @@ mod tests {
         assert_eq!(monotonic(None, 7), Step::Apply);
         assert_eq!(monotonic(Some(3), 7), Step::Apply);
         assert_eq!(monotonic(Some(7), 7), Step::Duplicate);
+    }
+
+    #[test]
+    fn every_projection_names_the_streams_it_reads() {
+        for p in all() {
+            assert!(!p.aggregate_types().is_empty(), "{}", p.name());
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@ use tessera_events::{
     PostEvent, ScheduleEvent, SYSTEM_ACTOR,
 };
 
-use super::{Fold, FoldError, Folded, Live, Outcome, Targets};
+use super::{At, Fold, FoldError, Folded, Live, Outcome, Targets};
 
 /// `notifications`: what concerns each user, derived from the events that
 /// name them (id = `user_id:notification_id`, listed by `user_id` newest
@@ -91,6 +91,7 @@ pub fn notices<'a>(envelope: &'a Envelope, event: &'a DomainEvent) -> Vec<Notice
 
 impl Fold for Notifications {
     type Doc = NotificationDoc;
+    type Event = DomainEvent;
     const NAME: &'static str = collections::NOTIFICATIONS;
     const AGGREGATE_TYPES: &'static [&'static str] = &[
         aggregate::POST,
@@ -103,9 +104,9 @@ impl Fold for Notifications {
     const SINGLE_SOURCE: bool = false;
     const LIVE: Live = Live::ByField("user_id");
 
-    fn targets(&self, envelope: &Envelope, event: &DomainEvent) -> Targets {
-        let position = envelope.global_position;
-        let ids: Vec<String> = notices(envelope, event)
+    fn touches(&self, at: At<DomainEvent>) -> Targets {
+        let position = at.global_position;
+        let ids: Vec<String> = notices(at.envelope, at.event)
             .iter()
             .map(|n| pair_id(n.user_id, &notification_id(position, n.kind)))
             .collect();
@@ -116,29 +117,23 @@ impl Fold for Notifications {
         }
     }
 
-    fn fold(
-        &self,
-        _: Option<NotificationDoc>,
-        _: &Envelope,
-        _: &DomainEvent,
-    ) -> Folded<NotificationDoc> {
+    fn fold_in(&self, _: Option<NotificationDoc>, _: At<DomainEvent>) -> Folded<Self::Doc> {
         Err(FoldError::Inapplicable(
             "a notification is folded knowing its id".into(),
         ))
     }
 
-    fn fold_at(
+    fn fold_in_at(
         &self,
         id: &str,
-        doc: Option<NotificationDoc>,
-        envelope: &Envelope,
-        event: &DomainEvent,
-    ) -> Folded<NotificationDoc> {
+        doc: Option<Self::Doc>,
+        at: At<DomainEvent>,
+    ) -> Folded<Self::Doc> {
         if doc.is_some() {
             return Ok(Outcome::Unchanged); // made once: a repeat of its event
         }
-        let position = envelope.global_position;
-        let Some(n) = notices(envelope, event)
+        let position = at.global_position;
+        let Some(n) = notices(at.envelope, at.event)
             .into_iter()
             .find(|n| pair_id(n.user_id, &notification_id(position, n.kind)) == id)
         else {
@@ -152,7 +147,7 @@ impl Fold for Notifications {
             kind: n.kind.to_owned(),
             subject: n.subject.to_owned(),
             actor_id: n.actor_id.to_owned(),
-            created_at: envelope.metadata.occurred_at,
+            created_at: at.metadata.occurred_at,
         }))
     }
 }

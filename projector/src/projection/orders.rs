@@ -1,8 +1,8 @@
 use tessera_documents::documents::{collections, pair_id};
 use tessera_documents::shop::OrderDoc;
-use tessera_events::{aggregate, DomainEvent, Envelope, OrderEvent};
+use tessera_events::OrderEvent;
 
-use super::{open, Fold, FoldError, Folded, Outcome};
+use super::{open, At, Fold, FoldError, Folded, Outcome};
 
 /// `orders`: every order (id = order id), for its buyer, its sellers and
 /// admins; listed newest first by status.
@@ -26,12 +26,8 @@ pub(super) fn status_after(event: &OrderEvent) -> &'static str {
 }
 
 /// The fold both order collections share.
-fn fold_order(doc: Option<OrderDoc>, envelope: &Envelope, event: &DomainEvent) -> Folded<OrderDoc> {
-    let DomainEvent::Order(event) = event else {
-        return Ok(Outcome::Unchanged);
-    };
-    let sequence = envelope.sequence;
-    let created = || match event {
+fn fold_order(doc: Option<OrderDoc>, at: At<OrderEvent>) -> Folded<OrderDoc> {
+    let created = || match at.event {
         OrderEvent::OrderCreated {
             buyer_id,
             lines,
@@ -43,7 +39,7 @@ fn fold_order(doc: Option<OrderDoc>, envelope: &Envelope, event: &DomainEvent) -
             seller_ids.sort_unstable();
             seller_ids.dedup();
             Some(OrderDoc {
-                order_id: envelope.aggregate_id.clone(),
+                order_id: at.aggregate_id.clone(),
                 buyer_id: buyer_id.clone(),
                 items: lines.clone(),
                 seller_ids,
@@ -52,7 +48,7 @@ fn fold_order(doc: Option<OrderDoc>, envelope: &Envelope, event: &DomainEvent) -
                 amount: *amount,
                 paid_amount: None,
                 coupon_id: None,
-                created_at: envelope.metadata.occurred_at,
+                created_at: at.metadata.occurred_at,
                 expires_at: *expires_at,
                 paid_at: None,
                 cancelled_at: None,
@@ -61,8 +57,8 @@ fn fold_order(doc: Option<OrderDoc>, envelope: &Envelope, event: &DomainEvent) -
         }
         _ => None,
     };
-    open(doc, |d| d.version, sequence, created)?.then(|mut doc| {
-        match event {
+    open(doc, |d| d.version, at.sequence, created)?.then(|mut doc| {
+        match at.event {
             OrderEvent::OrderCreated { .. } => {
                 return Err(FoldError::Inapplicable("order created twice".into()))
             }
@@ -77,13 +73,13 @@ fn fold_order(doc: Option<OrderDoc>, envelope: &Envelope, event: &DomainEvent) -
                 doc.paid_at = Some(*paid_at);
             }
             OrderEvent::OrderCancelled { .. } => {
-                doc.cancelled_at = Some(envelope.metadata.occurred_at);
+                doc.cancelled_at = Some(at.metadata.occurred_at);
             }
             OrderEvent::OrderExpired => {}
         }
-        doc.status = status_after(event).into();
+        doc.status = status_after(at.event).into();
         doc.buyer_status = pair_id(&doc.buyer_id, &doc.status);
-        doc.version = sequence;
+        doc.version = at.sequence;
         Ok(Outcome::Put(doc))
     })
 }
@@ -93,17 +89,12 @@ macro_rules! order_collection {
     ($name:ident, $collection:expr, $indexes:expr) => {
         impl Fold for $name {
             type Doc = OrderDoc;
+            type Event = OrderEvent;
             const NAME: &'static str = $collection;
-            const AGGREGATE_TYPES: &'static [&'static str] = &[aggregate::ORDER];
             const INDEXES: &'static [&'static str] = &$indexes;
 
-            fn fold(
-                &self,
-                doc: Option<OrderDoc>,
-                envelope: &Envelope,
-                event: &DomainEvent,
-            ) -> Folded<OrderDoc> {
-                fold_order(doc, envelope, event)
+            fn fold_in(&self, doc: Option<OrderDoc>, at: At<OrderEvent>) -> Folded<OrderDoc> {
+                fold_order(doc, at)
             }
         }
     };

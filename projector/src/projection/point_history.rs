@@ -1,6 +1,6 @@
-use tessera_events::{aggregate, AccountEvent, DomainEvent, Envelope};
+use tessera_events::AccountEvent;
 
-use super::{Fold, Folded, Outcome, Targets};
+use super::{At, Fold, Folded, Outcome, Targets};
 use tessera_documents::documents::{collections, point_entry_id, PointEntryDoc};
 
 /// `point_history`: one document per change of an account's points.
@@ -8,59 +8,51 @@ pub struct PointHistory;
 
 impl Fold for PointHistory {
     type Doc = PointEntryDoc;
+    type Event = AccountEvent;
     const NAME: &'static str = collections::POINT_HISTORY;
-    const AGGREGATE_TYPES: &'static [&'static str] = &[aggregate::ACCOUNT];
     const INDEXES: &'static [&'static str] = &["account_id"];
 
-    fn targets(&self, envelope: &Envelope, event: &DomainEvent) -> Targets {
-        match event {
-            DomainEvent::Account(
-                AccountEvent::PointsCharged { .. }
-                | AccountEvent::PointsUsed { .. }
-                | AccountEvent::PointsRefunded { .. },
-            ) => Targets::Ids(vec![point_entry_id(
-                &envelope.aggregate_id,
-                envelope.sequence,
-            )]),
+    fn touches(&self, at: At<AccountEvent>) -> Targets {
+        match at.event {
+            AccountEvent::PointsCharged { .. }
+            | AccountEvent::PointsUsed { .. }
+            | AccountEvent::PointsRefunded { .. } => {
+                Targets::Ids(vec![point_entry_id(&at.aggregate_id, at.sequence)])
+            }
             _ => Targets::None,
         }
     }
 
-    fn fold(
-        &self,
-        doc: Option<PointEntryDoc>,
-        envelope: &Envelope,
-        event: &DomainEvent,
-    ) -> Folded<PointEntryDoc> {
+    fn fold_in(&self, doc: Option<PointEntryDoc>, at: At<AccountEvent>) -> Folded<Self::Doc> {
         if doc.is_some() {
             return Ok(Outcome::Unchanged); // an entry is written once
         }
-        let (kind, amount, balance, reference) = match event {
-            DomainEvent::Account(AccountEvent::PointsCharged {
+        let (kind, amount, balance, reference) = match at.event {
+            AccountEvent::PointsCharged {
                 amount,
                 balance,
                 idempotency_key,
-            }) => ("charge", *amount, *balance, idempotency_key),
-            DomainEvent::Account(AccountEvent::PointsUsed {
+            } => ("charge", *amount, *balance, idempotency_key),
+            AccountEvent::PointsUsed {
                 amount,
                 balance,
                 reference,
-            }) => ("use", -amount, *balance, reference),
-            DomainEvent::Account(AccountEvent::PointsRefunded {
+            } => ("use", -amount, *balance, reference),
+            AccountEvent::PointsRefunded {
                 amount,
                 balance,
                 reference,
-            }) => ("refund", *amount, *balance, reference),
+            } => ("refund", *amount, *balance, reference),
             _ => return Ok(Outcome::Unchanged),
         };
         Ok(Outcome::Put(PointEntryDoc {
-            account_id: envelope.aggregate_id.clone(),
-            sequence: envelope.sequence,
+            account_id: at.aggregate_id.clone(),
+            sequence: at.sequence,
             kind: kind.into(),
             amount,
             balance,
             reference: reference.clone(),
-            occurred_at: envelope.metadata.occurred_at,
+            occurred_at: at.metadata.occurred_at,
         }))
     }
 }

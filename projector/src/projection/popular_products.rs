@@ -1,8 +1,8 @@
 use tessera_documents::documents::collections;
 use tessera_documents::shop::{day_id, PopularDayDoc};
-use tessera_events::{aggregate, DomainEvent, Envelope, ProductEvent};
+use tessera_events::ProductEvent;
 
-use super::{monotonic, Fold, Folded, Outcome, Step, Targets};
+use super::{monotonic, At, Fold, Folded, Outcome, Step, Targets};
 
 /// `popular_products`: per UTC day, the units each product sold and in how
 /// many orders — counted when a payment takes the stock, and taken off the
@@ -26,32 +26,21 @@ fn day_of(event: &ProductEvent) -> Option<String> {
 
 impl Fold for PopularProducts {
     type Doc = PopularDayDoc;
+    type Event = ProductEvent;
     const NAME: &'static str = collections::POPULAR_PRODUCTS;
-    const AGGREGATE_TYPES: &'static [&'static str] = &[aggregate::PRODUCT];
     const SINGLE_SOURCE: bool = false;
 
-    fn targets(&self, _: &Envelope, event: &DomainEvent) -> Targets {
-        match event {
-            DomainEvent::Product(e) => day_of(e).map_or(Targets::None, |d| Targets::Ids(vec![d])),
-            _ => Targets::None,
-        }
+    fn touches(&self, at: At<ProductEvent>) -> Targets {
+        day_of(at.event).map_or(Targets::None, |d| Targets::Ids(vec![d]))
     }
 
-    fn fold(
-        &self,
-        doc: Option<PopularDayDoc>,
-        envelope: &Envelope,
-        event: &DomainEvent,
-    ) -> Folded<PopularDayDoc> {
-        let DomainEvent::Product(event) = event else {
-            return Ok(Outcome::Unchanged);
-        };
-        let product_id = &envelope.aggregate_id;
+    fn fold_in(&self, doc: Option<PopularDayDoc>, at: At<ProductEvent>) -> Folded<PopularDayDoc> {
+        let product_id = &at.aggregate_id;
         let mut doc = doc.unwrap_or_default();
-        if monotonic(doc.seqs.get(product_id).copied(), envelope.sequence) == Step::Duplicate {
+        if monotonic(doc.seqs.get(product_id).copied(), at.sequence) == Step::Duplicate {
             return Ok(Outcome::Unchanged);
         }
-        match event {
+        match at.event {
             ProductEvent::StockTaken { quantity, at, .. } => {
                 doc.day = Some(at.date_naive());
                 let sales = doc.products.entry(product_id.clone()).or_default();
@@ -71,7 +60,7 @@ impl Fold for PopularProducts {
             }
             _ => return Ok(Outcome::Unchanged),
         }
-        doc.seqs.insert(product_id.clone(), envelope.sequence);
+        doc.seqs.insert(product_id.clone(), at.sequence);
         Ok(Outcome::Put(doc))
     }
 }

@@ -1,6 +1,6 @@
-use tessera_events::{aggregate, DomainEvent, Envelope, GuildEvent, PostEvent};
+use tessera_events::{aggregate, DomainEvent, GuildEvent, PostEvent};
 
-use super::{monotonic, open, Fold, FoldError, Folded, Live, Outcome, Step, Targets};
+use super::{monotonic, open, At, Fold, FoldError, Folded, Live, Outcome, Step, Targets};
 use tessera_documents::documents::{collections, CommentDoc, PostDoc};
 
 /// `posts`: one document per post with its comments and reaction counts,
@@ -25,57 +25,60 @@ pub(super) fn nickname_change(event: &DomainEvent) -> Option<(&str, &str)> {
     }
 }
 
-/// Targets of a post projection: the post's own document for post events,
+/// Targets of a projection that shows members' nicknames (posts, their
+/// summaries, messages): the aggregate's own document for its own events,
 /// the documents showing a member's nickname for nickname changes.
-pub(super) fn post_targets(
-    envelope: &Envelope,
-    event: &DomainEvent,
-    own_id: impl FnOnce() -> String,
-) -> Targets {
-    match event {
-        DomainEvent::Post(_) => Targets::Ids(vec![own_id()]),
-        _ => match nickname_change(event) {
-            Some((user_id, _)) => Targets::Where {
-                field: "nick_keys",
-                value: nick_key(&envelope.aggregate_id, user_id),
-            },
-            None => Targets::None,
+pub(super) fn post_targets(at: At<DomainEvent>) -> Targets {
+    match (at.event, nickname_change(at.event)) {
+        (DomainEvent::Guild(_), Some((user_id, _))) => Targets::Where {
+            field: "nick_keys",
+            value: nick_key(&at.aggregate_id, user_id),
         },
+        (DomainEvent::Guild(_), None) => Targets::None,
+        _ => Targets::Ids(vec![at.aggregate_id.clone()]),
     }
+}
+
+/// A nickname change fanned out to a document that shows the member's
+/// nickname. `rename` applies it and says whether the document shows that
+/// member of that guild; a duplicate, or an event that is no nickname
+/// change, changes nothing.
+pub(super) fn fan_out_nickname<D>(
+    doc: Option<D>,
+    at: At<DomainEvent>,
+    guild_version: fn(&mut D) -> &mut u64,
+    rename: impl FnOnce(&mut D, &str, &str) -> bool,
+) -> Folded<D> {
+    let (Some(mut doc), Some((user_id, nickname))) = (doc, nickname_change(at.event)) else {
+        return Ok(Outcome::Unchanged);
+    };
+    if monotonic(Some(*guild_version(&mut doc)), at.sequence) == Step::Duplicate
+        || !rename(&mut doc, user_id, nickname)
+    {
+        return Ok(Outcome::Unchanged);
+    }
+    *guild_version(&mut doc) = at.sequence;
+    Ok(Outcome::Put(doc))
 }
 
 impl Fold for Posts {
     type Doc = PostDoc;
+    type Event = DomainEvent;
     const NAME: &'static str = collections::POSTS;
     const AGGREGATE_TYPES: &'static [&'static str] = &[aggregate::POST, aggregate::GUILD];
     const LIVE: Live = Live::ById;
     const INDEXES: &'static [&'static str] = &["nick_keys"];
     const SINGLE_SOURCE: bool = false;
 
-    fn targets(&self, envelope: &Envelope, event: &DomainEvent) -> Targets {
-        post_targets(envelope, event, || envelope.aggregate_id.clone())
+    fn touches(&self, at: At<DomainEvent>) -> Targets {
+        post_targets(at)
     }
 
-    fn fold(
-        &self,
-        doc: Option<PostDoc>,
-        envelope: &Envelope,
-        event: &DomainEvent,
-    ) -> Folded<PostDoc> {
-        let at = envelope.metadata.occurred_at;
-        let sequence = envelope.sequence;
-        let event = match event {
-            DomainEvent::Post(e) => e,
-            other => {
-                // a nickname change fanned out to this post
-                let (Some(mut doc), Some((user_id, nickname))) = (doc, nickname_change(other))
-                else {
-                    return Ok(Outcome::Unchanged);
-                };
-                if doc.guild_id != envelope.aggregate_id
-                    || monotonic(Some(doc.guild_version), sequence) == Step::Duplicate
-                {
-                    return Ok(Outcome::Unchanged);
+    fn fold_in(&self, doc: Option<PostDoc>, at: At<DomainEvent>) -> Folded<PostDoc> {
+        let DomainEvent::Post(event) = at.event else {
+            let rename = |doc: &mut PostDoc, user_id: &str, nickname: &str| {
+                if doc.guild_id != at.aggregate_id {
+                    return false;
                 }
                 if doc.author_id == user_id {
                     nickname.clone_into(&mut doc.author_nickname);
@@ -83,10 +86,11 @@ impl Fold for Posts {
                 for c in doc.comments.iter_mut().filter(|c| c.author_id == user_id) {
                     nickname.clone_into(&mut c.author_nickname);
                 }
-                doc.guild_version = sequence;
-                return Ok(Outcome::Put(doc));
-            }
+                true
+            };
+            return fan_out_nickname(doc, at, |d| &mut d.guild_version, rename);
         };
+        let occurred = at.metadata.occurred_at;
         let created = || match event {
             PostEvent::PostCreated {
                 guild_id,
@@ -97,7 +101,7 @@ impl Fold for Posts {
                 title,
                 content,
             } => Some(PostDoc {
-                post_id: envelope.aggregate_id.clone(),
+                post_id: at.aggregate_id.clone(),
                 nick_keys: vec![nick_key(guild_id, author_id)],
                 guild_id: guild_id.clone(),
                 channel_id: channel_id.clone(),
@@ -107,7 +111,7 @@ impl Fold for Posts {
                 content: content.clone(),
                 comments: Vec::new(),
                 reactions: Default::default(),
-                created_at: at,
+                created_at: occurred,
                 edited_at: None,
                 deleted: false,
                 version: 1,
@@ -115,7 +119,7 @@ impl Fold for Posts {
             }),
             _ => None,
         };
-        open(doc, |d| d.version, sequence, created)?.then(|mut doc| {
+        open(doc, |d| d.version, at.sequence, created)?.then(|mut doc| {
             match event {
                 PostEvent::PostCreated { .. } => {
                     return Err(FoldError::Inapplicable("post created twice".into()))
@@ -123,7 +127,7 @@ impl Fold for Posts {
                 PostEvent::PostEdited { title, content } => {
                     doc.title.clone_from(title);
                     doc.content.clone_from(content);
-                    doc.edited_at = Some(at);
+                    doc.edited_at = Some(occurred);
                 }
                 PostEvent::PostDeleted { .. } => doc.deleted = true,
                 PostEvent::CommentAdded {
@@ -158,7 +162,7 @@ impl Fold for Posts {
                         author_id: author_id.clone(),
                         author_nickname: nickname,
                         content: content.clone(),
-                        created_at: at,
+                        created_at: occurred,
                         edited_at: None,
                     });
                 }
@@ -172,7 +176,7 @@ impl Fold for Posts {
                         .find(|c| &c.comment_id == comment_id)
                     {
                         c.content.clone_from(content);
-                        c.edited_at = Some(at);
+                        c.edited_at = Some(occurred);
                     }
                 }
                 PostEvent::CommentDeleted { comment_id } => {
@@ -183,7 +187,7 @@ impl Fold for Posts {
                 }
                 PostEvent::ReactionRemoved { emoji, .. } => unreact(&mut doc.reactions, emoji),
             }
-            doc.version = sequence;
+            doc.version = at.sequence;
             Ok(Outcome::Put(doc))
         })
     }
@@ -203,6 +207,7 @@ pub(super) fn unreact(reactions: &mut std::collections::BTreeMap<String, u64>, e
 mod tests {
     use super::*;
     use crate::projection::testing::{guild, post};
+    use tessera_events::Envelope;
 
     fn run(events: Vec<(Envelope, DomainEvent)>) -> PostDoc {
         let mut doc = None;

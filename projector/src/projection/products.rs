@@ -1,8 +1,8 @@
 use tessera_documents::documents::collections;
 use tessera_documents::shop::{name_grams, ProductDoc};
-use tessera_events::{aggregate, DomainEvent, Envelope, ProductEvent};
+use tessera_events::ProductEvent;
 
-use super::{open, Fold, FoldError, Folded, Live, Outcome};
+use super::{open, At, Fold, FoldError, Folded, Live, Outcome};
 
 /// `products`: a product with its stock and the units sold, searchable by
 /// seller and by a piece of its name.
@@ -10,22 +10,13 @@ pub struct Products;
 
 impl Fold for Products {
     type Doc = ProductDoc;
+    type Event = ProductEvent;
     const NAME: &'static str = collections::PRODUCTS;
-    const AGGREGATE_TYPES: &'static [&'static str] = &[aggregate::PRODUCT];
     const LIVE: Live = Live::ById;
     const INDEXES: &'static [&'static str] = &["seller_id", "name_grams"];
 
-    fn fold(
-        &self,
-        doc: Option<ProductDoc>,
-        envelope: &Envelope,
-        event: &DomainEvent,
-    ) -> Folded<ProductDoc> {
-        let DomainEvent::Product(event) = event else {
-            return Ok(Outcome::Unchanged);
-        };
-        let sequence = envelope.sequence;
-        let listed = || match event {
+    fn fold_in(&self, doc: Option<ProductDoc>, at: At<ProductEvent>) -> Folded<ProductDoc> {
+        let listed = || match at.event {
             ProductEvent::ProductListed {
                 seller_id,
                 name,
@@ -33,7 +24,7 @@ impl Fold for Products {
                 price,
                 stock,
             } => Some(ProductDoc {
-                product_id: envelope.aggregate_id.clone(),
+                product_id: at.aggregate_id.clone(),
                 seller_id: seller_id.clone(),
                 name: name.clone(),
                 description: description.clone(),
@@ -45,8 +36,8 @@ impl Fold for Products {
             }),
             _ => None,
         };
-        open(doc, |d| d.version, sequence, listed)?.then(|mut doc| {
-            match event {
+        open(doc, |d| d.version, at.sequence, listed)?.then(|mut doc| {
+            match at.event {
                 ProductEvent::ProductListed { .. } => {
                     return Err(FoldError::Inapplicable("product listed twice".into()))
                 }
@@ -74,7 +65,7 @@ impl Fold for Products {
                     doc.sold = doc.sold.saturating_sub(u64::from(*quantity));
                 }
             }
-            doc.version = sequence;
+            doc.version = at.sequence;
             Ok(Outcome::Put(doc))
         })
     }

@@ -1,29 +1,22 @@
 use tessera_documents::documents::{collections, ReservationDoc};
-use tessera_events::{aggregate, DomainEvent, Envelope};
+use tessera_events::ScheduleEvent;
 
 use super::schedule::{fold_reservation, reservation_of};
-use super::{Fold, Folded, Targets};
+use super::{At, Fold, Folded, Targets};
 
 /// `reservations`: one document per reservation.
 pub struct Reservations;
 
 impl Fold for Reservations {
     type Doc = ReservationDoc;
+    type Event = ScheduleEvent;
     const NAME: &'static str = collections::RESERVATIONS;
-    const AGGREGATE_TYPES: &'static [&'static str] = &[aggregate::SCHEDULE];
 
-    fn targets(&self, _: &Envelope, event: &DomainEvent) -> Targets {
-        reservation_of(event).map_or(Targets::None, |(_, rid, _)| {
-            Targets::Ids(vec![rid.to_owned()])
-        })
+    fn touches(&self, at: At<ScheduleEvent>) -> Targets {
+        reservation_of(at.event).map_or(Targets::None, |(id, _)| Targets::Ids(vec![id.into()]))
     }
 
-    fn fold(
-        &self,
-        doc: Option<ReservationDoc>,
-        envelope: &Envelope,
-        event: &DomainEvent,
-    ) -> Folded<ReservationDoc> {
-        fold_reservation(doc, envelope, event)
+    fn fold_in(&self, doc: Option<ReservationDoc>, at: At<ScheduleEvent>) -> Folded<Self::Doc> {
+        fold_reservation(doc, at)
     }
 }

@@ -3,9 +3,9 @@
 //! to a reservation. The five schedule-fed folds are tested together here.
 
 use tessera_documents::documents::ReservationDoc;
-use tessera_events::{DomainEvent, Envelope, ScheduleEvent, SeatSpec};
+use tessera_events::{ScheduleEvent, SeatSpec};
 
-use super::{monotonic, open, FoldError, Folded, Opening, Outcome, Step};
+use super::{monotonic, open, At, FoldError, Folded, Opening, Outcome, Step};
 
 /// For documents that follow every event of a schedule: the document to
 /// update, `None` for a duplicate, an error for a gap. `create` builds it
@@ -13,11 +13,10 @@ use super::{monotonic, open, FoldError, Folded, Opening, Outcome, Step};
 pub(super) fn follow_schedule<D>(
     doc: Option<D>,
     version: impl Fn(&D) -> u64,
-    envelope: &Envelope,
-    event: &ScheduleEvent,
+    at: At<ScheduleEvent>,
     create: impl FnOnce(&str, chrono::DateTime<chrono::Utc>, &[SeatSpec]) -> D,
 ) -> Result<Option<D>, FoldError> {
-    let created = || match event {
+    let created = || match at.event {
         ScheduleEvent::ScheduleCreated {
             concert_id,
             starts_at,
@@ -25,7 +24,7 @@ pub(super) fn follow_schedule<D>(
         } => Some(create(concert_id, *starts_at, seats)),
         _ => None,
     };
-    Ok(match open(doc, version, envelope.sequence, created)? {
+    Ok(match open(doc, version, at.sequence, created)? {
         Opening::Created(doc) | Opening::Next(doc) => Some(doc),
         Opening::Duplicate => None,
     })
@@ -35,17 +34,14 @@ pub(super) fn follow_schedule<D>(
 /// `reservations` and `user_reservations`, which differ only in the id).
 pub(super) fn fold_reservation(
     doc: Option<ReservationDoc>,
-    envelope: &Envelope,
-    event: &DomainEvent,
+    at: At<ScheduleEvent>,
 ) -> Folded<ReservationDoc> {
-    let Some((event, _, _)) = reservation_of(event) else {
-        return Ok(Outcome::Unchanged);
-    };
-    let sequence = envelope.sequence;
-    if monotonic(doc.as_ref().map(|d| d.version), sequence) == Step::Duplicate {
+    if reservation_of(at.event).is_none()
+        || monotonic(doc.as_ref().map(|d| d.version), at.sequence) == Step::Duplicate
+    {
         return Ok(Outcome::Unchanged);
     }
-    let (mut doc, status) = match (doc, event) {
+    let (mut doc, status) = match (doc, at.event) {
         (
             _,
             ScheduleEvent::SeatsHeld {
@@ -58,7 +54,7 @@ pub(super) fn fold_reservation(
         ) => (
             ReservationDoc {
                 reservation_id: reservation_id.clone(),
-                schedule_id: envelope.aggregate_id.clone(),
+                schedule_id: at.aggregate_id.clone(),
                 user_id: user_id.clone(),
                 seat_nos: seat_nos.clone(),
                 status: String::new(),
@@ -66,7 +62,7 @@ pub(super) fn fold_reservation(
                 paid_amount: None,
                 coupon_id: None,
                 expires_at: *expires_at,
-                created_at: envelope.metadata.occurred_at,
+                created_at: at.metadata.occurred_at,
                 version: 0,
             },
             "held",
@@ -93,16 +89,13 @@ pub(super) fn fold_reservation(
         (Some(_), ScheduleEvent::ScheduleCreated { .. }) => return Ok(Outcome::Unchanged),
     };
     status.clone_into(&mut doc.status);
-    doc.version = sequence;
+    doc.version = at.sequence;
     Ok(Outcome::Put(doc))
 }
 
 /// The reservation and the user an event is about.
-pub(super) fn reservation_of(event: &DomainEvent) -> Option<(&ScheduleEvent, &str, &str)> {
-    let DomainEvent::Schedule(e) = event else {
-        return None;
-    };
-    match e {
+pub(super) fn reservation_of(event: &ScheduleEvent) -> Option<(&str, &str)> {
+    match event {
         ScheduleEvent::SeatsHeld {
             reservation_id,
             user_id,
@@ -122,7 +115,7 @@ pub(super) fn reservation_of(event: &DomainEvent) -> Option<(&ScheduleEvent, &st
             reservation_id,
             user_id,
             ..
-        } => Some((e, reservation_id, user_id)),
+        } => Some((reservation_id, user_id)),
         ScheduleEvent::ScheduleCreated { .. } => None,
     }
 }

@@ -1,36 +1,27 @@
 use tessera_documents::documents::{collections, concert_start, ScheduleDoc};
-use tessera_events::{aggregate, DomainEvent, Envelope, ScheduleEvent};
+use tessera_events::ScheduleEvent;
 
 use super::schedule::follow_schedule;
-use super::{Fold, FoldError, Folded, Live, Outcome};
+use super::{At, Fold, FoldError, Folded, Live, Outcome};
 
 /// `schedules`: a concert's calendar, with seats still free per schedule.
 pub struct Schedules;
 
 impl Fold for Schedules {
     type Doc = ScheduleDoc;
+    type Event = ScheduleEvent;
     const NAME: &'static str = collections::SCHEDULES;
-    const AGGREGATE_TYPES: &'static [&'static str] = &[aggregate::SCHEDULE];
     const LIVE: Live = Live::ById;
     const INDEXES: &'static [&'static str] = &["concert_start"];
 
-    fn fold(
-        &self,
-        doc: Option<ScheduleDoc>,
-        envelope: &Envelope,
-        event: &DomainEvent,
-    ) -> Folded<ScheduleDoc> {
-        let DomainEvent::Schedule(event) = event else {
-            return Ok(Outcome::Unchanged);
-        };
-        let created = matches!(event, ScheduleEvent::ScheduleCreated { .. });
+    fn fold_in(&self, doc: Option<ScheduleDoc>, at: At<ScheduleEvent>) -> Folded<ScheduleDoc> {
+        let created = matches!(at.event, ScheduleEvent::ScheduleCreated { .. });
         let Some(mut doc) = follow_schedule(
             doc,
             |d| d.version,
-            envelope,
-            event,
+            at,
             |concert_id, starts_at, seats| ScheduleDoc {
-                schedule_id: envelope.aggregate_id.clone(),
+                schedule_id: at.aggregate_id.clone(),
                 concert_id: concert_id.to_owned(),
                 starts_at,
                 total_seats: seats.len() as u64,
@@ -42,7 +33,7 @@ impl Fold for Schedules {
         else {
             return Ok(Outcome::Unchanged);
         };
-        match event {
+        match at.event {
             ScheduleEvent::ScheduleCreated { .. } if !created || doc.version > 0 => {
                 return Err(FoldError::Inapplicable("schedule created twice".into()))
             }
@@ -56,7 +47,7 @@ impl Fold for Schedules {
                     (doc.available_seats + seat_nos.len() as u64).min(doc.total_seats);
             }
         }
-        doc.version = envelope.sequence;
+        doc.version = at.sequence;
         Ok(Outcome::Put(doc))
     }
 }

@@ -1,8 +1,8 @@
 use tessera_documents::documents::{collections, SeatDoc, SeatMapDoc, SeatState};
-use tessera_events::{aggregate, DomainEvent, Envelope, ScheduleEvent};
+use tessera_events::ScheduleEvent;
 
 use super::schedule::follow_schedule;
-use super::{Fold, Folded, Outcome};
+use super::{At, Fold, Folded, Outcome};
 
 /// `seat_maps`: every seat of a schedule with its price and state.
 pub struct SeatMaps;
@@ -31,25 +31,16 @@ fn set_seats(
 
 impl Fold for SeatMaps {
     type Doc = SeatMapDoc;
+    type Event = ScheduleEvent;
     const NAME: &'static str = collections::SEAT_MAPS;
-    const AGGREGATE_TYPES: &'static [&'static str] = &[aggregate::SCHEDULE];
 
-    fn fold(
-        &self,
-        doc: Option<SeatMapDoc>,
-        envelope: &Envelope,
-        event: &DomainEvent,
-    ) -> Folded<SeatMapDoc> {
-        let DomainEvent::Schedule(event) = event else {
-            return Ok(Outcome::Unchanged);
-        };
+    fn fold_in(&self, doc: Option<SeatMapDoc>, at: At<ScheduleEvent>) -> Folded<SeatMapDoc> {
         let Some(mut doc) = follow_schedule(
             doc,
             |d| d.version,
-            envelope,
-            event,
+            at,
             |concert_id, _, seats| SeatMapDoc {
-                schedule_id: envelope.aggregate_id.clone(),
+                schedule_id: at.aggregate_id.clone(),
                 concert_id: concert_id.to_owned(),
                 seats: seats
                     .iter()
@@ -67,7 +58,7 @@ impl Fold for SeatMaps {
         else {
             return Ok(Outcome::Unchanged);
         };
-        match event {
+        match at.event {
             ScheduleEvent::ScheduleCreated { .. } => {}
             ScheduleEvent::SeatsHeld {
                 reservation_id,
@@ -89,7 +80,7 @@ impl Fold for SeatMaps {
                 set_seats(&mut doc, reservation_id, SeatState::Free, None, None);
             }
         }
-        doc.version = envelope.sequence;
+        doc.version = at.sequence;
         Ok(Outcome::Put(doc))
     }
 }

@@ -1,9 +1,9 @@
 use tessera_documents::documents::{collections, pair_id};
 use tessera_documents::shop::SaleDoc;
-use tessera_events::{aggregate, DomainEvent, Envelope, OrderEvent};
+use tessera_events::OrderEvent;
 
 use super::orders::status_after;
-use super::{open, Fold, FoldError, Folded, Outcome, Targets};
+use super::{open, At, Fold, FoldError, Folded, Outcome, Targets};
 
 /// `seller_sales`: each seller's lines of an order (id
 /// `{seller_id}:{order_id}`), following the order's status; a seller's
@@ -12,47 +12,32 @@ pub struct SellerSales;
 
 impl Fold for SellerSales {
     type Doc = SaleDoc;
+    type Event = OrderEvent;
     const NAME: &'static str = collections::SELLER_SALES;
-    const AGGREGATE_TYPES: &'static [&'static str] = &[aggregate::ORDER];
     const INDEXES: &'static [&'static str] = &["seller_id", "order_id"];
 
-    fn targets(&self, envelope: &Envelope, event: &DomainEvent) -> Targets {
-        match event {
-            DomainEvent::Order(OrderEvent::OrderCreated { lines, .. }) => {
-                let mut ids: Vec<String> = lines
-                    .iter()
-                    .map(|l| pair_id(&l.seller_id, &envelope.aggregate_id))
-                    .collect();
-                ids.sort_unstable();
-                ids.dedup();
-                Targets::Ids(ids)
-            }
-            DomainEvent::Order(_) => Targets::Where {
-                field: "order_id",
-                value: envelope.aggregate_id.clone(),
-            },
-            _ => Targets::None,
+    fn touches(&self, at: At<OrderEvent>) -> Targets {
+        let order = &at.aggregate_id;
+        if let OrderEvent::OrderCreated { lines, .. } = at.event {
+            let mut ids: Vec<String> = lines.iter().map(|l| pair_id(&l.seller_id, order)).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            return Targets::Ids(ids);
+        }
+        Targets::Where {
+            field: "order_id",
+            value: order.clone(),
         }
     }
 
-    fn fold(&self, _: Option<SaleDoc>, _: &Envelope, _: &DomainEvent) -> Folded<SaleDoc> {
+    fn fold_in(&self, _: Option<SaleDoc>, _: At<OrderEvent>) -> Folded<SaleDoc> {
         Err(FoldError::Inapplicable(
             "a seller's lines are folded by their id".into(),
         ))
     }
 
-    fn fold_at(
-        &self,
-        id: &str,
-        doc: Option<SaleDoc>,
-        envelope: &Envelope,
-        event: &DomainEvent,
-    ) -> Folded<SaleDoc> {
-        let DomainEvent::Order(event) = event else {
-            return Ok(Outcome::Unchanged);
-        };
-        let sequence = envelope.sequence;
-        let created = || match event {
+    fn fold_in_at(&self, id: &str, doc: Option<SaleDoc>, at: At<OrderEvent>) -> Folded<SaleDoc> {
+        let created = || match at.event {
             OrderEvent::OrderCreated {
                 buyer_id, lines, ..
             } => {
@@ -64,27 +49,27 @@ impl Fold for SellerSales {
                     .collect();
                 Some(SaleDoc {
                     seller_id: seller_id.to_owned(),
-                    order_id: envelope.aggregate_id.clone(),
+                    order_id: at.aggregate_id.clone(),
                     buyer_id: buyer_id.clone(),
                     amount: items.iter().map(|l| l.price * i64::from(l.quantity)).sum(),
                     items,
                     status: "created".into(),
-                    created_at: envelope.metadata.occurred_at,
+                    created_at: at.metadata.occurred_at,
                     paid_at: None,
                     version: 1,
                 })
             }
             _ => None,
         };
-        open(doc, |d| d.version, sequence, created)?.then(|mut doc| {
-            if let OrderEvent::OrderPaid { paid_at, .. } = event {
+        open(doc, |d| d.version, at.sequence, created)?.then(|mut doc| {
+            if let OrderEvent::OrderPaid { paid_at, .. } = at.event {
                 doc.paid_at = Some(*paid_at);
             }
-            if matches!(event, OrderEvent::OrderCreated { .. }) {
+            if matches!(at.event, OrderEvent::OrderCreated { .. }) {
                 return Err(FoldError::Inapplicable("order created twice".into()));
             }
-            doc.status = status_after(event).into();
-            doc.version = sequence;
+            doc.status = status_after(at.event).into();
+            doc.version = at.sequence;
             Ok(Outcome::Put(doc))
         })
     }

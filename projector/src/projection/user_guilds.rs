@@ -1,6 +1,6 @@
-use tessera_events::{aggregate, DomainEvent, Envelope, GuildEvent};
+use tessera_events::GuildEvent;
 
-use super::{monotonic, Fold, Folded, Outcome, Step, Targets};
+use super::{monotonic, At, Fold, Folded, Outcome, Step, Targets};
 use tessera_documents::documents::{collections, UserGuildEntry, UserGuildsDoc};
 
 /// `user_guilds`: one document per user listing their guilds with each
@@ -10,44 +10,32 @@ pub struct UserGuilds;
 
 impl Fold for UserGuilds {
     type Doc = UserGuildsDoc;
+    type Event = GuildEvent;
     const NAME: &'static str = collections::USER_GUILDS;
-    const AGGREGATE_TYPES: &'static [&'static str] = &[aggregate::GUILD];
     const INDEXES: &'static [&'static str] = &["guild_ids"];
     const SINGLE_SOURCE: bool = false;
 
-    fn targets(&self, envelope: &Envelope, event: &DomainEvent) -> Targets {
-        let DomainEvent::Guild(event) = event else {
-            return Targets::None;
-        };
-        if let Some(user_id) = event.member() {
+    fn touches(&self, at: At<GuildEvent>) -> Targets {
+        if let Some(user_id) = at.event.member() {
             return Targets::Ids(vec![user_id.to_owned()]);
         }
-        match event {
+        match at.event {
             GuildEvent::GuildUpdated { .. } | GuildEvent::GuildDeleted => Targets::Where {
                 field: "guild_ids",
-                value: envelope.aggregate_id.clone(),
+                value: at.aggregate_id.clone(),
             },
             _ => Targets::None,
         }
     }
 
-    fn fold(
-        &self,
-        doc: Option<UserGuildsDoc>,
-        envelope: &Envelope,
-        event: &DomainEvent,
-    ) -> Folded<UserGuildsDoc> {
-        let DomainEvent::Guild(event) = event else {
-            return Ok(Outcome::Unchanged);
-        };
-        let guild_id = &envelope.aggregate_id;
-        let sequence = envelope.sequence;
+    fn fold_in(&self, doc: Option<UserGuildsDoc>, at: At<GuildEvent>) -> Folded<UserGuildsDoc> {
+        let guild_id = &at.aggregate_id;
         let mut doc = doc.unwrap_or_default();
-        if monotonic(doc.seqs.get(guild_id).copied(), sequence) == Step::Duplicate {
+        if monotonic(doc.seqs.get(guild_id).copied(), at.sequence) == Step::Duplicate {
             return Ok(Outcome::Unchanged);
         }
-        let joined_at = envelope.metadata.occurred_at;
-        match event {
+        let joined_at = at.metadata.occurred_at;
+        match at.event {
             GuildEvent::GuildCreated {
                 name,
                 profile_image,
@@ -105,7 +93,7 @@ impl Fold for UserGuilds {
             }
             _ => return Ok(Outcome::Unchanged),
         }
-        doc.seqs.insert(guild_id.clone(), sequence);
+        doc.seqs.insert(guild_id.clone(), at.sequence);
         Ok(Outcome::Put(doc))
     }
 }

@@ -1,8 +1,8 @@
 use tessera_documents::documents::{collections, pair_id, ReservationDoc};
-use tessera_events::{aggregate, DomainEvent, Envelope};
+use tessera_events::ScheduleEvent;
 
 use super::schedule::{fold_reservation, reservation_of};
-use super::{Fold, Folded, Targets};
+use super::{At, Fold, Folded, Targets};
 
 /// `user_reservations`: a user's reservations (id `{user_id}:{reservation_id}`;
 /// reservation ids are time-ordered, so id order is newest last).
@@ -10,22 +10,18 @@ pub struct UserReservations;
 
 impl Fold for UserReservations {
     type Doc = ReservationDoc;
+    type Event = ScheduleEvent;
     const NAME: &'static str = collections::USER_RESERVATIONS;
-    const AGGREGATE_TYPES: &'static [&'static str] = &[aggregate::SCHEDULE];
     const INDEXES: &'static [&'static str] = &["user_id"];
 
-    fn targets(&self, _: &Envelope, event: &DomainEvent) -> Targets {
-        reservation_of(event).map_or(Targets::None, |(_, rid, user)| {
-            Targets::Ids(vec![pair_id(user, rid)])
+    fn touches(&self, at: At<ScheduleEvent>) -> Targets {
+        let of = reservation_of(at.event);
+        of.map_or(Targets::None, |(id, user)| {
+            Targets::Ids(vec![pair_id(user, id)])
         })
     }
 
-    fn fold(
-        &self,
-        doc: Option<ReservationDoc>,
-        envelope: &Envelope,
-        event: &DomainEvent,
-    ) -> Folded<ReservationDoc> {
-        fold_reservation(doc, envelope, event)
+    fn fold_in(&self, doc: Option<Self::Doc>, at: At<ScheduleEvent>) -> Folded<ReservationDoc> {
+        fold_reservation(doc, at)
     }
 }
