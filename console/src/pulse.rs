@@ -14,8 +14,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tessera_documents::documents::collections::PROJECTED;
 use tessera_documents::status;
-use tessera_documents::store::DocumentStore;
-use tessera_events::EventLog;
+use tessera_documents::store::{DocumentStore, StoreError};
+use tessera_events::{EventLog, LogError};
 use tessera_http::error::{ApiError, ErrorBody};
 use tessera_http::extract::AdminUser;
 use tessera_runtime::{drive, sleep_or_shutdown, Backoff, Jitter, Step, Stepped};
@@ -73,12 +73,19 @@ impl Pulse {
     }
 }
 
+/// Why a sample could not be taken.
+#[derive(Debug, thiserror::Error)]
+enum SampleError {
+    #[error("reading the head of the log: {0}")]
+    Log(#[from] LogError),
+    #[error("reading the projections' status: {0}")]
+    Store(#[from] StoreError),
+}
+
 /// Takes one sample now.
-async fn take(docs: &dyn DocumentStore, log: &dyn EventLog) -> Result<Sample, String> {
-    let head = log.head().await.map_err(|e| e.to_string())?;
-    let reports = status::report(docs, PROJECTED, head)
-        .await
-        .map_err(|e| e.to_string())?;
+async fn take(docs: &dyn DocumentStore, log: &dyn EventLog) -> Result<Sample, SampleError> {
+    let head = log.head().await?;
+    let reports = status::report(docs, PROJECTED, head).await?;
     Ok(Sample {
         at: Utc::now(),
         head_position: head.position,
@@ -101,9 +108,9 @@ struct Sampler {
 }
 
 impl Step for Sampler {
-    type Error = String;
+    type Error = SampleError;
 
-    async fn step(&mut self) -> Result<Stepped, String> {
+    async fn step(&mut self) -> Result<Stepped, SampleError> {
         let sample = take(&*self.docs, &*self.log).await?;
         self.pulse.push(sample);
         sleep_or_shutdown(INTERVAL, &self.shutdown).await;

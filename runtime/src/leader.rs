@@ -49,20 +49,19 @@ impl Leadership {
         &self,
         name: &str,
         shutdown: &CancellationToken,
-    ) -> Result<Option<LeaderGuard>, String> {
+    ) -> Result<Option<LeaderGuard>, sqlx::Error> {
         let pool = match self {
             Self::Single => return Ok(Some(LeaderGuard::Single)),
             Self::Postgres(pool) => pool,
         };
-        let mut conn = pool.acquire().await.map_err(|e| e.to_string())?.detach();
+        let mut conn = pool.acquire().await?.detach();
         let key = lock_key(name);
         let mut announced = false;
         loop {
             let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
                 .bind(key)
                 .fetch_one(&mut conn)
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
             if got {
                 tracing::info!(role = name, "leading");
                 return Ok(Some(LeaderGuard::Postgres(conn)));

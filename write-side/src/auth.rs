@@ -6,12 +6,11 @@ use argon2::Argon2;
 
 /// Hashes a password with argon2id and a random salt (CPU-heavy: call it on
 /// a blocking thread).
-pub fn hash_password(password: &str) -> Result<String, String> {
+pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Error> {
     let salt = SaltString::generate(&mut OsRng);
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
-        .map_err(|e| e.to_string())
 }
 
 /// Checks a password against a stored hash (CPU-heavy, like hashing).

@@ -112,7 +112,9 @@ pub enum RelayError {
     #[error("relay lock connection lost")]
     LockLost,
     #[error("taking the relay lock: {0}")]
-    Lock(String),
+    Lock(#[source] sqlx::Error),
+    #[error("a blocking task of the relay failed: {0}")]
+    Blocking(#[source] tokio::task::JoinError),
 }
 
 /// What one step did.
@@ -426,7 +428,7 @@ impl Relay {
             Ok(None)
         })
         .await
-        .unwrap_or_else(|e| Err(RelayError::Lock(e.to_string())))
+        .unwrap_or_else(|e| Err(RelayError::Blocking(e)))
     }
 
     /// Publishes the next batch of committed events, then moves the
