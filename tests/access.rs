@@ -4,7 +4,7 @@
 //! answer checked against the table below. A route added to a document
 //! without a row here fails the test, as does a row for no route.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -2,7 +2,7 @@
 //! servers and against ports where nothing listens, the TOML config file
 //! and what wins over it, shell completions.
 
-mod common;
+use crate::common;
 
 use base64::Engine as _;
 use common::{cli, cli_json, cli_ok};

@@ -8,7 +8,7 @@
 //! from `scripts/test` (`TESSERA_TEST_CHROMIUM`, `TESSERA_TEST_PLAYWRIGHT`).
 //! The read API of the distributed mode is checked at the HTTP level.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::Command;

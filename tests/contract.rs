@@ -8,7 +8,7 @@
 //! `scripts/test` installs the client into a cached virtualenv and points
 //! `TESSERA_TEST_CONTRACT_PYTHON` at its interpreter.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

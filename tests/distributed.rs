@@ -2,7 +2,7 @@
 //! (tansu) and MongoDB (secantusdb): write-api → PostgreSQL → relay → Kafka
 //! → projector → MongoDB → read-api.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

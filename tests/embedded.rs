@@ -1,7 +1,7 @@
 //! `tessera serve` end to end: all in one process on embedded storage,
 //! surviving a restart.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

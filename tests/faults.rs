@@ -18,7 +18,7 @@
 //! collects the reports (`TESSERA_TEST_FAULTS_REPORT`: a folder that gets a
 //! report per group).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

@@ -8,7 +8,7 @@
 //! `TESSERA_TEST_SCHEMATHESIS` at it; `scripts/fuzz` runs a longer round.
 //! `TESSERA_TEST_FUZZ_EXAMPLES` sets the cases per operation (30 here).
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

@@ -5,7 +5,7 @@
 //! while a stream is open (shared by the read APIs through Redis), and the
 //! streams ended cleanly when the process stops.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -5,7 +5,7 @@
 //! say (`promtool`, from Debian's `prometheus` package, which `scripts/test`
 //! installs and names in `TESSERA_TEST_PROMTOOL`).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::path::Path;

@@ -3,7 +3,7 @@
 //! replay, audit export and verification, dead letters, status, the admin
 //! routes and `/metrics`, on both run modes.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -2,7 +2,7 @@
 //! PostgreSQL and take hundreds of concurrent requests; the invariants are
 //! checked in the event log afterwards.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -4,7 +4,7 @@
 //! payment all or nothing across products, once however often it is sent,
 //! and paid xor expired when it races the expiry.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};

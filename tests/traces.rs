@@ -4,7 +4,7 @@
 //! the projector to the change a stream pushes, and the spans of every
 //! process received by an OTLP collector stand-in.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

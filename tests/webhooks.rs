@@ -3,7 +3,7 @@
 //! event log — every matching event committed after the registration, none
 //! before, signed over the exact body, in order per aggregate.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;

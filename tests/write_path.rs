@@ -4,7 +4,7 @@
 //! with SIGKILL mid-load. Every acknowledged command must be in the log
 //! exactly once, and nothing unacknowledged may be half there.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering};

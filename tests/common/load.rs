@@ -30,7 +30,6 @@ pub struct Sent {
     pub request_id: String,
     pub kind: &'static str,
     pub answered: Answered,
-    pub status: u16,
     pub at: Instant,
     /// A read that must reflect the command once the pipeline caught up:
     /// (path, token, version).
@@ -119,20 +118,6 @@ impl Load {
     /// Everything sent so far.
     pub fn sent(&self) -> Vec<Sent> {
         self.sent.lock().unwrap().clone()
-    }
-
-    /// Requests answered in `[from, to)`, by outcome.
-    pub fn between(&self, from: Instant, to: Instant) -> BTreeMap<&'static str, usize> {
-        let mut out = BTreeMap::new();
-        for s in self.sent().iter().filter(|s| s.at >= from && s.at < to) {
-            let key = match s.answered {
-                Answered::Acked => "acked",
-                Answered::Refused => "refused",
-                Answered::Unknown => "unknown",
-            };
-            *out.entry(key).or_insert(0) += 1;
-        }
-        out
     }
 }
 
@@ -265,7 +250,7 @@ impl Worker {
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let (answered, status, value) = match req.send().await {
+        let (answered, value) = match req.send().await {
             Ok(res) => {
                 let status = res.status();
                 let value: Value = res.json().await.unwrap_or(Value::Null);
@@ -276,9 +261,9 @@ impl Worker {
                 } else {
                     Answered::Unknown
                 };
-                (answered, status.as_u16(), value)
+                (answered, value)
             }
-            Err(_) => (Answered::Unknown, 0, Value::Null),
+            Err(_) => (Answered::Unknown, Value::Null),
         };
         let read = (answered == Answered::Acked)
             .then(|| read(&value))
@@ -288,7 +273,6 @@ impl Worker {
             request_id,
             kind,
             answered,
-            status,
             at: Instant::now(),
             read,
         });

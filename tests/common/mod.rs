@@ -1,8 +1,6 @@
 //! Drives `tessera` processes over HTTP: spawning roles, a client, the
 //! deployment kit ([`stack`]) and the contract scenarios ([`scenarios`]).
 
-#![allow(dead_code)] // each test binary uses a part of this module
-
 pub mod cluster;
 pub mod collector;
 pub mod documents;

@@ -101,24 +101,6 @@ impl Stream {
         }
     }
 
-    /// The first event of each of `kinds`, in whichever order they come
-    /// (separate projections announce independently); others are passed
-    /// over.
-    pub async fn each_of(&mut self, within: Duration, kinds: &[&str]) -> Vec<SseEvent> {
-        let mut found: Vec<Option<SseEvent>> = vec![None; kinds.len()];
-        while found.iter().any(Option::is_none) {
-            let e = self
-                .until(within, |e| kinds.contains(&e.event.as_str()))
-                .await;
-            if let Some(i) = kinds.iter().position(|k| *k == e.event) {
-                if found[i].is_none() {
-                    found[i] = Some(e);
-                }
-            }
-        }
-        found.into_iter().flatten().collect()
-    }
-
     fn parse(&mut self, block: &str) -> Option<SseEvent> {
         let (mut event, mut id, mut data) = (String::from("message"), String::new(), String::new());
         let mut has_data = false;
