@@ -57,18 +57,7 @@ fn env(var: &str) -> Result<String> {
 }
 
 fn envelope(account: &str, sequence: u64, position: i64) -> Envelope {
-    let event = if sequence == 1 {
-        AccountEvent::AccountRegistered {
-            email: format!("{account}@bench"),
-            nickname: account.to_owned(),
-        }
-    } else {
-        AccountEvent::PointsCharged {
-            amount: 1,
-            balance: i64::try_from(sequence - 1).unwrap_or_default(),
-            idempotency_key: format!("k{sequence}"),
-        }
-    };
+    let event = AccountEvent::charging(account, sequence, 1);
     Envelope::fresh(account, sequence, position, &event, chrono::Utc::now())
         .expect("an account event serializes")
 }

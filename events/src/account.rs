@@ -38,6 +38,25 @@ pub enum AccountEvent {
     },
 }
 
+impl AccountEvent {
+    /// The `sequence`-th event of an account `id` that registers, then is
+    /// charged `amount` points each time: a stream for tests and benches.
+    pub fn charging(id: &str, sequence: u64, amount: i64) -> Self {
+        if sequence <= 1 {
+            return Self::AccountRegistered {
+                email: format!("{id}@example.com"),
+                nickname: id.to_owned(),
+            };
+        }
+        let charges = i64::try_from(sequence - 1).unwrap_or(i64::MAX);
+        Self::PointsCharged {
+            amount,
+            balance: amount.saturating_mul(charges),
+            idempotency_key: format!("k{sequence}"),
+        }
+    }
+}
+
 event_kind!(AccountEvent: aggregate::ACCOUNT, version "1.0" {
     AccountRegistered,
     ProfileUpdated,
@@ -46,3 +65,24 @@ event_kind!(AccountEvent: aggregate::ACCOUNT, version "1.0" {
     PointsRefunded,
     NotificationsRead,
 });
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_charging_stream_registers_then_charges_with_the_running_balance() {
+        assert!(matches!(
+            AccountEvent::charging("a", 1, 5),
+            AccountEvent::AccountRegistered { .. }
+        ));
+        assert_eq!(
+            AccountEvent::charging("a", 3, 5),
+            AccountEvent::PointsCharged {
+                amount: 5,
+                balance: 10,
+                idempotency_key: "k3".into(),
+            }
+        );
+    }
+}

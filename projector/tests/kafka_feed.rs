@@ -21,18 +21,7 @@ use tessera_projector::runner::{new_instance_id, Projector, RetryPolicy, Step};
 use tessera_testkit::{Deadline, KafkaTopic, MongoDatabase};
 
 fn charge(id: &str, sequence: u64) -> Envelope {
-    let event = if sequence == 1 {
-        AccountEvent::AccountRegistered {
-            email: format!("{id}@x.y"),
-            nickname: id.into(),
-        }
-    } else {
-        AccountEvent::PointsCharged {
-            amount: 1,
-            balance: i64::try_from(sequence - 1).unwrap(),
-            idempotency_key: format!("k{sequence}"),
-        }
-    };
+    let event = AccountEvent::charging(id, sequence, 1);
     Envelope::fresh(id, sequence, 0, &event, chrono::Utc::now()).unwrap()
 }
 

@@ -45,18 +45,7 @@ fn envelope<E: EventKind + serde::Serialize>(id: &str, sequence: u64, event: &E)
 }
 
 fn account(id: &str, sequence: u64) -> Delivery {
-    let event = if sequence == 1 {
-        AccountEvent::AccountRegistered {
-            email: format!("{id}@x.y"),
-            nickname: id.into(),
-        }
-    } else {
-        AccountEvent::PointsCharged {
-            amount: 10,
-            balance: 10 * i64::try_from(sequence - 1).unwrap(),
-            idempotency_key: format!("k{sequence}"),
-        }
-    };
+    let event = AccountEvent::charging(id, sequence, 10);
     Delivery::Event(envelope(id, sequence, &event))
 }
 
