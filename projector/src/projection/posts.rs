@@ -26,15 +26,19 @@ pub(super) fn nickname_change(event: &DomainEvent) -> Option<(&str, &str)> {
 }
 
 /// Targets of a projection that shows members' nicknames (posts, their
-/// summaries, messages): the aggregate's own document for its own events,
-/// the documents showing a member's nickname for nickname changes.
+/// summaries, messages): the documents showing a member's nickname for
+/// nickname changes, nothing for other guild events, and the aggregate's
+/// own document for the events of its own stream (the only other stream
+/// such a projection lists).
 pub(super) fn post_targets(at: At<DomainEvent>) -> Targets {
-    match (at.event, nickname_change(at.event)) {
-        (DomainEvent::Guild(_), Some((user_id, _))) => Targets::Where {
+    if let Some((user_id, _)) = nickname_change(at.event) {
+        return Targets::Where {
             field: "nick_keys",
             value: nick_key(&at.aggregate_id, user_id),
-        },
-        (DomainEvent::Guild(_), None) => Targets::None,
+        };
+    }
+    match at.event {
+        DomainEvent::Guild(_) => Targets::None,
         _ => Targets::Ids(vec![at.aggregate_id.clone()]),
     }
 }
