@@ -622,16 +622,32 @@ impl EventFeed for KafkaFeed {
             tokio::time::sleep(self.config.idle_wait.min(BALANCE_EVERY)).await;
             return Ok(batch);
         }
+        let started = Instant::now();
         let mut window = self.config.idle_wait;
+        // librdkafka queues an error for each broken connection and each
+        // partition it could not fetch, and hands them out one per `recv`.
+        // A broker that restarted empty leaves a dozen of them queued; when
+        // each one failed the step, the driver backed off once per error
+        // and the projections read nothing for 40 s after the topic was
+        // back (the fault suite's "broker killed, restarted empty"). So
+        // errors are drained here, for up to `idle_wait`: the step fails
+        // only when nothing but errors came in that time.
+        let mut failed = None;
         while batch.len() < max {
             let consumer = Arc::clone(&self.consumer);
             let message = match tokio::time::timeout(window, consumer.recv()).await {
                 Err(_elapsed) => break,
                 Ok(Err(e)) => {
-                    if batch.is_empty() {
-                        return Err(feed_err(e));
+                    if !batch.is_empty() {
+                        break;
                     }
-                    break;
+                    tracing::debug!(projection = self.config.projection, error = %e, "the consumer reported an error; reading on");
+                    failed = Some(e);
+                    window = self.config.idle_wait.saturating_sub(started.elapsed());
+                    if window.is_zero() {
+                        break;
+                    }
+                    continue;
                 }
                 Ok(Ok(m)) => (
                     m.partition(),
@@ -646,7 +662,10 @@ impl EventFeed for KafkaFeed {
                 window = FILL_WINDOW;
             }
         }
-        Ok(batch)
+        match failed {
+            Some(error) if batch.is_empty() => Err(feed_err(error)),
+            _ => Ok(batch),
+        }
     }
 
     async fn commit(&mut self) -> Result<(), FeedError> {
