@@ -203,8 +203,16 @@ fn feed_err(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> FeedError
 }
 
 /// The consumer settings of a projector: no group (partitions are assigned
-/// by leases), short fetch waits (tansu answers a fetch only after half its
-/// wait, even with data ready).
+/// by leases) and short fetch waits.
+///
+/// Kafka answers a fetch as soon as data is there, but tansu answers only
+/// after half its wait, so the wait is what an event's delivery may take
+/// on tansu. Each projection has its own consumer, so an idle projector
+/// sends twenty of these fetches at a time. Measured on an idle four-role
+/// stack (debug build), 20 ms against 100 ms: tansu 22 % of a core against
+/// 6 %, the projector 10 % against 7 %; a charge read back through
+/// `min_version` 125 ms against 158 ms (median of 40); the whole test suite
+/// 334 s against 326 s.
 pub fn consumer_config(brokers: &str) -> ClientConfig {
     let mut config = ClientConfig::new();
     config
@@ -216,7 +224,7 @@ pub fn consumer_config(brokers: &str) -> ClientConfig {
         .set("enable.partition.eof", "false")
         // an offset Kafka no longer has (or a topic made again): read it all
         .set("auto.offset.reset", "earliest")
-        .set("fetch.wait.max.ms", "20")
+        .set("fetch.wait.max.ms", "100")
         // a fetch the broker never answers is given up after 10 s and
         // sent again, not after the default 60 s: tansu sometimes leaves
         // one unanswered ("held back by preceeding FetchRequest with
