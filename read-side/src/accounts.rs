@@ -12,6 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::cursor::Paging;
+use crate::query::page_schema;
 use crate::query::{list_page, typed, MinVersion, Page, PageParams};
 use crate::reader::Reader;
 use crate::ReadState;
@@ -76,11 +77,7 @@ pub struct PointEntryView {
     pub occurred_at: chrono::DateTime<chrono::Utc>,
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct PointHistoryPage {
-    pub items: Vec<PointEntryView>,
-    pub next_cursor: Option<String>,
-}
+page_schema!(PointHistoryPage of PointEntryView);
 
 /// Every change of the caller's points, newest first.
 #[utoipa::path(get, path = "/v1/accounts/me/history", tag = "accounts", params(PageParams),

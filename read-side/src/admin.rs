@@ -15,6 +15,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::cursor::Paging;
+use crate::query::page_schema;
 use crate::query::store_failed;
 use crate::ReadState;
 
@@ -123,12 +124,7 @@ impl EventView {
     }
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct EventPage {
-    pub items: Vec<EventView>,
-    /// Pass as `cursor` for the next page; `null` on the last page.
-    pub next_cursor: Option<String>,
-}
+page_schema!(EventPage of EventView);
 
 /// The audit view of the event log, in global position order.
 #[utoipa::path(get, path = "/v1/admin/events", tag = "admin", params(EventsQuery), security(("bearer" = [])),

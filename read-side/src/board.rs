@@ -17,6 +17,7 @@ use utoipa_axum::routes;
 
 use crate::access::Access;
 use crate::cursor::Paging;
+use crate::query::page_schema;
 use crate::query::{list_page, plain, typed, MinVersion, Page, PageParams};
 use crate::reader::Reader;
 use crate::ReadState;
@@ -118,11 +119,7 @@ pub struct PostSummaryView {
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct PostSummaryPage {
-    pub items: Vec<PostSummaryView>,
-    pub next_cursor: Option<String>,
-}
+page_schema!(PostSummaryPage of PostSummaryView);
 
 /// A channel's posts, newest first (members of its guild and admins).
 #[utoipa::path(get, path = "/v1/channels/{channel_id}/posts", tag = "board", params(("channel_id" = String, Path), PageParams),

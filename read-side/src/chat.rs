@@ -21,6 +21,7 @@ use utoipa_axum::routes;
 
 use crate::access::Access;
 use crate::cursor::Paging;
+use crate::query::page_schema;
 use crate::query::{page_of, store_failed, typed, PageParams};
 use crate::reader::Reader;
 use crate::{ReadSide, ReadState};
@@ -44,11 +45,7 @@ pub struct MessageView {
     pub edited_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct MessagePage {
-    pub items: Vec<MessageView>,
-    pub next_cursor: Option<String>,
-}
+page_schema!(MessagePage of MessageView);
 
 /// `?before=&limit=&cursor=`
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
@@ -216,11 +213,7 @@ pub struct RoomView {
     pub unread: u64,
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct RoomPage {
-    pub items: Vec<RoomView>,
-    pub next_cursor: Option<String>,
-}
+page_schema!(RoomPage of RoomView);
 
 /// The caller's DM rooms, most recent activity first.
 #[utoipa::path(get, path = "/v1/me/dm/rooms", tag = "chat", params(PageParams),

@@ -18,6 +18,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::cursor::Paging;
+use crate::query::page_schema;
 use crate::query::{
     list_page, plain, store_failed, typed, DateRange, MinVersion, Page, PageParams,
 };
@@ -42,11 +43,7 @@ pub struct ConcertView {
     pub version: u64,
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct ConcertPage {
-    pub items: Vec<ConcertView>,
-    pub next_cursor: Option<String>,
-}
+page_schema!(ConcertPage of ConcertView);
 
 /// All concerts, oldest first.
 #[utoipa::path(get, path = "/v1/concerts", tag = "concerts", params(PageParams), security(("bearer" = [])),
@@ -340,11 +337,7 @@ pub async fn reservation(
     Ok((headers, Json(r.into())))
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct ReservationPage {
-    pub items: Vec<ReservationView>,
-    pub next_cursor: Option<String>,
-}
+page_schema!(ReservationPage of ReservationView);
 
 /// The caller's reservations, newest first.
 #[utoipa::path(get, path = "/v1/me/reservations", tag = "reservations", params(PageParams), security(("bearer" = [])),

@@ -13,6 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::cursor::Paging;
+use crate::query::page_schema;
 use crate::query::{list_page, typed, MinVersion, Page, PageParams};
 use crate::reader::Reader;
 use crate::ReadState;
@@ -68,11 +69,7 @@ pub struct MyCouponView {
     pub used: bool,
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct MyCouponPage {
-    pub items: Vec<MyCouponView>,
-    pub next_cursor: Option<String>,
-}
+page_schema!(MyCouponPage of MyCouponView);
 
 /// The caller's coupons.
 #[utoipa::path(get, path = "/v1/me/coupons", tag = "coupons", params(PageParams), security(("bearer" = [])),

@@ -14,6 +14,7 @@ use utoipa_axum::routes;
 
 use crate::access::{guild_gone, Access};
 use crate::cursor::Paging;
+use crate::query::page_schema;
 use crate::query::{list_page, store_failed, typed, MinVersion, Page, PageParams};
 use crate::reader::Reader;
 use crate::ReadState;
@@ -110,11 +111,7 @@ pub struct MemberView {
     pub nickname: String,
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct MemberPage {
-    pub items: Vec<MemberView>,
-    pub next_cursor: Option<String>,
-}
+page_schema!(MemberPage of MemberView);
 
 /// Members of a guild with their nicknames there (members and admins).
 #[utoipa::path(get, path = "/v1/guilds/{guild_id}/members", tag = "guilds",
@@ -154,11 +151,7 @@ pub struct MyGuildView {
     pub nickname: String,
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct MyGuildPage {
-    pub items: Vec<MyGuildView>,
-    pub next_cursor: Option<String>,
-}
+page_schema!(MyGuildPage of MyGuildView);
 
 /// The guilds the caller belongs to, in joining order.
 #[utoipa::path(get, path = "/v1/me/guilds", tag = "guilds", params(PageParams), security(("bearer" = [])),

@@ -12,6 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::cursor::Paging;
+use crate::query::page_schema;
 use crate::query::{list_page, store_failed, typed, PageParams};
 use crate::reader::Reader;
 use crate::ReadState;
@@ -36,11 +37,7 @@ pub struct NotificationView {
     pub read: bool,
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct NotificationPage {
-    pub items: Vec<NotificationView>,
-    pub next_cursor: Option<String>,
-}
+page_schema!(NotificationPage of NotificationView);
 
 /// The caller's notifications, newest first.
 #[utoipa::path(get, path = "/v1/me/notifications", tag = "notifications", params(PageParams),

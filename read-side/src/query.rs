@@ -71,6 +71,22 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
+/// Declares `$name`, a page of `$item` under its own name in the OpenAPI
+/// document (`ConcertPage`, `MessagePage`): the handlers answer
+/// [`Page<T>`], whose generic schema would name every list's page alike.
+macro_rules! page_schema {
+    ($name:ident of $item:ty) => {
+        #[doc = concat!("A page of `", stringify!($item), "`.")]
+        #[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+        pub struct $name {
+            pub items: Vec<$item>,
+            /// Pass as `cursor` for the next page; `null` on the last page.
+            pub next_cursor: Option<String>,
+        }
+    };
+}
+pub(crate) use page_schema;
+
 pub fn store_failed(e: &StoreError) -> ApiError {
     ApiError::unavailable(e)
 }

@@ -23,6 +23,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::cursor::Paging;
+use crate::query::page_schema;
 use crate::query::{page_of, plain, store_failed, typed, MinVersion, Page, PageParams};
 use crate::reader::Reader;
 use crate::ReadState;
@@ -67,11 +68,7 @@ pub struct ProductItem {
     pub stock: u32,
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct ProductPage {
-    pub items: Vec<ProductItem>,
-    pub next_cursor: Option<String>,
-}
+page_schema!(ProductPage of ProductItem);
 
 /// `?seller_id=&q=&limit=&cursor=`
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
@@ -539,11 +536,7 @@ impl StatusFilter {
     }
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct OrderPage {
-    pub items: Vec<OrderView>,
-    pub next_cursor: Option<String>,
-}
+page_schema!(OrderPage of OrderView);
 
 /// The id prefix of the UUIDv7s made at `t`: every order id created at or
 /// after `t` sorts at or above it, every earlier one below.
@@ -649,11 +642,7 @@ pub struct SaleView {
     pub paid_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct SalePage {
-    pub items: Vec<SaleView>,
-    pub next_cursor: Option<String>,
-}
+page_schema!(SalePage of SaleView);
 
 /// The order lines of the caller's products, newest order first.
 #[utoipa::path(get, path = "/v1/me/sales", tag = "shop", params(PageParams), security(("bearer" = [])),
