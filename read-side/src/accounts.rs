@@ -12,8 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::cursor::Paging;
-use crate::query::page_schema;
-use crate::query::{list_page, typed, MinVersion, Page, PageParams};
+use crate::query::{list_page, page_schema, typed, MinVersion, Page, PageParams};
 use crate::reader::Reader;
 use crate::ReadState;
 

@@ -15,8 +15,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::cursor::Paging;
-use crate::query::page_schema;
-use crate::query::store_failed;
+use crate::query::{page_schema, store_failed};
 use crate::ReadState;
 
 /// Events per page of the audit view: larger than document pages because

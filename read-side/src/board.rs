@@ -17,8 +17,7 @@ use utoipa_axum::routes;
 
 use crate::access::Access;
 use crate::cursor::Paging;
-use crate::query::page_schema;
-use crate::query::{list_page, plain, typed, MinVersion, Page, PageParams};
+use crate::query::{list_page, page_schema, plain, typed, MinVersion, Page, PageParams};
 use crate::reader::Reader;
 use crate::ReadState;
 

@@ -21,8 +21,7 @@ use utoipa_axum::routes;
 
 use crate::access::Access;
 use crate::cursor::Paging;
-use crate::query::page_schema;
-use crate::query::{page_of, store_failed, typed, PageParams};
+use crate::query::{page_of, page_schema, store_failed, typed, PageParams};
 use crate::reader::Reader;
 use crate::{ReadSide, ReadState};
 

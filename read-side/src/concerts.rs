@@ -18,9 +18,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::cursor::Paging;
-use crate::query::page_schema;
 use crate::query::{
-    list_page, plain, store_failed, typed, DateRange, MinVersion, Page, PageParams,
+    list_page, page_schema, plain, store_failed, typed, DateRange, MinVersion, Page, PageParams,
 };
 use crate::reader::Reader;
 use crate::ReadState;

@@ -14,8 +14,7 @@ use utoipa_axum::routes;
 
 use crate::access::{guild_gone, Access};
 use crate::cursor::Paging;
-use crate::query::page_schema;
-use crate::query::{list_page, store_failed, typed, MinVersion, Page, PageParams};
+use crate::query::{list_page, page_schema, store_failed, typed, MinVersion, Page, PageParams};
 use crate::reader::Reader;
 use crate::ReadState;
 

@@ -12,8 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::cursor::Paging;
-use crate::query::page_schema;
-use crate::query::{list_page, store_failed, typed, PageParams};
+use crate::query::{list_page, page_schema, store_failed, typed, PageParams};
 use crate::reader::Reader;
 use crate::ReadState;
 

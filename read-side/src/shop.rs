@@ -23,8 +23,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::cursor::Paging;
-use crate::query::page_schema;
-use crate::query::{page_of, plain, store_failed, typed, MinVersion, Page, PageParams};
+use crate::query::{
+    page_of, page_schema, plain, store_failed, typed, MinVersion, Page, PageParams,
+};
 use crate::reader::Reader;
 use crate::ReadState;
 
