@@ -66,7 +66,7 @@ impl Tessera {
     /// Starts `tessera <args>` with `env` on a free port (unless `env` sets
     /// `TESSERA_HTTP_ADDR`) and waits until it listens.
     pub async fn spawn(args: &[&str], env: &[(&str, String)]) -> Self {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
+        let mut cmd = tessera_testkit::owned_command(env!("CARGO_BIN_EXE_tessera"));
         cmd.args(args)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())

@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use sqlx::{Connection, PgConnection, PgPool};
 
+mod abandoned;
+
 fn required(var: &str) -> String {
     std::env::var(var).unwrap_or_else(|_| {
         panic!(
@@ -221,7 +223,7 @@ impl Broker {
     pub async fn start(&mut self) {
         let bin = required("TESSERA_TEST_TANSU_BIN");
         let url = format!("tcp://127.0.0.1:{}", self.port);
-        let mut command = Command::new(bin);
+        let mut command = owned_command(bin);
         command
             .args([
                 "broker",
@@ -313,6 +315,21 @@ pub fn json(s: &str) -> serde_json::Value {
     serde_json::from_str(s).expect("valid JSON")
 }
 
+/// A command for a server the test owns: the kernel kills it when the
+/// test process dies, even by SIGKILL (an interrupted or timed-out run),
+/// which drop guards cannot do. `setpriv` (util-linux) sets the parent-death
+/// signal and execs the program, so the child keeps its pid.
+pub fn owned_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    const SETPRIV: &str = "/usr/bin/setpriv";
+    if std::path::Path::new(SETPRIV).exists() {
+        let mut command = Command::new(SETPRIV);
+        command.args(["--pdeathsig", "KILL", "--"]).arg(program);
+        command
+    } else {
+        Command::new(program)
+    }
+}
+
 /// Sends `signal` (`-STOP`, `-CONT`, `-KILL`, ...) to `pids`.
 fn signal_all(signal: &str, pids: &[u32]) {
     if pids.is_empty() {
@@ -381,8 +398,10 @@ impl PgCluster {
     pub fn start() -> Self {
         let bin = required("TESSERA_TEST_PG_BIN");
         let port = free_port();
+        abandoned::stop_clusters(&bin);
         let dir = std::env::temp_dir().join(unique("tessera_pg"));
         std::fs::create_dir_all(&dir).expect("creates the cluster folder");
+        abandoned::claim(&dir);
         let root = is_root();
         if root {
             let status = Command::new("chown")
@@ -489,7 +508,11 @@ impl PgCluster {
 
 impl Drop for PgCluster {
     fn drop(&mut self) {
-        self.resume();
+        // quietly: a server that crashed, or whose owner died, is not paused
+        let _ = Command::new("kill")
+            .arg("-CONT")
+            .args(self.pids().iter().map(u32::to_string))
+            .status();
         let script = format!(
             "{}/pg_ctl -D '{}/data' -m immediate stop >/dev/null 2>&1",
             self.bin,
@@ -525,8 +548,12 @@ pub struct DocServer {
 impl DocServer {
     pub async fn start() -> Self {
         let port = free_port();
+        // the servers of killed tests died with them (`owned_command`);
+        // their folders are left
+        abandoned::remove_folders("tessera_docs");
         let dir = std::env::temp_dir().join(unique("tessera_docs"));
         std::fs::create_dir_all(&dir).expect("creates the data folder");
+        abandoned::claim(&dir);
         let mut server = Self {
             port,
             dir: dir.clone(),
@@ -539,7 +566,7 @@ impl DocServer {
 
     async fn spawn(&mut self) {
         let python = required("TESSERA_TEST_SECANTUS_PYTHON");
-        let mut command = Command::new(python);
+        let mut command = owned_command(python);
         command
             .args(["-m", "secantus", "--host", "127.0.0.1", "--port"])
             .arg(self.port.to_string())

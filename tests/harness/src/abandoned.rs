@@ -1,0 +1,154 @@
+//! Servers whose test was killed before its drop guards ran (an interrupted
+//! run, a timeout): each server's folder names the test process that owns
+//! it, and the next test to start a server of the same kind stops and
+//! removes what a dead process left.
+//!
+//! Servers the harness spawns itself die with their test anyway
+//! ([`owned_command`](crate::owned_command)); `pg_ctl` runs PostgreSQL in
+//! the background, so a cluster outlives its test. One left behind may
+//! still be SIGSTOPped by a fault test, holding its port, its memory and
+//! two hundred connection slots.
+
+use std::path::{Path, PathBuf};
+
+use crate::{tempfile_dir, PgCluster};
+
+/// The file in a server's folder that names the test process owning it.
+const OWNER_FILE: &str = "owner.pid";
+
+pub(crate) fn claim(dir: &Path) {
+    std::fs::write(dir.join(OWNER_FILE), std::process::id().to_string())
+        .expect("writes the owner file");
+}
+
+/// Folders `{prefix}_*` in the temp folder whose test process is gone.
+/// A folder without an owner file is being made, or is not ours: left alone.
+fn of_dead_owners(prefix: &str) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return Vec::new();
+    };
+    let prefix = format!("{prefix}_");
+    entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|e| e.path())
+        .filter(|dir| owner(dir).is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists()))
+        .collect()
+}
+
+fn owner(dir: &Path) -> Option<u32> {
+    std::fs::read_to_string(dir.join(OWNER_FILE))
+        .ok()
+        .and_then(|pid| pid.trim().parse().ok())
+}
+
+/// Stops the PostgreSQL clusters of dead tests (resumed first, if paused)
+/// and removes their folders.
+pub(crate) fn stop_clusters(pg_bin: &str) {
+    for dir in of_dead_owners("tessera_pg") {
+        drop(PgCluster {
+            port: 0,
+            dir: dir.clone(),
+            bin: pg_bin.to_owned(),
+            _tmp: Some(tempfile_dir::TempDir(dir)),
+        });
+    }
+}
+
+/// Removes the folders of dead tests' servers that died with them.
+pub(crate) fn remove_folders(prefix: &str) {
+    for dir in of_dead_owners(prefix) {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::{wait_until, DocServer};
+
+    /// Set for the child half only, so that it never runs on its own.
+    const CHILD: &str = "TESSERA_TEST_ABANDONED_CHILD";
+
+    async fn listening(port: u16) -> bool {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+    }
+
+    /// The child half of [`servers_of_a_killed_test_are_stopped`]: starts
+    /// a paused cluster and a document server, says their ports, and waits
+    /// to be killed.
+    #[tokio::test]
+    #[ignore = "run by servers_of_a_killed_test_are_stopped"]
+    async fn child_holding_servers() {
+        if std::env::var_os(CHILD).is_none() {
+            return;
+        }
+        let cluster = PgCluster::start();
+        cluster.pause();
+        let docs = DocServer::start().await;
+        println!("ports {} {}", cluster.port, docs.port);
+        tokio::time::sleep(Duration::from_secs(120)).await;
+    }
+
+    #[tokio::test]
+    async fn servers_of_a_killed_test_are_stopped() {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "abandoned::tests::child_holding_servers"])
+            .args(["--ignored", "--nocapture"])
+            .env(CHILD, "1")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("the test binary runs again");
+        let out = child.stdout.take().unwrap();
+        let ports = tokio::task::spawn_blocking(move || {
+            BufReader::new(out)
+                .lines()
+                .map_while(Result::ok)
+                .find_map(|l| l.strip_prefix("ports ").map(str::to_owned))
+        })
+        .await
+        .unwrap()
+        .expect("the child test started its servers");
+        let [pg, docs]: [u16; 2] = ports
+            .split(' ')
+            .map(|p| p.parse().unwrap())
+            .collect::<Vec<_>>()
+            .try_into()
+            .unwrap();
+        let child_pid = child.id();
+        let folders: Vec<PathBuf> = std::fs::read_dir(std::env::temp_dir())
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|dir| owner(dir) == Some(child_pid))
+            .collect();
+        assert_eq!(folders.len(), 2, "a cluster and a document server");
+
+        child.kill().unwrap(); // SIGKILL: no drop guard runs
+        child.wait().unwrap();
+        // the paused cluster outlives its test (checked at once: another
+        // test starting a cluster now would stop it)...
+        assert!(listening(pg).await, "the abandoned cluster still listens");
+        assert!(folders.iter().all(|f| f.exists()));
+        // ...the document server dies with it...
+        wait_until(
+            Duration::from_secs(10),
+            "the document server stops",
+            || async move { !listening(docs).await },
+        )
+        .await;
+        // ...and the next test to start servers stops and removes the rest
+        let _cluster = PgCluster::start();
+        let _docs = DocServer::start().await;
+        assert!(!listening(pg).await, "the abandoned cluster is stopped");
+        for folder in &folders {
+            assert!(!folder.exists(), "{} is removed", folder.display());
+        }
+    }
+}
