@@ -35,6 +35,27 @@ install_build_deps() {
     apt_install build-essential cmake zlib1g-dev libcurl4-openssl-dev pkg-config
 }
 
+# use_build_cache: builds into a target folder kept in the cache, shared by
+# every clone (for CI, which starts from a clean clone each time). Unless
+# CARGO_TARGET_DIR is set already. The workspace's own crates are cleaned
+# out first: each clone's path makes them new crates to cargo, so they would
+# pile up. Past TESSERA_BUILD_CACHE_GB (default 30) the folder starts over.
+use_build_cache() {
+    [ -n "${CARGO_TARGET_DIR:-}" ] && return 0
+    export CARGO_TARGET_DIR="$TESSERA_CACHE_DIR/target"
+    local bound=${TESSERA_BUILD_CACHE_GB:-30} size_gb
+    if [ -d "$CARGO_TARGET_DIR" ]; then
+        size_gb=$(du -s --block-size=1G "$CARGO_TARGET_DIR" | cut -f1)
+        if [ "$size_gb" -gt "$bound" ]; then
+            log "build cache is $size_gb GB, over $bound GB: starting it over"
+            rm -rf "$CARGO_TARGET_DIR"
+        else
+            log "build cache: $CARGO_TARGET_DIR ($size_gb GB)"
+            cargo clean --workspace --quiet
+        fi
+    fi
+}
+
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }

@@ -166,6 +166,7 @@ fn compose_and_the_scripts_only_use_real_settings_with_the_same_values() {
         "TESSERA_CACHE_DIR",
         "TESSERA_SERVICES_DIR",
         "TESSERA_MACHINE",
+        "TESSERA_BUILD_CACHE_GB",
     ];
     for entry in std::fs::read_dir(root().join("scripts")).unwrap() {
         let path = entry.unwrap().path();
