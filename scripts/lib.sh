@@ -35,24 +35,25 @@ install_build_deps() {
     apt_install build-essential cmake zlib1g-dev libcurl4-openssl-dev pkg-config
 }
 
-# use_build_cache: builds into a target folder kept in the cache, shared by
-# every clone (for CI, which starts from a clean clone each time). Unless
+# use_build_cache: builds into a target folder kept in the cache and shared
+# by every clone (for CI, which starts from a clean clone each time), unless
 # CARGO_TARGET_DIR is set already. The workspace's own crates are cleaned
-# out first: each clone's path makes them new crates to cargo, so they would
-# pile up. Past TESSERA_BUILD_CACHE_GB (default 30) the folder starts over.
+# out first, so a clone's crates are compiled from its own sources whatever
+# the files' times say (`cargo clean --workspace`: cargo 1.94 or newer).
+# Past TESSERA_BUILD_CACHE_GB (default 30) the folder starts over.
 use_build_cache() {
     [ -n "${CARGO_TARGET_DIR:-}" ] && return 0
     export CARGO_TARGET_DIR="$TESSERA_CACHE_DIR/target"
     local bound=${TESSERA_BUILD_CACHE_GB:-30} size_gb
-    if [ -d "$CARGO_TARGET_DIR" ]; then
-        size_gb=$(du -s --block-size=1G "$CARGO_TARGET_DIR" | cut -f1)
-        if [ "$size_gb" -gt "$bound" ]; then
-            log "build cache is $size_gb GB, over $bound GB: starting it over"
-            rm -rf "$CARGO_TARGET_DIR"
-        else
-            log "build cache: $CARGO_TARGET_DIR ($size_gb GB)"
-            cargo clean --workspace --quiet
-        fi
+    [[ $bound =~ ^[0-9]+$ ]] || die "TESSERA_BUILD_CACHE_GB is $bound, not a whole number of GB"
+    [ -d "$CARGO_TARGET_DIR" ] || return 0
+    size_gb=$(du -s --block-size=1G "$CARGO_TARGET_DIR" 2>/dev/null | cut -f1 || true)
+    if [ "${size_gb:-0}" -gt "$bound" ]; then
+        log "build cache is $size_gb GB, over $bound GB: starting it over"
+        rm -rf "$CARGO_TARGET_DIR"
+    else
+        log "build cache: $CARGO_TARGET_DIR (${size_gb:-0} GB)"
+        cargo clean --workspace --quiet
     fi
 }
 

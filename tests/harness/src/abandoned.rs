@@ -46,13 +46,45 @@ fn owner(dir: &Path) -> Option<u32> {
 /// and removes their folders.
 pub(crate) fn stop_clusters(pg_bin: &str) {
     for dir in of_dead_owners("tessera_pg") {
-        drop(PgCluster {
-            port: 0,
-            dir: dir.clone(),
-            bin: pg_bin.to_owned(),
-            _tmp: Some(tempfile_dir::TempDir(dir)),
-        });
+        // only a postmaster of this folder is signalled: the pid file of a
+        // cluster that crashed may name a process that reused its pid
+        let running = postmaster_of(&dir);
+        // renamed first, so that one test stops it when several look at once;
+        // the new name still matches, should this cleanup be cut short
+        let Some(dir) = take(&dir) else {
+            continue;
+        };
+        if running {
+            drop(PgCluster {
+                port: 0,
+                dir: dir.clone(),
+                bin: pg_bin.to_owned(),
+                _tmp: Some(tempfile_dir::TempDir(dir)),
+            });
+        } else {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
+}
+
+/// Whether the pid file in `dir` names a live postmaster of `dir`.
+fn postmaster_of(dir: &Path) -> bool {
+    let data = dir.join("data");
+    std::fs::read_to_string(data.join("postmaster.pid"))
+        .ok()
+        .and_then(|s| s.lines().next().and_then(|l| l.trim().parse::<u32>().ok()))
+        .and_then(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).ok())
+        .is_some_and(|cmdline| {
+            let needle = data.to_string_lossy();
+            String::from_utf8_lossy(&cmdline).contains(needle.as_ref())
+        })
+}
+
+/// Moves an abandoned folder out of the others' way; `None` when another
+/// test took it first.
+fn take(dir: &Path) -> Option<PathBuf> {
+    let taken = std::env::temp_dir().join(crate::unique("tessera_pg_stopping"));
+    std::fs::rename(dir, &taken).ok().map(|()| taken)
 }
 
 /// Removes the folders of dead tests' servers that died with them.
@@ -65,7 +97,7 @@ pub(crate) fn remove_folders(prefix: &str) {
 #[cfg(test)]
 mod tests {
     use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
+    use std::process::Stdio;
     use std::time::Duration;
 
     use super::*;
@@ -98,7 +130,8 @@ mod tests {
 
     #[tokio::test]
     async fn servers_of_a_killed_test_are_stopped() {
-        let mut child = Command::new(std::env::current_exe().unwrap())
+        // owned: a failing assertion below must not leave it running
+        let mut child = crate::owned_command(std::env::current_exe().unwrap())
             .args(["--exact", "abandoned::tests::child_holding_servers"])
             .args(["--ignored", "--nocapture"])
             .env(CHILD, "1")
@@ -145,8 +178,8 @@ mod tests {
         .await;
         // ...and the next test to start servers stops and removes the rest
         let _cluster = PgCluster::start();
-        let _docs = DocServer::start().await;
         assert!(!listening(pg).await, "the abandoned cluster is stopped");
+        let _docs = DocServer::start().await;
         for folder in &folders {
             assert!(!folder.exists(), "{} is removed", folder.display());
         }

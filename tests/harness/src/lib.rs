@@ -316,9 +316,12 @@ pub fn json(s: &str) -> serde_json::Value {
 }
 
 /// A command for a server the test owns: the kernel kills it when the
-/// test process dies, even by SIGKILL (an interrupted or timed-out run),
-/// which drop guards cannot do. `setpriv` (util-linux) sets the parent-death
-/// signal and execs the program, so the child keeps its pid.
+/// test dies, even by SIGKILL (an interrupted or timed-out run), which drop
+/// guards cannot do. `setpriv` (util-linux, on every Debian; without it the
+/// command runs as is) sets the parent-death signal and execs the program,
+/// so the child keeps its pid. The signal follows the *thread* that spawns
+/// the child: spawn from the test's own thread or a runtime worker, not
+/// from `spawn_blocking` or a thread of its own, which may end first.
 pub fn owned_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
     const SETPRIV: &str = "/usr/bin/setpriv";
     if std::path::Path::new(SETPRIV).exists() {
@@ -397,8 +400,8 @@ impl PgCluster {
     /// `initdb` and start; the cluster answers when this returns.
     pub fn start() -> Self {
         let bin = required("TESSERA_TEST_PG_BIN");
-        let port = free_port();
         abandoned::stop_clusters(&bin);
+        let port = free_port();
         let dir = std::env::temp_dir().join(unique("tessera_pg"));
         std::fs::create_dir_all(&dir).expect("creates the cluster folder");
         abandoned::claim(&dir);
@@ -508,11 +511,15 @@ impl PgCluster {
 
 impl Drop for PgCluster {
     fn drop(&mut self) {
-        // quietly: a server that crashed, or whose owner died, is not paused
-        let _ = Command::new("kill")
-            .arg("-CONT")
-            .args(self.pids().iter().map(u32::to_string))
-            .status();
+        // quietly: a server that crashed is not paused
+        let pids = self.pids();
+        if !pids.is_empty() {
+            let _ = Command::new("kill")
+                .arg("-CONT")
+                .args(pids.iter().map(u32::to_string))
+                .stderr(Stdio::null())
+                .status();
+        }
         let script = format!(
             "{}/pg_ctl -D '{}/data' -m immediate stop >/dev/null 2>&1",
             self.bin,
