@@ -11,7 +11,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::{tempfile_dir, PgCluster};
+use crate::{postmaster_pid, tempfile_dir, PgCluster};
 
 /// The file in a server's folder that names the test process owning it.
 const OWNER_FILE: &str = "owner.pid";
@@ -22,8 +22,13 @@ pub(crate) fn claim(dir: &Path) {
 }
 
 /// Folders `{prefix}_*` in the temp folder whose test process is gone.
-/// A folder without an owner file is being made, or is not ours: left alone.
 fn of_dead_owners(prefix: &str) -> Vec<PathBuf> {
+    owned_by(prefix, |pid| !Path::new(&format!("/proc/{pid}")).exists())
+}
+
+/// Folders `{prefix}_*` in the temp folder whose owner passes `owner`. A
+/// folder without an owner file is being made, or is not ours: left out.
+fn owned_by(prefix: &str, owner: impl Fn(u32) -> bool) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
         return Vec::new();
     };
@@ -32,14 +37,13 @@ fn of_dead_owners(prefix: &str) -> Vec<PathBuf> {
         .flatten()
         .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
         .map(|e| e.path())
-        .filter(|dir| owner(dir).is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists()))
+        .filter(|dir| {
+            std::fs::read_to_string(dir.join(OWNER_FILE))
+                .ok()
+                .and_then(|pid| pid.trim().parse().ok())
+                .is_some_and(&owner)
+        })
         .collect()
-}
-
-fn owner(dir: &Path) -> Option<u32> {
-    std::fs::read_to_string(dir.join(OWNER_FILE))
-        .ok()
-        .and_then(|pid| pid.trim().parse().ok())
 }
 
 /// Stops the PostgreSQL clusters of dead tests (resumed first, if paused)
@@ -70,13 +74,10 @@ pub(crate) fn stop_clusters(pg_bin: &str) {
 /// Whether the pid file in `dir` names a live postmaster of `dir`.
 fn postmaster_of(dir: &Path) -> bool {
     let data = dir.join("data");
-    std::fs::read_to_string(data.join("postmaster.pid"))
-        .ok()
-        .and_then(|s| s.lines().next().and_then(|l| l.trim().parse::<u32>().ok()))
+    postmaster_pid(dir)
         .and_then(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).ok())
         .is_some_and(|cmdline| {
-            let needle = data.to_string_lossy();
-            String::from_utf8_lossy(&cmdline).contains(needle.as_ref())
+            String::from_utf8_lossy(&cmdline).contains(data.to_string_lossy().as_ref())
         })
 }
 
@@ -101,16 +102,10 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::{wait_until, DocServer};
+    use crate::{listening, wait_until, DocServer};
 
     /// Set for the child half only, so that it never runs on its own.
     const CHILD: &str = "TESSERA_TEST_ABANDONED_CHILD";
-
-    async fn listening(port: u16) -> bool {
-        tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-    }
 
     /// The child half of [`servers_of_a_killed_test_are_stopped`]: starts
     /// a paused cluster and a document server, says their ports, and waits
@@ -155,12 +150,7 @@ mod tests {
             .try_into()
             .unwrap();
         let child_pid = child.id();
-        let folders: Vec<PathBuf> = std::fs::read_dir(std::env::temp_dir())
-            .unwrap()
-            .flatten()
-            .map(|e| e.path())
-            .filter(|dir| owner(dir) == Some(child_pid))
-            .collect();
+        let folders = owned_by("tessera", |pid| pid == child_pid);
         assert_eq!(folders.len(), 2, "a cluster and a document server");
 
         child.kill().unwrap(); // SIGKILL: no drop guard runs

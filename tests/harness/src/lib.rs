@@ -281,12 +281,7 @@ impl Process {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
         self.0 = Some(child);
-        wait_until(within, what, || async move {
-            tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-        })
-        .await;
+        wait_until(within, what, || listening(port)).await;
     }
 
     fn signal(&self, signal: &str) {
@@ -334,16 +329,36 @@ pub fn owned_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
 }
 
 /// Sends `signal` (`-STOP`, `-CONT`, `-KILL`, ...) to `pids`.
-fn signal_all(signal: &str, pids: &[u32]) {
-    if pids.is_empty() {
-        return;
-    }
-    let status = Command::new("kill")
-        .arg(signal)
-        .args(pids.iter().map(u32::to_string))
-        .status()
-        .expect("kill runs");
-    assert!(status.success(), "kill {signal} {pids:?} failed");
+fn signal_all(signal_name: &str, pids: &[u32]) {
+    assert!(
+        signal(signal_name, pids),
+        "kill {signal_name} {pids:?} failed"
+    );
+}
+
+/// [`signal_all`] that may fail: whether every pid got it.
+fn signal(signal: &str, pids: &[u32]) -> bool {
+    pids.is_empty()
+        || Command::new("kill")
+            .arg(signal)
+            .args(pids.iter().map(u32::to_string))
+            .status()
+            .is_ok_and(|s| s.success())
+}
+
+/// Whether a server listens on `port` (a paused one still does: the
+/// kernel accepts for it).
+async fn listening(port: u16) -> bool {
+    tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_ok()
+}
+
+/// The postmaster named in the pid file of the cluster in `dir`.
+fn postmaster_pid(dir: &std::path::Path) -> Option<u32> {
+    std::fs::read_to_string(dir.join("data/postmaster.pid"))
+        .ok()
+        .and_then(|s| s.lines().next().and_then(|l| l.trim().parse().ok()))
 }
 
 /// The children of `pid` (read from /proc).
@@ -486,11 +501,7 @@ impl PgCluster {
     }
 
     fn pids(&self) -> Vec<u32> {
-        let pidfile = self.dir.join("data/postmaster.pid");
-        let Some(main) = std::fs::read_to_string(pidfile)
-            .ok()
-            .and_then(|s| s.lines().next().and_then(|l| l.trim().parse::<u32>().ok()))
-        else {
+        let Some(main) = postmaster_pid(&self.dir) else {
             return Vec::new();
         };
         let mut all = vec![main];
@@ -511,15 +522,8 @@ impl PgCluster {
 
 impl Drop for PgCluster {
     fn drop(&mut self) {
-        // quietly: a server that crashed is not paused
-        let pids = self.pids();
-        if !pids.is_empty() {
-            let _ = Command::new("kill")
-                .arg("-CONT")
-                .args(pids.iter().map(u32::to_string))
-                .stderr(Stdio::null())
-                .status();
-        }
+        // not asserted: a server that crashed is not paused
+        signal("-CONT", &self.pids());
         let script = format!(
             "{}/pg_ctl -D '{}/data' -m immediate stop >/dev/null 2>&1",
             self.bin,
