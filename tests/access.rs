@@ -720,8 +720,16 @@ async fn fixture(
 
 #[tokio::test]
 async fn every_operation_answers_each_kind_of_caller_as_documented() {
-    // webhooks of the matrix point at loopback
-    let stack = Stack::embedded(&[("TESSERA_WEBHOOK_ALLOW_PRIVATE", "true")]).await;
+    // webhooks of the matrix point at loopback; the fixture's hold and
+    // order must outlive the matrix, which asks who may cancel or pay them,
+    // not when they expire (a hold of the scenarios' 3 s expired before
+    // the matrix reached its cancel rows once, three tests on two cores)
+    let stack = Stack::embedded(&[
+        ("TESSERA_WEBHOOK_ALLOW_PRIVATE", "true"),
+        ("TESSERA_HOLD_TTL_SECONDS", "300"),
+        ("TESSERA_ORDER_TTL_SECONDS", "300"),
+    ])
+    .await;
     let c = &stack.client;
     let (tokens, ids) = fixture(&stack).await;
     stack.wait_caught_up().await;
