@@ -3,7 +3,7 @@
 use axum::http::HeaderMap;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use tessera_documents::documents::{collections, AccountDoc, PointEntryDoc};
+use tessera_documents::documents::collections;
 use tessera_documents::store::Order;
 use tessera_http::error::{ApiError, ErrorBody};
 use tessera_http::extract::ApiQuery;
@@ -41,25 +41,8 @@ pub async fn me(
     Reader(rs, user): Reader,
     ApiQuery(q): ApiQuery<MinVersion>,
 ) -> Result<(HeaderMap, Json<AccountView>), (HeaderMap, ApiError)> {
-    let (headers, a): (_, AccountDoc) = rs
-        .one(
-            collections::ACCOUNTS,
-            &user.user_id,
-            q.min_version,
-            "account",
-        )
-        .await?;
-    Ok((
-        headers,
-        Json(AccountView {
-            account_id: a.account_id,
-            email: a.email,
-            nickname: a.nickname,
-            profile_image: a.profile_image,
-            balance: a.balance,
-            version: a.version,
-        }),
-    ))
+    rs.view(collections::ACCOUNTS, &user.user_id, q.min_version, "account")
+        .await
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -92,17 +75,7 @@ pub async fn history(
         Some(("account_id", &user.user_id)),
         Order::Desc,
         &page,
-        |d| {
-            let e: PointEntryDoc = typed(d)?;
-            Ok(PointEntryView {
-                sequence: e.sequence,
-                kind: e.kind,
-                amount: e.amount,
-                balance: e.balance,
-                reference: e.reference,
-                occurred_at: e.occurred_at,
-            })
-        },
+        typed,
     )
     .await
 }

@@ -6,7 +6,8 @@ use axum::http::HeaderMap;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tessera_documents::documents::{collections, ChannelPostDoc, PostDoc};
+use serde_json::Value;
+use tessera_documents::documents::{collections, PostDoc};
 use tessera_documents::store::Order;
 use tessera_http::error::{ApiError, ErrorBody};
 use tessera_http::extract::ApiQuery;
@@ -17,7 +18,9 @@ use utoipa_axum::routes;
 
 use crate::access::Access;
 use crate::cursor::Paging;
-use crate::query::{list_page, page_schema, plain, typed, MinVersion, Page, PageParams};
+use crate::query::{
+    list_page, page_schema, plain, typed, typed_with_view, MinVersion, Page, PageParams,
+};
 use crate::reader::Reader;
 use crate::ReadState;
 
@@ -67,9 +70,11 @@ pub async fn post(
     ApiPath(post_id): ApiPath<String>,
     ApiQuery(q): ApiQuery<MinVersion>,
 ) -> Result<(HeaderMap, Json<PostView>), (HeaderMap, ApiError)> {
-    let (headers, p): (_, PostDoc) = rs
+    let (headers, body): (_, Value) = rs
         .one(collections::POSTS, &post_id, q.min_version, "post")
         .await?;
+    let (p, view): (PostDoc, PostView) =
+        typed_with_view(body).map_err(|e| (headers.clone(), e))?;
     if p.deleted {
         return Err((headers, ApiError::not_found("post")));
     }
@@ -77,34 +82,7 @@ pub async fn post(
         .channel(&p.channel_id)
         .await
         .map_err(plain)?;
-    Ok((
-        headers,
-        Json(PostView {
-            post_id: p.post_id,
-            guild_id: p.guild_id,
-            channel_id: p.channel_id,
-            author_id: p.author_id,
-            author_nickname: p.author_nickname,
-            title: p.title,
-            content: p.content,
-            comments: p
-                .comments
-                .into_iter()
-                .map(|c| CommentView {
-                    comment_id: c.comment_id,
-                    author_id: c.author_id,
-                    author_nickname: c.author_nickname,
-                    content: c.content,
-                    created_at: c.created_at,
-                    edited_at: c.edited_at,
-                })
-                .collect(),
-            reactions: p.reactions,
-            created_at: p.created_at,
-            edited_at: p.edited_at,
-            version: p.version,
-        }),
-    ))
+    Ok((headers, Json(view)))
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -138,18 +116,7 @@ pub async fn channel_posts(
         Some(("listed_in", &channel_id)),
         Order::Desc,
         &page,
-        |d| {
-            let p: ChannelPostDoc = typed(d)?;
-            Ok(PostSummaryView {
-                post_id: p.post_id,
-                title: p.title,
-                author_id: p.author_id,
-                author_nickname: p.author_nickname,
-                comment_count: p.comment_count,
-                reactions: p.reactions,
-                created_at: p.created_at,
-            })
-        },
+        typed,
     )
     .await
 }

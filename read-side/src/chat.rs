@@ -7,7 +7,7 @@ use axum::http::{StatusCode, Uri};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tessera_documents::chat::{DmRoomDoc, MessageDoc};
+use tessera_documents::chat::DmRoomDoc;
 use tessera_documents::documents::{collections, pair_id, AccountDoc};
 use tessera_documents::store::{ListQuery, Order, RangeQuery};
 use tessera_events::ChannelKind;
@@ -63,17 +63,6 @@ pub struct MessageQuery {
     pub cursor: Option<String>,
 }
 
-pub(crate) fn message_view(m: MessageDoc) -> MessageView {
-    MessageView {
-        message_id: m.message_id,
-        author_id: m.author_id,
-        author_nickname: m.author_nickname,
-        content: m.content,
-        created_at: m.created_at,
-        edited_at: m.edited_at,
-    }
-}
-
 /// A page of the messages listed in `place`, newest first.
 impl MessageQuery {
     /// The paging of the list at `uri` for `user`, checked before anything
@@ -112,7 +101,7 @@ async fn message_page(
         )
         .await
         .map_err(|e| store_failed(&e))?;
-    let Json(p) = page_of(found, &page, |d| typed(d).map(message_view))?;
+    let Json(p) = page_of(found, &page, typed::<MessageView>)?;
     Ok(Json(MessagePage {
         items: p.items,
         next_cursor: p.next_cursor,
@@ -214,6 +203,17 @@ pub struct RoomView {
 
 page_schema!(RoomPage of RoomView);
 
+/// What a room list reads of a caller's `dm_rooms` document, its last
+/// message as the view shows it.
+#[derive(Deserialize)]
+struct ListedRoom {
+    room_id: String,
+    members: Vec<String>,
+    last_message: Option<LastMessageView>,
+    unread: Vec<i64>,
+    listed: String,
+}
+
 /// The caller's DM rooms, most recent activity first.
 #[utoipa::path(get, path = "/v1/me/dm/rooms", tag = "chat", params(PageParams),
     security(("bearer" = [])),
@@ -240,7 +240,7 @@ pub async fn my_rooms(Reader(rs, user): Reader, page: Paging) -> Result<Json<Roo
         .await
         .map_err(|e| store_failed(&e))?;
     let more = found.len() > page.limit;
-    let rooms: Vec<DmRoomDoc> = found
+    let rooms: Vec<ListedRoom> = found
         .into_iter()
         .take(page.limit)
         .map(typed)
@@ -281,13 +281,7 @@ pub async fn my_rooms(Reader(rs, user): Reader, page: Paging) -> Result<Json<Roo
                     online: online.contains(u),
                 })
                 .collect(),
-            last_message: r.last_message.map(|m| LastMessageView {
-                message_id: m.message_id,
-                author_id: m.author_id,
-                author_nickname: m.author_nickname,
-                content: m.content,
-                created_at: m.created_at,
-            }),
+            last_message: r.last_message,
             unread: r.unread.len() as u64,
             room_id: r.room_id,
         })

@@ -6,7 +6,7 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tessera_documents::documents::{
-    collections, ConcertDoc, ReservationDoc, ScheduleDoc, SeatMapDoc, SeatState,
+    collections, ReservationDoc, SeatMapDoc, SeatState,
 };
 use tessera_documents::store::{Order, RangeQuery};
 use tessera_http::error::{ApiError, ErrorBody};
@@ -57,14 +57,7 @@ pub async fn concerts(
         None,
         Order::Asc,
         &page,
-        |d| {
-            let c: ConcertDoc = typed(d)?;
-            Ok(ConcertView {
-                concert_id: c.concert_id,
-                name: c.name,
-                version: c.version,
-            })
-        },
+        typed,
     )
     .await
 }
@@ -78,17 +71,8 @@ pub async fn concert(
     ApiPath(concert_id): ApiPath<String>,
     ApiQuery(q): ApiQuery<MinVersion>,
 ) -> Result<(HeaderMap, Json<ConcertView>), (HeaderMap, ApiError)> {
-    let (headers, c): (_, ConcertDoc) = rs
-        .one(collections::CONCERTS, &concert_id, q.min_version, "concert")
-        .await?;
-    Ok((
-        headers,
-        Json(ConcertView {
-            concert_id: c.concert_id,
-            name: c.name,
-            version: c.version,
-        }),
-    ))
+    rs.view(collections::CONCERTS, &concert_id, q.min_version, "concert")
+        .await
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -151,14 +135,7 @@ pub async fn schedules(
         .map_err(|e| store_failed(&e))?;
     let items = docs
         .into_iter()
-        .map(|d| {
-            let s: ScheduleDoc = typed(d)?;
-            Ok(ScheduleView {
-                schedule_id: s.schedule_id,
-                starts_at: s.starts_at,
-                available_seats: s.available_seats,
-            })
-        })
+        .map(typed)
         .collect::<Result<_, ApiError>>()?;
     Ok(Json(ScheduleList { items }))
 }
@@ -295,21 +272,6 @@ pub struct ReservationView {
     pub version: u64,
 }
 
-impl From<ReservationDoc> for ReservationView {
-    fn from(r: ReservationDoc) -> Self {
-        Self {
-            reservation_id: r.reservation_id,
-            schedule_id: r.schedule_id,
-            seat_nos: r.seat_nos,
-            status: r.status,
-            amount: r.amount,
-            paid_amount: r.paid_amount,
-            expires_at: r.expires_at,
-            version: r.version,
-        }
-    }
-}
-
 /// One reservation (its owner or an admin).
 #[utoipa::path(get, path = "/v1/reservations/{reservation_id}", tag = "reservations",
     params(("reservation_id" = String, Path), MinVersion), security(("bearer" = [])),
@@ -320,20 +282,20 @@ pub async fn reservation(
     ApiPath(reservation_id): ApiPath<String>,
     ApiQuery(q): ApiQuery<MinVersion>,
 ) -> Result<(HeaderMap, Json<ReservationView>), (HeaderMap, ApiError)> {
-    let (headers, r): (_, ReservationDoc) = rs
-        .one(
-            collections::RESERVATIONS,
-            &reservation_id,
-            q.min_version,
-            "reservation",
-        )
-        .await?;
-    if r.user_id != user.user_id && !user.is_admin() {
-        return Err(plain(ApiError::forbidden(
+    let may_see = |r: &ReservationDoc| match r.user_id == user.user_id || user.is_admin() {
+        true => Ok(()),
+        false => Err(ApiError::forbidden(
             "this reservation belongs to someone else",
-        )));
-    }
-    Ok((headers, Json(r.into())))
+        )),
+    };
+    rs.guarded_view(
+        collections::RESERVATIONS,
+        &reservation_id,
+        q.min_version,
+        "reservation",
+        may_see,
+    )
+    .await
 }
 
 page_schema!(ReservationPage of ReservationView);
@@ -351,7 +313,7 @@ pub async fn my_reservations(
         Some(("user_id", &user.user_id)),
         Order::Desc,
         &page,
-        |d| Ok(typed::<ReservationDoc>(d)?.into()),
+        typed,
     )
     .await
 }

@@ -3,7 +3,7 @@
 use axum::http::HeaderMap;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use tessera_documents::documents::{collections, CouponDoc, UserCouponDoc};
+use tessera_documents::documents::collections;
 use tessera_documents::store::Order;
 use tessera_http::error::{ApiError, ErrorBody};
 use tessera_http::extract::ApiQuery;
@@ -43,21 +43,8 @@ pub async fn coupon(
     ApiPath(coupon_id): ApiPath<String>,
     ApiQuery(q): ApiQuery<MinVersion>,
 ) -> Result<(HeaderMap, Json<CouponView>), (HeaderMap, ApiError)> {
-    let (headers, c): (_, CouponDoc) = rs
-        .one(collections::COUPONS, &coupon_id, q.min_version, "coupon")
-        .await?;
-    Ok((
-        headers,
-        Json(CouponView {
-            coupon_id: c.coupon_id,
-            name: c.name,
-            total_quantity: c.total_quantity,
-            issued: c.issued,
-            remaining: c.remaining,
-            discount_amount: c.discount_amount,
-            version: c.version,
-        }),
-    ))
+    rs.view(collections::COUPONS, &coupon_id, q.min_version, "coupon")
+        .await
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -83,15 +70,7 @@ pub async fn my_coupons(
         Some(("user_id", &user.user_id)),
         Order::Asc,
         &page,
-        |d| {
-            let c: UserCouponDoc = typed(d)?;
-            Ok(MyCouponView {
-                coupon_id: c.coupon_id,
-                name: c.name,
-                discount_amount: c.discount_amount,
-                used: c.used,
-            })
-        },
+        typed,
     )
     .await
 }

@@ -3,7 +3,8 @@
 use axum::http::HeaderMap;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use tessera_documents::documents::{collections, GuildDoc, GuildMemberDoc, UserGuildsDoc};
+use serde_json::Value;
+use tessera_documents::documents::{collections, GuildDoc};
 use tessera_documents::store::Order;
 use tessera_http::error::{ApiError, ErrorBody};
 use tessera_http::extract::ApiQuery;
@@ -14,7 +15,9 @@ use utoipa_axum::routes;
 
 use crate::access::{guild_gone, Access};
 use crate::cursor::Paging;
-use crate::query::{list_page, page_schema, store_failed, typed, MinVersion, Page, PageParams};
+use crate::query::{
+    list_page, page_schema, store_failed, typed, typed_with_view, MinVersion, Page, PageParams,
+};
 use crate::reader::Reader;
 use crate::ReadState;
 
@@ -52,38 +55,6 @@ pub struct GuildView {
     pub version: u64,
 }
 
-fn view(g: GuildDoc) -> GuildView {
-    GuildView {
-        guild_id: g.guild_id,
-        name: g.name,
-        profile_image: g.profile_image,
-        owner_id: g.owner_id,
-        member_count: g.member_count,
-        categories: g
-            .categories
-            .into_iter()
-            .map(|c| CategoryView {
-                category_id: c.category_id,
-                name: c.name,
-            })
-            .collect(),
-        channels: g
-            .channels
-            .into_iter()
-            .map(|c| ChannelView {
-                channel_id: c.channel_id,
-                name: c.name,
-                kind: serde_json::to_value(c.kind)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default(),
-                category_id: c.category_id,
-            })
-            .collect(),
-        version: g.version,
-    }
-}
-
 /// A guild with its categories and channels. A deleted guild answers 410.
 #[utoipa::path(get, path = "/v1/guilds/{guild_id}", tag = "guilds",
     params(("guild_id" = String, Path), MinVersion), security(("bearer" = [])),
@@ -94,13 +65,15 @@ pub async fn guild(
     ApiPath(guild_id): ApiPath<String>,
     ApiQuery(q): ApiQuery<MinVersion>,
 ) -> Result<(HeaderMap, Json<GuildView>), (HeaderMap, ApiError)> {
-    let (headers, g): (_, GuildDoc) = rs
+    let (headers, body): (_, Value) = rs
         .one(collections::GUILDS, &guild_id, q.min_version, "guild")
         .await?;
+    let (g, view): (GuildDoc, GuildView) =
+        typed_with_view(body).map_err(|e| (headers.clone(), e))?;
     if g.deleted {
         return Err((headers, guild_gone()));
     }
-    Ok((headers, Json(view(g))))
+    Ok((headers, Json(view)))
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -130,13 +103,7 @@ pub async fn members(
         Some(("member_of", &guild_id)),
         Order::Asc,
         &page,
-        |d| {
-            let m: GuildMemberDoc = typed(d)?;
-            Ok(MemberView {
-                user_id: m.user_id,
-                nickname: m.nickname,
-            })
-        },
+        typed,
     )
     .await
 }
@@ -151,6 +118,12 @@ pub struct MyGuildView {
 }
 
 page_schema!(MyGuildPage of MyGuildView);
+
+/// The caller's `user_guilds` document, its entries read as views.
+#[derive(Deserialize)]
+struct MyGuilds {
+    guilds: Vec<MyGuildView>,
+}
 
 /// The guilds the caller belongs to, in joining order.
 #[utoipa::path(get, path = "/v1/me/guilds", tag = "guilds", params(PageParams), security(("bearer" = [])),
@@ -168,7 +141,7 @@ pub async fn my_guilds(
         .await
         .map_err(|e| store_failed(&e))?;
     let guilds = match doc {
-        Some(d) => typed::<UserGuildsDoc>(d)?.guilds,
+        Some(d) => typed::<MyGuilds>(d)?.guilds,
         None => Vec::new(),
     };
     let start = match after {
@@ -178,18 +151,10 @@ pub async fn my_guilds(
             .map_or(guilds.len(), |i| i + 1),
         None => 0,
     };
-    let rest = &guilds[start.min(guilds.len())..];
-    let items: Vec<MyGuildView> = rest
-        .iter()
-        .take(limit)
-        .map(|g| MyGuildView {
-            guild_id: g.guild_id.clone(),
-            name: g.name.clone(),
-            profile_image: g.profile_image.clone(),
-            nickname: g.nickname.clone(),
-        })
-        .collect();
-    let next_cursor = (rest.len() > limit)
+    let mut items: Vec<MyGuildView> = guilds.into_iter().skip(start).collect();
+    let more = items.len() > limit;
+    items.truncate(limit);
+    let next_cursor = more
         .then(|| items.last().map(|g| page.next(&g.guild_id)))
         .flatten();
     Ok(Json(Page { items, next_cursor }))

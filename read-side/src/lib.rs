@@ -4,6 +4,11 @@
 //! version its command returned as `?min_version=N`; the read waits (bounded)
 //! until the document reflects it, then answers, marking a still-older
 //! answer with `X-Stale: true`.
+//!
+//! A view names the fields of its document that the API shows, under the
+//! document's names, and is read straight from the stored document (see
+//! `query::typed`); code maps a document only where a view computes
+//! something (who may read it, what is unread, what is free now).
 
 mod access;
 mod accounts;

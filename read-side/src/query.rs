@@ -157,9 +157,24 @@ pub async fn fetch(
     }
 }
 
-/// Deserializes a stored document into its typed shape.
+/// Deserializes a stored document into its typed shape: its document type,
+/// or straight into a view. A view names the document fields it shows and
+/// serde leaves the rest behind, so a view that only picks fields needs no
+/// mapping code; the end-to-end suites read every view in both modes.
 pub fn typed<T: serde::de::DeserializeOwned>(doc: StoredDoc) -> Result<T, ApiError> {
     serde_json::from_value(doc.body).map_err(ApiError::internal)
+}
+
+/// A stored document read twice: whole, to decide who may see it, and as
+/// the view the caller gets.
+pub fn typed_with_view<D, V>(body: Value) -> Result<(D, V), ApiError>
+where
+    D: serde::de::DeserializeOwned,
+    V: serde::de::DeserializeOwned,
+{
+    let whole = D::deserialize(&body).map_err(ApiError::internal)?;
+    let view = serde_json::from_value(body).map_err(ApiError::internal)?;
+    Ok((whole, view))
 }
 
 /// One page of the documents whose indexed `field` holds `value`, in id
@@ -235,6 +250,39 @@ impl ReadSide {
         };
         let typed = typed(doc).map_err(|e| (headers.clone(), e))?;
         Ok((headers, typed))
+    }
+
+    /// [`Self::one`], answered as it is: for views that only pick fields of
+    /// their document.
+    pub(crate) async fn view<V: serde::de::DeserializeOwned>(
+        &self,
+        projection: &str,
+        id: &str,
+        min_version: Option<u64>,
+        what: &str,
+    ) -> Result<(HeaderMap, Json<V>), (HeaderMap, ApiError)> {
+        let (headers, view) = self.one(projection, id, min_version, what).await?;
+        Ok((headers, Json(view)))
+    }
+
+    /// [`Self::view`] of a document only some callers may see: `may_see`
+    /// reads the whole document and answers the refusal, if any.
+    pub(crate) async fn guarded_view<D, V>(
+        &self,
+        projection: &str,
+        id: &str,
+        min_version: Option<u64>,
+        what: &str,
+        may_see: impl FnOnce(&D) -> Result<(), ApiError>,
+    ) -> Result<(HeaderMap, Json<V>), (HeaderMap, ApiError)>
+    where
+        D: serde::de::DeserializeOwned,
+        V: serde::de::DeserializeOwned,
+    {
+        let (headers, body): (_, Value) = self.one(projection, id, min_version, what).await?;
+        let (whole, view) = typed_with_view(body).map_err(plain)?;
+        may_see(&whole).map_err(plain)?;
+        Ok((headers, Json(view)))
     }
 }
 

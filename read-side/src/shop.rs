@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tessera_documents::documents::{collections, pair_id};
 use tessera_documents::shop::{
-    day_id, DaySales, OrderDoc, OrderLineDoc, PopularDayDoc, ProductDoc, SaleDoc,
+    day_id, DaySales, OrderDoc, PopularDayDoc, ProductDoc,
 };
 use tessera_documents::store::{ListQuery, Order, StoredDoc};
 use tessera_http::auth::Principal;
@@ -24,7 +24,7 @@ use utoipa_axum::routes;
 
 use crate::cursor::Paging;
 use crate::query::{
-    page_of, page_schema, plain, store_failed, typed, MinVersion, Page, PageParams,
+    page_of, page_schema, store_failed, typed, typed_with_view, MinVersion, Page, PageParams,
 };
 use crate::reader::Reader;
 use crate::ReadState;
@@ -138,21 +138,11 @@ pub async fn products(
                 .is_none_or(|n| p.name.to_lowercase().contains(n.as_str()))
     };
     let collection = rs.live(collections::PRODUCTS).await?;
-    let (found, next) = scan(&rs, &collection, filter, &page, |d| {
-        let p: ProductDoc = typed(d)?;
-        Ok(keep(&p).then_some(p))
+    let (items, next) = scan(&rs, &collection, filter, &page, |d| {
+        let (p, item): (ProductDoc, ProductItem) = typed_with_view(d.body)?;
+        Ok(keep(&p).then_some(item))
     })
     .await?;
-    let items = found
-        .into_iter()
-        .map(|p| ProductItem {
-            product_id: p.product_id,
-            seller_id: p.seller_id,
-            name: p.name,
-            price: p.price,
-            stock: p.stock,
-        })
-        .collect();
     Ok(Json(Page {
         items,
         next_cursor: next,
@@ -235,22 +225,8 @@ pub async fn product(
     ApiPath(product_id): ApiPath<String>,
     ApiQuery(q): ApiQuery<MinVersion>,
 ) -> Result<(HeaderMap, Json<ProductView>), (HeaderMap, ApiError)> {
-    let (headers, p): (_, ProductDoc) = rs
-        .one(collections::PRODUCTS, &product_id, q.min_version, "product")
-        .await?;
-    Ok((
-        headers,
-        Json(ProductView {
-            product_id: p.product_id,
-            seller_id: p.seller_id,
-            name: p.name,
-            description: p.description,
-            price: p.price,
-            stock: p.stock,
-            sold: p.sold,
-            version: p.version,
-        }),
-    ))
+    rs.view(collections::PRODUCTS, &product_id, q.min_version, "product")
+        .await
 }
 
 // ---- popular products ----
@@ -359,17 +335,6 @@ pub struct OrderItemView {
     pub quantity: u32,
 }
 
-impl From<OrderLineDoc> for OrderItemView {
-    fn from(l: OrderLineDoc) -> Self {
-        Self {
-            product_id: l.product_id,
-            name: l.name,
-            price: l.price,
-            quantity: l.quantity,
-        }
-    }
-}
-
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct OrderView {
     pub order_id: String,
@@ -387,28 +352,19 @@ pub struct OrderView {
     pub version: u64,
 }
 
-impl From<OrderDoc> for OrderView {
-    fn from(o: OrderDoc) -> Self {
-        Self {
-            order_id: o.order_id,
-            buyer_id: o.buyer_id,
-            items: o.items.into_iter().map(Into::into).collect(),
-            status: o.status,
-            amount: o.amount,
-            paid_amount: o.paid_amount,
-            coupon_id: o.coupon_id,
-            created_at: o.created_at,
-            expires_at: o.expires_at,
-            paid_at: o.paid_at,
-            version: o.version,
-        }
-    }
-}
-
 /// Who may read an order: its buyer, the seller of one of its items, an
 /// admin.
 fn may_read(user: &Principal, o: &OrderDoc) -> bool {
     o.buyer_id == user.user_id || o.seller_ids.contains(&user.user_id) || user.is_admin()
+}
+
+fn order_readable(user: &Principal, o: &OrderDoc) -> Result<(), ApiError> {
+    match may_read(user, o) {
+        true => Ok(()),
+        false => Err(ApiError::forbidden(
+            "this order is neither yours nor of your products",
+        )),
+    }
 }
 
 /// One order (its buyer, the seller of an item, or an admin).
@@ -421,15 +377,9 @@ pub async fn order(
     ApiPath(order_id): ApiPath<String>,
     ApiQuery(q): ApiQuery<MinVersion>,
 ) -> Result<(HeaderMap, Json<OrderView>), (HeaderMap, ApiError)> {
-    let (headers, o): (_, OrderDoc) = rs
-        .one(collections::ORDERS, &order_id, q.min_version, "order")
-        .await?;
-    if !may_read(&user, &o) {
-        return Err(plain(ApiError::forbidden(
-            "this order is neither yours nor of your products",
-        )));
-    }
-    Ok((headers, Json(o.into())))
+    let may_see = |o: &OrderDoc| order_readable(&user, o);
+    rs.guarded_view(collections::ORDERS, &order_id, q.min_version, "order", may_see)
+        .await
 }
 
 /// `?ids=a,b,c`
@@ -478,19 +428,22 @@ pub async fn orders_by_ids(
     ApiQuery(q): ApiQuery<OrderIds>,
 ) -> Result<Json<OrderList>, ApiError> {
     let ids = order_ids(&q.ids)?;
-    let mut found: BTreeMap<String, OrderDoc> = rs
+    let mut found: BTreeMap<String, (OrderDoc, OrderView)> = rs
         .docs
         .get_many(&rs.live(collections::ORDERS).await?, &ids)
         .await
         .map_err(|e| store_failed(&e))?
         .into_iter()
-        .map(|d| typed::<OrderDoc>(d).map(|o| (o.order_id.clone(), o)))
-        .collect::<Result<_, _>>()?;
+        .map(|d| {
+            let (o, view): (OrderDoc, OrderView) = typed_with_view(d.body)?;
+            Ok((o.order_id.clone(), (o, view)))
+        })
+        .collect::<Result<_, ApiError>>()?;
     let items = ids
         .iter()
         .filter_map(|id| found.remove(id))
-        .filter(|o| may_read(&user, o))
-        .map(Into::into)
+        .filter(|(o, _)| may_read(&user, o))
+        .map(|(_, view)| view)
         .collect();
     Ok(Json(OrderList { items }))
 }
@@ -604,10 +557,7 @@ pub async fn my_orders(
         None => ("buyer_id", user.user_id.as_str()),
     };
     let collection = rs.live(collections::USER_ORDERS).await?;
-    order_page(&rs, &collection, Some(filter), &q, &page, |d| {
-        Ok(typed::<OrderDoc>(d)?.into())
-    })
-    .await
+    order_page(&rs, &collection, Some(filter), &q, &page, typed).await
 }
 
 /// Every order, newest first, by status and creation time (admin).
@@ -623,10 +573,7 @@ pub async fn admin_orders(
     let page = paging(&rs, &uri, &admin, q.limit, q.cursor.as_deref())?;
     let filter = q.status.map(|s| ("status", s.name()));
     let collection = rs.live(collections::ORDERS).await?;
-    order_page(&rs, &collection, filter, &q, &page, |d| {
-        Ok(typed::<OrderDoc>(d)?.into())
-    })
-    .await
+    order_page(&rs, &collection, filter, &q, &page, typed).await
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -660,18 +607,7 @@ pub async fn my_sales(
         Some(("seller_id", &user.user_id)),
         &all,
         &page,
-        |d| {
-            let s: SaleDoc = typed(d)?;
-            Ok(SaleView {
-                order_id: s.order_id,
-                buyer_id: s.buyer_id,
-                items: s.items.into_iter().map(Into::into).collect(),
-                amount: s.amount,
-                status: s.status,
-                created_at: s.created_at,
-                paid_at: s.paid_at,
-            })
-        },
+        typed,
     )
     .await
 }

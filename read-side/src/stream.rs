@@ -21,7 +21,6 @@ use futures::Stream;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tessera_documents::changes::{Announce, Broadcast, Change, Heard};
-use tessera_documents::chat::MessageDoc;
 use tessera_documents::documents::{collections, member_id, pair_id, GuildMemberDoc, PostDoc};
 use tessera_documents::notifications::NotificationDoc;
 use tessera_documents::store::{ListQuery, Order};
@@ -33,7 +32,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::access::Access;
-use crate::chat::{message_view, my_room};
+use crate::chat::{my_room, MessageView};
 use crate::notifications::NotificationView;
 use crate::presence::{lease, Presence};
 use crate::query::{store_failed, typed};
@@ -425,8 +424,8 @@ impl Open {
                     return Ok(());
                 };
                 if let Some(doc) = self.changed(heard).await? {
-                    let m: MessageDoc = serde_json::from_value(doc).map_err(ApiError::internal)?;
-                    let data = json!({"topic": topic, "message": message_view(m)});
+                    let m: MessageView = serde_json::from_value(doc).map_err(ApiError::internal)?;
+                    let data = json!({"topic": topic, "message": m});
                     self.push("message", &traced(data, change));
                 }
             }
