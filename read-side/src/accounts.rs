@@ -41,8 +41,13 @@ pub async fn me(
     Reader(rs, user): Reader,
     ApiQuery(q): ApiQuery<MinVersion>,
 ) -> Result<(HeaderMap, Json<AccountView>), (HeaderMap, ApiError)> {
-    rs.view(collections::ACCOUNTS, &user.user_id, q.min_version, "account")
-        .await
+    rs.view(
+        collections::ACCOUNTS,
+        &user.user_id,
+        q.min_version,
+        "account",
+    )
+    .await
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

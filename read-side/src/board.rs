@@ -73,8 +73,7 @@ pub async fn post(
     let (headers, body): (_, Value) = rs
         .one(collections::POSTS, &post_id, q.min_version, "post")
         .await?;
-    let (p, view): (PostDoc, PostView) =
-        typed_with_view(body).map_err(|e| (headers.clone(), e))?;
+    let (p, view): (PostDoc, PostView) = typed_with_view(body).map_err(|e| (headers.clone(), e))?;
     if p.deleted {
         return Err((headers, ApiError::not_found("post")));
     }

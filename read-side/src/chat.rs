@@ -206,7 +206,7 @@ page_schema!(RoomPage of RoomView);
 /// What a room list reads of a caller's `dm_rooms` document, its last
 /// message as the view shows it.
 #[derive(Deserialize)]
-struct ListedRoom {
+pub(crate) struct ListedRoom {
     room_id: String,
     members: Vec<String>,
     last_message: Option<LastMessageView>,

@@ -5,9 +5,7 @@ use axum::http::HeaderMap;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tessera_documents::documents::{
-    collections, ReservationDoc, SeatMapDoc, SeatState,
-};
+use tessera_documents::documents::{collections, ReservationDoc, SeatMapDoc, SeatState};
 use tessera_documents::store::{Order, RangeQuery};
 use tessera_http::error::{ApiError, ErrorBody};
 use tessera_http::extract::{ApiQuery, QueueToken};

@@ -121,7 +121,7 @@ page_schema!(MyGuildPage of MyGuildView);
 
 /// The caller's `user_guilds` document, its entries read as views.
 #[derive(Deserialize)]
-struct MyGuilds {
+pub(crate) struct MyGuilds {
     guilds: Vec<MyGuildView>,
 }
 

@@ -27,6 +27,8 @@ mod reader;
 mod shop;
 mod stream;
 pub mod stream_limit;
+#[cfg(test)]
+mod view_fields;
 
 use std::ops::Deref;
 use std::sync::Arc;

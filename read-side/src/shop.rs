@@ -10,9 +10,7 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tessera_documents::documents::{collections, pair_id};
-use tessera_documents::shop::{
-    day_id, DaySales, OrderDoc, PopularDayDoc, ProductDoc,
-};
+use tessera_documents::shop::{day_id, DaySales, OrderDoc, PopularDayDoc, ProductDoc};
 use tessera_documents::store::{ListQuery, Order, StoredDoc};
 use tessera_http::auth::Principal;
 use tessera_http::error::{ApiError, ErrorBody};
@@ -378,8 +376,14 @@ pub async fn order(
     ApiQuery(q): ApiQuery<MinVersion>,
 ) -> Result<(HeaderMap, Json<OrderView>), (HeaderMap, ApiError)> {
     let may_see = |o: &OrderDoc| order_readable(&user, o);
-    rs.guarded_view(collections::ORDERS, &order_id, q.min_version, "order", may_see)
-        .await
+    rs.guarded_view(
+        collections::ORDERS,
+        &order_id,
+        q.min_version,
+        "order",
+        may_see,
+    )
+    .await
 }
 
 /// `?ids=a,b,c`
