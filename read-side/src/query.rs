@@ -160,7 +160,8 @@ pub async fn fetch(
 /// Deserializes a stored document into its typed shape: its document type,
 /// or straight into a view. A view names the document fields it shows and
 /// serde leaves the rest behind, so a view that only picks fields needs no
-/// mapping code; the end-to-end suites read every view in both modes.
+/// mapping code. `view_fields` checks that each view field is one of its
+/// document's.
 pub fn typed<T: serde::de::DeserializeOwned>(doc: StoredDoc) -> Result<T, ApiError> {
     serde_json::from_value(doc.body).map_err(ApiError::internal)
 }
