@@ -6,7 +6,6 @@ use axum::http::HeaderMap;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use tessera_documents::documents::{collections, PostDoc};
 use tessera_documents::store::Order;
 use tessera_http::error::{ApiError, ErrorBody};
@@ -18,9 +17,7 @@ use utoipa_axum::routes;
 
 use crate::access::Access;
 use crate::cursor::Paging;
-use crate::query::{
-    list_page, page_schema, plain, typed, typed_with_view, MinVersion, Page, PageParams,
-};
+use crate::query::{list_page, page_schema, plain, typed, MinVersion, Page, PageParams};
 use crate::reader::Reader;
 use crate::ReadState;
 
@@ -70,10 +67,9 @@ pub async fn post(
     ApiPath(post_id): ApiPath<String>,
     ApiQuery(q): ApiQuery<MinVersion>,
 ) -> Result<(HeaderMap, Json<PostView>), (HeaderMap, ApiError)> {
-    let (headers, body): (_, Value) = rs
-        .one(collections::POSTS, &post_id, q.min_version, "post")
+    let (headers, p, view): (_, PostDoc, PostView) = rs
+        .one_with_view(collections::POSTS, &post_id, q.min_version, "post")
         .await?;
-    let (p, view): (PostDoc, PostView) = typed_with_view(body).map_err(|e| (headers.clone(), e))?;
     if p.deleted {
         return Err((headers, ApiError::not_found("post")));
     }

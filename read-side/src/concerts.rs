@@ -280,20 +280,20 @@ pub async fn reservation(
     ApiPath(reservation_id): ApiPath<String>,
     ApiQuery(q): ApiQuery<MinVersion>,
 ) -> Result<(HeaderMap, Json<ReservationView>), (HeaderMap, ApiError)> {
-    let may_see = |r: &ReservationDoc| match r.user_id == user.user_id || user.is_admin() {
-        true => Ok(()),
-        false => Err(ApiError::forbidden(
+    let (headers, r, view): (_, ReservationDoc, ReservationView) = rs
+        .one_with_view(
+            collections::RESERVATIONS,
+            &reservation_id,
+            q.min_version,
+            "reservation",
+        )
+        .await?;
+    if r.user_id != user.user_id && !user.is_admin() {
+        return Err(plain(ApiError::forbidden(
             "this reservation belongs to someone else",
-        )),
-    };
-    rs.guarded_view(
-        collections::RESERVATIONS,
-        &reservation_id,
-        q.min_version,
-        "reservation",
-        may_see,
-    )
-    .await
+        )));
+    }
+    Ok((headers, Json(view)))
 }
 
 page_schema!(ReservationPage of ReservationView);

@@ -3,7 +3,6 @@
 use axum::http::HeaderMap;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use tessera_documents::documents::{collections, GuildDoc};
 use tessera_documents::store::Order;
 use tessera_http::error::{ApiError, ErrorBody};
@@ -15,9 +14,7 @@ use utoipa_axum::routes;
 
 use crate::access::{guild_gone, Access};
 use crate::cursor::Paging;
-use crate::query::{
-    list_page, page_schema, store_failed, typed, typed_with_view, MinVersion, Page, PageParams,
-};
+use crate::query::{list_page, page_schema, store_failed, typed, MinVersion, Page, PageParams};
 use crate::reader::Reader;
 use crate::ReadState;
 
@@ -65,11 +62,9 @@ pub async fn guild(
     ApiPath(guild_id): ApiPath<String>,
     ApiQuery(q): ApiQuery<MinVersion>,
 ) -> Result<(HeaderMap, Json<GuildView>), (HeaderMap, ApiError)> {
-    let (headers, body): (_, Value) = rs
-        .one(collections::GUILDS, &guild_id, q.min_version, "guild")
+    let (headers, g, view): (_, GuildDoc, GuildView) = rs
+        .one_with_view(collections::GUILDS, &guild_id, q.min_version, "guild")
         .await?;
-    let (g, view): (GuildDoc, GuildView) =
-        typed_with_view(body).map_err(|e| (headers.clone(), e))?;
     if g.deleted {
         return Err((headers, guild_gone()));
     }

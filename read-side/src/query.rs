@@ -266,24 +266,25 @@ impl ReadSide {
         Ok((headers, Json(view)))
     }
 
-    /// [`Self::view`] of a document only some callers may see: `may_see`
-    /// reads the whole document and answers the refusal, if any.
-    pub(crate) async fn guarded_view<D, V>(
+    /// [`Self::one`] read both whole and as its view: for a document whose
+    /// other fields decide whether the caller may see it (its owner, its
+    /// tombstone).
+    pub(crate) async fn one_with_view<D, V>(
         &self,
         projection: &str,
         id: &str,
         min_version: Option<u64>,
         what: &str,
-        may_see: impl FnOnce(&D) -> Result<(), ApiError>,
-    ) -> Result<(HeaderMap, Json<V>), (HeaderMap, ApiError)>
+    ) -> Result<(HeaderMap, D, V), (HeaderMap, ApiError)>
     where
         D: serde::de::DeserializeOwned,
         V: serde::de::DeserializeOwned,
     {
         let (headers, body): (_, Value) = self.one(projection, id, min_version, what).await?;
-        let (whole, view) = typed_with_view(body).map_err(plain)?;
-        may_see(&whole).map_err(plain)?;
-        Ok((headers, Json(view)))
+        match typed_with_view(body) {
+            Ok((whole, view)) => Ok((headers, whole, view)),
+            Err(e) => Err((headers, e)),
+        }
     }
 }
 

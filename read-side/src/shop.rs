@@ -22,7 +22,7 @@ use utoipa_axum::routes;
 
 use crate::cursor::Paging;
 use crate::query::{
-    page_of, page_schema, store_failed, typed, typed_with_view, MinVersion, Page, PageParams,
+    page_of, page_schema, plain, store_failed, typed, typed_with_view, MinVersion, Page, PageParams,
 };
 use crate::reader::Reader;
 use crate::ReadState;
@@ -356,15 +356,6 @@ fn may_read(user: &Principal, o: &OrderDoc) -> bool {
     o.buyer_id == user.user_id || o.seller_ids.contains(&user.user_id) || user.is_admin()
 }
 
-fn order_readable(user: &Principal, o: &OrderDoc) -> Result<(), ApiError> {
-    match may_read(user, o) {
-        true => Ok(()),
-        false => Err(ApiError::forbidden(
-            "this order is neither yours nor of your products",
-        )),
-    }
-}
-
 /// One order (its buyer, the seller of an item, or an admin).
 #[utoipa::path(get, path = "/v1/orders/{order_id}", tag = "shop", params(("order_id" = String, Path), MinVersion),
     security(("bearer" = [])),
@@ -375,15 +366,15 @@ pub async fn order(
     ApiPath(order_id): ApiPath<String>,
     ApiQuery(q): ApiQuery<MinVersion>,
 ) -> Result<(HeaderMap, Json<OrderView>), (HeaderMap, ApiError)> {
-    let may_see = |o: &OrderDoc| order_readable(&user, o);
-    rs.guarded_view(
-        collections::ORDERS,
-        &order_id,
-        q.min_version,
-        "order",
-        may_see,
-    )
-    .await
+    let (headers, o, view): (_, OrderDoc, OrderView) = rs
+        .one_with_view(collections::ORDERS, &order_id, q.min_version, "order")
+        .await?;
+    if !may_read(&user, &o) {
+        return Err(plain(ApiError::forbidden(
+            "this order is neither yours nor of your products",
+        )));
+    }
+    Ok((headers, Json(view)))
 }
 
 /// `?ids=a,b,c`
