@@ -138,7 +138,9 @@ mod tests {
             BufReader::new(out)
                 .lines()
                 .map_while(Result::ok)
-                .find_map(|l| l.strip_prefix("ports ").map(str::to_owned))
+                // libtest running one test at a time (one CPU, or a CPU
+                // quota under one) prints the test's name on the same line
+                .find_map(|l| l.split_once("ports ").map(|(_, p)| p.to_owned()))
         })
         .await
         .unwrap()
