@@ -12,7 +12,7 @@ use serde_json::json;
 
 #[tokio::test]
 async fn serve_runs_the_whole_contract_and_survives_a_restart() {
-    let mut stack = Stack::embedded(&[("TESSERA_MIN_VERSION_WAIT_MS", "500")]).await;
+    let mut stack = Stack::embedded(&[]).await;
     let dir = std::path::PathBuf::from(stack.setting("TESSERA_DATA_DIR").unwrap());
     let c = Arc::clone(&stack.client);
     let ready = c.call(Method::GET, "/readyz", None, None).await;

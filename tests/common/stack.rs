@@ -91,10 +91,15 @@ pub struct Stack {
 /// Settings the end-to-end scenarios want on both modes: short waits for
 /// reads and queue admission, holds that expire within a test.
 fn scenario_env(distributed: bool) -> Vec<(&'static str, String)> {
+    // A read's wait for its version ends as soon as the version is there;
+    // it is long enough for a machine three times slower than these, where
+    // reads of a fresh stack waited out 5 s (distributed) and 500 ms
+    // (serve) for their versions. Only the one read of a version never
+    // reached waits it out.
     let (wait, ttl) = if distributed {
-        ("5000", "4")
+        ("10000", "4")
     } else {
-        ("2000", "3")
+        ("5000", "3")
     };
     vec![
         ("TESSERA_MIN_VERSION_WAIT_MS", wait.to_owned()),
