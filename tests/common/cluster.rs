@@ -63,6 +63,16 @@ impl Cluster {
         &self.stack.writers[i % 2].addr
     }
 
+    /// The error lines process `i % 2` logged.
+    fn errors_logged(&self, i: usize) -> String {
+        let logs = self.stack.writers[i % 2].logs();
+        let errors: Vec<&str> = logs
+            .lines()
+            .filter(|l| l.contains(r#""log.level":"error""#))
+            .collect();
+        errors[errors.len().saturating_sub(20)..].join("\n")
+    }
+
     pub fn token(&self, user: &str) -> String {
         self.auth.issue(user, Role::User).access_token
     }
@@ -88,7 +98,15 @@ impl Cluster {
         }
         let res = req.send().await.expect("the write API answers");
         let status = res.status();
-        (status, res.json().await.unwrap_or(Value::Null))
+        let body = res.json().await.unwrap_or(Value::Null);
+        // a 500 is never a race's answer: say what the process logged
+        assert_ne!(
+            status,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "{body}\n{}",
+            self.errors_logged(i)
+        );
+        (status, body)
     }
 
     /// Holds seat `i + 1` of `schedule` for the token's user, through
