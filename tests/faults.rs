@@ -57,7 +57,7 @@ struct Stack {
     pool: sqlx::PgPool,
     /// The version each read was last seen at: versions only grow, so a
     /// read seen at the version a later check wants is not read again.
-    seen: std::sync::Mutex<BTreeMap<(String, String), u64>>,
+    seen: BTreeMap<(String, String), u64>,
 }
 
 impl std::ops::Deref for Stack {
@@ -172,7 +172,7 @@ impl Stack {
     /// stack took 35 s to heal from a paused broker and over 30 s from one
     /// restarted empty; 22 s from each with this check.
     async fn recovered(
-        &self,
+        &mut self,
         load: &Load,
         until: Instant,
         bound: Duration,
@@ -186,19 +186,17 @@ impl Stack {
                 *v = (*v).max(version);
             }
         }
-        let mut unseen: Vec<((String, String), u64)> = {
-            let seen = self.seen.lock().unwrap();
-            wanted
-                .into_iter()
-                .filter(|(key, version)| seen.get(key).is_none_or(|s| s < version))
-                .collect()
-        };
+        let mut unseen: Vec<((String, String), u64)> = wanted
+            .into_iter()
+            .filter(|(key, version)| self.seen.get(key).is_none_or(|s| s < version))
+            .collect();
         while !unseen.is_empty() {
             let round: Vec<_> = unseen.drain(..unseen.len().min(ROUND)).collect();
+            let this = &*self;
             let read =
                 futures::future::join_all(round.into_iter().map(|(key, version)| async move {
-                    let seen = self
-                        .try_get(&self.client.read, &key.0, Some(&key.1))
+                    let seen = this
+                        .try_get(&this.client.read, &key.0, Some(&key.1))
                         .await
                         .and_then(|(status, body, _, _)| {
                             (status == StatusCode::OK)
@@ -208,19 +206,20 @@ impl Stack {
                     (key, version, seen)
                 }))
                 .await;
-            let mut behind = Vec::new();
+            let (mut behind, mut again) = (Vec::new(), Vec::new());
             for (key, version, seen) in read {
                 match seen {
                     Some(s) if s >= version => {
-                        self.seen.lock().unwrap().insert(key, s);
+                        self.seen.insert(key, s);
                     }
                     _ => {
                         behind.push(format!("{}: {seen:?} < {version}", key.0));
-                        // read first again next round
-                        unseen.insert(0, (key, version));
+                        again.push((key, version));
                     }
                 }
             }
+            // the ones still behind are read first next round
+            unseen.splice(0..0, again);
             if behind.is_empty() {
                 continue;
             }
